@@ -1,0 +1,135 @@
+"""Compile bound formula nodes to polars expressions: row level, aggregates, and aggregate level."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping
+
+import polars as pl
+
+from .formula import BinOp, Bool, Call, Column, InList, IsNull, Node, Null, Number, String, Unary
+from .resolve import DURATION_FUNCS, Agg, MetricFunction, Previous
+
+_INT_TYPES = (pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32, pl.UInt64, pl.Boolean)
+
+
+def safe_divide(left: pl.Expr, right: pl.Expr) -> pl.Expr:
+    """``left / right`` that is null (never inf or NaN) when ``right`` is zero or null."""
+    return pl.when(right != 0).then(left.cast(pl.Float64) / right.cast(pl.Float64)).otherwise(None)
+
+
+def _binary(op: str, left: pl.Expr, right: pl.Expr) -> pl.Expr:
+    if op == "/":
+        return safe_divide(left, right)
+    if op == "%":
+        return pl.when(right != 0).then(left % right).otherwise(None)
+    return {
+        "+": lambda: left + right, "-": lambda: left - right, "*": lambda: left * right,
+        "==": lambda: left == right, "!=": lambda: left != right, "<": lambda: left < right,
+        "<=": lambda: left <= right, ">": lambda: left > right, ">=": lambda: left >= right,
+        "and": lambda: left & right, "or": lambda: left | right,
+    }[op]()
+
+
+def _literal(node: Node) -> object:
+    if isinstance(node, Number | String | Bool):
+        return node.value
+    if isinstance(node, Call) and node.func == "date":
+        return dt.date.fromisoformat(node.args[0].value)  # type: ignore[attr-defined]
+    if isinstance(node, Call) and node.func == "datetime":
+        return dt.datetime.fromisoformat(node.args[0].value)  # type: ignore[attr-defined]
+    return None
+
+
+def row_expr(node: Node) -> pl.Expr:
+    """A row-level node (columns, constants, operators, row functions) as a polars expression."""
+    if isinstance(node, Column):
+        return pl.col(node.column)
+    if isinstance(node, Number | String | Bool) or (isinstance(node, Call) and node.func in ("date", "datetime")):
+        return pl.lit(_literal(node))
+    if isinstance(node, Null):
+        return pl.lit(None)
+    if isinstance(node, BinOp):
+        return _binary(node.op, row_expr(node.left), row_expr(node.right))
+    if isinstance(node, Unary):
+        inner = row_expr(node.operand)
+        return ~inner if node.op == "not" else -inner
+    if isinstance(node, IsNull):
+        inner = row_expr(node.operand)
+        return inner.is_not_null() if node.negated else inner.is_null()
+    if isinstance(node, InList):
+        values = [_literal(i) for i in node.items if not isinstance(i, Null)]
+        inner = row_expr(node.operand)
+        test = inner.is_in(values)
+        if any(isinstance(i, Null) for i in node.items):
+            test = test | inner.is_null()
+        return ~test if node.negated else test
+    if isinstance(node, Call):
+        return _scalar_call(node, row_expr)
+    raise TypeError(f"not a row-level node: {node!r}")
+
+
+def _scalar_call(node: Call, compile_arg: Callable[[Node], pl.Expr]) -> pl.Expr:
+    args = [compile_arg(a) for a in node.args]
+    if node.func in DURATION_FUNCS:
+        return args[0].dt.total_microseconds().cast(pl.Float64) / (1e6 * DURATION_FUNCS[node.func])
+    if node.func == "abs":
+        return args[0].abs()
+    if node.func == "round":
+        digits = int(node.args[1].value) if len(node.args) > 1 else 0  # type: ignore[attr-defined]
+        return args[0].cast(pl.Float64).round(digits)
+    if node.func == "coalesce":
+        return pl.coalesce(args)
+    raise TypeError(f"unknown function {node.func}")
+
+
+def agg_expr(agg: Agg, schema: pl.Schema, functions: Mapping[str, MetricFunction]) -> pl.Expr:
+    """One aggregate as a polars expression for ``group_by(...).agg``; sums of integers are Int64."""
+    cond = row_expr(agg.where).fill_null(False) if agg.where is not None else None
+    if not agg.args:  # count(source)
+        return (cond.sum() if cond is not None else pl.len()).cast(pl.Int64)
+    args = [row_expr(a) for a in agg.args]
+    value = args[0]
+    if cond is not None:
+        args = [a.filter(cond) if not isinstance(n, Number) else a for a, n in zip(args, agg.args, strict=True)]
+        value = args[0]
+    func = agg.func
+    if func == "sum":
+        dtype = pl.LazyFrame(schema=schema).select(row_expr(agg.args[0])).collect_schema().dtypes()[0]
+        return value.cast(pl.Int64 if isinstance(dtype, _INT_TYPES) else pl.Float64).sum()
+    if func == "count":
+        return value.count().cast(pl.Int64)
+    if func == "count_distinct":
+        return value.drop_nulls().n_unique().cast(pl.Int64)
+    if func == "median":
+        return value.cast(pl.Float64).median()
+    if func in ("min", "max"):
+        return getattr(value.cast(pl.Float64), func)()
+    if func == "quantile":
+        return value.cast(pl.Float64).quantile(float(agg.args[1].value), interpolation="linear")  # type: ignore[attr-defined]
+    return functions[func].build(*args).cast(pl.Float64)
+
+
+def rollup_expr(how: str, column: str) -> pl.Expr:
+    """Combine per-dimension results of an additive aggregate into a total."""
+    return getattr(pl.col(column), how)()
+
+
+def kpi_expr(node: Node, column_of: Callable[[Agg], str], dims: tuple[str, ...]) -> pl.Expr:
+    """An aggregate-level node over a frame with one column per aggregate, sorted by period within dims."""
+    if isinstance(node, Agg):
+        return pl.col(column_of(node))
+    if isinstance(node, Number):
+        return pl.lit(float(node.value))
+    if isinstance(node, Null):
+        return pl.lit(None, dtype=pl.Float64)
+    if isinstance(node, BinOp):
+        return _binary(node.op, kpi_expr(node.left, column_of, dims), kpi_expr(node.right, column_of, dims))
+    if isinstance(node, Unary):
+        return -kpi_expr(node.operand, column_of, dims)
+    if isinstance(node, Previous):
+        inner = kpi_expr(node.expr, column_of, dims).shift(node.n)
+        return inner.over(dims) if dims else inner
+    if isinstance(node, Call):
+        return _scalar_call(node, lambda a: kpi_expr(a, column_of, dims))
+    raise TypeError(f"not an aggregate-level node: {node!r}")

@@ -1,0 +1,113 @@
+"""Calendar arithmetic: which period a row falls in, period labels, ranges, and as-of cut-offs.
+
+Rows are bucketed on their local wall-clock date in the spec's time zone, so DST changes never move a row
+to the wrong day; naive timestamps are taken as UTC.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+import polars as pl
+
+from .spec import Calendar, Grain
+
+_MONTHS_PER = {Grain.MONTH: 1, Grain.QUARTER: 3, Grain.YEAR: 12}
+_TRUNC = {Grain.DAY: "1d", Grain.WEEK: "1w", Grain.MONTH: "1mo", Grain.QUARTER: "1q", Grain.YEAR: "1y"}
+
+
+def local_date(expr: pl.Expr, dtype: pl.DataType, tz: str) -> pl.Expr:
+    """The local calendar date of a timestamp (or date) column in time zone ``tz``."""
+    if isinstance(dtype, pl.Date):
+        return expr
+    if isinstance(dtype, pl.Datetime):
+        if dtype.time_zone is None:
+            expr = expr.dt.replace_time_zone("UTC")
+        return expr.dt.convert_time_zone(tz).dt.date()
+    raise TypeError(f"not a temporal type: {dtype}")
+
+
+def period_start(date: pl.Expr, grain: Grain, cal: Calendar) -> pl.Expr:
+    """The first day of the period containing each date, honouring week start and fiscal year start."""
+    if grain is Grain.DAY:
+        return date
+    if grain is Grain.WEEK:
+        if cal.week_start == 0:
+            return date.dt.truncate("1w")
+        shift = f"{cal.week_start}d"
+        return date.dt.offset_by(f"-{shift}").dt.truncate("1w").dt.offset_by(shift)
+    if grain is Grain.MONTH or cal.fiscal_year_start == 1:
+        return date.dt.truncate(_TRUNC[grain])
+    shift = f"{cal.fiscal_year_start - 1}mo"
+    return date.dt.offset_by(f"-{shift}").dt.truncate(_TRUNC[grain]).dt.offset_by(shift)
+
+
+def start_of(day: dt.date, grain: Grain, cal: Calendar) -> dt.date:
+    """Python twin of :func:`period_start` for one date."""
+    if grain is Grain.DAY:
+        return day
+    if grain is Grain.WEEK:
+        return day - dt.timedelta(days=(day.weekday() - cal.week_start) % 7)
+    if grain is Grain.MONTH:
+        return day.replace(day=1)
+    months = _MONTHS_PER[grain]
+    index = (day.year * 12 + day.month - 1) - (cal.fiscal_year_start - 1)
+    index -= index % months
+    index += cal.fiscal_year_start - 1
+    return dt.date(index // 12, index % 12 + 1, 1)
+
+
+def shift(start: dt.date, grain: Grain, n: int = 1) -> dt.date:
+    """The start of the period ``n`` periods after the one starting at ``start`` (n may be negative)."""
+    if grain is Grain.DAY:
+        return start + dt.timedelta(days=n)
+    if grain is Grain.WEEK:
+        return start + dt.timedelta(weeks=n)
+    index = start.year * 12 + start.month - 1 + n * _MONTHS_PER[grain]
+    return dt.date(index // 12, index % 12 + 1, 1)
+
+
+def period_range(first: dt.date, last: dt.date, grain: Grain, cal: Calendar) -> list[dt.date]:
+    """Starts of every period from the one containing ``first`` to the one containing ``last``."""
+    out, cur, end = [], start_of(first, grain, cal), start_of(last, grain, cal)
+    while cur <= end:
+        out.append(cur)
+        cur = shift(cur, grain)
+    return out
+
+
+def label(start: dt.date, grain: Grain, cal: Calendar) -> str:
+    """Human label of a period: 2026-04-01, 2026-W14, 2026-04, 2026-Q2, 2026 (FY2027-Q1 with a fiscal year)."""
+    if grain is Grain.DAY:
+        return start.isoformat()
+    if grain is Grain.WEEK:
+        monday = start + dt.timedelta(days=(7 - start.weekday()) % 7)
+        year, week, _ = monday.isocalendar()
+        return f"{year}-W{week:02d}"
+    if grain is Grain.MONTH:
+        return f"{start.year}-{start.month:02d}"
+    fy = cal.fiscal_year_start
+    if fy == 1:
+        return f"{start.year}-Q{(start.month - 1) // 3 + 1}" if grain is Grain.QUARTER else str(start.year)
+    fiscal_year = start.year + (1 if start.month >= fy else 0)
+    if grain is Grain.YEAR:
+        return f"FY{fiscal_year}"
+    quarter = ((start.month - fy) % 12) // 3 + 1
+    return f"FY{fiscal_year}-Q{quarter}"
+
+
+def local_midnight(day: dt.date, tz: str) -> dt.datetime:
+    """The instant a local day starts, as an aware datetime in ``tz``."""
+    return dt.datetime.combine(day, dt.time(), ZoneInfo(tz))
+
+
+def bound_literal(day: dt.date, dtype: pl.DataType, tz: str) -> pl.Expr:
+    """The start of local ``day`` as a literal comparable with a column of ``dtype`` (for pushdown)."""
+    if isinstance(dtype, pl.Date):
+        return pl.lit(day, dtype=pl.Date)
+    instant = local_midnight(day, tz)
+    if dtype.time_zone is None:  # type: ignore[attr-defined]
+        naive_utc = instant.astimezone(dt.UTC).replace(tzinfo=None)
+        return pl.lit(naive_utc, dtype=pl.Datetime(dtype.time_unit))  # type: ignore[attr-defined]
+    return pl.lit(instant.astimezone(ZoneInfo(dtype.time_zone))).cast(dtype)  # type: ignore[attr-defined]

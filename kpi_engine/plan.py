@@ -1,0 +1,227 @@
+"""Planning: bound KPIs -> one explicit plan per run.
+
+Per source the plan says which columns to read, which time window, which row filter may be pushed down,
+and which (grain, dimensions) groups to aggregate with which aggregates, deduplicated across KPIs. A
+connector may execute its part itself; ``execute.py`` runs the whole plan through polars.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from . import periods
+from .formula import BinOp, Call, Column, Node, Unary, to_source, walk
+from .resolve import Agg, BoundKpi, MetricFunction, Previous
+from .spec import Calendar, Grain, SourceSpec
+
+ROLLUPS = {"sum": "sum", "count": "sum", "min": "min", "max": "max"}
+ZERO_WHEN_EMPTY = {"sum", "count", "count_distinct"}
+
+
+@dataclass(frozen=True)
+class Window:
+    """The run's time window: data up to the end of ``as_of`` (local), periods shown from ``start`` to ``end``."""
+
+    as_of: dt.date
+    start: dt.date | None = None
+    end: dt.date | None = None
+
+    @property
+    def last_day(self) -> dt.date:
+        return min(self.as_of, self.end) if self.end else self.as_of
+
+
+@dataclass(frozen=True)
+class AggRequest:
+    id: str  # output column of the group, unique in the plan
+    agg: Agg
+    fill: float | None  # value of a period with data but no matching rows
+    rollup: str | None  # how a total derives from per-dimension results; None: aggregate the rows again
+    rows_id: str  # the group's count of rows matching this aggregate's filter
+
+
+@dataclass
+class GroupRequest:
+    """One ``group_by(period, *dims)`` over a source, with every aggregate any KPI needs from it."""
+
+    source: str
+    grain: Grain
+    dims: tuple[str, ...]
+    aggs: dict[str, AggRequest] = field(default_factory=dict)  # by Agg.key
+    row_filters: dict[str, tuple[str, Node | None]] = field(default_factory=dict)  # filter text -> (id, filter)
+    derive_from: tuple[Grain, tuple[str, ...]] | None = None  # totals rolled up from this group's result
+
+    @property
+    def key(self) -> tuple[Grain, tuple[str, ...]]:
+        return self.grain, self.dims
+
+
+@dataclass
+class SourcePlan:
+    """Everything read from one source in this run: one scan, shared by all its groups."""
+
+    source: SourceSpec
+    schema: pl.Schema
+    columns: set[str] = field(default_factory=set)
+    lower: dt.date | None = None  # first local day needed (None: from the earliest row)
+    upper: dt.date | None = None  # first local day not needed (exclusive)
+    groups: dict[tuple[Grain, tuple[str, ...]], GroupRequest] = field(default_factory=dict)
+    prefilter: Node | None = None  # OR of all filters, when every aggregate of the source is filtered
+
+
+@dataclass(frozen=True)
+class KpiPlan:
+    """One KPI's part of the plan: its aggregate-level expression and the periods to show."""
+
+    kpi: BoundKpi
+    expr: Node  # aggregate level; each Agg is a column of its source's group at this grain
+    first: dt.date | None  # first period shown (None: from the earliest data)
+    last: dt.date  # last period shown
+
+    @property
+    def id(self) -> str:
+        return self.kpi.spec.id
+
+
+@dataclass
+class Plan:
+    calendar: Calendar
+    window: Window
+    sources: dict[str, SourcePlan]
+    kpis: list[KpiPlan]
+
+    def describe(self) -> str:
+        """A readable dump of the plan (``kpi run --explain``)."""
+        lines = [f"as of {self.window.as_of}"]
+        for name, sp in self.sources.items():
+            lines.append(f"source {name} ({sp.source.connector}): columns {sorted(sp.columns)}, "
+                         f"days [{sp.lower or '-inf'}, {sp.upper}), prefilter: {to_source(sp.prefilter) if sp.prefilter else '-'}")
+            for g in sp.groups.values():
+                how = f"rolled up from {g.derive_from[0]} x {list(g.derive_from[1])}" if g.derive_from else "group_by"
+                lines.append(f"  {g.grain} x {list(g.dims)}: {how}")
+                for a in g.aggs.values():
+                    lines.append(f"    {a.id} = {a.agg.key}")
+        return "\n".join(lines)
+
+
+def decompose_means(node: Node) -> Node:
+    """mean(x) -> sum(x) / count(x): ratios are recomputed from additive aggregates at every grain."""
+    if isinstance(node, Agg) and node.func == "mean":
+        total = dataclasses.replace(node, func="sum")
+        count = dataclasses.replace(node, func="count")
+        return BinOp("/", total, count, span=node.span)
+    if isinstance(node, BinOp):
+        return dataclasses.replace(node, left=decompose_means(node.left), right=decompose_means(node.right))
+    if isinstance(node, Unary):
+        return dataclasses.replace(node, operand=decompose_means(node.operand))
+    if isinstance(node, Previous):
+        return dataclasses.replace(node, expr=decompose_means(node.expr))
+    if isinstance(node, Call):
+        return dataclasses.replace(node, args=tuple(decompose_means(a) for a in node.args))
+    return node
+
+
+def aggregates_of(node: Node) -> list[Agg]:
+    out: list[Agg] = []
+    if isinstance(node, Agg):
+        return [node]
+    if isinstance(node, BinOp):
+        return aggregates_of(node.left) + aggregates_of(node.right)
+    if isinstance(node, Unary):
+        return aggregates_of(node.operand)
+    if isinstance(node, Previous):
+        return aggregates_of(node.expr)
+    if isinstance(node, Call):
+        for a in node.args:
+            out += aggregates_of(a)
+    return out
+
+
+def columns_of(agg: Agg) -> set[str]:
+    cols = set()
+    for part in (*agg.args, *([agg.where] if agg.where is not None else [])):
+        cols.update(n.column for n in walk(part) if isinstance(n, Column))
+    return cols
+
+
+def build_plan(kpis: Iterable[BoundKpi], sources: Mapping[str, SourceSpec], schemas: Mapping[str, pl.Schema],
+               calendar: Calendar, window: Window, functions: Mapping[str, MetricFunction]) -> Plan:
+    """Plan a run: KPIs' aggregates are deduplicated and grouped per source, grain and dimensions."""
+    plan = Plan(calendar, window, {}, [])
+    counter = iter(range(1_000_000_000))
+    last = window.last_day
+    for kpi in kpis:
+        spec = kpi.spec
+        grain, dims = spec.grain, spec.dimensions
+        expr = decompose_means(kpi.expr)
+        shown_first = periods.start_of(window.start, grain, calendar) if window.start else None
+        lookback_first = periods.shift(shown_first, grain, -kpi.lookback) if shown_first else None
+        upper = periods.shift(periods.start_of(last, grain, calendar), grain, 1)
+        upper = min(upper, window.as_of + dt.timedelta(days=1))
+        for agg in aggregates_of(expr):
+            sp = plan.sources.get(agg.source)
+            if sp is None:
+                sp = plan.sources[agg.source] = SourcePlan(sources[agg.source], schemas[agg.source])
+                sp.columns.add(sp.source.time)
+                sp.lower = lookback_first
+                sp.upper = upper
+            else:
+                if sp.lower is not None:
+                    sp.lower = None if lookback_first is None else min(sp.lower, lookback_first)
+                sp.upper = max(sp.upper or upper, upper)
+            sp.columns.update(dims)
+            sp.columns.update(columns_of(agg))
+            for group_dims in {dims, ()}:
+                group = sp.groups.setdefault((grain, group_dims), GroupRequest(agg.source, grain, group_dims))
+                request = group.aggs.get(agg.key)
+                if request is None:
+                    filter_key = to_source(agg.where) if agg.where is not None else ""
+                    if filter_key not in group.row_filters:
+                        group.row_filters[filter_key] = (f"n{next(counter)}", agg.where)
+                    fill = 0.0 if agg.func in ZERO_WHEN_EMPTY else (functions[agg.func].fill if agg.func in functions else None)
+                    request = AggRequest(f"a{next(counter)}", agg, fill, ROLLUPS.get(agg.func),
+                                         group.row_filters[filter_key][0])
+                    group.aggs[agg.key] = request
+        plan.kpis.append(KpiPlan(kpi, expr, shown_first, periods.start_of(last, grain, calendar)))
+    for sp in plan.sources.values():
+        _plan_rollups(sp)
+        _plan_prefilter(sp)
+    return plan
+
+
+def _plan_rollups(sp: SourcePlan) -> None:
+    """A total group whose aggregates all roll up (sums, counts, min, max) is derived, not re-aggregated."""
+    for (grain, dims), group in sp.groups.items():
+        if dims:
+            continue
+        for (g2, d2), finer in sp.groups.items():
+            if g2 == grain and d2 and all(
+                    key in finer.aggs and finer.aggs[key].rollup for key in group.aggs):
+                group.derive_from = (g2, d2)
+                # totals reuse the finer group's column ids so that evaluation reads one naming
+                group.aggs = {k: dataclasses.replace(finer.aggs[k]) for k in group.aggs}
+                group.row_filters = {k: v for k, v in finer.row_filters.items()
+                                     if v[0] in {a.rows_id for a in group.aggs.values()}}
+                break
+
+
+def _plan_prefilter(sp: SourcePlan) -> None:
+    filters = []
+    for group in sp.groups.values():
+        for request in group.aggs.values():
+            if request.agg.where is None:
+                return
+            filters.append(request.agg.where)
+    unique = list({to_source(f): f for f in filters}.values())
+    if not unique:
+        return
+    combined = unique[0]
+    for f in unique[1:]:
+        combined = BinOp("or", combined, f)
+    sp.prefilter = combined
+    sp.columns.update(n.column for f in unique for n in walk(f) if isinstance(n, Column))

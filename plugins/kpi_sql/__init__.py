@@ -1,0 +1,169 @@
+"""First-party `sql` connector: SQLite (standard library), DuckDB, and any database polars reads by URI.
+
+Only the columns the plan needs are selected, and the time window is pushed into the WHERE clause as
+query parameters (widened by a day, since the engine filters exactly afterwards). Identifiers are quoted,
+never pasted in raw.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from kpi_engine import hookimpl
+from kpi_engine.connectors import Connector, Env, ScanRequest, data_error, source_path
+from kpi_engine.errors import Diagnostic, KpiError
+from kpi_engine.spec import SourceSpec
+
+_SQLITE_TYPES = (("INT", pl.Int64), ("BOOL", pl.Boolean), ("REAL", pl.Float64), ("FLOA", pl.Float64),
+                 ("DOUB", pl.Float64), ("NUM", pl.Float64), ("DEC", pl.Float64), ("TIMESTAMP", pl.Datetime("us")),
+                 ("DATETIME", pl.Datetime("us")), ("DATE", pl.Date), ("CHAR", pl.String), ("TEXT", pl.String),
+                 ("CLOB", pl.String))
+
+
+def quote(name: str) -> str:
+    """A SQL identifier, double-quoted with embedded quotes doubled."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+class SqlConnector(Connector):
+    name = "sql"
+    description = "A table or query of a SQL database: SQLite file, DuckDB file, or any URI polars reads."
+    options_schema = {
+        "properties": {
+            "path": {"type": "string", "description": "SQLite (or .duckdb) database file, relative to the spec file."},
+            "url": {"type": "string", "description": "Database URI, e.g. sqlite:///crm.db, duckdb:///x.duckdb, postgresql://..."},
+            "table": {"type": "string"},
+            "query": {"type": "string", "description": "A SELECT whose rows are the source (instead of `table`)."},
+        },
+        "required": [],
+    }
+
+    # -- connection -------------------------------------------------------------------------------
+    def _target(self, source: SourceSpec, env: Env) -> tuple[str, str]:
+        opts = source.options
+        if ("path" in opts) == ("url" in opts):
+            raise KpiError(Diagnostic(f"source `{source.name}` needs exactly one of `path` or `url`", source.loc()))
+        if ("table" in opts) == ("query" in opts):
+            raise KpiError(Diagnostic(f"source `{source.name}` needs exactly one of `table` or `query`", source.loc(),
+                                      hint="table: orders   or   query: SELECT ... FROM orders"))
+        if "path" in opts:
+            path = source_path(source, env)
+            return ("duckdb" if path.endswith((".duckdb", ".ddb")) else "sqlite"), path
+        url = str(opts["url"])
+        for scheme in ("sqlite", "duckdb"):
+            if url.startswith(f"{scheme}:///"):
+                path = Path(url[len(scheme) + 4:])
+                if not path.is_absolute():
+                    path = source.base_dir / path
+                if not path.exists():
+                    raise KpiError(Diagnostic(f"database file `{path}` of source `{source.name}` does not exist", source.loc("url")))
+                return scheme, str(path)
+        return "uri", url
+
+    def _from(self, source: SourceSpec) -> str:
+        opts = source.options
+        return quote(opts["table"]) if "table" in opts else f"({opts['query']}) AS kpi_src"
+
+    def _read(self, source: SourceSpec, env: Env, sql: str, params: list[Any]) -> pl.DataFrame:
+        kind, target = self._target(source, env)
+        try:
+            if kind == "sqlite":
+                con = sqlite3.connect(f"file:{target}?mode=ro", uri=True)
+                try:
+                    cur = con.execute(sql, params)
+                    names = [d[0] for d in cur.description]
+                    rows = cur.fetchall()
+                finally:
+                    con.close()
+                return pl.DataFrame(rows, schema=names, orient="row", infer_schema_length=None)
+            if kind == "duckdb":
+                import duckdb
+
+                with duckdb.connect(target, read_only=True) as con:
+                    return con.execute(sql, params).pl()
+            if params:
+                raise AssertionError("URI databases get no parameters")
+            return pl.read_database_uri(sql, target)
+        except KpiError:
+            raise
+        except Exception as exc:
+            raise data_error(source, exc, "cannot query") from None
+
+    # -- connector API ----------------------------------------------------------------------------
+    def schema(self, source: SourceSpec, env: Env) -> pl.Schema:
+        kind, target = self._target(source, env)
+        if kind == "sqlite" and "table" in source.options:
+            con = sqlite3.connect(f"file:{target}?mode=ro", uri=True)
+            try:
+                info = con.execute(f"PRAGMA table_info({quote(source.options['table'])})").fetchall()
+            except sqlite3.Error as exc:
+                raise data_error(source, exc, "cannot query") from None
+            finally:
+                con.close()
+            if not info:
+                raise KpiError(Diagnostic(f"table `{source.options['table']}` not found in {target}", source.loc("table")))
+            return pl.Schema({row[1]: _sqlite_type(row[2]) for row in info})
+        sample = self._read(source, env, f"SELECT * FROM {self._from(source)} LIMIT 1000", [])
+        return sample.schema
+
+    def scan(self, source: SourceSpec, request: ScanRequest, env: Env) -> pl.LazyFrame:
+        kind, _ = self._target(source, env)
+        cols = ", ".join(quote(c) for c in request.columns) or "*"
+        sql = f"SELECT {cols} FROM {self._from(source)}"
+        params: list[Any] = []
+        if kind != "uri":
+            clauses = []
+            day = dt.timedelta(days=1)
+            if request.start is not None:
+                clauses.append(f"{quote(request.time_column)} >= ?")
+                params.append(_sql_time(request.start - day, kind))
+            if request.end is not None:
+                clauses.append(f"{quote(request.time_column)} < ?")
+                params.append(_sql_time(request.end + day, kind))
+            if clauses:
+                sql += " WHERE " + " AND ".join(clauses)
+        frame = self._read(source, env, sql, params)
+        schema = self.schema(source, env) if kind == "sqlite" else None
+        if schema is not None:
+            frame = _coerce(frame, schema)
+        return frame.lazy()
+
+
+def _sql_time(instant: dt.datetime, kind: str) -> Any:
+    naive = instant.astimezone(dt.UTC).replace(tzinfo=None)
+    return naive.strftime("%Y-%m-%d %H:%M:%S") if kind == "sqlite" else naive
+
+
+def _sqlite_type(declared: str) -> pl.DataType:
+    upper = declared.upper()
+    for marker, dtype in _SQLITE_TYPES:
+        if marker in upper:
+            return dtype  # type: ignore[return-value]
+    return pl.String()
+
+
+def _coerce(frame: pl.DataFrame, schema: pl.Schema) -> pl.DataFrame:
+    """SQLite stores dates as text and booleans as integers: give the columns their declared types."""
+    exprs = []
+    for name in frame.columns:
+        want = schema.get(name)
+        have = frame.schema[name]
+        if want is None or have == want:
+            continue
+        col = pl.col(name)
+        if isinstance(want, pl.Datetime | pl.Date) and have == pl.String:
+            parsed = col.str.to_datetime(strict=True, time_unit="us")
+            exprs.append((parsed.dt.date() if isinstance(want, pl.Date) else parsed).alias(name))
+        else:
+            exprs.append(col.cast(want, strict=True))
+    return frame.with_columns(exprs) if exprs else frame
+
+
+@hookimpl
+def register_connectors(register) -> None:  # type: ignore[no-untyped-def]
+    register(SqlConnector())
