@@ -195,19 +195,25 @@ def build_plan(kpis: Iterable[BoundKpi], sources: Mapping[str, SourceSpec], sche
 
 
 def _plan_rollups(sp: SourcePlan) -> None:
-    """A total group whose aggregates all roll up (sums, counts, min, max) is derived, not re-aggregated."""
+    """A total group whose aggregates all roll up (sums, counts, min, max) is derived from a per-dimension
+    group of the same grain instead of aggregating the rows a second time; missing aggregates are added to
+    that group, which costs one more column in a group_by that runs anyway."""
     for (grain, dims), group in sp.groups.items():
-        if dims:
+        if dims or not all(r.rollup for r in group.aggs.values()):
             continue
-        for (g2, d2), finer in sp.groups.items():
-            if g2 == grain and d2 and all(
-                    key in finer.aggs and finer.aggs[key].rollup for key in group.aggs):
-                group.derive_from = (g2, d2)
-                # totals reuse the finer group's column ids so that evaluation reads one naming
-                group.aggs = {k: dataclasses.replace(finer.aggs[k]) for k in group.aggs}
-                group.row_filters = {k: v for k, v in finer.row_filters.items()
-                                     if v[0] in {a.rows_id for a in group.aggs.values()}}
-                break
+        finer = next((g for (g2, d2), g in sp.groups.items() if g2 == grain and d2), None)
+        if finer is None:
+            continue
+        for key, request in group.aggs.items():
+            if key not in finer.aggs:
+                filter_key = to_source(request.agg.where) if request.agg.where is not None else ""
+                if filter_key not in finer.row_filters:
+                    finer.row_filters[filter_key] = group.row_filters[filter_key]
+                finer.aggs[key] = dataclasses.replace(request, rows_id=finer.row_filters[filter_key][0])
+        group.derive_from = finer.key
+        group.aggs = {k: finer.aggs[k] for k in group.aggs}
+        wanted = {a.rows_id for a in group.aggs.values()}
+        group.row_filters = {k: v for k, v in finer.row_filters.items() if v[0] in wanted}
 
 
 def _plan_prefilter(sp: SourcePlan) -> None:

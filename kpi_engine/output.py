@@ -1,0 +1,156 @@
+"""Writing results: the stable JSON shape, long CSV/Parquet tables, and terminal tables; always atomically."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from .api import Result
+from .errors import Diagnostic, KpiError, Location
+from .spec import Unit
+
+FORMATS = ("table", "json", "csv", "parquet")
+
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Write via a temp file in the same folder, then rename: a killed run never leaves half a file."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+    except OSError as exc:
+        raise KpiError(Diagnostic(f"cannot write {path}: {exc.strerror}", Location(str(path)),
+                                  hint="check the folder exists and is writable")) from None
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise KpiError(Diagnostic(f"cannot write {path}: {exc.strerror}", Location(str(path)))) from None
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _number(value: float | None, unit: Unit) -> float | int | None:
+    if value is None or (isinstance(value, float) and (math.isnan(value) or math.isinf(value))):
+        return None
+    if unit is Unit.COUNT and float(value).is_integer():
+        return int(value)
+    return value
+
+
+def to_json_dict(result: Result, engine_version: str = "") -> dict[str, Any]:
+    """The documented JSON shape of `kpi run --format json`."""
+    kpis = []
+    for kpi_id, frame in result.series.items():
+        spec = result.project.kpis[kpi_id]
+        series = []
+        for row in frame.iter_rows(named=True):
+            dims = {} if row["is_total"] else {d: row[d] for d in spec.dimensions}
+            series.append({"period": row["period"], "start": row["start"].isoformat(), "end": row["end"].isoformat(),
+                           "complete": row["complete"], "has_data": row["has_data"], "dims": dims,
+                           "value": _number(row["value"], spec.unit)})
+        kpis.append({"id": kpi_id, "name": spec.name, "description": spec.description, "owner": spec.owner,
+                     "unit": spec.unit.value, "grain": spec.grain.value, "dimensions": list(spec.dimensions),
+                     "formula": spec.formula.strip(), "series": series})
+    return {
+        "as_of": result.as_of.isoformat(),
+        "timezone": result.project.calendar.timezone,
+        "engine_version": engine_version,
+        "spec_hash": result.project.spec_hash,
+        "sources": {name: (d.isoformat() if d else None) for name, d in result.freshness.items()},
+        "kpis": kpis,
+    }
+
+
+def long_frame(result: Result) -> pl.DataFrame:
+    """All KPIs in one long table: kpi, period, start, end, complete, has_data, is_total, dims..., value."""
+    parts = [frame.with_columns(pl.lit(kpi_id).alias("kpi"), pl.lit(result.project.kpis[kpi_id].unit.value).alias("unit"))
+             for kpi_id, frame in result.series.items()]
+    frame = pl.concat(parts, how="diagonal_relaxed")
+    dims = sorted(set(frame.columns) - {"kpi", "unit", "value", "period", "start", "end", "complete", "has_data", "is_total"})
+    return frame.select("kpi", "unit", "period", "start", "end", "complete", "has_data", "is_total", *dims, "value")
+
+
+def write_result(result: Result, fmt: str, output: Path | None, engine_version: str = "",
+                 console_width: int | None = None) -> str | None:
+    """Write ``result`` as ``fmt`` to ``output`` (atomically) or return the text for stdout."""
+    if fmt == "json":
+        text = json.dumps(to_json_dict(result, engine_version), indent=2, ensure_ascii=False, default=_default) + "\n"
+    elif fmt == "csv":
+        text = long_frame(result).write_csv()
+    elif fmt == "parquet":
+        if output is None:
+            raise KpiError(Diagnostic("parquet output needs a file", hint="add -o results.parquet"))
+        frame = long_frame(result)
+        atomic_write(output, lambda p: frame.write_parquet(p))
+        return None
+    else:
+        text = render_table(result, console_width)
+    if output is None:
+        return text
+    atomic_write(output, lambda p: p.write_text(text, encoding="utf-8"))
+    return None
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    raise TypeError(type(value).__name__)
+
+
+def format_value(value: float | None, unit: Unit) -> str:
+    """A value as a person reads it: 2.31%, 1,234.50, 1,234, 12.5 min."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if unit is Unit.PERCENT:
+        return f"{value:,.2f}%"
+    if unit is Unit.CURRENCY:
+        return f"{value:,.2f}"
+    if unit is Unit.COUNT:
+        return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.2f}"
+    suffix = {Unit.MINUTES: " min", Unit.SECONDS: " s", Unit.HOURS: " h", Unit.DAYS: " d"}.get(unit, "")
+    return f"{value:,.3g}{suffix}" if abs(value) < 1 else f"{value:,.2f}{suffix}"
+
+
+def render_table(result: Result, width: int | None = None) -> str:
+    """Terminal tables, one per KPI: periods down, dimension values across, total last."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=width or 120, record=True, force_terminal=False, color_system=None, file=open(os.devnull, "w"))
+    for kpi_id, frame in result.series.items():
+        spec = result.project.kpis[kpi_id]
+        console.print(f"{spec.name} ({kpi_id}) · {spec.unit.value} · per {spec.grain.value}", markup=False)
+        table = Table()
+        table.add_column("period")
+        if spec.dimensions:
+            labels = frame.filter(~pl.col("is_total")).select(spec.dimensions).unique().sort(spec.dimensions, nulls_last=True)
+            keys = [tuple(r) for r in labels.iter_rows()]
+            for key in keys:
+                table.add_column(" / ".join("∅" if v is None else str(v) for v in key), justify="right")
+            table.add_column("total", justify="right", style="bold")
+        else:
+            keys = []
+            table.add_column("value", justify="right")
+        for (period,), rows in frame.group_by(["period"], maintain_order=True):
+            by_key = {tuple(r[d] for d in spec.dimensions): r for r in rows.filter(~pl.col("is_total")).iter_rows(named=True)}
+            total = rows.filter(pl.col("is_total")).row(0, named=True)
+            mark = "" if total["complete"] else " (partial)"
+            if not total["has_data"]:
+                mark += " (no data)"
+            cells = [format_value(by_key[k]["value"], spec.unit) if k in by_key else "" for k in keys]
+            table.add_row(f"{period}{mark}", *cells, format_value(total["value"], spec.unit))
+        console.print(table)
+        console.print()
+    return console.export_text()

@@ -1,0 +1,58 @@
+"""Shared fixtures: the acceptance example with seeded data, and a DuckDB connection over the same files."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+TESTS = Path(__file__).parent
+sys.path.insert(0, str(TESTS))
+
+import datagen  # noqa: E402
+
+EXAMPLE = TESTS / "fixtures" / "example"
+
+
+@pytest.fixture(scope="session")
+def example_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the acceptance example (spec unchanged) with its data generated next to it."""
+    root = tmp_path_factory.mktemp("example")
+    shutil.copy(EXAMPLE / "kpis.yaml", root / "kpis.yaml")
+    datagen.write_example_data(root / "data")
+    return root
+
+
+@pytest.fixture(scope="session")
+def example_catalog(example_dir: Path):
+    import kpi_engine
+
+    return kpi_engine.load(example_dir)
+
+
+@pytest.fixture()
+def duck(example_dir: Path):
+    """DuckDB in UTC with views named like the example's sources."""
+    duckdb = pytest.importorskip("duckdb")
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    data = example_dir / "data"
+    con.execute(f"CREATE VIEW ads AS SELECT * FROM read_parquet('{data / 'ad_events.parquet'}')")
+    # sessions.ts is stored in Europe/Paris: bucket its instants in UTC, as the spec says
+    con.execute(f"CREATE VIEW sessions AS SELECT * REPLACE (ts AT TIME ZONE 'UTC' AS ts) "
+                f"FROM read_parquet('{data / 'sessions.parquet'}')")
+    con.execute(f"CREATE VIEW tickets AS SELECT * FROM read_csv_auto('{data / 'support_tickets.csv'}')")
+    con.execute(f"CREATE VIEW mentions AS SELECT * FROM read_json_auto('{data / 'social_mentions.ndjson'}')")
+    yield con
+    con.close()
+
+
+def write_spec(root: Path, text: str, name: str = "kpis.yaml") -> Path:
+    """Write a spec file (dedented) and return its folder."""
+    import textwrap
+
+    root.mkdir(parents=True, exist_ok=True)
+    (root / name).write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
+    return root
