@@ -158,11 +158,12 @@ class Binder:
             ctx = _KpiContext(kpi)
             expr = self.agg_level(tree, ctx)
             for dim in kpi.dimensions:
-                for source in sorted(ctx.sources):
-                    if dim not in self.schemas.get(source, {}):
-                        raise self.fail(kpi, None, f"dimension `{dim}` is not a column of source `{source}`",
+                for source in sorted(ctx.sources & self.schemas.keys()):
+                    if dim not in self.schemas[source]:
+                        self.errors.add(f"dimension `{dim}` is not a column of source `{source}`", kpi.loc("dimensions"),
                                         hint=did_you_mean(dim, self.schemas.get(source, {}), f"columns of {source}")
                                         or "every source a KPI reads must have its dimension columns")
+                        raise _Failed()
             result: BoundKpi | None = BoundKpi(kpi, expr, tuple(dict.fromkeys(ctx.aggs)), tuple(sorted(ctx.sources)),
                                                ctx.lookback, tuple(sorted(ctx.uses)))
         except _Failed:
@@ -340,7 +341,9 @@ class Binder:
 
     def row_level_kind(self, node: Node, source: str, ctx: _KpiContext) -> tuple[Node, str]:
         kpi = ctx.kpi
-        schema = self.schemas.get(source, {})
+        if source not in self.schemas:
+            raise _Failed()  # the source itself could not be read; that error is already reported
+        schema = self.schemas[source]
         if isinstance(node, Number):
             return node, "num"
         if isinstance(node, String):

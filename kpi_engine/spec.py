@@ -182,6 +182,11 @@ def _schema_errors(data: Any, schema: dict[str, Any], pos: Positions) -> list[Di
 def _explain(err: jsonschema.ValidationError, pos: Positions) -> list[Diagnostic]:
     path = tuple(err.absolute_path)
     v, schema = err.validator, err.schema
+    if "propertyNames" in err.relative_schema_path:
+        name = str(err.instance)
+        return [Diagnostic(f"invalid name `{name}`", pos.location(path + (name,), key=True),
+                           expected="lower-case snake_case: a letter, then letters, digits or _ (at most 64)",
+                           hint=f"try `{_snake(name)}`")]
     if v == "allOf" or v == "if":
         return []
     if v == "additionalProperties" and isinstance(err.instance, dict):
@@ -191,11 +196,6 @@ def _explain(err: jsonschema.ValidationError, pos: Positions) -> list[Diagnostic
                            expected="one of: " + ", ".join(allowed),
                            hint=did_you_mean(k, allowed) or "remove it")
                 for k in extra]
-    if v == "propertyNames":
-        name = err.instance
-        return [Diagnostic(f"invalid name `{name}`", pos.location(path + (name,), key=True),
-                           expected="lower-case snake_case: a letter, then letters, digits or _",
-                           hint=f"try `{_snake(str(name))}`")]
     if v == "required":
         missing = err.message.split("'")[1] if "'" in err.message else err.message
         return [Diagnostic(f"missing required field `{missing}`", pos.location(path), hint=_required_hint(missing))]

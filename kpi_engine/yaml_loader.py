@@ -61,7 +61,7 @@ def _protect_formulas(text: str) -> tuple[str, dict[str, str]]:
         start = m.end()
         if start < pos or start >= len(text) or text[start] in "\"'|>&*!\n":
             continue
-        end, depth, quote = start, 0, ""
+        end, stack, quote, broken = start, [], "", False
         while end < len(text) and text[end] != "\n":
             ch = text[end]
             if quote:
@@ -69,17 +69,21 @@ def _protect_formulas(text: str) -> tuple[str, dict[str, str]]:
             elif ch in "\"'":
                 quote = ch
             elif ch in "([{":
-                depth += 1
+                stack.append(")]}"["([{".index(ch)])
             elif ch in ")]}":
-                if depth == 0:
+                if not stack:
                     break
-                depth -= 1
-            elif ch == "," and depth == 0:
+                if stack.pop() != ch:
+                    broken = True
+                    break
+            elif ch == "," and not stack:
                 break
-            elif ch == "#" and text[end - 1] in " \t" and depth == 0:
+            elif ch == "#" and text[end - 1] in " \t" and not stack:
                 break
             end += 1
         raw = text[start:end].rstrip()
+        if broken or stack or quote:  # unbalanced: leave it to YAML, and then to the formula parser's error
+            continue
         if not _FLOW_CHARS & set(raw) or len(raw) < 3:
             continue
         key = f"~{len(swaps)}~"
@@ -147,6 +151,10 @@ class _Builder:
             raise self._fail(node, f"YAML tag `{node.tag}` is not allowed",
                              hint="only plain YAML values (strings, numbers, booleans, dates, lists, maps)") from exc
         except ValueError as exc:
+            if node.tag == "tag:yaml.org,2002:timestamp":
+                raise KpiError(Diagnostic(f"invalid date `{node.value}`", Location(
+                    self.file, node.start_mark.line + 1, node.start_mark.column + 1),
+                    expected="a date YYYY-MM-DD", hint=f"{exc}")) from None
             raise self._fail(node, f"invalid value `{node.value}`: {exc}") from exc
         if isinstance(value, str) and value in self.swaps:
             return self.swaps[value]

@@ -85,7 +85,7 @@ class SqlConnector(Connector):
                 import duckdb
 
                 with duckdb.connect(target, read_only=True) as con:
-                    return con.execute(sql, params).pl()
+                    return con.sql(sql, params=params or None).pl()
             if params:
                 raise AssertionError("URI databases get no parameters")
             return pl.read_database_uri(sql, target)

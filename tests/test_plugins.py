@@ -1,0 +1,190 @@
+"""Plugins: hooks documented, a plugin written in the test, failures isolated, SQL and dataframe connectors."""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.metadata
+import inspect
+import sqlite3
+import types
+
+import polars as pl
+import pytest
+
+import kpi_engine
+from conftest import write_spec
+from kpi_engine import hookimpl, hookspecs
+from kpi_engine.connectors import Connector
+from kpi_engine.plugins import build_registry
+from kpi_engine.resolve import MetricFunction
+
+D = dt.datetime
+
+
+def test_every_hook_is_documented():
+    hooks = [f for name, f in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("register_")]
+    assert {h.__name__ for h in hooks} == {"register_connectors", "register_functions", "register_report_formats"}
+    for hook in hooks:
+        doc = inspect.getdoc(hook) or ""
+        assert "Called" in doc and "Return" in doc, hook.__name__
+        assert list(inspect.signature(hook).parameters) == ["register"]
+
+
+def test_first_party_plugins_come_through_entry_points():
+    names = {ep.name for ep in importlib.metadata.entry_points(group="kpi_engine")}
+    assert {"files", "sql", "dataframe"} <= names
+    reg = build_registry()
+    assert {"csv", "parquet", "ndjson", "sql", "dataframe"} <= set(reg.connectors)
+    assert reg.connector_plugin["parquet"] == "files"
+
+
+def _nps_plugin():
+    mod = types.ModuleType("kpi_test_nps")
+
+    @hookimpl
+    def register_functions(register):
+        register(MetricFunction(
+            name="nps", doc="Net promoter score of 0-10 answers",
+            build=lambda score: 100 * ((score >= 9).sum() - (score <= 6).sum()) / score.count()))
+
+    mod.register_functions = register_functions
+    return mod
+
+
+def test_metric_function_from_a_plugin(tmp_path):
+    survey = pl.DataFrame({"ts": [D(2026, 1, d) for d in range(1, 11)] + [D(2026, 2, 1)],
+                           "score": [10, 9, 9, 8, 7, 6, 3, 10, None, 0, 10], "segment": ["a"] * 5 + ["b"] * 6})
+    root = write_spec(tmp_path, """
+        version: 1
+        sources:
+          survey: {connector: dataframe, time: ts}
+        kpis:
+          nps: {unit: score, formula: nps(survey.score where segment == "a" or segment == "b"), grain: month}
+    """)
+    registry = build_registry(extra=[_nps_plugin()])
+    res = kpi_engine.load(root, frames={"survey": survey}, registry=registry).evaluate(dt.date(2026, 2, 28))
+    jan = [10, 9, 9, 8, 7, 6, 3, 10, 0]
+    expected = 100 * (sum(s >= 9 for s in jan) - sum(s <= 6 for s in jan)) / len(jan)
+    assert res["nps"]["value"].to_list() == [pytest.approx(expected), pytest.approx(100.0)]
+    with pytest.raises(kpi_engine.KpiError, match="unknown function `nps`"):
+        kpi_engine.load(root, frames={"survey": survey})  # without the plugin
+
+
+def test_a_failing_plugin_is_reported_and_the_rest_works(monkeypatch):
+    broken = types.ModuleType("kpi_broken")
+
+    @hookimpl
+    def register_connectors(register):
+        raise RuntimeError("boom")
+
+    broken.register_connectors = register_connectors
+    reg = build_registry(extra=[broken])
+    assert any(f.plugin == "kpi_broken" and "boom" in f.error for f in reg.failures)
+    assert "csv" in reg.connectors
+
+    class BadEntryPoint:
+        name = "exploding"
+
+        def load(self):
+            raise ImportError("no module named exploding_dep")
+
+    real = importlib.metadata.entry_points
+    monkeypatch.setattr(importlib.metadata, "entry_points",
+                        lambda group: [*real(group=group), BadEntryPoint()])
+    reg = build_registry()
+    assert [f.plugin for f in reg.failures] == ["exploding"]
+    assert "no module named exploding_dep" in reg.failures[0].error
+    assert "parquet" in reg.connectors
+
+
+def test_a_third_party_connector(tmp_path):
+    class Constant(Connector):
+        name = "constant"
+        options_schema = {"properties": {"rows": {"type": "integer", "minimum": 1}}, "required": ["rows"]}
+
+        def _frame(self, source):
+            n = source.options["rows"]
+            return pl.LazyFrame({"ts": [D(2026, 1, 1 + i % 28) for i in range(n)], "v": list(range(n))})
+
+        def schema(self, source, env):
+            return self._frame(source).collect_schema()
+
+        def scan(self, source, request, env):
+            return self._frame(source)
+
+    plugin = types.ModuleType("kpi_constant")
+    plugin.register_connectors = hookimpl(lambda register: register(Constant()))
+    registry = build_registry(extra=[plugin])
+    root = write_spec(tmp_path, """
+        version: 1
+        sources:
+          c: {connector: constant, rows: 40, time: ts}
+        kpis:
+          total: {unit: count, formula: sum(c.v), grain: month}
+    """)
+    res = kpi_engine.load(root, registry=registry).evaluate(dt.date(2026, 1, 31))
+    assert res["total"]["value"].to_list() == [float(sum(range(40)))]
+    (tmp_path / "kpis.yaml").write_text((tmp_path / "kpis.yaml").read_text().replace("rows: 40", "rows: 0"))
+    with pytest.raises(kpi_engine.KpiError, match=r"kpis.yaml:3:\d+: .*(minimum|less than)"):
+        kpi_engine.load(root, registry=registry)
+
+
+@pytest.fixture()
+def crm_db(tmp_path):
+    db = tmp_path / "crm.db"
+    con = sqlite3.connect(db)
+    con.execute('CREATE TABLE "lead; DROP TABLE x" (created_at TIMESTAMP, "sta""ge" TEXT, amount REAL, qualified BOOLEAN)')
+    rows = [("2026-01-05 10:00:00", "won", 100.0, 1), ("2026-01-20 23:30:00", "lost", 50.0, 0),
+            ("2026-02-01 00:10:00", "won", 70.0, 1), ("2025-12-31 23:59:00", "won", 5.0, 1)]
+    con.executemany('INSERT INTO "lead; DROP TABLE x" VALUES (?, ?, ?, ?)', rows)
+    con.commit()
+    con.close()
+    return db
+
+
+def test_sqlite_table_with_hostile_names(tmp_path, crm_db):
+    root = write_spec(tmp_path, """
+        version: 1
+        sources:
+          crm: {connector: sql, path: crm.db, table: "lead; DROP TABLE x", time: created_at}
+        kpis:
+          won: {unit: count, formula: 'count(crm where `sta"ge` == "won")', grain: month}
+          qualified_amount: {unit: currency, formula: sum(crm.amount where qualified), grain: month}
+    """)
+    res = kpi_engine.load(root).evaluate(dt.date(2026, 2, 28), start=dt.date(2026, 1, 1))
+    assert res["won"]["value"].to_list() == [1.0, 1.0]
+    assert res["qualified_amount"]["value"].to_list() == [100.0, 70.0]
+    con = sqlite3.connect(crm_db)
+    assert con.execute('SELECT count(*) FROM "lead; DROP TABLE x"').fetchone() == (4,)  # nothing was dropped
+
+
+def test_sql_query_and_duckdb(tmp_path, crm_db):
+    duckdb = pytest.importorskip("duckdb")
+    ddb = tmp_path / "w.duckdb"
+    with duckdb.connect(str(ddb)) as con:
+        con.execute("CREATE TABLE visits AS SELECT TIMESTAMP '2026-01-01 00:00:00' + INTERVAL (i) HOUR AS ts, i % 3 AS k "
+                    "FROM range(0, 24 * 40) t(i)")
+    root = write_spec(tmp_path, """
+        version: 1
+        sources:
+          crm: {connector: sql, url: "sqlite:///crm.db", query: "SELECT * FROM \\"lead; DROP TABLE x\\" WHERE amount > 60", time: created_at}
+          web: {connector: sql, path: w.duckdb, table: visits, time: ts}
+        kpis:
+          big: {unit: count, formula: count(crm), grain: month}
+          visits: {unit: count, formula: count(web where k == 0), grain: month}
+    """)
+    res = kpi_engine.load(root).evaluate(dt.date(2026, 2, 9), start=dt.date(2026, 1, 1))
+    assert res["big"]["value"].to_list() == [1.0, 1.0]
+    assert res["visits"]["value"].to_list() == [31 * 24 / 3, 9 * 24 / 3]
+
+
+def test_dataframe_connector_missing_frame(tmp_path):
+    root = write_spec(tmp_path, """
+        version: 1
+        sources:
+          ads: {connector: dataframe, time: ts}
+        kpis:
+          n: {unit: count, formula: count(ads), grain: day}
+    """)
+    with pytest.raises(kpi_engine.KpiError, match=r"kpis.yaml:3:3: no frame `ads` was passed for source `ads`"):
+        kpi_engine.load(root, frames={"add": pl.DataFrame()})
