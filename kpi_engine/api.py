@@ -72,8 +72,11 @@ def today(tz: str) -> dt.date:
 
 
 def load(path: str | Path, *, frames: Mapping[str, pl.DataFrame | pl.LazyFrame] | None = None,
-         registry: Registry | None = None, allow_outside: bool = True) -> Catalog:
-    """Load and fully validate the spec file or directory at ``path``; raises KpiError with every problem."""
+         registry: Registry | None = None, allow_outside: bool = False) -> Catalog:
+    """Load and fully validate the spec file or directory at ``path``; raises KpiError with every problem.
+
+    Data paths must stay below the spec's folder unless ``allow_outside`` is set.
+    """
     registry = registry or default_registry()
     env = Env(frames or {}, allow_outside)
     project = spec_mod.load_project(path, registry.connector_schemas())

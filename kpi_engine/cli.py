@@ -81,12 +81,15 @@ def validate(path: Path, allow_outside: bool) -> None:
 @click.option("--as-of", callback=_date, help="Use data up to the end of this day (default: today).")
 @click.option("--from", "start", callback=_date, help="First day of the periods shown.")
 @click.option("--to", "end", callback=_date, help="Last day of the periods shown.")
+@click.option("--periods", "last_periods", type=click.IntRange(min=1), default=None,
+              help="Table format: show only the latest N periods per KPI (default 12; all with --from).")
 @click.option("--explain", is_flag=True, help="Print the plan (scans, groups, aggregates) instead of running it.")
 @click.option("--streaming", is_flag=True, help="Use polars' streaming engine (larger-than-memory data).")
 @click.option("--allow-outside", is_flag=True, help="Allow data paths outside the spec folder.")
 @_handle_errors
 def run(path: Path, fmt: str | None, output: Path | None, kpis: tuple[str, ...], as_of: dt.date | None,
-        start: dt.date | None, end: dt.date | None, explain: bool, streaming: bool, allow_outside: bool) -> None:
+        start: dt.date | None, end: dt.date | None, last_periods: int | None, explain: bool, streaming: bool,
+        allow_outside: bool) -> None:
     """Evaluate KPIs over their data and print or write every KPI's series."""
     from . import __version__
     from .api import load, today
@@ -102,7 +105,9 @@ def run(path: Path, fmt: str | None, output: Path | None, kpis: tuple[str, ...],
         suffix = output.suffix.lower().lstrip(".") if output else ""
         fmt = suffix if suffix in ("json", "csv", "parquet") else "table"
     result = catalog.evaluate(as_of, start=start, end=end, kpis=kpis, streaming=streaming)
-    text = write_result(result, fmt, output, __version__)
+    if last_periods is None and start is None:
+        last_periods = 12
+    text = write_result(result, fmt, output, __version__, last_periods=last_periods)
     if text is not None:
         click.echo(text, nl=False)
     elif output is not None:

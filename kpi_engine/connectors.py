@@ -34,7 +34,7 @@ class Env:
     """Run-time context shared by connectors: in-memory frames for the Python API and path policy."""
 
     frames: Mapping[str, pl.DataFrame | pl.LazyFrame] = field(default_factory=dict)
-    allow_outside: bool = True
+    allow_outside: bool = False
 
 
 class Connector:

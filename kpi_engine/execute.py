@@ -47,8 +47,8 @@ def source_frame(sp: SourcePlan, connector: Connector, plan: Plan, env: Env) -> 
     lf = connector.scan(source, request, env)
     try:
         lf, dtype = normalize_time(lf, source.time, sp.schema[source.time])
-    except pl.exceptions.PolarsError as exc:
-        raise data_error(source, exc) from None
+    except pl.exceptions.PolarsError:
+        raise time_error(sp) from None
     lf = lf.select(sorted(sp.columns))
     col = pl.col(source.time)
     if sp.lower:
@@ -105,6 +105,11 @@ def execute(plan: Plan, connectors: Mapping[str, Connector], functions: Mapping[
     return {name: SourceData(v["first"], v["last"], v["rows"], v["groups"]) for name, v in out.items()}
 
 
+def time_error(sp: SourcePlan) -> KpiError:
+    return KpiError(Diagnostic(f"cannot parse the time column `{sp.source.time}` of source `{sp.source.name}`",
+                               sp.source.loc("time"), hint="timestamps must be ISO 8601, e.g. 2026-04-01T09:30:00"))
+
+
 def _locate(exc: BaseException, plan: Plan, connectors: Mapping[str, Connector], env: Env) -> KpiError:
     """Find which source a failed collect came from by collecting each source alone (error path only)."""
     for sp in plan.sources.values():
@@ -114,8 +119,7 @@ def _locate(exc: BaseException, plan: Plan, connectors: Mapping[str, Connector],
         except (pl.exceptions.PolarsError, OSError) as inner:
             text = str(inner)
             if sp.source.time in text and ("parse" in text or "conversion" in text):
-                return KpiError(Diagnostic(f"cannot parse the time column `{sp.source.time}` of source `{sp.source.name}`",
-                                           sp.source.loc("time"), hint="timestamps must be ISO 8601, e.g. 2026-04-01T09:30:00"))
+                return time_error(sp)
             return data_error(sp.source, inner)
         except KpiError as inner:
             return inner

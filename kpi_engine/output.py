@@ -32,6 +32,9 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
                                   hint="check the folder exists and is writable")) from None
     try:
         write(Path(tmp))
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes files private; outputs get the usual permissions
         os.replace(tmp, path)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
@@ -83,7 +86,7 @@ def long_frame(result: Result) -> pl.DataFrame:
 
 
 def write_result(result: Result, fmt: str, output: Path | None, engine_version: str = "",
-                 console_width: int | None = None) -> str | None:
+                 console_width: int | None = None, last_periods: int | None = None) -> str | None:
     """Write ``result`` as ``fmt`` to ``output`` (atomically) or return the text for stdout."""
     if fmt == "json":
         text = json.dumps(to_json_dict(result, engine_version), indent=2, ensure_ascii=False, default=_default) + "\n"
@@ -96,7 +99,7 @@ def write_result(result: Result, fmt: str, output: Path | None, engine_version: 
         atomic_write(output, lambda p: frame.write_parquet(p))
         return None
     else:
-        text = render_table(result, console_width)
+        text = render_table(result, console_width, last_periods)
     if output is None:
         return text
     atomic_write(output, lambda p: p.write_text(text, encoding="utf-8"))
@@ -123,15 +126,24 @@ def format_value(value: float | None, unit: Unit) -> str:
     return f"{value:,.3g}{suffix}" if abs(value) < 1 else f"{value:,.2f}{suffix}"
 
 
-def render_table(result: Result, width: int | None = None) -> str:
-    """Terminal tables, one per KPI: periods down, dimension values across, total last."""
+def render_table(result: Result, width: int | None = None, last_periods: int | None = None) -> str:
+    """Terminal tables, one per KPI: periods down, dimension values across, total last.
+
+    With ``last_periods``, only the latest periods are shown and a line says how many were left out.
+    """
     from rich.console import Console
     from rich.table import Table
 
     console = Console(width=width or 120, record=True, force_terminal=False, color_system=None, file=open(os.devnull, "w"))
     for kpi_id, frame in result.series.items():
         spec = result.project.kpis[kpi_id]
-        console.print(f"{spec.name} ({kpi_id}) · {spec.unit.value} · per {spec.grain.value}", markup=False)
+        heading = spec.name if spec.name == kpi_id else f"{spec.name} ({kpi_id})"
+        console.print(f"{heading} · {spec.unit.value} · per {spec.grain.value}", markup=False)
+        starts = frame["start"].unique().sort()
+        if last_periods and len(starts) > last_periods:
+            hidden = len(starts) - last_periods
+            frame = frame.filter(pl.col("start") >= starts[hidden])
+            console.print(f"({hidden} earlier periods not shown: use --from, --periods or --format json)", markup=False)
         table = Table()
         table.add_column("period")
         if spec.dimensions:

@@ -55,17 +55,21 @@ class CsvConnector(_FileConnector):
         "required": ["path"],
     }
 
-    def _lazy(self, source: SourceSpec, env: Env) -> pl.LazyFrame:
+    def _options(self, source: SourceSpec) -> dict[str, Any]:
         opts = source.options
-        return pl.scan_csv(
-            source_path(source, env),
-            separator=opts.get("separator", ","),
-            null_values=opts.get("null_values"),
-            schema_overrides=_overrides(source),
-            try_parse_dates=True,
-            infer_schema_length=10_000,
-            encoding=opts.get("encoding", "utf8"),
-        )
+        return {"separator": opts.get("separator", ","), "null_values": opts.get("null_values"),
+                "schema_overrides": _overrides(source), "try_parse_dates": True, "infer_schema_length": 10_000,
+                "encoding": opts.get("encoding", "utf8")}
+
+    def _lazy(self, source: SourceSpec, env: Env) -> pl.LazyFrame:
+        return pl.scan_csv(source_path(source, env), **self._options(source))
+
+    def scan(self, source: SourceSpec, request: ScanRequest, env: Env) -> pl.LazyFrame:
+        """Every column is parsed: a lazy scan projected to a few columns would not notice ragged rows."""
+        try:
+            return pl.read_csv(source_path(source, env), **self._options(source)).lazy()
+        except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
+            raise data_error(source, exc) from None
 
 
 class ParquetConnector(_FileConnector):
