@@ -115,12 +115,14 @@ def _locate(exc: BaseException, plan: Plan, connectors: Mapping[str, Connector],
     for sp in plan.sources.values():
         try:
             lf, _ = source_frame(sp, connectors[sp.source.connector], plan, env)
-            lf.select(pl.len()).collect()
-        except (pl.exceptions.PolarsError, OSError) as inner:
-            text = str(inner)
-            if sp.source.time in text and ("parse" in text or "conversion" in text):
-                return time_error(sp)
-            return data_error(sp.source, inner)
         except KpiError as inner:
             return inner
+        try:
+            lf.select(DATE).collect()
+        except (pl.exceptions.PolarsError, OSError):
+            return time_error(sp)
+        try:
+            lf.collect()
+        except (pl.exceptions.PolarsError, OSError) as inner:
+            return data_error(sp.source, inner)
     return KpiError(Diagnostic(f"cannot evaluate: {str(exc).splitlines()[0]}"))
