@@ -1,9 +1,9 @@
 """kpi-engine: declarative marketing KPIs over polars.
 
-    import kpi_engine
-    catalog = kpi_engine.load("kpi_specs/")
-    result = catalog.evaluate(as_of=datetime.date(2026, 6, 30))
-    result["ctr"]  # a polars DataFrame
+import kpi_engine
+catalog = kpi_engine.load("kpi_specs/")
+result = catalog.evaluate(as_of=datetime.date(2026, 6, 30))
+result["ctr"]  # a polars DataFrame
 """
 
 from __future__ import annotations
@@ -17,8 +17,17 @@ try:
 except PackageNotFoundError:  # running from a source tree
     __version__ = "0.0.0"
 
-__all__ = ["hookimpl", "load", "evaluate", "KpiError", "MetricFunction", "ReportFormat", "Catalog", "Result",
-           "__version__"]
+__all__ = [
+    "hookimpl",
+    "load",
+    "evaluate",
+    "KpiError",
+    "MetricFunction",
+    "ReportFormat",
+    "Catalog",
+    "Result",
+    "__version__",
+]
 
 
 def __getattr__(name: str):  # type: ignore[no-untyped-def]

@@ -33,11 +33,24 @@ class Catalog:
 
     def plan(self, window: Window, kpis: Iterable[str] | None = None) -> Plan:
         wanted = spec_mod.iter_kpis(self.project, kpis)
-        return build_plan([self.bound[k.id] for k in wanted], self.project.sources, self.schemas,
-                          self.project.calendar, window, self.registry.functions)
+        return build_plan(
+            [self.bound[k.id] for k in wanted],
+            self.project.sources,
+            self.schemas,
+            self.project.calendar,
+            window,
+            self.registry.functions,
+        )
 
-    def evaluate(self, as_of: dt.date | None = None, *, start: dt.date | None = None, end: dt.date | None = None,
-                 kpis: Iterable[str] | None = None, streaming: bool = False) -> Result:
+    def evaluate(
+        self,
+        as_of: dt.date | None = None,
+        *,
+        start: dt.date | None = None,
+        end: dt.date | None = None,
+        kpis: Iterable[str] | None = None,
+        streaming: bool = False,
+    ) -> Result:
         """Evaluate KPIs (all, or ``kpis``) over data up to the end of ``as_of`` (default: today)."""
         as_of = as_of or today(self.project.calendar.timezone)
         if start and end and start > end:
@@ -71,8 +84,13 @@ def today(tz: str) -> dt.date:
     return dt.datetime.now(zoneinfo.ZoneInfo(tz)).date()
 
 
-def load(path: str | Path, *, frames: Mapping[str, pl.DataFrame | pl.LazyFrame] | None = None,
-         registry: Registry | None = None, allow_outside: bool = False) -> Catalog:
+def load(
+    path: str | Path,
+    *,
+    frames: Mapping[str, pl.DataFrame | pl.LazyFrame] | None = None,
+    registry: Registry | None = None,
+    allow_outside: bool = False,
+) -> Catalog:
     """Load and fully validate the spec file or directory at ``path``; raises KpiError with every problem.
 
     Data paths must stay below the spec's folder unless ``allow_outside`` is set.
@@ -91,14 +109,14 @@ def load(path: str | Path, *, frames: Mapping[str, pl.DataFrame | pl.LazyFrame] 
 def read_schemas(project: Project, registry: Registry, env: Env, errors: ErrorCollector) -> dict[str, pl.Schema]:
     """Ask each source's connector for its columns (metadata only); check the time column on the way."""
     schemas: dict[str, pl.Schema] = {}
-    used = {s for k in project.kpis.values() for s in _mentioned_sources(k, project)}
     for name, source in project.sources.items():
         connector = registry.connectors.get(source.connector)
         if connector is None:  # the schema already rejected unknown names; this is a plugin that failed
-            errors.add(f"connector `{source.connector}` of source `{name}` is not available", source.loc("connector"),
-                       hint=did_you_mean(source.connector, registry.connectors, "connectors"))
-            continue
-        if name not in used:
+            errors.add(
+                f"connector `{source.connector}` of source `{name}` is not available",
+                source.loc("connector"),
+                hint=did_you_mean(source.connector, registry.connectors, "connectors"),
+            )
             continue
         try:
             schema = connector.schema(source, env)
@@ -107,21 +125,19 @@ def read_schemas(project: Project, registry: Registry, env: Env, errors: ErrorCo
             continue
         time = source.time
         if time not in schema:
-            errors.add(f"time column `{time}` is not a column of source `{name}`", source.loc("time"),
-                       hint=did_you_mean(time, schema, f"columns of {name}"))
+            errors.add(
+                f"time column `{time}` is not a column of source `{name}`",
+                source.loc("time"),
+                hint=did_you_mean(time, schema, f"columns of {name}"),
+            )
         elif kind_of(schema[time]) not in ("date", "datetime") and schema[time] != pl.String:
-            errors.add(f"time column `{time}` of source `{name}` is {schema[time]}, not a date or timestamp",
-                       source.loc("time"), hint="name a timestamp column, or declare it in `dtypes: {%s: datetime}`" % time)
+            errors.add(
+                f"time column `{time}` of source `{name}` is {schema[time]}, not a date or timestamp",
+                source.loc("time"),
+                hint=f"name a timestamp column, or declare it in `dtypes: {{{time}: datetime}}`",
+            )
         schemas[name] = schema
     return schemas
-
-
-def _mentioned_sources(kpi: KpiSpec, project: Project) -> set[str]:
-    """Sources a KPI's formula text names; only their schemas are read (a cheap, conservative pre-pass)."""
-    import re
-
-    words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", kpi.formula))
-    return words & set(project.sources)
 
 
 def evaluate(path: str | Path, as_of: dt.date | None = None, **kwargs) -> Result:  # type: ignore[no-untyped-def]

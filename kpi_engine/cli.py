@@ -18,6 +18,7 @@ EXIT_INTERNAL = 1
 
 def _handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     """Bad input prints its diagnostics and exits 2; a bug prints one line and exits 1 (traceback with KPI_DEBUG=1)."""
+
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from .errors import KpiError
@@ -34,9 +35,13 @@ def _handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         except Exception as exc:
             if os.environ.get("KPI_DEBUG"):
                 raise
-            click.echo(f"internal error: {type(exc).__name__}: {exc}\n"
-                       "  this is a bug in kpi-engine; rerun with KPI_DEBUG=1 for the traceback", err=True)
+            click.echo(
+                f"internal error: {type(exc).__name__}: {exc}\n"
+                "  this is a bug in kpi-engine; rerun with KPI_DEBUG=1 for the traceback",
+                err=True,
+            )
             sys.exit(EXIT_INTERNAL)
+
     return wrapper
 
 
@@ -68,28 +73,52 @@ def validate(path: Path, allow_outside: bool) -> None:
 
     catalog = load(path, allow_outside=allow_outside)
     project = catalog.project
-    click.echo(f"ok: {len(project.kpis)} KPIs, {len(project.sources)} sources, {len(project.params)} params "
-               f"in {len(project.files)} file(s)")
+    click.echo(
+        f"ok: {len(project.kpis)} KPIs, {len(project.sources)} sources, {len(project.params)} params "
+        f"in {len(project.files)} file(s)"
+    )
 
 
 @main.command()
 @_PATH
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "parquet"]), default=None,
-              help="Output format (default: from the -o suffix, else table).")
-@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help="Write to FILE (default: stdout).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "csv", "parquet"]),
+    default=None,
+    help="Output format (default: from the -o suffix, else table).",
+)
+@click.option(
+    "-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help="Write to FILE (default: stdout)."
+)
 @click.option("--kpi", "kpis", multiple=True, metavar="ID", help="Evaluate only this KPI (repeatable).")
 @click.option("--as-of", callback=_date, help="Use data up to the end of this day (default: today).")
 @click.option("--from", "start", callback=_date, help="First day of the periods shown.")
 @click.option("--to", "end", callback=_date, help="Last day of the periods shown.")
-@click.option("--periods", "last_periods", type=click.IntRange(min=1), default=None,
-              help="Table format: show only the latest N periods per KPI (default 12; all with --from).")
+@click.option(
+    "--periods",
+    "last_periods",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Table format: show only the latest N periods per KPI (default 12; all with --from).",
+)
 @click.option("--explain", is_flag=True, help="Print the plan (scans, groups, aggregates) instead of running it.")
 @click.option("--streaming", is_flag=True, help="Use polars' streaming engine (larger-than-memory data).")
 @click.option("--allow-outside", is_flag=True, help="Allow data paths outside the spec folder.")
 @_handle_errors
-def run(path: Path, fmt: str | None, output: Path | None, kpis: tuple[str, ...], as_of: dt.date | None,
-        start: dt.date | None, end: dt.date | None, last_periods: int | None, explain: bool, streaming: bool,
-        allow_outside: bool) -> None:
+def run(
+    path: Path,
+    fmt: str | None,
+    output: Path | None,
+    kpis: tuple[str, ...],
+    as_of: dt.date | None,
+    start: dt.date | None,
+    end: dt.date | None,
+    last_periods: int | None,
+    explain: bool,
+    streaming: bool,
+    allow_outside: bool,
+) -> None:
     """Evaluate KPIs over their data and print or write every KPI's series."""
     from . import __version__
     from .api import load, today

@@ -24,10 +24,17 @@ def _binary(op: str, left: pl.Expr, right: pl.Expr) -> pl.Expr:
     if op == "%":
         return pl.when(right != 0).then(left % right).otherwise(None)
     return {
-        "+": lambda: left + right, "-": lambda: left - right, "*": lambda: left * right,
-        "==": lambda: left == right, "!=": lambda: left != right, "<": lambda: left < right,
-        "<=": lambda: left <= right, ">": lambda: left > right, ">=": lambda: left >= right,
-        "and": lambda: left & right, "or": lambda: left | right,
+        "+": lambda: left + right,
+        "-": lambda: left - right,
+        "*": lambda: left * right,
+        "==": lambda: left == right,
+        "!=": lambda: left != right,
+        "<": lambda: left < right,
+        "<=": lambda: left <= right,
+        ">": lambda: left > right,
+        ">=": lambda: left >= right,
+        "and": lambda: left & right,
+        "or": lambda: left | right,
     }[op]()
 
 

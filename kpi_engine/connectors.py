@@ -65,21 +65,37 @@ def source_path(source: SourceSpec, env: Env, key: str = "path", allow_dir: bool
         path = source.base_dir / path
     loc = source.loc(key)
     if not env.allow_outside and not _inside(path, source.base_dir):
-        raise KpiError(Diagnostic(f"path `{raw}` of source `{source.name}` is outside the spec folder", loc,
-                                  hint="move the data below the spec folder, or pass --allow-outside"))
+        raise KpiError(
+            Diagnostic(
+                f"path `{raw}` of source `{source.name}` is outside the spec folder",
+                loc,
+                hint="move the data below the spec folder, or pass --allow-outside",
+            )
+        )
     if glob.has_magic(str(path)):
         if not glob.glob(str(path), recursive=True):
-            raise KpiError(Diagnostic(f"no file matches `{raw}` for source `{source.name}`", loc,
-                                      hint=f"paths are relative to {source.base_dir}"))
+            raise KpiError(
+                Diagnostic(
+                    f"no file matches `{raw}` for source `{source.name}`",
+                    loc,
+                    hint=f"paths are relative to {source.base_dir}",
+                )
+            )
         return str(path)
     if not path.exists():
         siblings = sorted(p.name for p in path.parent.glob("*")) if path.parent.is_dir() else []
         from .errors import did_you_mean
+
         hint = did_you_mean(path.name, siblings) or f"paths are relative to the spec file's folder ({source.base_dir})"
         raise KpiError(Diagnostic(f"data file `{raw}` of source `{source.name}` does not exist", loc, hint=hint))
     if path.is_dir() and not allow_dir:
-        raise KpiError(Diagnostic(f"`{raw}` of source `{source.name}` is a directory, not a file", loc,
-                                  hint="name a file, or a glob such as data/*.csv"))
+        raise KpiError(
+            Diagnostic(
+                f"`{raw}` of source `{source.name}` is a directory, not a file",
+                loc,
+                hint="name a file, or a glob such as data/*.csv",
+            )
+        )
     return str(path)
 
 

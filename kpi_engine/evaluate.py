@@ -40,19 +40,26 @@ def kpi_series(kp: KpiPlan, plan: Plan, data: Mapping[str, SourceData]) -> pl.Da
     frame = pl.concat(parts, how="diagonal_relaxed")
     frame = frame.filter(pl.col(PERIOD) >= first)
     next_start = [periods.shift(p, grain, 1) for p in grid_periods]
-    ends = pl.DataFrame({PERIOD: grid_periods, "end": [n - dt.timedelta(days=1) for n in next_start],
-                         "period": [periods.label(p, grain, cal) for p in grid_periods],
-                         "complete": [n <= plan.window.as_of + dt.timedelta(days=1) for n in next_start]},
-                        schema={PERIOD: pl.Date, "end": pl.Date, "period": pl.String, "complete": pl.Boolean})
+    ends = pl.DataFrame(
+        {
+            PERIOD: grid_periods,
+            "end": [n - dt.timedelta(days=1) for n in next_start],
+            "period": [periods.label(p, grain, cal) for p in grid_periods],
+            "complete": [n <= plan.window.as_of + dt.timedelta(days=1) for n in next_start],
+        },
+        schema={PERIOD: pl.Date, "end": pl.Date, "period": pl.String, "complete": pl.Boolean},
+    )
     frame = frame.join(ends, on=PERIOD, how="left").rename({PERIOD: "start"})
     dim_cols = [pl.col(d) for d in dims]
-    out = frame.select("period", "start", "end", "complete", "has_data", "is_total", *dim_cols,
-                       pl.col("value").cast(pl.Float64))
+    out = frame.select(
+        "period", "start", "end", "complete", "has_data", "is_total", *dim_cols, pl.col("value").cast(pl.Float64)
+    )
     return out.sort(["start", "is_total", *dims], nulls_last=True)
 
 
-def _evaluate(kp: KpiPlan, plan: Plan, data: Mapping[str, SourceData], grid_periods: list[dt.date],
-              dims: tuple[str, ...]) -> pl.DataFrame:
+def _evaluate(
+    kp: KpiPlan, plan: Plan, data: Mapping[str, SourceData], grid_periods: list[dt.date], dims: tuple[str, ...]
+) -> pl.DataFrame:
     spec = kp.kpi.spec
     grain = spec.grain
     aggs = aggregates_of(kp.expr)
@@ -90,16 +97,23 @@ def _evaluate(kp: KpiPlan, plan: Plan, data: Mapping[str, SourceData], grid_peri
         has = _covered(src, grain, plan).alias(f"__has_{source}")
         grid = grid.with_columns(has)
         covered.append(pl.col(f"__has_{source}"))
-        fills = [pl.when(pl.col(f"__has_{source}")).then(pl.col(n).fill_null(r.fill) if r.fill is not None else pl.col(n))
-                 .otherwise(None).alias(n) for r, n in dict.fromkeys(cols)]
+        fills = [
+            pl.when(pl.col(f"__has_{source}"))
+            .then(pl.col(n).fill_null(r.fill) if r.fill is not None else pl.col(n))
+            .otherwise(None)
+            .alias(n)
+            for r, n in dict.fromkeys(cols)
+        ]
         grid = grid.with_columns(fills)
     grid = grid.sort([*dims, PERIOD], nulls_last=True)
     has_data = pl.all_horizontal(covered) if covered else pl.lit(True)
     value = kpi_expr(kp.expr, lambda a: names[a.key], dims)
     value = pl.when(value.is_nan() | value.is_infinite()).then(None).otherwise(value)
     grid = grid.with_columns(has_data.alias("has_data"), value.alias("value"))
-    grid = grid.with_columns(pl.when(pl.col("has_data")).then(pl.col("value")).otherwise(None).alias("value"),
-                             pl.lit(not dims).alias("is_total"))
+    grid = grid.with_columns(
+        pl.when(pl.col("has_data")).then(pl.col("value")).otherwise(None).alias("value"),
+        pl.lit(not dims).alias("is_total"),
+    )
     return grid.select(PERIOD, *dims, "has_data", "is_total", "value")
 
 

@@ -58,26 +58,35 @@ def source_frame(sp: SourcePlan, connector: Connector, plan: Plan, env: Env) -> 
     return lf.with_columns(periods.local_date(col, dtype, tz).alias(DATE)), dtype
 
 
-def group_frame(lf: pl.LazyFrame, group: GroupRequest, sp: SourcePlan, plan: Plan,
-                functions: Mapping[str, MetricFunction]) -> pl.LazyFrame:
+def group_frame(
+    lf: pl.LazyFrame, group: GroupRequest, sp: SourcePlan, plan: Plan, functions: Mapping[str, MetricFunction]
+) -> pl.LazyFrame:
     if sp.prefilter is not None:
         lf = lf.filter(row_expr(sp.prefilter).fill_null(False))
     keyed = lf.with_columns(periods.period_start(pl.col(DATE), group.grain, plan.calendar).alias(PERIOD))
     aggs = [agg_expr(r.agg, sp.schema, functions).alias(r.id) for r in group.aggs.values()]
-    counts = [(row_expr(f).fill_null(False).sum() if f is not None else pl.len()).cast(pl.Int64).alias(i)
-              for i, f in group.row_filters.values()]
+    counts = [
+        (row_expr(f).fill_null(False).sum() if f is not None else pl.len()).cast(pl.Int64).alias(i)
+        for i, f in group.row_filters.values()
+    ]
     return keyed.group_by([PERIOD, *group.dims]).agg(*aggs, *counts)
 
 
-def execute(plan: Plan, connectors: Mapping[str, Connector], functions: Mapping[str, MetricFunction],
-            env: Env, streaming: bool = False) -> dict[str, SourceData]:
+def execute(
+    plan: Plan,
+    connectors: Mapping[str, Connector],
+    functions: Mapping[str, MetricFunction],
+    env: Env,
+    streaming: bool = False,
+) -> dict[str, SourceData]:
     """Run the plan: build every lazy query, collect them in one ``collect_all`` (shared scans)."""
     queries: list[pl.LazyFrame] = []
     index: list[tuple[str, tuple | None]] = []
     for name, sp in plan.sources.items():
         lf, _ = source_frame(sp, connectors[sp.source.connector], plan, env)
-        queries.append(lf.select(pl.col(DATE).min().alias("first"), pl.col(DATE).max().alias("last"),
-                                 pl.len().alias("rows")))
+        queries.append(
+            lf.select(pl.col(DATE).min().alias("first"), pl.col(DATE).max().alias("last"), pl.len().alias("rows"))
+        )
         index.append((name, None))
         for key, group in sp.groups.items():
             if group.derive_from is None:
@@ -106,8 +115,13 @@ def execute(plan: Plan, connectors: Mapping[str, Connector], functions: Mapping[
 
 
 def time_error(sp: SourcePlan) -> KpiError:
-    return KpiError(Diagnostic(f"cannot parse the time column `{sp.source.time}` of source `{sp.source.name}`",
-                               sp.source.loc("time"), hint="timestamps must be ISO 8601, e.g. 2026-04-01T09:30:00"))
+    return KpiError(
+        Diagnostic(
+            f"cannot parse the time column `{sp.source.time}` of source `{sp.source.name}`",
+            sp.source.loc("time"),
+            hint="timestamps must be ISO 8601, e.g. 2026-04-01T09:30:00",
+        )
+    )
 
 
 def _locate(exc: BaseException, plan: Plan, connectors: Mapping[str, Connector], env: Env) -> KpiError:

@@ -181,16 +181,35 @@ def tokenize(text: str) -> list[Token]:
             tokens.append(Token("op", raw, pos, m.end(), raw))
         pos = m.end()
         if len(tokens) > MAX_TOKENS:
-            raise FormulaSyntaxError(f"formula is longer than {MAX_TOKENS} tokens", (pos, pos),
-                                     "split it into several KPIs that reference each other")
+            raise FormulaSyntaxError(
+                f"formula is longer than {MAX_TOKENS} tokens",
+                (pos, pos),
+                "split it into several KPIs that reference each other",
+            )
     tokens.append(Token("eof", "", len(text), len(text)))
     return tokens
 
 
 # --- parser ----------------------------------------------------------------------------------------
 
-_INFIX = {"or": 10, "and": 20, "==": 40, "!=": 40, "<": 40, "<=": 40, ">": 40, ">=": 40, "in": 40, "is": 40,
-          "not": 40, "+": 50, "-": 50, "*": 60, "/": 60, "%": 60}
+_INFIX = {
+    "or": 10,
+    "and": 20,
+    "==": 40,
+    "!=": 40,
+    "<": 40,
+    "<=": 40,
+    ">": 40,
+    ">=": 40,
+    "in": 40,
+    "is": 40,
+    "not": 40,
+    "+": 50,
+    "-": 50,
+    "*": 60,
+    "/": 60,
+    "%": 60,
+}
 _PREFIX_NOT = 30
 _PREFIX_NEG = 70
 
@@ -213,8 +232,10 @@ class _Parser:
 
     def expect(self, text: str, what: str | None = None) -> Token:
         if self.tok.text != text or self.tok.kind not in ("op", "kw"):
-            raise FormulaSyntaxError(f"expected `{text}`{' ' + what if what else ''}, found {self._describe(self.tok)}",
-                                     (self.tok.start, max(self.tok.end, self.tok.start + 1)))
+            raise FormulaSyntaxError(
+                f"expected `{text}`{' ' + what if what else ''}, found {self._describe(self.tok)}",
+                (self.tok.start, max(self.tok.end, self.tok.start + 1)),
+            )
         return self.advance()
 
     @staticmethod
@@ -224,16 +245,20 @@ class _Parser:
     def parse(self) -> Node:
         node = self.expr(0)
         if self.tok.kind != "eof":
-            hint = "an operator is missing between two values" if self.tok.kind in ("ident", "number", "string") else None
+            hint = (
+                "an operator is missing between two values" if self.tok.kind in ("ident", "number", "string") else None
+            )
             if self.tok.text == "where":
-                hint = "`where` goes inside the aggregate's parentheses: sum(ads.cost where channel == \"search\")"
+                hint = '`where` goes inside the aggregate\'s parentheses: sum(ads.cost where channel == "search")'
             raise FormulaSyntaxError(f"unexpected {self._describe(self.tok)}", (self.tok.start, self.tok.end), hint)
         return node
 
     def expr(self, min_bp: int) -> Node:
         self.depth += 1
         if self.depth > MAX_DEPTH:
-            raise FormulaSyntaxError(f"formula is nested deeper than {MAX_DEPTH} levels", (self.tok.start, self.tok.end))
+            raise FormulaSyntaxError(
+                f"formula is nested deeper than {MAX_DEPTH} levels", (self.tok.start, self.tok.end)
+            )
         left = self.prefix()
         while True:
             tok = self.tok
@@ -267,8 +292,9 @@ class _Parser:
             right = self.expr(bp)
             node = BinOp(op, left, right, span=(start, right.span[1]))
         if bp == 40 and self.tok.text in (*COMPARISONS, "in", "is") and self.tok.kind in ("op", "kw"):
-            raise FormulaSyntaxError("comparisons cannot be chained", (self.tok.start, self.tok.end),
-                                     "join them with `and`: a < b and b < c")
+            raise FormulaSyntaxError(
+                "comparisons cannot be chained", (self.tok.start, self.tok.end), "join them with `and`: a < b and b < c"
+            )
         return node
 
     def list_literal(self) -> tuple[tuple[Node, ...], int]:
@@ -279,8 +305,10 @@ class _Parser:
             if self.tok.text == ",":
                 self.advance()
             elif self.tok.text != "]":
-                raise FormulaSyntaxError(f"expected `,` or `]` in list, found {self._describe(self.tok)}",
-                                         (self.tok.start, max(self.tok.end, self.tok.start + 1)))
+                raise FormulaSyntaxError(
+                    f"expected `,` or `]` in list, found {self._describe(self.tok)}",
+                    (self.tok.start, max(self.tok.end, self.tok.start + 1)),
+                )
         end = self.advance().end
         return tuple(items), end
 
@@ -299,9 +327,13 @@ class _Parser:
             if tok.text == "not":
                 operand = self.expr(_PREFIX_NOT)
                 return Unary("not", operand, span=(tok.start, operand.span[1]))
-            raise FormulaSyntaxError(f"unexpected keyword `{tok.text}`", span,
-                                     "`where` goes inside an aggregate: sum(ads.cost where channel == \"search\")"
-                                     if tok.text == "where" else None)
+            raise FormulaSyntaxError(
+                f"unexpected keyword `{tok.text}`",
+                span,
+                '`where` goes inside an aggregate: sum(ads.cost where channel == "search")'
+                if tok.text == "where"
+                else None,
+            )
         if tok.kind == "op":
             if tok.text == "-":
                 operand = self.expr(_PREFIX_NEG)
@@ -312,8 +344,9 @@ class _Parser:
                 inner = self.expr(0)
                 close = self.expect(")", "to close `(`")
                 return _respan(inner, (tok.start, close.end))
-            raise FormulaSyntaxError(f"unexpected `{tok.text}`", span,
-                                     "a value or `(` is missing" if tok.text in ")],*/%<>=" else None)
+            raise FormulaSyntaxError(
+                f"unexpected `{tok.text}`", span, "a value or `(` is missing" if tok.text in ")],*/%<>=" else None
+            )
         if tok.kind == "ident":
             name = str(tok.value)
             if self.tok.text == "(" and self.tok.kind == "op":
@@ -322,11 +355,15 @@ class _Parser:
                 self.advance()
                 col = self.advance()
                 if col.kind not in ("ident", "kw"):
-                    raise FormulaSyntaxError(f"expected a column name after `{name}.`", (col.start, max(col.end, col.start + 1)))
+                    raise FormulaSyntaxError(
+                        f"expected a column name after `{name}.`", (col.start, max(col.end, col.start + 1))
+                    )
                 return Column(name, str(col.value), span=(tok.start, col.end))
             return Name(name, span=span)
-        raise FormulaSyntaxError("formula ends too early" if tok.kind == "eof" else f"unexpected `{tok.text}`",
-                                 (tok.start, max(tok.end, tok.start + 1)))
+        raise FormulaSyntaxError(
+            "formula ends too early" if tok.kind == "eof" else f"unexpected `{tok.text}`",
+            (tok.start, max(tok.end, tok.start + 1)),
+        )
 
     def call(self, name: str, tok: Token) -> Node:
         self.advance()  # (
@@ -340,16 +377,20 @@ class _Parser:
                 self.advance()
                 where = self.expr(0)
                 if self.tok.text != ")":
-                    raise FormulaSyntaxError(f"expected `)` after the `where` filter, found {self._describe(self.tok)}",
-                                             (self.tok.start, max(self.tok.end, self.tok.start + 1)))
+                    raise FormulaSyntaxError(
+                        f"expected `)` after the `where` filter, found {self._describe(self.tok)}",
+                        (self.tok.start, max(self.tok.end, self.tok.start + 1)),
+                    )
                 break
             if self.tok.text == ",":
                 self.advance()
             elif self.tok.kind == "eof":
                 raise FormulaSyntaxError(f"`{name}(` is not closed", (tok.start, self.tok.start), "add `)`")
             elif self.tok.text != ")":
-                raise FormulaSyntaxError(f"expected `,` or `)` in call to `{name}`, found {self._describe(self.tok)}",
-                                         (self.tok.start, max(self.tok.end, self.tok.start + 1)))
+                raise FormulaSyntaxError(
+                    f"expected `,` or `)` in call to `{name}`, found {self._describe(self.tok)}",
+                    (self.tok.start, max(self.tok.end, self.tok.start + 1)),
+                )
         close = self.advance()
         return Call(name, tuple(args), where, span=(tok.start, close.end))
 
@@ -388,6 +429,7 @@ def _prec(node: Node) -> int:
 
 def to_source(node: Node) -> str:
     """Print an AST back to formula text, with only the parentheses precedence needs."""
+
     def wrap(child: Node, parens: bool) -> str:
         text = to_source(child)
         return f"({text})" if parens else text
@@ -419,7 +461,8 @@ def to_source(node: Node) -> str:
         if node.op == "not":
             return f"not {wrap(node.operand, _prec(node.operand) < _PREFIX_NOT)}"
         operand = node.operand
-        return f"-{wrap(operand, _prec(operand) < _PREFIX_NEG or isinstance(operand, Unary) or (isinstance(operand, Number) and operand.value < 0))}"
+        negative = isinstance(operand, Number) and operand.value < 0
+        return f"-{wrap(operand, _prec(operand) < _PREFIX_NEG or isinstance(operand, Unary) or negative)}"
     if isinstance(node, InList):
         items = ", ".join(to_source(i) for i in node.items)
         return f"{wrap(node.operand, _prec(node.operand) <= 40)} {'not in' if node.negated else 'in'} [{items}]"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import math
 import os
@@ -28,8 +29,13 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         os.close(fd)
     except OSError as exc:
-        raise KpiError(Diagnostic(f"cannot write {path}: {exc.strerror}", Location(str(path)),
-                                  hint="check the folder exists and is writable")) from None
+        raise KpiError(
+            Diagnostic(
+                f"cannot write {path}: {exc.strerror}",
+                Location(str(path)),
+                hint="check the folder exists and is writable",
+            )
+        ) from None
     try:
         write(Path(tmp))
         umask = os.umask(0)
@@ -60,12 +66,30 @@ def to_json_dict(result: Result, engine_version: str = "") -> dict[str, Any]:
         series = []
         for row in frame.iter_rows(named=True):
             dims = {} if row["is_total"] else {d: row[d] for d in spec.dimensions}
-            series.append({"period": row["period"], "start": row["start"].isoformat(), "end": row["end"].isoformat(),
-                           "complete": row["complete"], "has_data": row["has_data"], "dims": dims,
-                           "value": _number(row["value"], spec.unit)})
-        kpis.append({"id": kpi_id, "name": spec.name, "description": spec.description, "owner": spec.owner,
-                     "unit": spec.unit.value, "grain": spec.grain.value, "dimensions": list(spec.dimensions),
-                     "formula": spec.formula.strip(), "series": series})
+            series.append(
+                {
+                    "period": row["period"],
+                    "start": row["start"].isoformat(),
+                    "end": row["end"].isoformat(),
+                    "complete": row["complete"],
+                    "has_data": row["has_data"],
+                    "dims": dims,
+                    "value": _number(row["value"], spec.unit),
+                }
+            )
+        kpis.append(
+            {
+                "id": kpi_id,
+                "name": spec.name,
+                "description": spec.description,
+                "owner": spec.owner,
+                "unit": spec.unit.value,
+                "grain": spec.grain.value,
+                "dimensions": list(spec.dimensions),
+                "formula": spec.formula.strip(),
+                "series": series,
+            }
+        )
     return {
         "as_of": result.as_of.isoformat(),
         "timezone": result.project.calendar.timezone,
@@ -78,15 +102,25 @@ def to_json_dict(result: Result, engine_version: str = "") -> dict[str, Any]:
 
 def long_frame(result: Result) -> pl.DataFrame:
     """All KPIs in one long table: kpi, period, start, end, complete, has_data, is_total, dims..., value."""
-    parts = [frame.with_columns(pl.lit(kpi_id).alias("kpi"), pl.lit(result.project.kpis[kpi_id].unit.value).alias("unit"))
-             for kpi_id, frame in result.series.items()]
+    parts = [
+        frame.with_columns(pl.lit(kpi_id).alias("kpi"), pl.lit(result.project.kpis[kpi_id].unit.value).alias("unit"))
+        for kpi_id, frame in result.series.items()
+    ]
     frame = pl.concat(parts, how="diagonal_relaxed")
-    dims = sorted(set(frame.columns) - {"kpi", "unit", "value", "period", "start", "end", "complete", "has_data", "is_total"})
+    dims = sorted(
+        set(frame.columns) - {"kpi", "unit", "value", "period", "start", "end", "complete", "has_data", "is_total"}
+    )
     return frame.select("kpi", "unit", "period", "start", "end", "complete", "has_data", "is_total", *dims, "value")
 
 
-def write_result(result: Result, fmt: str, output: Path | None, engine_version: str = "",
-                 console_width: int | None = None, last_periods: int | None = None) -> str | None:
+def write_result(
+    result: Result,
+    fmt: str,
+    output: Path | None,
+    engine_version: str = "",
+    console_width: int | None = None,
+    last_periods: int | None = None,
+) -> str | None:
     """Write ``result`` as ``fmt`` to ``output`` (atomically) or return the text for stdout."""
     if fmt == "json":
         text = json.dumps(to_json_dict(result, engine_version), indent=2, ensure_ascii=False, default=_default) + "\n"
@@ -134,7 +168,7 @@ def render_table(result: Result, width: int | None = None, last_periods: int | N
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(width=width or 120, record=True, force_terminal=False, color_system=None, file=open(os.devnull, "w"))
+    console = Console(width=width or 120, record=True, force_terminal=False, color_system=None, file=io.StringIO())
     for kpi_id, frame in result.series.items():
         spec = result.project.kpis[kpi_id]
         heading = spec.name if spec.name == kpi_id else f"{spec.name} ({kpi_id})"
@@ -147,7 +181,12 @@ def render_table(result: Result, width: int | None = None, last_periods: int | N
         table = Table()
         table.add_column("period")
         if spec.dimensions:
-            labels = frame.filter(~pl.col("is_total")).select(spec.dimensions).unique().sort(spec.dimensions, nulls_last=True)
+            labels = (
+                frame.filter(~pl.col("is_total"))
+                .select(spec.dimensions)
+                .unique()
+                .sort(spec.dimensions, nulls_last=True)
+            )
             keys = [tuple(r) for r in labels.iter_rows()]
             for key in keys:
                 table.add_column(" / ".join("∅" if v is None else str(v) for v in key), justify="right")
@@ -156,7 +195,9 @@ def render_table(result: Result, width: int | None = None, last_periods: int | N
             keys = []
             table.add_column("value", justify="right")
         for (period,), rows in frame.group_by(["period"], maintain_order=True):
-            by_key = {tuple(r[d] for d in spec.dimensions): r for r in rows.filter(~pl.col("is_total")).iter_rows(named=True)}
+            by_key = {
+                tuple(r[d] for d in spec.dimensions): r for r in rows.filter(~pl.col("is_total")).iter_rows(named=True)
+            }
             total = rows.filter(pl.col("is_total")).row(0, named=True)
             mark = "" if total["complete"] else " (partial)"
             if not total["has_data"]:

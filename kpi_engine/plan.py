@@ -99,8 +99,11 @@ class Plan:
         """A readable dump of the plan (``kpi run --explain``)."""
         lines = [f"as of {self.window.as_of}"]
         for name, sp in self.sources.items():
-            lines.append(f"source {name} ({sp.source.connector}): columns {sorted(sp.columns)}, "
-                         f"days [{sp.lower or '-inf'}, {sp.upper}), prefilter: {to_source(sp.prefilter) if sp.prefilter else '-'}")
+            lines.append(
+                f"source {name} ({sp.source.connector}): columns {sorted(sp.columns)}, "
+                f"days [{sp.lower or '-inf'}, {sp.upper}), "
+                f"prefilter: {to_source(sp.prefilter) if sp.prefilter else '-'}"
+            )
             for g in sp.groups.values():
                 how = f"rolled up from {g.derive_from[0]} x {list(g.derive_from[1])}" if g.derive_from else "group_by"
                 lines.append(f"  {g.grain} x {list(g.dims)}: {how}")
@@ -149,8 +152,14 @@ def columns_of(agg: Agg) -> set[str]:
     return cols
 
 
-def build_plan(kpis: Iterable[BoundKpi], sources: Mapping[str, SourceSpec], schemas: Mapping[str, pl.Schema],
-               calendar: Calendar, window: Window, functions: Mapping[str, MetricFunction]) -> Plan:
+def build_plan(
+    kpis: Iterable[BoundKpi],
+    sources: Mapping[str, SourceSpec],
+    schemas: Mapping[str, pl.Schema],
+    calendar: Calendar,
+    window: Window,
+    functions: Mapping[str, MetricFunction],
+) -> Plan:
     """Plan a run: KPIs' aggregates are deduplicated and grouped per source, grain and dimensions."""
     plan = Plan(calendar, window, {}, [])
     counter = iter(range(1_000_000_000))
@@ -183,9 +192,14 @@ def build_plan(kpis: Iterable[BoundKpi], sources: Mapping[str, SourceSpec], sche
                     filter_key = to_source(agg.where) if agg.where is not None else ""
                     if filter_key not in group.row_filters:
                         group.row_filters[filter_key] = (f"n{next(counter)}", agg.where)
-                    fill = 0.0 if agg.func in ZERO_WHEN_EMPTY else (functions[agg.func].fill if agg.func in functions else None)
-                    request = AggRequest(f"a{next(counter)}", agg, fill, ROLLUPS.get(agg.func),
-                                         group.row_filters[filter_key][0])
+                    fill = (
+                        0.0
+                        if agg.func in ZERO_WHEN_EMPTY
+                        else (functions[agg.func].fill if agg.func in functions else None)
+                    )
+                    request = AggRequest(
+                        f"a{next(counter)}", agg, fill, ROLLUPS.get(agg.func), group.row_filters[filter_key][0]
+                    )
                     group.aggs[agg.key] = request
         plan.kpis.append(KpiPlan(kpi, expr, shown_first, periods.start_of(last, grain, calendar)))
     for sp in plan.sources.values():

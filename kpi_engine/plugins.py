@@ -52,7 +52,9 @@ class Registry:
         return {name: c.options_schema for name, c in self.connectors.items()}
 
 
-def plugin_manager(extra: Iterable[object] = (), entry_points: bool = True) -> tuple[pluggy.PluginManager, list[PluginFailure]]:
+def plugin_manager(
+    extra: Iterable[object] = (), entry_points: bool = True
+) -> tuple[pluggy.PluginManager, list[PluginFailure]]:
     """A pluggy manager with every installed plugin loaded; a plugin that fails to import is recorded, not fatal."""
     pm = pluggy.PluginManager("kpi_engine")
     pm.add_hookspecs(hookspecs)
@@ -76,9 +78,11 @@ def build_registry(extra: Iterable[object] = (), entry_points: bool = True) -> R
     reg = Registry(failures=failures)
     for name, plugin in pm.list_name_plugin():
         reg.plugins.setdefault(name, [])
-        for hook, store, label in (("register_connectors", reg.connectors, "connector"),
-                                   ("register_functions", reg.functions, "function"),
-                                   ("register_report_formats", reg.formats, "format")):
+        for hook, store, label in (
+            ("register_connectors", reg.connectors, "connector"),
+            ("register_functions", reg.functions, "function"),
+            ("register_report_formats", reg.formats, "format"),
+        ):
             impl = getattr(plugin, hook, None)
             if impl is None:
                 continue

@@ -10,12 +10,27 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+
 import polars as pl
 
 from .errors import Diagnostic, ErrorCollector, Location, did_you_mean
 from .formula import (
-    BinOp, Bool, Call, Column, FormulaSyntaxError, InList, IsNull, Name, Node, Null, Number, String, Unary, parse,
-    to_source, walk,
+    BinOp,
+    Bool,
+    Call,
+    Column,
+    FormulaSyntaxError,
+    InList,
+    IsNull,
+    Name,
+    Node,
+    Null,
+    Number,
+    String,
+    Unary,
+    parse,
+    to_source,
+    walk,
 )
 from .spec import KpiSpec, Project
 
@@ -122,10 +137,18 @@ class Binder:
         column = base.column
         if span is not None and kpi.formula_offset is not None and "\n" not in kpi.formula:
             column = kpi.formula_offset + span[0]
-        return Location(base.file, base.line, column, base.field, kpi.formula.strip() if "\n" not in kpi.formula else kpi.formula, span)
+        return Location(
+            base.file,
+            base.line,
+            column,
+            base.field,
+            kpi.formula.strip() if "\n" not in kpi.formula else kpi.formula,
+            span,
+        )
 
-    def fail(self, kpi: KpiSpec, node: Node | None, message: str, hint: str | None = None,
-             expected: str | None = None) -> _Failed:
+    def fail(
+        self, kpi: KpiSpec, node: Node | None, message: str, hint: str | None = None, expected: str | None = None
+    ) -> _Failed:
         self.errors.add(message, self._loc(kpi, node.span if node is not None else None), hint=hint, expected=expected)
         return _Failed()
 
@@ -160,12 +183,21 @@ class Binder:
             for dim in kpi.dimensions:
                 for source in sorted(ctx.sources & self.schemas.keys()):
                     if dim not in self.schemas[source]:
-                        self.errors.add(f"dimension `{dim}` is not a column of source `{source}`", kpi.loc("dimensions"),
-                                        hint=did_you_mean(dim, self.schemas.get(source, {}), f"columns of {source}")
-                                        or "every source a KPI reads must have its dimension columns")
+                        self.errors.add(
+                            f"dimension `{dim}` is not a column of source `{source}`",
+                            kpi.loc("dimensions"),
+                            hint=did_you_mean(dim, self.schemas.get(source, {}), f"columns of {source}")
+                            or "every source a KPI reads must have its dimension columns",
+                        )
                         raise _Failed()
-            result: BoundKpi | None = BoundKpi(kpi, expr, tuple(dict.fromkeys(ctx.aggs)), tuple(sorted(ctx.sources)),
-                                               ctx.lookback, tuple(sorted(ctx.uses)))
+            result: BoundKpi | None = BoundKpi(
+                kpi,
+                expr,
+                tuple(dict.fromkeys(ctx.aggs)),
+                tuple(sorted(ctx.sources)),
+                ctx.lookback,
+                tuple(sorted(ctx.uses)),
+            )
         except _Failed:
             result = None
         finally:
@@ -181,24 +213,40 @@ class Binder:
         if isinstance(node, Null):
             return node
         if isinstance(node, Bool | String):
-            raise self.fail(kpi, node, "a KPI value must be a number", hint="strings and booleans belong in `where` filters")
+            raise self.fail(
+                kpi, node, "a KPI value must be a number", hint="strings and booleans belong in `where` filters"
+            )
         if isinstance(node, Name):
             return self.reference(node, ctx, shift)
         if isinstance(node, Column):
-            raise self.fail(kpi, node, f"column `{node.source}.{node.column}` is used outside an aggregate",
-                            hint=f"wrap it in an aggregate, e.g. sum({node.source}.{node.column}) or mean(...)")
+            raise self.fail(
+                kpi,
+                node,
+                f"column `{node.source}.{node.column}` is used outside an aggregate",
+                hint=f"wrap it in an aggregate, e.g. sum({node.source}.{node.column}) or mean(...)",
+            )
         if isinstance(node, BinOp):
             if node.op not in ARITHMETIC:
-                raise self.fail(kpi, node, f"`{node.op}` outside a `where` filter",
-                                hint="comparisons and and/or filter rows: sum(ads.cost where channel == \"search\")")
-            return BinOp(node.op, self.agg_level(node.left, ctx, shift), self.agg_level(node.right, ctx, shift), span=node.span)
+                raise self.fail(
+                    kpi,
+                    node,
+                    f"`{node.op}` outside a `where` filter",
+                    hint='comparisons and and/or filter rows: sum(ads.cost where channel == "search")',
+                )
+            return BinOp(
+                node.op, self.agg_level(node.left, ctx, shift), self.agg_level(node.right, ctx, shift), span=node.span
+            )
         if isinstance(node, Unary):
             if node.op == "not":
                 raise self.fail(kpi, node, "`not` outside a `where` filter")
             return Unary("-", self.agg_level(node.operand, ctx, shift), span=node.span)
         if isinstance(node, InList | IsNull):
-            raise self.fail(kpi, node, "a test (`in`, `is null`) outside a `where` filter",
-                            hint="filters go inside an aggregate: count(sessions where channel in [\"seo\"])")
+            raise self.fail(
+                kpi,
+                node,
+                "a test (`in`, `is null`) outside a `where` filter",
+                hint='filters go inside an aggregate: count(sessions where channel in ["seo"])',
+            )
         if isinstance(node, Call):
             return self.agg_call(node, ctx, shift)
         raise self.fail(kpi, node, f"unsupported expression `{to_source(node)}`")
@@ -209,7 +257,7 @@ class Binder:
             return Number(self.project.params[name], span=node.span)
         if name in self.project.kpis:
             if name in self.stack:
-                cycle = " -> ".join(self.stack[self.stack.index(name):] + [name])
+                cycle = " -> ".join(self.stack[self.stack.index(name) :] + [name])
                 raise self.fail(kpi, node, f"reference cycle: {cycle}", hint="a KPI cannot depend on itself")
             other = self.bind(name)
             if other is None:
@@ -220,27 +268,44 @@ class Binder:
             ctx.lookback = max(ctx.lookback, shift + other.lookback)
             return other.expr
         if name in self.project.sources:
-            raise self.fail(kpi, node, f"source `{name}` used as a value",
-                            hint=f"count its rows with count({name}) or aggregate a column: sum({name}.column)")
+            raise self.fail(
+                kpi,
+                node,
+                f"source `{name}` used as a value",
+                hint=f"count its rows with count({name}) or aggregate a column: sum({name}.column)",
+            )
         if name in AGGREGATES or name in self.functions:
             raise self.fail(kpi, node, f"function `{name}` needs arguments", hint=f"call it: {name}(...)")
         candidates = [*self.project.kpis, *self.project.params]
-        raise self.fail(kpi, node, f"unknown name `{name}`", expected="a KPI id or a param",
-                        hint=did_you_mean(name, candidates, "KPIs and params")
-                        or "columns are written source.column inside an aggregate, e.g. sum(ads.clicks)")
+        raise self.fail(
+            kpi,
+            node,
+            f"unknown name `{name}`",
+            expected="a KPI id or a param",
+            hint=did_you_mean(name, candidates, "KPIs and params")
+            or "columns are written source.column inside an aggregate, e.g. sum(ads.clicks)",
+        )
 
     def agg_call(self, node: Call, ctx: _KpiContext, shift: int) -> Node:
         kpi, func = ctx.kpi, node.func
         if func == "previous":
             if node.where is not None or not 1 <= len(node.args) <= 2:
-                raise self.fail(kpi, node, "previous() takes an expression and an optional offset",
-                                hint="previous(sum(ads.revenue)) or previous(sum(ads.revenue), 12)")
+                raise self.fail(
+                    kpi,
+                    node,
+                    "previous() takes an expression and an optional offset",
+                    hint="previous(sum(ads.revenue)) or previous(sum(ads.revenue), 12)",
+                )
             n = 1
             if len(node.args) == 2:
                 arg = node.args[1]
                 if not (isinstance(arg, Number) and isinstance(arg.value, int) and 1 <= arg.value <= MAX_PREVIOUS):
-                    raise self.fail(kpi, arg, "previous() offset must be a whole number of periods from 1 to "
-                                    f"{MAX_PREVIOUS}", hint="e.g. previous(sum(ads.revenue), 12) for a year of months")
+                    raise self.fail(
+                        kpi,
+                        arg,
+                        f"previous() offset must be a whole number of periods from 1 to {MAX_PREVIOUS}",
+                        hint="e.g. previous(sum(ads.revenue), 12) for a year of months",
+                    )
                 n = int(arg.value)
             ctx.lookback = max(ctx.lookback, shift + n)
             return Previous(self.agg_level(node.args[0], ctx, shift + n), n, span=node.span)
@@ -248,8 +313,11 @@ class Binder:
             lo, hi = SCALAR_FUNCS[func]
             if node.where is not None or not lo <= len(node.args) <= hi:
                 raise self.fail(kpi, node, f"{func}() takes {lo}{'' if lo == hi else f' to {hi}'} argument(s)")
-            if func == "round" and len(node.args) == 2 and not (
-                    isinstance(node.args[1], Number) and isinstance(node.args[1].value, int)):
+            if (
+                func == "round"
+                and len(node.args) == 2
+                and not (isinstance(node.args[1], Number) and isinstance(node.args[1].value, int))
+            ):
                 raise self.fail(kpi, node.args[1], "round() digits must be a whole number")
             return Call(func, tuple(self.agg_level(a, ctx, shift) for a in node.args), span=node.span)
         if func in AGGREGATES or func in self.functions:
@@ -258,9 +326,14 @@ class Binder:
             ctx.sources.add(agg.source)
             return agg
         if func in DURATION_FUNCS or func in LITERAL_FUNCS:
-            raise self.fail(kpi, node, f"{func}() works on row values; use it inside an aggregate",
-                            hint=f"e.g. mean({func}(tickets.first_response_at - tickets.created_at))"
-                            if func in DURATION_FUNCS else None)
+            raise self.fail(
+                kpi,
+                node,
+                f"{func}() works on row values; use it inside an aggregate",
+                hint=f"e.g. mean({func}(tickets.first_response_at - tickets.created_at))"
+                if func in DURATION_FUNCS
+                else None,
+            )
         known = [*AGGREGATES, *SCALAR_FUNCS, "previous", *self.functions]
         raise self.fail(kpi, node, f"unknown function `{func}`", hint=did_you_mean(func, known, "functions"))
 
@@ -273,10 +346,18 @@ class Binder:
             lo, hi = 2, 2
         if not lo <= len(node.args) <= hi:
             usage = "quantile(source.column, 0.9)" if func == "quantile" else f"{func}(source.column)"
-            raise self.fail(kpi, node, f"{func}() takes {lo if lo == hi else f'{lo} to {hi}'} argument(s), got {len(node.args)}",
-                            hint=f"e.g. {usage}")
-        if func == "count" and len(node.args) == 1 and isinstance(node.args[0], Name) \
-                and node.args[0].name in self.project.sources:
+            raise self.fail(
+                kpi,
+                node,
+                f"{func}() takes {lo if lo == hi else f'{lo} to {hi}'} argument(s), got {len(node.args)}",
+                hint=f"e.g. {usage}",
+            )
+        if (
+            func == "count"
+            and len(node.args) == 1
+            and isinstance(node.args[0], Name)
+            and node.args[0].name in self.project.sources
+        ):
             source = node.args[0].name
             where = self.row_level(node.where, source, ctx, want="bool") if node.where is not None else None
             return Agg("count", source, (), where, span=node.span)
@@ -290,19 +371,27 @@ class Binder:
         if func == "quantile":
             q = node.args[1]
             if not (isinstance(q, Number) and 0 <= q.value <= 1):
-                raise self.fail(kpi, q, "quantile() needs a constant between 0 and 1", hint="e.g. quantile(tickets.minutes, 0.9)")
+                raise self.fail(
+                    kpi, q, "quantile() needs a constant between 0 and 1", hint="e.g. quantile(tickets.minutes, 0.9)"
+                )
             args.append(Number(float(q.value), span=q.span))
         where = self.row_level(node.where, source, ctx, want="bool") if node.where is not None else None
         return Agg(func, source, tuple(args), where, span=node.span)
 
     def check_agg_input(self, func: str, plugin: MetricFunction | None, arg: Node, kind: str, ctx: _KpiContext) -> None:
-        numeric = func in ("sum", "mean", "median", "min", "max", "quantile") or (plugin is not None and plugin.numeric_args)
+        numeric = func in ("sum", "mean", "median", "min", "max", "quantile") or (
+            plugin is not None and plugin.numeric_args
+        )
         if numeric and kind not in ("num", "bool", "null"):
             hint = "count it with count(...) or count_distinct(...)" if kind == "str" else None
             if kind == "duration":
                 hint = f"convert it first: {func}(minutes(...)) or seconds/hours/days(...)"
-            raise self.fail(ctx.kpi, arg, f"{func}() needs numbers, but `{to_source(arg)}` is {_KIND_WORDS.get(kind, kind)}",
-                            hint=hint)
+            raise self.fail(
+                ctx.kpi,
+                arg,
+                f"{func}() needs numbers, but `{to_source(arg)}` is {_KIND_WORDS.get(kind, kind)}",
+                hint=hint,
+            )
 
     def source_of(self, node: Call, args: tuple[Node, ...], ctx: _KpiContext) -> str:
         kpi = ctx.kpi
@@ -311,22 +400,36 @@ class Binder:
             for sub in walk(arg):
                 if isinstance(sub, Column):
                     found.setdefault(sub.source, sub)
-                if isinstance(sub, Call) and (sub.func in AGGREGATES or sub.func in self.functions or sub.func == "previous"):
-                    raise self.fail(kpi, sub, f"`{sub.func}` inside another aggregate",
-                                    hint="aggregate once, then combine: sum(a.x) / count(a)")
+                if isinstance(sub, Call) and (
+                    sub.func in AGGREGATES or sub.func in self.functions or sub.func == "previous"
+                ):
+                    raise self.fail(
+                        kpi,
+                        sub,
+                        f"`{sub.func}` inside another aggregate",
+                        hint="aggregate once, then combine: sum(a.x) / count(a)",
+                    )
         for name, col in found.items():
             if name not in self.project.sources:
-                raise self.fail(kpi, col, f"unknown source `{name}`", hint=did_you_mean(name, self.project.sources, "sources"))
+                raise self.fail(
+                    kpi, col, f"unknown source `{name}`", hint=did_you_mean(name, self.project.sources, "sources")
+                )
         if len(found) > 1:
             names = ", ".join(f"`{n}`" for n in found)
-            raise self.fail(kpi, node, f"one aggregate reads one source, but `{node.func}(...)` mixes {names}",
-                            hint="aggregate each source on its own and combine the results: sum(a.x) / sum(b.y)")
+            raise self.fail(
+                kpi,
+                node,
+                f"one aggregate reads one source, but `{node.func}(...)` mixes {names}",
+                hint="aggregate each source on its own and combine the results: sum(a.x) / sum(b.y)",
+            )
         if not found:
             bare = [sub.name for a in args for sub in walk(a) if isinstance(sub, Name)]
             if len(args) == 1 and isinstance(args[0], Name) and node.func != "count":
                 name = args[0].name
                 if name in self.project.sources:
-                    raise self.fail(kpi, node, f"{node.func}() of a whole source", hint=f"name a column: {node.func}({name}.column)")
+                    raise self.fail(
+                        kpi, node, f"{node.func}() of a whole source", hint=f"name a column: {node.func}({name}.column)"
+                    )
             owners = [s for s, schema in self.schemas.items() if bare and bare[0] in schema]
             hint = f"write `{owners[0]}.{bare[0]}`" if owners else "write source.column, e.g. sum(ads.clicks)"
             raise self.fail(kpi, node, f"`{node.func}(...)` does not say which source it reads", hint=hint)
@@ -335,8 +438,12 @@ class Binder:
     def row_level(self, node: Node, source: str, ctx: _KpiContext, want: str) -> Node:
         bound, kind = self.row_level_kind(node, source, ctx)
         if want == "bool" and kind not in ("bool", "null"):
-            raise self.fail(ctx.kpi, node, f"a `where` filter must be true or false, but `{to_source(node)}` is "
-                            f"{_KIND_WORDS.get(kind, kind)}", hint="compare it: where channel == \"search\"")
+            raise self.fail(
+                ctx.kpi,
+                node,
+                f"a `where` filter must be true or false, but `{to_source(node)}` is {_KIND_WORDS.get(kind, kind)}",
+                hint='compare it: where channel == "search"',
+            )
         return bound
 
     def row_level_kind(self, node: Node, source: str, ctx: _KpiContext) -> tuple[Node, str]:
@@ -358,17 +465,27 @@ class Binder:
                 if column in self.project.params:
                     return Number(self.project.params[column], span=node.span), "num"
                 if column in self.project.kpis:
-                    raise self.fail(kpi, node, f"KPI `{column}` referenced inside an aggregate",
-                                    hint="reference KPIs outside aggregates: ad_spend / leads")
+                    raise self.fail(
+                        kpi,
+                        node,
+                        f"KPI `{column}` referenced inside an aggregate",
+                        hint="reference KPIs outside aggregates: ad_spend / leads",
+                    )
             if column not in schema:
-                raise self.fail(kpi, node, f"unknown column `{column}` in source `{source}`",
-                                hint=did_you_mean(column, schema, f"columns of {source}"))
+                raise self.fail(
+                    kpi,
+                    node,
+                    f"unknown column `{column}` in source `{source}`",
+                    hint=did_you_mean(column, schema, f"columns of {source}"),
+                )
             return Column(source, column, span=node.span), kind_of(schema[column])
         if isinstance(node, Unary):
             operand, kind = self.row_level_kind(node.operand, source, ctx)
             expected = "bool" if node.op == "not" else "num"
             if kind not in (expected, "null") and not (node.op == "-" and kind == "duration"):
-                raise self.fail(kpi, node, f"`{node.op}` needs {_KIND_WORDS[expected]}, found {_KIND_WORDS.get(kind, kind)}")
+                raise self.fail(
+                    kpi, node, f"`{node.op}` needs {_KIND_WORDS[expected]}, found {_KIND_WORDS.get(kind, kind)}"
+                )
             return Unary(node.op, operand, span=node.span), kind
         if isinstance(node, BinOp):
             left, lk = self.row_level_kind(node.left, source, ctx)
@@ -384,8 +501,12 @@ class Binder:
             for item in node.items:
                 bound, ik = self.row_level_kind(item, source, ctx)
                 if not isinstance(bound, Number | String | Bool | Null | Call) or ik not in (kind, "null"):
-                    raise self.fail(kpi, item, f"list items must be constants of the same type as `{to_source(node.operand)}` "
-                                    f"({_KIND_WORDS.get(kind, kind)})")
+                    raise self.fail(
+                        kpi,
+                        item,
+                        f"list items must be constants of the same type as `{to_source(node.operand)}` "
+                        f"({_KIND_WORDS.get(kind, kind)})",
+                    )
                 items.append(bound)
             return InList(operand, tuple(items), node.negated, span=node.span), "bool"
         if isinstance(node, Call):
@@ -403,15 +524,22 @@ class Binder:
             try:
                 (dt.date.fromisoformat if func == "date" else dt.datetime.fromisoformat)(arg.value)
             except ValueError:
-                raise self.fail(kpi, arg, f"invalid {func} `{arg.value}`", expected="ISO 8601, e.g. 2026-04-01") from None
+                raise self.fail(
+                    kpi, arg, f"invalid {func} `{arg.value}`", expected="ISO 8601, e.g. 2026-04-01"
+                ) from None
             return node, func
         if func in DURATION_FUNCS:
             if len(node.args) != 1:
                 raise self.fail(kpi, node, f"{func}() takes one duration")
             arg, kind = self.row_level_kind(node.args[0], source, ctx)
             if kind not in ("duration", "null"):
-                raise self.fail(kpi, node.args[0], f"{func}() needs a duration (the difference of two timestamps), "
-                                f"found {_KIND_WORDS.get(kind, kind)}", hint=f"{func}(tickets.first_response_at - tickets.created_at)")
+                raise self.fail(
+                    kpi,
+                    node.args[0],
+                    f"{func}() needs a duration (the difference of two timestamps), "
+                    f"found {_KIND_WORDS.get(kind, kind)}",
+                    hint=f"{func}(tickets.first_response_at - tickets.created_at)",
+                )
             return Call(func, (arg,), span=node.span), "num"
         if func in SCALAR_FUNCS:
             lo, hi = SCALAR_FUNCS[func]
@@ -447,12 +575,24 @@ class Binder:
                 return "duration"
             if not kinds:
                 return "null"
-        raise self.fail(ctx.kpi, node, f"`{op}` cannot combine {_KIND_WORDS.get(lk, lk)} and {_KIND_WORDS.get(rk, rk)}",
-                        hint="compare like with like; a difference of timestamps is a duration: minutes(a - b)")
+        raise self.fail(
+            ctx.kpi,
+            node,
+            f"`{op}` cannot combine {_KIND_WORDS.get(lk, lk)} and {_KIND_WORDS.get(rk, rk)}",
+            hint="compare like with like; a difference of timestamps is a duration: minutes(a - b)",
+        )
 
 
-_KIND_WORDS = {"num": "a number", "bool": "true/false", "str": "text", "date": "a date", "datetime": "a timestamp",
-               "duration": "a duration", "null": "null", "other": "an unsupported type"}
+_KIND_WORDS = {
+    "num": "a number",
+    "bool": "true/false",
+    "str": "text",
+    "date": "a date",
+    "datetime": "a timestamp",
+    "duration": "a duration",
+    "null": "null",
+    "other": "an unsupported type",
+}
 
 
 class _KpiContext:
@@ -464,10 +604,10 @@ class _KpiContext:
         self.lookback = 0
 
 
-def bind_project(project: Project, schemas: Mapping[str, pl.Schema],
-                 functions: Mapping[str, MetricFunction]) -> tuple[dict[str, BoundKpi], list[Diagnostic]]:
+def bind_project(
+    project: Project, schemas: Mapping[str, pl.Schema], functions: Mapping[str, MetricFunction]
+) -> tuple[dict[str, BoundKpi], list[Diagnostic]]:
     """Bind every KPI; returns the bound KPIs and every diagnostic found (empty when all is well)."""
     binder = Binder(project, schemas, functions)
     bound = binder.bind_all()
     return bound, binder.errors.diagnostics
-

@@ -136,15 +136,23 @@ def full_schema(connectors: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     schema = json.loads(json.dumps(base_schema()))
     source = schema["$defs"]["source"]
     base_props = source["properties"]
-    source["properties"]["connector"] = {"enum": sorted(connectors), "description": base_props["connector"]["description"]}
+    source["properties"]["connector"] = {
+        "enum": sorted(connectors),
+        "description": base_props["connector"]["description"],
+    }
     branches = []
     for name, fragment in sorted(connectors.items()):
         props = {**base_props, **fragment.get("properties", {})}
-        branches.append({
-            "if": {"properties": {"connector": {"const": name}}, "required": ["connector"]},
-            "then": {"properties": props, "required": sorted({"connector", "time", *fragment.get("required", [])}),
-                     "additionalProperties": False},
-        })
+        branches.append(
+            {
+                "if": {"properties": {"connector": {"const": name}}, "required": ["connector"]},
+                "then": {
+                    "properties": props,
+                    "required": sorted({"connector", "time", *fragment.get("required", [])}),
+                    "additionalProperties": False,
+                },
+            }
+        )
     if branches:
         source["allOf"] = branches
     return schema
@@ -153,12 +161,22 @@ def full_schema(connectors: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
 def spec_files(path: Path) -> list[Path]:
     """The spec files a PATH names: the file itself, or every *.yaml/*.yml below a directory."""
     if not path.exists():
-        raise KpiError(Diagnostic(f"no such file or directory: {path}", Location(str(path)),
-                                  hint="pass a spec file or a directory of spec files"))
+        raise KpiError(
+            Diagnostic(
+                f"no such file or directory: {path}",
+                Location(str(path)),
+                hint="pass a spec file or a directory of spec files",
+            )
+        )
     if path.is_file():
         return [path]
-    files = sorted(p for p in path.rglob("*") if p.suffix in SPEC_SUFFIXES and p.is_file()
-                   and not any(part.startswith(".") for part in p.relative_to(path).parts))
+    files = sorted(
+        p
+        for p in path.rglob("*")
+        if p.suffix in SPEC_SUFFIXES
+        and p.is_file()
+        and not any(part.startswith(".") for part in p.relative_to(path).parts)
+    )
     files = [p for p in files if not p.name.endswith((".test.yaml", ".test.yml"))]
     if not files:
         raise KpiError(Diagnostic(f"no spec files (*.yaml, *.yml) in directory {path}", Location(str(path))))
@@ -184,40 +202,73 @@ def _explain(err: jsonschema.ValidationError, pos: Positions) -> list[Diagnostic
     v, schema = err.validator, err.schema
     if "propertyNames" in err.relative_schema_path:
         name = str(err.instance)
-        return [Diagnostic(f"invalid name `{name}`", pos.location(path + (name,), key=True),
-                           expected="lower-case snake_case: a letter, then letters, digits or _ (at most 64)",
-                           hint=f"try `{_snake(name)}`")]
+        return [
+            Diagnostic(
+                f"invalid name `{name}`",
+                pos.location(path + (name,), key=True),
+                expected="lower-case snake_case: a letter, then letters, digits or _ (at most 64)",
+                hint=f"try `{_snake(name)}`",
+            )
+        ]
     if v == "allOf" or v == "if":
         return []
     if v == "additionalProperties" and isinstance(err.instance, dict):
         allowed = list(schema.get("properties", {}))
         extra = [k for k in err.instance if k not in allowed and not _matches_pattern(k, schema)]
-        return [Diagnostic(f"unknown field `{k}`", pos.location(path + (k,), key=True),
-                           expected="one of: " + ", ".join(allowed),
-                           hint=did_you_mean(k, allowed) or "remove it")
-                for k in extra]
+        return [
+            Diagnostic(
+                f"unknown field `{k}`",
+                pos.location(path + (k,), key=True),
+                expected="one of: " + ", ".join(allowed),
+                hint=did_you_mean(k, allowed) or "remove it",
+            )
+            for k in extra
+        ]
     if v == "required":
         missing = err.message.split("'")[1] if "'" in err.message else err.message
         return [Diagnostic(f"missing required field `{missing}`", pos.location(path), hint=_required_hint(missing))]
     if v == "enum":
         options = [str(o) for o in schema["enum"]]
-        return [Diagnostic(f"invalid value `{err.instance}`", pos.location(path), expected="one of: " + ", ".join(options),
-                           hint=did_you_mean(str(err.instance), options))]
+        return [
+            Diagnostic(
+                f"invalid value `{err.instance}`",
+                pos.location(path),
+                expected="one of: " + ", ".join(options),
+                hint=did_you_mean(str(err.instance), options),
+            )
+        ]
     if v == "const":
         return [Diagnostic(f"invalid value `{err.instance}`", pos.location(path), expected=f"`{schema['const']}`")]
     if v == "type":
         expected = schema["type"] if isinstance(schema["type"], str) else " or ".join(schema["type"])
         found = type(err.instance).__name__.replace("str", "string").replace("dict", "mapping").replace("list", "list")
-        return [Diagnostic(f"wrong type: found {found} `{_short(err.instance)}`", pos.location(path),
-                           expected=_TYPE_WORDS.get(expected, expected))]
+        return [
+            Diagnostic(
+                f"wrong type: found {found} `{_short(err.instance)}`",
+                pos.location(path),
+                expected=_TYPE_WORDS.get(expected, expected),
+            )
+        ]
     if v == "format" and schema.get("format") == "date":
-        return [Diagnostic(f"invalid date `{err.instance}`", pos.location(path), expected="a date YYYY-MM-DD",
-                           hint="for example 2026-06-30")]
+        return [
+            Diagnostic(
+                f"invalid date `{err.instance}`",
+                pos.location(path),
+                expected="a date YYYY-MM-DD",
+                hint="for example 2026-06-30",
+            )
+        ]
     return [Diagnostic(err.message, pos.location(path))]
 
 
-_TYPE_WORDS = {"object": "a mapping", "array": "a list", "string": "a string", "number": "a number",
-               "integer": "a whole number", "boolean": "true or false"}
+_TYPE_WORDS = {
+    "object": "a mapping",
+    "array": "a list",
+    "string": "a string",
+    "number": "a number",
+    "integer": "a whole number",
+    "boolean": "true or false",
+}
 
 
 def _short(value: Any) -> str:
@@ -227,12 +278,14 @@ def _short(value: Any) -> str:
 
 def _snake(name: str) -> str:
     import re
+
     s = re.sub(r"[^0-9a-zA-Z]+", "_", re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name)).strip("_").lower()
     return s if s and s[0].isalpha() else f"k_{s}"
 
 
 def _matches_pattern(key: str, schema: Mapping[str, Any]) -> bool:
     import re
+
     return any(re.search(p, key) for p in schema.get("patternProperties", {}))
 
 
@@ -267,8 +320,7 @@ def load_project(path: str | Path, connector_schemas: Mapping[str, Mapping[str, 
             raw = file.read_bytes()
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
-            errors.add(f"file is not UTF-8 text (byte {exc.start})", Location(display),
-                       hint="save the file as UTF-8")
+            errors.add(f"file is not UTF-8 text (byte {exc.start})", Location(display), hint="save the file as UTF-8")
             continue
         except OSError as exc:
             errors.add(f"cannot read file: {exc.strerror}", Location(display))
@@ -291,8 +343,11 @@ def load_project(path: str | Path, connector_schemas: Mapping[str, Mapping[str, 
                 loc = pos.location((key,))
                 if key in calendar_seen and calendar_seen[key][0] != data[key]:
                     prev_value, prev_loc = calendar_seen[key]
-                    errors.add(f"`{key}: {data[key]}` disagrees with `{key}: {prev_value}` in {prev_loc.file}:{prev_loc.line}",
-                               loc, hint="all spec files share one calendar; set it once")
+                    errors.add(
+                        f"`{key}: {data[key]}` disagrees with `{key}: {prev_value}` in {prev_loc.file}:{prev_loc.line}",
+                        loc,
+                        hint="all spec files share one calendar; set it once",
+                    )
                 calendar_seen.setdefault(key, (data[key], loc))
         base_dir = file.parent.resolve()
         for name, body in (data.get("sources") or {}).items():
@@ -323,7 +378,11 @@ def load_project(path: str | Path, connector_schemas: Mapping[str, Mapping[str, 
 def _dupe(errors: ErrorCollector, seen: dict[tuple[str, str], Location], what: str, name: str, loc: Location) -> bool:
     if (what, name) in seen:
         first = seen[(what, name)]
-        errors.add(f"duplicate {what} `{name}`", loc, hint=f"first defined at {first.file}:{first.line}; names are unique across files")
+        errors.add(
+            f"duplicate {what} `{name}`",
+            loc,
+            hint=f"first defined at {first.file}:{first.line}; names are unique across files",
+        )
         return True
     seen[(what, name)] = loc
     return False
@@ -334,8 +393,12 @@ def _build_calendar(seen: Mapping[str, tuple[Any, Location]], errors: ErrorColle
     try:
         zoneinfo.ZoneInfo(tz)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        errors.add(f"unknown time zone `{tz}`", seen["timezone"][1], expected="an IANA time zone such as Europe/Paris",
-                   hint=did_you_mean(tz, zoneinfo.available_timezones()))
+        errors.add(
+            f"unknown time zone `{tz}`",
+            seen["timezone"][1],
+            expected="an IANA time zone such as Europe/Paris",
+            hint=did_you_mean(tz, zoneinfo.available_timezones()),
+        )
         tz = "UTC"
     week_start = WEEKDAYS.index(seen.get("week_start", ("monday", None))[0])
     fiscal = int(seen.get("fiscal_year_start", (1, None))[0])
@@ -353,8 +416,11 @@ def _build_kpi(kpi_id: str, body: Mapping[str, Any], pos: Positions, errors: Err
                 t[key] = dt.date.fromisoformat(t[key])
         target = TargetSpec(**t)
         if target.start and target.deadline and target.deadline <= target.start:
-            errors.add(f"target deadline {target.deadline} is not after its start {target.start}",
-                       pos.location(base + ("target", "deadline")), hint="a time-bound target ends after it starts")
+            errors.add(
+                f"target deadline {target.deadline} is not after its start {target.start}",
+                pos.location(base + ("target", "deadline")),
+                hint="a time-bound target ends after it starts",
+            )
         if target.direction in ("increase", "decrease") and target.value is None:
             errors.add(f"a target to {target.direction} needs a `value`", pos.location(base + ("target",)))
         if target.direction == "range" and (target.min is None or target.max is None):

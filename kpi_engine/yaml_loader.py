@@ -76,9 +76,7 @@ def _protect_formulas(text: str) -> tuple[str, dict[str, str]]:
                 if stack.pop() != ch:
                     broken = True
                     break
-            elif ch == "," and not stack:
-                break
-            elif ch == "#" and text[end - 1] in " \t" and not stack:
+            elif ch == "," and not stack or ch == "#" and text[end - 1] in " \t" and not stack:
                 break
             end += 1
         raw = text[start:end].rstrip()
@@ -112,8 +110,11 @@ class _Builder:
     def build(self, node: yaml.Node, path: Path_, depth: int) -> Any:
         self.count += 1
         if self.count > MAX_NODES:
-            raise self._fail(node, f"document expands to more than {MAX_NODES:,} values",
-                             hint="YAML aliases (*name) that repeat large anchors are refused")
+            raise self._fail(
+                node,
+                f"document expands to more than {MAX_NODES:,} values",
+                hint="YAML aliases (*name) that repeat large anchors are refused",
+            )
         if depth > MAX_DEPTH:
             raise self._fail(node, f"nesting deeper than {MAX_DEPTH} levels")
         self.pos.values[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
@@ -123,15 +124,19 @@ class _Builder:
             out: dict[str, Any] = {}
             for key_node, value_node in node.value:
                 if key_node.tag == "tag:yaml.org,2002:merge":
-                    raise self._fail(key_node, "YAML merge keys (<<) are not supported",
-                                     hint="write the fields out; shared values can live in `params`")
+                    raise self._fail(
+                        key_node,
+                        "YAML merge keys (<<) are not supported",
+                        hint="write the fields out; shared values can live in `params`",
+                    )
                 key = self.build_scalar(key_node)
                 if not isinstance(key, str):
                     key = str(key)
                 if key in out:
                     first = self.pos.keys[path + (key,)]
-                    raise self._fail(key_node, f"duplicate key `{key}`",
-                                     hint=f"first defined at line {first[0]}; keep one of them")
+                    raise self._fail(
+                        key_node, f"duplicate key `{key}`", hint=f"first defined at line {first[0]}; keep one of them"
+                    )
                 self.pos.keys[path + (key,)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
                 out[key] = self.build(value_node, path + (key,), depth + 1)
             return out
@@ -148,13 +153,21 @@ class _Builder:
         try:
             value = self.constructor.construct_object(node, deep=True)
         except ConstructorError as exc:
-            raise self._fail(node, f"YAML tag `{node.tag}` is not allowed",
-                             hint="only plain YAML values (strings, numbers, booleans, dates, lists, maps)") from exc
+            raise self._fail(
+                node,
+                f"YAML tag `{node.tag}` is not allowed",
+                hint="only plain YAML values (strings, numbers, booleans, dates, lists, maps)",
+            ) from exc
         except ValueError as exc:
             if node.tag == "tag:yaml.org,2002:timestamp":
-                raise KpiError(Diagnostic(f"invalid date `{node.value}`", Location(
-                    self.file, node.start_mark.line + 1, node.start_mark.column + 1),
-                    expected="a date YYYY-MM-DD", hint=f"{exc}")) from None
+                raise KpiError(
+                    Diagnostic(
+                        f"invalid date `{node.value}`",
+                        Location(self.file, node.start_mark.line + 1, node.start_mark.column + 1),
+                        expected="a date YYYY-MM-DD",
+                        hint=f"{exc}",
+                    )
+                ) from None
             raise self._fail(node, f"invalid value `{node.value}`: {exc}") from exc
         if isinstance(value, str) and value in self.swaps:
             return self.swaps[value]
@@ -173,8 +186,13 @@ def load_yaml(text: str, file: str) -> tuple[Any, Positions]:
         for lineno, line in enumerate(text.splitlines(), 1):
             indent = line[: len(line) - len(line.lstrip())]
             if "\t" in indent:
-                raise KpiError(Diagnostic("tab character in indentation", Location(file, lineno, indent.index("\t") + 1),
-                                          hint="YAML indents with spaces only; replace the tab with spaces"))
+                raise KpiError(
+                    Diagnostic(
+                        "tab character in indentation",
+                        Location(file, lineno, indent.index("\t") + 1),
+                        hint="YAML indents with spaces only; replace the tab with spaces",
+                    )
+                )
     text, swaps = _protect_formulas(text)
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -182,8 +200,9 @@ def load_yaml(text: str, file: str) -> tuple[Any, Positions]:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)
         problem = exc.problem or exc.context or "invalid YAML"
-        raise KpiError(Diagnostic(f"YAML syntax error: {problem}", Location(file, line, col),
-                                  hint=_syntax_hint(problem))) from None
+        raise KpiError(
+            Diagnostic(f"YAML syntax error: {problem}", Location(file, line, col), hint=_syntax_hint(problem))
+        ) from None
     except yaml.YAMLError as exc:
         raise KpiError(Diagnostic(f"YAML syntax error: {exc}", Location(file))) from None
     builder = _Builder(file, swaps)

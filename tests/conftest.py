@@ -41,8 +41,10 @@ def duck(example_dir: Path):
     data = example_dir / "data"
     con.execute(f"CREATE VIEW ads AS SELECT * FROM read_parquet('{data / 'ad_events.parquet'}')")
     # sessions.ts is stored in Europe/Paris: bucket its instants in UTC, as the spec says
-    con.execute(f"CREATE VIEW sessions AS SELECT * REPLACE (ts AT TIME ZONE 'UTC' AS ts) "
-                f"FROM read_parquet('{data / 'sessions.parquet'}')")
+    con.execute(
+        f"CREATE VIEW sessions AS SELECT * REPLACE (ts AT TIME ZONE 'UTC' AS ts) "
+        f"FROM read_parquet('{data / 'sessions.parquet'}')"
+    )
     con.execute(f"CREATE VIEW tickets AS SELECT * FROM read_csv_auto('{data / 'support_tickets.csv'}')")
     con.execute(f"CREATE VIEW mentions AS SELECT * FROM read_json_auto('{data / 'social_mentions.ndjson'}')")
     yield con

@@ -11,9 +11,10 @@ import polars as pl
 import pytest
 
 import kpi_engine
-from conftest import write_spec
 from kpi_engine import periods
 from kpi_engine.spec import Calendar, Grain
+
+from conftest import write_spec
 
 
 @pytest.fixture(scope="module")
@@ -22,13 +23,20 @@ def events() -> pl.DataFrame:
     n = 5000
     start = np.datetime64("2026-02-20T00:00:00")
     secs = np.sort(rng.integers(0, 60 * 86400, n))
-    return pl.DataFrame({"ts": (start + secs.astype("timedelta64[s]")).astype("datetime64[us]"),
-                         "amount": rng.integers(1, 100, n), "channel": rng.choice(["a", "b"], n)})
+    return pl.DataFrame(
+        {
+            "ts": (start + secs.astype("timedelta64[s]")).astype("datetime64[us]"),
+            "amount": rng.integers(1, 100, n),
+            "channel": rng.choice(["a", "b"], n),
+        }
+    )
 
 
 def test_new_york_sunday_weeks_across_dst_match_duckdb(tmp_path, events):
     duckdb = pytest.importorskip("duckdb")
-    root = write_spec(tmp_path, """
+    root = write_spec(
+        tmp_path,
+        """
         version: 1
         timezone: America/New_York
         week_start: sunday
@@ -37,19 +45,26 @@ def test_new_york_sunday_weeks_across_dst_match_duckdb(tmp_path, events):
         kpis:
           amount: {unit: count, formula: sum(ev.amount), grain: week}
           per_day: {unit: count, formula: count(ev), grain: day}
-    """)
+    """,
+    )
     res = kpi_engine.load(root, frames={"ev": events}).evaluate(dt.date(2026, 4, 15))
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     con.register("ev", events.to_arrow())
     local = "(ts::TIMESTAMPTZ AT TIME ZONE 'America/New_York')"
-    weekly = dict(con.execute(f"""
+    weekly = dict(
+        con.execute(f"""
         SELECT (date_trunc('week', {local} + INTERVAL 1 DAY) - INTERVAL 1 DAY)::DATE, sum(amount)
-        FROM ev WHERE {local} < TIMESTAMP '2026-04-16' GROUP BY ALL""").fetchall())
+        FROM ev WHERE {local} < TIMESTAMP '2026-04-16' GROUP BY ALL""").fetchall()
+    )
     frame = res["amount"]
     assert {r["start"]: r["value"] for r in frame.iter_rows(named=True)} == {k: float(v) for k, v in weekly.items()}
     assert all(d.weekday() == 6 for d in frame["start"])  # Sundays
-    daily = dict(con.execute(f"SELECT {local}::DATE, count(*) FROM ev WHERE {local} < TIMESTAMP '2026-04-16' GROUP BY ALL").fetchall())
+    daily = dict(
+        con.execute(
+            f"SELECT {local}::DATE, count(*) FROM ev WHERE {local} < TIMESTAMP '2026-04-16' GROUP BY ALL"
+        ).fetchall()
+    )
     got = {r["start"]: r["value"] for r in res["per_day"].iter_rows(named=True)}
     # 2026-03-08 is the US DST change: a 23-hour day, still one day
     assert got[dt.date(2026, 3, 8)] == daily[dt.date(2026, 3, 8)]
@@ -58,10 +73,16 @@ def test_new_york_sunday_weeks_across_dst_match_duckdb(tmp_path, events):
 
 def test_tz_aware_and_date_columns(tmp_path):
     paris = ZoneInfo("Europe/Paris")
-    aware = pl.DataFrame({"ts": [dt.datetime(2026, 3, 31, 23, 30, tzinfo=dt.UTC), dt.datetime(2026, 4, 1, 0, 30, tzinfo=dt.UTC)],
-                          "x": [1, 10]}).with_columns(pl.col("ts").dt.convert_time_zone("Asia/Tokyo"))
+    aware = pl.DataFrame(
+        {
+            "ts": [dt.datetime(2026, 3, 31, 23, 30, tzinfo=dt.UTC), dt.datetime(2026, 4, 1, 0, 30, tzinfo=dt.UTC)],
+            "x": [1, 10],
+        }
+    ).with_columns(pl.col("ts").dt.convert_time_zone("Asia/Tokyo"))
     dates = pl.DataFrame({"day": [dt.date(2026, 3, 31), dt.date(2026, 4, 1)], "x": [100, 1000]})
-    root = write_spec(tmp_path, """
+    root = write_spec(
+        tmp_path,
+        """
         version: 1
         timezone: Europe/Paris
         sources:
@@ -70,7 +91,8 @@ def test_tz_aware_and_date_columns(tmp_path):
         kpis:
           ax: {unit: count, formula: sum(a.x), grain: month}
           dx: {unit: count, formula: sum(d.x), grain: month}
-    """)
+    """,
+    )
     res = kpi_engine.load(root, frames={"a": aware, "d": dates}).evaluate(dt.date(2026, 4, 30))
     # 23:30 UTC on 31 March is 01:30 on 1 April in Paris: both rows fall in April
     expected_month = {dt.datetime(2026, 3, 31, 23, 30, tzinfo=dt.UTC).astimezone(paris).month}
@@ -84,7 +106,8 @@ def test_fiscal_quarters_and_years(fiscal_start):
     cal = Calendar("UTC", 0, fiscal_start)
     days = [dt.date(2025, 1, 1) + dt.timedelta(days=i) for i in range(0, 800, 3)]
     frame = pl.DataFrame({"d": days}).with_columns(
-        q=periods.period_start(pl.col("d"), Grain.QUARTER, cal), y=periods.period_start(pl.col("d"), Grain.YEAR, cal))
+        q=periods.period_start(pl.col("d"), Grain.QUARTER, cal), y=periods.period_start(pl.col("d"), Grain.YEAR, cal)
+    )
     for day, q, y in frame.iter_rows():
         # reference: count months since the fiscal year started
         offset = (day.month - fiscal_start) % 12
@@ -123,5 +146,7 @@ def test_labels():
 def test_bound_literals_respect_time_zone():
     lit = pl.select(periods.bound_literal(dt.date(2026, 7, 1), pl.Datetime("us"), "Europe/Paris")).item()
     assert lit == dt.datetime(2026, 6, 30, 22, 0)  # naive = UTC
-    aware = pl.select(periods.bound_literal(dt.date(2026, 7, 1), pl.Datetime("us", "Asia/Tokyo"), "Europe/Paris")).item()
+    aware = pl.select(
+        periods.bound_literal(dt.date(2026, 7, 1), pl.Datetime("us", "Asia/Tokyo"), "Europe/Paris")
+    ).item()
     assert math.isclose(aware.timestamp(), dt.datetime(2026, 6, 30, 22, 0, tzinfo=dt.UTC).timestamp())

@@ -49,12 +49,18 @@ CUT = "< TIMESTAMP '2026-07-01'"
 
 def test_ctr_by_channel_and_total_recomputed_from_sums(result, duck):
     frame = result["ctr"]
-    per_channel = sql_values(duck, f"""
+    per_channel = sql_values(
+        duck,
+        f"""
         SELECT date_trunc('week', ts), channel, 100.0 * sum(clicks) / nullif(sum(impressions), 0)
-        FROM ads WHERE ts {CUT} GROUP BY ALL""")
-    total = sql_values(duck, f"""
+        FROM ads WHERE ts {CUT} GROUP BY ALL""",
+    )
+    total = sql_values(
+        duck,
+        f"""
         SELECT date_trunc('week', ts), 100.0 * sum(clicks) / nullif(sum(impressions), 0)
-        FROM ads WHERE ts {CUT} GROUP BY ALL""")
+        FROM ads WHERE ts {CUT} GROUP BY ALL""",
+    )
     assert_same(engine_values(frame, "channel"), per_channel)
     assert_same(engine_values(frame), total)
     # print has weeks with zero impressions: null, never inf
@@ -69,38 +75,59 @@ def test_empty_periods_for_a_dimension_value_are_zero_sums(result, duck):
     spend = result["ad_spend"]
     march = spend.filter((pl.col("channel") == "affiliate") & (pl.col("period") == "2026-03"))
     assert march["value"].to_list() == [0.0] and march["has_data"].to_list() == [True]
-    expected = sql_values(duck, f"SELECT date_trunc('month', ts), channel, sum(cost) FROM ads WHERE ts {CUT} GROUP BY ALL")
+    expected = sql_values(
+        duck, f"SELECT date_trunc('month', ts), channel, sum(cost) FROM ads WHERE ts {CUT} GROUP BY ALL"
+    )
     assert_same(engine_values(spend, "channel"), expected, zero_for_missing=True)
 
 
 def test_roi_leads_cpl_reference_at_referencing_grain(result, duck):
-    roi = sql_values(duck, f"""SELECT date_trunc('month', ts), 100.0 * (sum(revenue) - sum(cost)) / nullif(sum(cost), 0)
-                              FROM ads WHERE ts {CUT} GROUP BY ALL""")
+    roi = sql_values(
+        duck,
+        f"""SELECT date_trunc('month', ts), 100.0 * (sum(revenue) - sum(cost)) / nullif(sum(cost), 0)
+                              FROM ads WHERE ts {CUT} GROUP BY ALL""",
+    )
     assert_same(engine_values(result["roi"]), roi)
-    leads = sql_values(duck, f"SELECT date_trunc('month', ts), count(*) FILTER (WHERE lead) FROM sessions WHERE ts {CUT} GROUP BY ALL")
+    leads = sql_values(
+        duck, f"SELECT date_trunc('month', ts), count(*) FILTER (WHERE lead) FROM sessions WHERE ts {CUT} GROUP BY ALL"
+    )
     assert_same(engine_values(result["leads"]), {k: float(v) for k, v in leads.items()})
-    cpl = sql_values(duck, f"""
+    cpl = sql_values(
+        duck,
+        f"""
         WITH c AS (SELECT date_trunc('month', ts) m, sum(cost) cost FROM ads WHERE ts {CUT} GROUP BY ALL),
              l AS (SELECT date_trunc('month', ts) m, count(*) FILTER (WHERE lead) leads FROM sessions WHERE ts {CUT} GROUP BY ALL)
-        SELECT c.m, cost / nullif(leads, 0) FROM c JOIN l USING (m)""")
+        SELECT c.m, cost / nullif(leads, 0) FROM c JOIN l USING (m)""",
+    )
     assert_same(engine_values(result["cpl"]), cpl)
 
 
 def test_bounce_rate_and_unique_visitors(result, duck):
-    bounce = sql_values(duck, f"""SELECT date_trunc('week', ts), 100.0 * count(*) FILTER (WHERE pageviews = 1) / count(*)
-                                 FROM sessions WHERE ts {CUT} GROUP BY ALL""")
+    bounce = sql_values(
+        duck,
+        f"""SELECT date_trunc('week', ts), 100.0 * count(*) FILTER (WHERE pageviews = 1) / count(*)
+                                 FROM sessions WHERE ts {CUT} GROUP BY ALL""",
+    )
     assert_same(engine_values(result["bounce_rate"]), bounce)
-    uv = sql_values(duck, f"SELECT date_trunc('month', ts), channel, count(DISTINCT visitor_id) FROM sessions WHERE ts {CUT} GROUP BY ALL")
+    uv = sql_values(
+        duck,
+        f"SELECT date_trunc('month', ts), channel, count(DISTINCT visitor_id) FROM sessions WHERE ts {CUT} GROUP BY ALL",
+    )
     assert_same(engine_values(result["unique_visitors"], "channel"), {k: float(v) for k, v in uv.items()})
-    uv_total = sql_values(duck, f"SELECT date_trunc('month', ts), count(DISTINCT visitor_id) FROM sessions WHERE ts {CUT} GROUP BY ALL")
+    uv_total = sql_values(
+        duck, f"SELECT date_trunc('month', ts), count(DISTINCT visitor_id) FROM sessions WHERE ts {CUT} GROUP BY ALL"
+    )
     assert_same(engine_values(result["unique_visitors"]), {k: float(v) for k, v in uv_total.items()})
 
 
 def test_response_time_mean_skips_null_responses_and_stale_source_is_no_data(result, duck):
     frame = result["avg_response_minutes"]
-    expected = sql_values(duck, f"""
+    expected = sql_values(
+        duck,
+        f"""
         SELECT date_trunc('week', created_at), avg(epoch(first_response_at - created_at) / 60.0)
-        FROM tickets WHERE created_at {CUT} GROUP BY ALL""")
+        FROM tickets WHERE created_at {CUT} GROUP BY ALL""",
+    )
     assert_same(engine_values(frame.filter(pl.col("has_data"))), expected)
     # tickets stop on 2026-05-20: later weeks are no data (null and flagged), not zero
     late = frame.filter(pl.col("start") > dt.date(2026, 5, 20))
@@ -111,16 +138,24 @@ def test_response_time_mean_skips_null_responses_and_stale_source_is_no_data(res
 
 def test_mentions_per_day_and_filtered_sentiment(result, duck):
     counts = sql_values(duck, f"SELECT ts::DATE, count(*) FROM mentions WHERE ts {CUT} GROUP BY ALL")
-    assert_same(engine_values(result["mentions_count"]), {k: float(v) for k, v in counts.items()}, zero_for_missing=True)
-    sentiment = sql_values(duck, f"""SELECT date_trunc('week', ts), avg(sentiment) FILTER (WHERE platform IN ('x', 'instagram'))
-                                    FROM mentions WHERE ts {CUT} GROUP BY ALL""")
+    assert_same(
+        engine_values(result["mentions_count"]), {k: float(v) for k, v in counts.items()}, zero_for_missing=True
+    )
+    sentiment = sql_values(
+        duck,
+        f"""SELECT date_trunc('week', ts), avg(sentiment) FILTER (WHERE platform IN ('x', 'instagram'))
+                                    FROM mentions WHERE ts {CUT} GROUP BY ALL""",
+    )
     assert_same(engine_values(result["sentiment"]), sentiment)
 
 
 def test_revenue_growth_uses_previous_period(result, duck):
-    expected = sql_values(duck, f"""
+    expected = sql_values(
+        duck,
+        f"""
         WITH m AS (SELECT date_trunc('month', ts) m, sum(revenue) r FROM ads WHERE ts {CUT} GROUP BY ALL)
-        SELECT m, 100.0 * (r - lag(r) OVER (ORDER BY m)) / lag(r) OVER (ORDER BY m) FROM m""")
+        SELECT m, 100.0 * (r - lag(r) OVER (ORDER BY m)) / lag(r) OVER (ORDER BY m) FROM m""",
+    )
     assert_same(engine_values(result["revenue_growth"]), expected)
     assert result["revenue_growth"]["value"][0] is None  # no previous period
 
@@ -142,7 +177,9 @@ def test_partial_period_and_as_of_cut(example_catalog, duck):
     assert ctr["period"][-1] == "2026-W25" and ctr["complete"][-1] is False and ctr["complete"][-2] is True
     spend = res["ad_spend"].filter(pl.col("is_total"))
     assert spend["period"][-1] == "2026-06" and spend["complete"][-1] is False
-    june = sql_values(duck, "SELECT 1, sum(cost) FROM ads WHERE ts >= TIMESTAMP '2026-06-01' AND ts < TIMESTAMP '2026-06-18'")[1]
+    june = sql_values(
+        duck, "SELECT 1, sum(cost) FROM ads WHERE ts >= TIMESTAMP '2026-06-01' AND ts < TIMESTAMP '2026-06-18'"
+    )[1]
     assert math.isclose(spend["value"][-1], june)
 
 

@@ -9,7 +9,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kpi_engine.formula import (
-    BinOp, Bool, Call, Column, FormulaSyntaxError, InList, IsNull, Name, Null, Number, String, Unary, parse, to_source,
+    BinOp,
+    Bool,
+    Call,
+    Column,
+    FormulaSyntaxError,
+    InList,
+    IsNull,
+    Name,
+    Null,
+    Number,
+    String,
+    Unary,
+    parse,
+    to_source,
 )
 
 
@@ -28,7 +41,9 @@ def test_constructs():
     where = node.where
     assert isinstance(where, BinOp) and where.op == "and"
     assert where.right == IsNull(Name("x"), negated=True)
-    assert parse("x not in [1, 2.5, null, true]") == InList(Name("x"), (Number(1), Number(2.5), Null(), Bool(True)), True)
+    assert parse("x not in [1, 2.5, null, true]") == InList(
+        Name("x"), (Number(1), Number(2.5), Null(), Bool(True)), True
+    )
     assert parse("ads.clicks") == Column("ads", "clicks")
     assert parse("`my src`.`odd col`") == Column("my src", "odd col")
     assert parse("quantile(t.m, 0.9)") == Call("quantile", (Column("t", "m"), Number(0.9)))
@@ -37,21 +52,24 @@ def test_constructs():
     assert parse("previous(sum(a.x), 12)") == Call("previous", (Call("sum", (Column("a", "x"),)), Number(12)))
 
 
-@pytest.mark.parametrize("text, message, span", [
-    ("sum(a.b", "`sum(` is not closed", (0, 7)),
-    ("1 +", "formula ends too early", (3, 4)),
-    ("a = b", "unexpected character `=`", (2, 3)),
-    ("a < b < c", "comparisons cannot be chained", (6, 7)),
-    ("sum(x) where y", "unexpected `where`", (7, 12)),
-    ("(1 + 2", "expected `)` to close `(`", (6, 7)),
-    ("x in 1", "expected `[` to start a list after `in`", (5, 6)),
-    ("a b", "unexpected `b`", (2, 3)),
-    ('"open', "unexpected character `\"`", (0, 1)),
-    ("", "formula is empty", (0, 0)),
-    ("sum(a.x where y z)", "expected `)` after the `where` filter", (16, 17)),
-    ("a.", "expected a column name after `a.`", (2, 3)),
-    ("x is 3", "expected `null` after `is`", (5, 6)),
-])
+@pytest.mark.parametrize(
+    "text, message, span",
+    [
+        ("sum(a.b", "`sum(` is not closed", (0, 7)),
+        ("1 +", "formula ends too early", (3, 4)),
+        ("a = b", "unexpected character `=`", (2, 3)),
+        ("a < b < c", "comparisons cannot be chained", (6, 7)),
+        ("sum(x) where y", "unexpected `where`", (7, 12)),
+        ("(1 + 2", "expected `)` to close `(`", (6, 7)),
+        ("x in 1", "expected `[` to start a list after `in`", (5, 6)),
+        ("a b", "unexpected `b`", (2, 3)),
+        ('"open', 'unexpected character `"`', (0, 1)),
+        ("", "formula is empty", (0, 0)),
+        ("sum(a.x where y z)", "expected `)` after the `where` filter", (16, 17)),
+        ("a.", "expected a column name after `a.`", (2, 3)),
+        ("x is 3", "expected `null` after `is`", (5, 6)),
+    ],
+)
 def test_errors_point_at_the_problem(text, message, span):
     with pytest.raises(FormulaSyntaxError) as info:
         parse(text)
@@ -74,18 +92,24 @@ leaves = st.one_of(
     st.integers(0, 10**6).map(Number),
     st.floats(0, 1e6, allow_nan=False, allow_infinity=False).map(Number),
     st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=8).map(String),
-    st.booleans().map(Bool), st.just(Null()), names.map(Name),
+    st.booleans().map(Bool),
+    st.just(Null()),
+    names.map(Name),
     st.tuples(names, names).map(lambda t: Column(*t)),
 )
 
 
 def _extend(children):
     return st.one_of(
-        st.tuples(st.sampled_from(["+", "-", "*", "/", "%", "and", "or", "==", "<", ">="]), children, children)
-        .map(lambda t: BinOp(*t)),
+        st.tuples(st.sampled_from(["+", "-", "*", "/", "%", "and", "or", "==", "<", ">="]), children, children).map(
+            lambda t: BinOp(*t)
+        ),
         st.tuples(st.sampled_from(["-", "not"]), children).map(lambda t: Unary(*t)),
-        st.tuples(st.sampled_from(["sum", "count", "previous", "coalesce"]), st.lists(children, min_size=1, max_size=3),
-                  st.one_of(st.none(), children)).map(lambda t: Call(t[0], tuple(t[1]), t[2])),
+        st.tuples(
+            st.sampled_from(["sum", "count", "previous", "coalesce"]),
+            st.lists(children, min_size=1, max_size=3),
+            st.one_of(st.none(), children),
+        ).map(lambda t: Call(t[0], tuple(t[1]), t[2])),
         st.tuples(children, st.lists(leaves, max_size=3), st.booleans()).map(lambda t: InList(t[0], tuple(t[1]), t[2])),
         st.tuples(children, st.booleans()).map(lambda t: IsNull(*t)),
     )
@@ -101,7 +125,9 @@ def _valid(node) -> bool:
     for n in walk(node):
         if isinstance(n, BinOp) and n.op in ("==", "<", ">=") or isinstance(n, InList | IsNull):
             operands = [n.left, n.right] if isinstance(n, BinOp) else [n.operand]
-            if any(isinstance(o, BinOp) and o.op in ("==", "<", ">=") or isinstance(o, InList | IsNull) for o in operands):
+            if any(
+                isinstance(o, BinOp) and o.op in ("==", "<", ">=") or isinstance(o, InList | IsNull) for o in operands
+            ):
                 return False
     return True
 

@@ -10,29 +10,48 @@ import polars as pl
 import pytest
 
 import kpi_engine
-from conftest import write_spec
 
 D = dt.datetime
 
 
 @pytest.fixture()
 def orders() -> pl.DataFrame:
-    return pl.DataFrame({
-        "ts": [D(2026, 1, 5), D(2026, 1, 6), D(2026, 1, 20), D(2026, 2, 2), D(2026, 2, 3), D(2026, 2, 4),
-               D(2026, 4, 1), D(2026, 4, 2)],
-        "channel": ["a", "b", "a", None, "a", "b", "a", "a"],
-        "amount": [10.0, None, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0],
-        "qty": pl.Series([1, 2, 3, 4, 5, 6, 7, 8], dtype=pl.Int32),
-        "status": ["paid", "paid", "refunded", "paid", None, "paid", "paid", "refunded"],
-        "day": [dt.date(2026, 1, 5), dt.date(2026, 1, 6), dt.date(2026, 1, 20), dt.date(2026, 2, 2),
-                dt.date(2026, 2, 3), dt.date(2026, 2, 4), dt.date(2026, 4, 1), dt.date(2026, 4, 2)],
-        "vip": [True, False, None, True, False, True, False, True],
-    })
+    return pl.DataFrame(
+        {
+            "ts": [
+                D(2026, 1, 5),
+                D(2026, 1, 6),
+                D(2026, 1, 20),
+                D(2026, 2, 2),
+                D(2026, 2, 3),
+                D(2026, 2, 4),
+                D(2026, 4, 1),
+                D(2026, 4, 2),
+            ],
+            "channel": ["a", "b", "a", None, "a", "b", "a", "a"],
+            "amount": [10.0, None, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0],
+            "qty": pl.Series([1, 2, 3, 4, 5, 6, 7, 8], dtype=pl.Int32),
+            "status": ["paid", "paid", "refunded", "paid", None, "paid", "paid", "refunded"],
+            "day": [
+                dt.date(2026, 1, 5),
+                dt.date(2026, 1, 6),
+                dt.date(2026, 1, 20),
+                dt.date(2026, 2, 2),
+                dt.date(2026, 2, 3),
+                dt.date(2026, 2, 4),
+                dt.date(2026, 4, 1),
+                dt.date(2026, 4, 2),
+            ],
+            "vip": [True, False, None, True, False, True, False, True],
+        }
+    )
 
 
 @pytest.fixture()
 def visits() -> pl.DataFrame:
-    return pl.DataFrame({"ts": [D(2026, 1, 3), D(2026, 2, 10), D(2026, 2, 11)], "channel": ["a", "a", "b"], "n": [5, 7, 9]})
+    return pl.DataFrame(
+        {"ts": [D(2026, 1, 3), D(2026, 2, 10), D(2026, 2, 11)], "channel": ["a", "a", "b"], "n": [5, 7, 9]}
+    )
 
 
 def run(tmp_path, frames, kpis: str, as_of=dt.date(2026, 4, 30), **kw):
@@ -60,7 +79,10 @@ def by_month(df: pl.DataFrame, agg: pl.Expr) -> dict[str, float | None]:
 
 
 def test_aggregates_and_empty_periods(tmp_path, orders, visits):
-    res = run(tmp_path, {"orders": orders, "visits": visits}, """
+    res = run(
+        tmp_path,
+        {"orders": orders, "visits": visits},
+        """
         s: {unit: number, formula: sum(orders.amount), grain: month}
         n: {unit: count, formula: count(orders), grain: month}
         nn: {unit: count, formula: count(orders.amount), grain: month}
@@ -70,12 +92,20 @@ def test_aggregates_and_empty_periods(tmp_path, orders, visits):
         lo: {unit: number, formula: min(orders.amount), grain: month}
         hi: {unit: number, formula: max(orders.amount), grain: month}
         p90: {unit: number, formula: quantile(orders.amount, 0.9), grain: month}
-    """)
+    """,
+    )
     months = ["2026-01", "2026-02", "2026-03", "2026-04"]
-    for kpi, agg in [("s", pl.col("amount").sum()), ("n", pl.len()), ("nn", pl.col("amount").count()),
-                     ("cd", pl.col("channel").drop_nulls().n_unique()), ("mean", pl.col("amount").mean()),
-                     ("med", pl.col("amount").median()), ("lo", pl.col("amount").min()), ("hi", pl.col("amount").max()),
-                     ("p90", pl.col("amount").quantile(0.9, interpolation="linear"))]:
+    for kpi, agg in [
+        ("s", pl.col("amount").sum()),
+        ("n", pl.len()),
+        ("nn", pl.col("amount").count()),
+        ("cd", pl.col("channel").drop_nulls().n_unique()),
+        ("mean", pl.col("amount").mean()),
+        ("med", pl.col("amount").median()),
+        ("lo", pl.col("amount").min()),
+        ("hi", pl.col("amount").max()),
+        ("p90", pl.col("amount").quantile(0.9, interpolation="linear")),
+    ]:
         expected = by_month(orders, agg)
         got = totals(res[kpi])
         assert list(got) == months, kpi
@@ -87,7 +117,10 @@ def test_aggregates_and_empty_periods(tmp_path, orders, visits):
 
 
 def test_where_filters_row_expressions_params_and_functions(tmp_path, orders, visits):
-    res = run(tmp_path, {"orders": orders, "visits": visits}, """
+    res = run(
+        tmp_path,
+        {"orders": orders, "visits": visits},
+        """
         paid: {unit: number, formula: sum(orders.amount where status == "paid" and channel != "b"), grain: month}
         notin: {unit: count, formula: count(orders where status not in ["paid"] or status is null), grain: month}
         nulls: {unit: count, formula: count(orders where channel is null), grain: month}
@@ -100,14 +133,17 @@ def test_where_filters_row_expressions_params_and_functions(tmp_path, orders, vi
         rounded: {unit: number, formula: round(abs(-sum(orders.amount)) / 3, 2), grain: month}
         coalesced: {unit: number, formula: "sum(coalesce(orders.amount, 0.5))", grain: month}
         mod: {unit: number, formula: sum(orders.qty) % 4, grain: month}
-    """)
+    """,
+    )
     o = orders.with_columns(m=pl.col("ts").dt.strftime("%Y-%m"))
 
     def ref(expr: pl.Expr, empty=0.0):
         got = o.group_by("m").agg(expr.alias("v"))
         d = dict(zip(got["m"], got["v"], strict=True))
-        return {m: float(d[m]) if m in d and d[m] is not None else (empty if m not in d else None)
-                for m in ["2026-01", "2026-02", "2026-03", "2026-04"]}
+        return {
+            m: float(d[m]) if m in d and d[m] is not None else (empty if m not in d else None)
+            for m in ["2026-01", "2026-02", "2026-03", "2026-04"]
+        }
 
     paid = (pl.col("status") == "paid") & (pl.col("channel") != "b")
     assert totals(res["paid"]) == pytest.approx(ref(pl.col("amount").filter(paid.fill_null(False)).sum()))
@@ -122,27 +158,34 @@ def test_where_filters_row_expressions_params_and_functions(tmp_path, orders, vi
     assert totals(res["vip"]) == ref(pl.col("vip").fill_null(False).sum())
     share = ref(100 * pl.col("vip").cast(pl.Float64).mean(), empty=None)
     assert totals(res["share_vip"]) == pytest.approx(share)
-    rounded = {m: (round(v / 3, 2) if v is not None else None)
-               for m, v in ref(pl.col("amount").sum()).items()}
+    rounded = {m: (round(v / 3, 2) if v is not None else None) for m, v in ref(pl.col("amount").sum()).items()}
     assert totals(res["rounded"]) == pytest.approx(rounded)
     assert totals(res["coalesced"]) == pytest.approx(ref(pl.col("amount").fill_null(0.5).sum()))
     assert totals(res["mod"]) == pytest.approx(ref(pl.col("qty").sum() % 4))
 
 
 def test_division_by_zero_and_null_is_null(tmp_path, orders, visits):
-    res = run(tmp_path, {"orders": orders, "visits": visits}, """
+    res = run(
+        tmp_path,
+        {"orders": orders, "visits": visits},
+        """
         ratio: {unit: ratio, formula: sum(orders.amount) / count(orders where status == "nothing"), grain: month}
         by_null: {unit: ratio, formula: sum(orders.amount) / max(orders.amount where status == "nothing"), grain: month}
         zero_over_zero: {unit: ratio, formula: count(orders where qty > 100) / count(orders where qty > 100), grain: month}
-    """)
+    """,
+    )
     for kpi in ("ratio", "by_null", "zero_over_zero"):
         assert set(totals(res[kpi]).values()) == {None}, kpi
 
 
 def test_dimensions_with_null_values_and_totals(tmp_path, orders, visits):
-    res = run(tmp_path, {"orders": orders, "visits": visits}, """
+    res = run(
+        tmp_path,
+        {"orders": orders, "visits": visits},
+        """
         avg_amount: {unit: number, formula: mean(orders.amount), grain: month, dimensions: [channel]}
-    """)
+    """,
+    )
     frame = res["avg_amount"]
     feb = frame.filter(pl.col("period") == "2026-02")
     per = {r["channel"]: r["value"] for r in feb.filter(~pl.col("is_total")).iter_rows(named=True)}
@@ -150,16 +193,24 @@ def test_dimensions_with_null_values_and_totals(tmp_path, orders, visits):
     assert feb.filter(pl.col("is_total"))["value"].item() == pytest.approx((40 + 50 + 60) / 3)
     # january: channel b has only a null amount -> mean is null, not 0; the total ignores it
     jan = frame.filter(pl.col("period") == "2026-01")
-    assert {r["channel"]: r["value"] for r in jan.filter(~pl.col("is_total")).iter_rows(named=True)} == {"a": 20.0, "b": None, None: None}
+    assert {r["channel"]: r["value"] for r in jan.filter(~pl.col("is_total")).iter_rows(named=True)} == {
+        "a": 20.0,
+        "b": None,
+        None: None,
+    }
     # march has no rows at all: every channel present elsewhere gets a row with null mean
     march = frame.filter(pl.col("period") == "2026-03")
     assert march.height == 4 and march["value"].null_count() == 4
 
 
 def test_previous_by_dimension_with_offset(tmp_path, orders, visits):
-    res = run(tmp_path, {"orders": orders, "visits": visits}, """
+    res = run(
+        tmp_path,
+        {"orders": orders, "visits": visits},
+        """
         growth: {unit: number, formula: sum(orders.qty) - previous(sum(orders.qty), 2), grain: month, dimensions: [channel]}
-    """)
+    """,
+    )
     frame = res["growth"].filter(pl.col("channel") == "a")
     qty = {"2026-01": 4, "2026-02": 5, "2026-03": 0, "2026-04": 15}
     assert frame["value"].to_list() == [None, None, 0 - 4, 15 - 5]
@@ -167,9 +218,13 @@ def test_previous_by_dimension_with_offset(tmp_path, orders, visits):
 
 
 def test_multi_source_kpi_outer_join_and_no_data(tmp_path, orders, visits):
-    res = run(tmp_path, {"orders": orders, "visits": visits}, """
+    res = run(
+        tmp_path,
+        {"orders": orders, "visits": visits},
+        """
         per_visit: {unit: ratio, formula: sum(orders.amount) / sum(visits.n), grain: month, dimensions: [channel]}
-    """)
+    """,
+    )
     frame = res["per_visit"]
     # visits end on 2026-02-11: March and April have no visits data -> no data, null
     late = frame.filter(pl.col("period").is_in(["2026-03", "2026-04"]))
@@ -186,10 +241,23 @@ def test_multi_source_kpi_outer_join_and_no_data(tmp_path, orders, visits):
 
 
 def test_stats_module_reference_for_median_even_count(tmp_path, visits):
-    orders = pl.DataFrame({"ts": [D(2026, 1, d) for d in (1, 2, 3, 4)], "amount": [1.0, 2.0, 10.0, 20.0],
-                           "channel": ["a"] * 4, "qty": [1] * 4, "status": ["x"] * 4, "day": [dt.date(2026, 1, 1)] * 4,
-                           "vip": [True] * 4})
-    res = run(tmp_path, {"orders": orders, "visits": visits}, """
+    orders = pl.DataFrame(
+        {
+            "ts": [D(2026, 1, d) for d in (1, 2, 3, 4)],
+            "amount": [1.0, 2.0, 10.0, 20.0],
+            "channel": ["a"] * 4,
+            "qty": [1] * 4,
+            "status": ["x"] * 4,
+            "day": [dt.date(2026, 1, 1)] * 4,
+            "vip": [True] * 4,
+        }
+    )
+    res = run(
+        tmp_path,
+        {"orders": orders, "visits": visits},
+        """
         med: {unit: number, formula: median(orders.amount), grain: month}
-    """, as_of=dt.date(2026, 1, 31))
+    """,
+        as_of=dt.date(2026, 1, 31),
+    )
     assert totals(res["med"]) == {"2026-01": statistics.median([1.0, 2.0, 10.0, 20.0])}

@@ -12,11 +12,12 @@ import polars as pl
 import pytest
 
 import kpi_engine
-from conftest import write_spec
 from kpi_engine import hookimpl, hookspecs
 from kpi_engine.connectors import Connector
 from kpi_engine.plugins import build_registry
 from kpi_engine.resolve import MetricFunction
+
+from conftest import write_spec
 
 D = dt.datetime
 
@@ -43,24 +44,36 @@ def _nps_plugin():
 
     @hookimpl
     def register_functions(register):
-        register(MetricFunction(
-            name="nps", doc="Net promoter score of 0-10 answers",
-            build=lambda score: 100 * ((score >= 9).sum() - (score <= 6).sum()) / score.count()))
+        register(
+            MetricFunction(
+                name="nps",
+                doc="Net promoter score of 0-10 answers",
+                build=lambda score: 100 * ((score >= 9).sum() - (score <= 6).sum()) / score.count(),
+            )
+        )
 
     mod.register_functions = register_functions
     return mod
 
 
 def test_metric_function_from_a_plugin(tmp_path):
-    survey = pl.DataFrame({"ts": [D(2026, 1, d) for d in range(1, 11)] + [D(2026, 2, 1)],
-                           "score": [10, 9, 9, 8, 7, 6, 3, 10, None, 0, 10], "segment": ["a"] * 5 + ["b"] * 6})
-    root = write_spec(tmp_path, """
+    survey = pl.DataFrame(
+        {
+            "ts": [D(2026, 1, d) for d in range(1, 11)] + [D(2026, 2, 1)],
+            "score": [10, 9, 9, 8, 7, 6, 3, 10, None, 0, 10],
+            "segment": ["a"] * 5 + ["b"] * 6,
+        }
+    )
+    root = write_spec(
+        tmp_path,
+        """
         version: 1
         sources:
           survey: {connector: dataframe, time: ts}
         kpis:
           nps: {unit: score, formula: nps(survey.score where segment == "a" or segment == "b"), grain: month}
-    """)
+    """,
+    )
     registry = build_registry(extra=[_nps_plugin()])
     res = kpi_engine.load(root, frames={"survey": survey}, registry=registry).evaluate(dt.date(2026, 2, 28))
     jan = [10, 9, 9, 8, 7, 6, 3, 10, 0]
@@ -89,8 +102,7 @@ def test_a_failing_plugin_is_reported_and_the_rest_works(monkeypatch):
             raise ImportError("no module named exploding_dep")
 
     real = importlib.metadata.entry_points
-    monkeypatch.setattr(importlib.metadata, "entry_points",
-                        lambda group: [*real(group=group), BadEntryPoint()])
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda group: [*real(group=group), BadEntryPoint()])
     reg = build_registry()
     assert [f.plugin for f in reg.failures] == ["exploding"]
     assert "no module named exploding_dep" in reg.failures[0].error
@@ -115,13 +127,16 @@ def test_a_third_party_connector(tmp_path):
     plugin = types.ModuleType("kpi_constant")
     plugin.register_connectors = hookimpl(lambda register: register(Constant()))
     registry = build_registry(extra=[plugin])
-    root = write_spec(tmp_path, """
+    root = write_spec(
+        tmp_path,
+        """
         version: 1
         sources:
           c: {connector: constant, rows: 40, time: ts}
         kpis:
           total: {unit: count, formula: sum(c.v), grain: month}
-    """)
+    """,
+    )
     res = kpi_engine.load(root, registry=registry).evaluate(dt.date(2026, 1, 31))
     assert res["total"]["value"].to_list() == [float(sum(range(40)))]
     (tmp_path / "kpis.yaml").write_text((tmp_path / "kpis.yaml").read_text().replace("rows: 40", "rows: 0"))
@@ -133,9 +148,15 @@ def test_a_third_party_connector(tmp_path):
 def crm_db(tmp_path):
     db = tmp_path / "crm.db"
     con = sqlite3.connect(db)
-    con.execute('CREATE TABLE "lead; DROP TABLE x" (created_at TIMESTAMP, "sta""ge" TEXT, amount REAL, qualified BOOLEAN)')
-    rows = [("2026-01-05 10:00:00", "won", 100.0, 1), ("2026-01-20 23:30:00", "lost", 50.0, 0),
-            ("2026-02-01 00:10:00", "won", 70.0, 1), ("2025-12-31 23:59:00", "won", 5.0, 1)]
+    con.execute(
+        'CREATE TABLE "lead; DROP TABLE x" (created_at TIMESTAMP, "sta""ge" TEXT, amount REAL, qualified BOOLEAN)'
+    )
+    rows = [
+        ("2026-01-05 10:00:00", "won", 100.0, 1),
+        ("2026-01-20 23:30:00", "lost", 50.0, 0),
+        ("2026-02-01 00:10:00", "won", 70.0, 1),
+        ("2025-12-31 23:59:00", "won", 5.0, 1),
+    ]
     con.executemany('INSERT INTO "lead; DROP TABLE x" VALUES (?, ?, ?, ?)', rows)
     con.commit()
     con.close()
@@ -143,14 +164,17 @@ def crm_db(tmp_path):
 
 
 def test_sqlite_table_with_hostile_names(tmp_path, crm_db):
-    root = write_spec(tmp_path, """
+    root = write_spec(
+        tmp_path,
+        """
         version: 1
         sources:
           crm: {connector: sql, path: crm.db, table: "lead; DROP TABLE x", time: created_at}
         kpis:
           won: {unit: count, formula: 'count(crm where `sta"ge` == "won")', grain: month}
           qualified_amount: {unit: currency, formula: sum(crm.amount where qualified), grain: month}
-    """)
+    """,
+    )
     res = kpi_engine.load(root).evaluate(dt.date(2026, 2, 28), start=dt.date(2026, 1, 1))
     assert res["won"]["value"].to_list() == [1.0, 1.0]
     assert res["qualified_amount"]["value"].to_list() == [100.0, 70.0]
@@ -162,9 +186,13 @@ def test_sql_query_and_duckdb(tmp_path, crm_db):
     duckdb = pytest.importorskip("duckdb")
     ddb = tmp_path / "w.duckdb"
     with duckdb.connect(str(ddb)) as con:
-        con.execute("CREATE TABLE visits AS SELECT TIMESTAMP '2026-01-01 00:00:00' + INTERVAL (i) HOUR AS ts, i % 3 AS k "
-                    "FROM range(0, 24 * 40) t(i)")
-    root = write_spec(tmp_path, """
+        con.execute(
+            "CREATE TABLE visits AS SELECT TIMESTAMP '2026-01-01 00:00:00' + INTERVAL (i) HOUR AS ts, i % 3 AS k "
+            "FROM range(0, 24 * 40) t(i)"
+        )
+    root = write_spec(
+        tmp_path,
+        """
         version: 1
         sources:
           crm: {connector: sql, url: "sqlite:///crm.db", query: "SELECT * FROM \\"lead; DROP TABLE x\\" WHERE amount > 60", time: created_at}
@@ -172,19 +200,23 @@ def test_sql_query_and_duckdb(tmp_path, crm_db):
         kpis:
           big: {unit: count, formula: count(crm), grain: month}
           visits: {unit: count, formula: count(web where k == 0), grain: month}
-    """)
+    """,
+    )
     res = kpi_engine.load(root).evaluate(dt.date(2026, 2, 9), start=dt.date(2026, 1, 1))
     assert res["big"]["value"].to_list() == [1.0, 1.0]
     assert res["visits"]["value"].to_list() == [31 * 24 / 3, 9 * 24 / 3]
 
 
 def test_dataframe_connector_missing_frame(tmp_path):
-    root = write_spec(tmp_path, """
+    root = write_spec(
+        tmp_path,
+        """
         version: 1
         sources:
           ads: {connector: dataframe, time: ts}
         kpis:
           n: {unit: count, formula: count(ads), grain: day}
-    """)
+    """,
+    )
     with pytest.raises(kpi_engine.KpiError, match=r"kpis.yaml:3:3: no frame `ads` was passed for source `ads`"):
         kpi_engine.load(root, frames={"add": pl.DataFrame()})

@@ -9,37 +9,51 @@ import polars as pl
 import pytest
 
 import kpi_engine
-from conftest import write_spec
 from kpi_engine.errors import KpiError
 from kpi_engine.yaml_loader import load_yaml
+
+from conftest import write_spec
 
 
 @pytest.fixture()
 def ads() -> pl.DataFrame:
-    return pl.DataFrame({"ts": [dt.datetime(2026, 1, 5), dt.datetime(2026, 2, 5)], "cost": [10.0, 20.0],
-                         "revenue": [30.0, 10.0]})
+    return pl.DataFrame(
+        {"ts": [dt.datetime(2026, 1, 5), dt.datetime(2026, 2, 5)], "cost": [10.0, 20.0], "revenue": [30.0, 10.0]}
+    )
 
 
 def test_several_files_share_sources_params_and_references(tmp_path, ads):
-    write_spec(tmp_path, """
+    write_spec(
+        tmp_path,
+        """
         version: 1
         timezone: Europe/Berlin
         sources:
           ads: {connector: dataframe, time: ts}
         params:
           gross_margin: 0.5
-    """, "sources.yaml")
-    write_spec(tmp_path / "team_a", """
+    """,
+        "sources.yaml",
+    )
+    write_spec(
+        tmp_path / "team_a",
+        """
         version: 1
         kpis:
           spend: {unit: currency, formula: sum(ads.cost), grain: month}
-    """, "a.yml")
-    write_spec(tmp_path / "team_b", """
+    """,
+        "a.yml",
+    )
+    write_spec(
+        tmp_path / "team_b",
+        """
         version: 1
         timezone: Europe/Berlin
         kpis:
           gross_profit: {unit: currency, formula: sum(ads.revenue) * gross_margin - spend, grain: month}
-    """, "b.yaml")
+    """,
+        "b.yaml",
+    )
     catalog = kpi_engine.load(tmp_path, frames={"ads": ads})
     assert [p.name for p in catalog.project.files] == ["sources.yaml", "a.yml", "b.yaml"]
     assert catalog.project.calendar.timezone == "Europe/Berlin"
@@ -95,7 +109,9 @@ def test_all_schema_errors_of_all_files_are_reported(tmp_path):
 
 
 def test_kpi_name_defaults_to_id_and_targets_are_typed(tmp_path, ads):
-    write_spec(tmp_path, """
+    write_spec(
+        tmp_path,
+        """
         version: 1
         sources:
           ads: {connector: dataframe, time: ts}
@@ -106,7 +122,8 @@ def test_kpi_name_defaults_to_id_and_targets_are_typed(tmp_path, ads):
             grain: month
             target: {direction: decrease, value: 5, baseline: 10, start: 2026-01-01, deadline: 2026-06-30}
             review: {cadence: monthly, meeting: MBR}
-    """)
+    """,
+    )
     spec = kpi_engine.load(tmp_path, frames={"ads": ads}).project.kpis["spend"]
     assert spec.name == "spend"
     assert spec.target.deadline == dt.date(2026, 6, 30) and spec.target.value == 5

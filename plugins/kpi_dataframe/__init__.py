@@ -13,15 +13,22 @@ from kpi_engine.spec import SourceSpec
 class DataFrameConnector(Connector):
     name = "dataframe"
     description = "A polars DataFrame or LazyFrame passed as kpi_engine.load(..., frames={name: df})."
-    options_schema = {"properties": {"frame": {"type": "string", "description": "Key in `frames` (default: the source name)."}},
-                      "required": []}
+    options_schema = {
+        "properties": {"frame": {"type": "string", "description": "Key in `frames` (default: the source name)."}},
+        "required": [],
+    }
 
     def _frame(self, source: SourceSpec, env: Env) -> pl.LazyFrame:
         key = source.options.get("frame", source.name)
         if key not in env.frames:
-            raise KpiError(Diagnostic(f"no frame `{key}` was passed for source `{source.name}`", source.loc(),
-                                      hint=did_you_mean(key, env.frames, "frames passed")
-                                      or "pass it: kpi_engine.load(path, frames={'%s': df})" % key))
+            raise KpiError(
+                Diagnostic(
+                    f"no frame `{key}` was passed for source `{source.name}`",
+                    source.loc(),
+                    hint=did_you_mean(key, env.frames, "frames passed")
+                    or f"pass it: kpi_engine.load(path, frames={{'{key}': df}})",
+                )
+            )
         frame = env.frames[key]
         return frame.lazy() if isinstance(frame, pl.DataFrame) else frame
 

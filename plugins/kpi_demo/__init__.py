@@ -48,8 +48,12 @@ class DemoConnector(Connector):
         "properties": {
             "table": {"enum": sorted(TABLES)},
             "seed": {"type": "integer", "minimum": 0},
-            "scale": {"type": "number", "exclusiveMinimum": 0, "maximum": 1000,
-                      "description": "Row-count multiplier (1 = about 600k rows in all)."},
+            "scale": {
+                "type": "number",
+                "exclusiveMinimum": 0,
+                "maximum": 1000,
+                "description": "Row-count multiplier (1 = about 600k rows in all).",
+            },
             "start": {"type": "string", "format": "date", "description": "First day of data (default 2024-07-01)."},
             "days": {"type": "integer", "minimum": 1, "maximum": 3660, "description": "Days of data (default 730)."},
         },
@@ -59,7 +63,9 @@ class DemoConnector(Connector):
     def _path(self, source: SourceSpec) -> Path:
         opts = source.options
         start = dt.date.fromisoformat(opts.get("start", "2024-07-01"))
-        return demo_path(opts["table"], int(opts.get("seed", 42)), float(opts.get("scale", 1)), start, int(opts.get("days", 730)))
+        return demo_path(
+            opts["table"], int(opts.get("seed", 42)), float(opts.get("scale", 1)), start, int(opts.get("days", 730))
+        )
 
     def schema(self, source: SourceSpec, env: Env) -> pl.Schema:
         return pl.scan_parquet(self._path(source)).collect_schema()

@@ -55,12 +55,28 @@ def _ads(rng, day, season, launch, progress, scale) -> pl.DataFrame:  # type: ig
             conversions = rng.binomial(clicks, 0.04 if channel != "display" else 0.02)
             cost = np.round(clicks * cpc[channel] * rng.uniform(0.85, 1.15, len(day)), 2)
             revenue = np.round(conversions * rng.gamma(4.0, 30.0, len(day)), 2)
-            utm = {"search": "google", "social": "meta", "display": "dv360", "email": "newsletter", "affiliate": "partners"}
-            frames.append(pl.DataFrame({
-                "ts": day.astype("datetime64[us]") + np.timedelta64(12, "h"), "channel": channel, "campaign": campaign,
-                "utm_source": utm[channel], "impressions": impressions, "clicks": clicks, "cost": cost,
-                "conversions": conversions, "revenue": revenue,
-            }).filter(pl.col("impressions") > 0))
+            utm = {
+                "search": "google",
+                "social": "meta",
+                "display": "dv360",
+                "email": "newsletter",
+                "affiliate": "partners",
+            }
+            frames.append(
+                pl.DataFrame(
+                    {
+                        "ts": day.astype("datetime64[us]") + np.timedelta64(12, "h"),
+                        "channel": channel,
+                        "campaign": campaign,
+                        "utm_source": utm[channel],
+                        "impressions": impressions,
+                        "clicks": clicks,
+                        "cost": cost,
+                        "conversions": conversions,
+                        "revenue": revenue,
+                    }
+                ).filter(pl.col("impressions") > 0)
+            )
     return pl.concat(frames).sort("ts")
 
 
@@ -72,16 +88,25 @@ def _sessions(rng, day, season, launch, scale) -> pl.DataFrame:  # type: ignore[
     hour = np.clip(rng.normal(14, 4, n), 0, 23.999)
     ts = ts_day.astype("datetime64[us]") + (hour * 3_600_000_000).astype("timedelta64[us]")
     channel = rng.choice(["search", "social", "email", "direct", "display"], n, p=[0.4, 0.2, 0.1, 0.2, 0.1])
-    utm = np.select([channel == "search", channel == "social", channel == "email", channel == "display"],
-                    ["google", "meta", "newsletter", "dv360"], "(none)")
+    utm = np.select(
+        [channel == "search", channel == "social", channel == "email", channel == "display"],
+        ["google", "meta", "newsletter", "dv360"],
+        "(none)",
+    )
     pageviews = 1 + rng.geometric(0.35, n) - 1
-    return pl.DataFrame({
-        "ts": ts, "session_id": np.arange(n), "visitor_id": rng.zipf(1.3, n) % max(int(200_000 * scale), 1000),
-        "channel": channel, "utm_source": utm, "pageviews": pageviews,
-        "duration_s": np.where(pageviews == 1, rng.integers(2, 40, n), rng.gamma(2.0, 90.0, n).astype(np.int64)),
-        "converted": rng.random(n) < np.where(channel == "email", 0.06, 0.025),
-        "lead": rng.random(n) < 0.08,
-    }).sort("ts")
+    return pl.DataFrame(
+        {
+            "ts": ts,
+            "session_id": np.arange(n),
+            "visitor_id": rng.zipf(1.3, n) % max(int(200_000 * scale), 1000),
+            "channel": channel,
+            "utm_source": utm,
+            "pageviews": pageviews,
+            "duration_s": np.where(pageviews == 1, rng.integers(2, 40, n), rng.gamma(2.0, 90.0, n).astype(np.int64)),
+            "converted": rng.random(n) < np.where(channel == "email", 0.06, 0.025),
+            "lead": rng.random(n) < 0.08,
+        }
+    ).sort("ts")
 
 
 def _tickets(rng, day, season, progress, scale) -> pl.DataFrame:  # type: ignore[no-untyped-def]
@@ -95,10 +120,14 @@ def _tickets(rng, day, season, progress, scale) -> pl.DataFrame:  # type: ignore
     minutes = rng.gamma(1.5, typical * speedup / 1.5)
     answered = rng.random(n) > 0.03
     response = created + (minutes * 60_000_000).astype("timedelta64[us]")
-    return pl.DataFrame({"created_at": created, "first_response_at": response, "channel": channel,
-                         "answered": answered}).with_columns(
-        pl.when(pl.col("answered")).then(pl.col("first_response_at")).otherwise(None).alias("first_response_at")
-    ).drop("answered").sort("created_at")
+    return (
+        pl.DataFrame({"created_at": created, "first_response_at": response, "channel": channel, "answered": answered})
+        .with_columns(
+            pl.when(pl.col("answered")).then(pl.col("first_response_at")).otherwise(None).alias("first_response_at")
+        )
+        .drop("answered")
+        .sort("created_at")
+    )
 
 
 def _mentions(rng, day, season, launch, scale) -> pl.DataFrame:  # type: ignore[no-untyped-def]
@@ -108,5 +137,11 @@ def _mentions(rng, day, season, launch, scale) -> pl.DataFrame:  # type: ignore[
     ts = ts_day.astype("datetime64[us]") + (rng.uniform(0, 24, n) * 3_600_000_000).astype("timedelta64[us]")
     platform = rng.choice(["x", "instagram", "tiktok", "linkedin"], n, p=[0.35, 0.3, 0.2, 0.15])
     mood = np.repeat(0.1 + 0.15 * launch, per_day)
-    return pl.DataFrame({"ts": ts, "platform": platform, "sentiment": np.round(np.clip(rng.normal(mood, 0.45), -1, 1), 3),
-                         "shares": rng.negative_binomial(1, 0.15, n)}).sort("ts")
+    return pl.DataFrame(
+        {
+            "ts": ts,
+            "platform": platform,
+            "sentiment": np.round(np.clip(rng.normal(mood, 0.45), -1, 1), 3),
+            "shares": rng.negative_binomial(1, 0.15, n),
+        }
+    ).sort("ts")

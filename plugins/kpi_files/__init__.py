@@ -16,8 +16,14 @@ _DTYPES = {
     "description": "Column types to use instead of inferring them (int, float, str, bool, date, datetime).",
     "additionalProperties": {"enum": ["int", "float", "str", "bool", "date", "datetime"]},
 }
-_POLARS_TYPES: dict[str, Any] = {"int": pl.Int64, "float": pl.Float64, "str": pl.String, "bool": pl.Boolean,
-                                 "date": pl.Date, "datetime": pl.Datetime("us")}
+_POLARS_TYPES: dict[str, Any] = {
+    "int": pl.Int64,
+    "float": pl.Float64,
+    "str": pl.String,
+    "bool": pl.Boolean,
+    "date": pl.Date,
+    "datetime": pl.Datetime("us"),
+}
 
 
 def _overrides(source: SourceSpec) -> dict[str, Any] | None:
@@ -57,9 +63,14 @@ class CsvConnector(_FileConnector):
 
     def _options(self, source: SourceSpec) -> dict[str, Any]:
         opts = source.options
-        return {"separator": opts.get("separator", ","), "null_values": opts.get("null_values"),
-                "schema_overrides": _overrides(source), "try_parse_dates": True, "infer_schema_length": 10_000,
-                "encoding": opts.get("encoding", "utf8")}
+        return {
+            "separator": opts.get("separator", ","),
+            "null_values": opts.get("null_values"),
+            "schema_overrides": _overrides(source),
+            "try_parse_dates": True,
+            "infer_schema_length": 10_000,
+            "encoding": opts.get("encoding", "utf8"),
+        }
 
     def _lazy(self, source: SourceSpec, env: Env) -> pl.LazyFrame:
         return pl.scan_csv(source_path(source, env), **self._options(source))
@@ -78,8 +89,9 @@ class ParquetConnector(_FileConnector):
     options_schema = {"properties": {"path": _PATH, "hive_partitioning": {"type": "boolean"}}, "required": ["path"]}
 
     def _lazy(self, source: SourceSpec, env: Env) -> pl.LazyFrame:
-        return pl.scan_parquet(source_path(source, env, allow_dir=True),
-                               hive_partitioning=source.options.get("hive_partitioning"))
+        return pl.scan_parquet(
+            source_path(source, env, allow_dir=True), hive_partitioning=source.options.get("hive_partitioning")
+        )
 
 
 class NdjsonConnector(_FileConnector):

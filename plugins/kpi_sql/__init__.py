@@ -19,10 +19,21 @@ from kpi_engine.connectors import Connector, Env, ScanRequest, data_error, sourc
 from kpi_engine.errors import Diagnostic, KpiError
 from kpi_engine.spec import SourceSpec
 
-_SQLITE_TYPES = (("INT", pl.Int64), ("BOOL", pl.Boolean), ("REAL", pl.Float64), ("FLOA", pl.Float64),
-                 ("DOUB", pl.Float64), ("NUM", pl.Float64), ("DEC", pl.Float64), ("TIMESTAMP", pl.Datetime("us")),
-                 ("DATETIME", pl.Datetime("us")), ("DATE", pl.Date), ("CHAR", pl.String), ("TEXT", pl.String),
-                 ("CLOB", pl.String))
+_SQLITE_TYPES = (
+    ("INT", pl.Int64),
+    ("BOOL", pl.Boolean),
+    ("REAL", pl.Float64),
+    ("FLOA", pl.Float64),
+    ("DOUB", pl.Float64),
+    ("NUM", pl.Float64),
+    ("DEC", pl.Float64),
+    ("TIMESTAMP", pl.Datetime("us")),
+    ("DATETIME", pl.Datetime("us")),
+    ("DATE", pl.Date),
+    ("CHAR", pl.String),
+    ("TEXT", pl.String),
+    ("CLOB", pl.String),
+)
 
 
 def quote(name: str) -> str:
@@ -36,7 +47,10 @@ class SqlConnector(Connector):
     options_schema = {
         "properties": {
             "path": {"type": "string", "description": "SQLite (or .duckdb) database file, relative to the spec file."},
-            "url": {"type": "string", "description": "Database URI, e.g. sqlite:///crm.db, duckdb:///x.duckdb, postgresql://..."},
+            "url": {
+                "type": "string",
+                "description": "Database URI, e.g. sqlite:///crm.db, duckdb:///x.duckdb, postgresql://...",
+            },
             "table": {"type": "string"},
             "query": {"type": "string", "description": "A SELECT whose rows are the source (instead of `table`)."},
         },
@@ -49,19 +63,28 @@ class SqlConnector(Connector):
         if ("path" in opts) == ("url" in opts):
             raise KpiError(Diagnostic(f"source `{source.name}` needs exactly one of `path` or `url`", source.loc()))
         if ("table" in opts) == ("query" in opts):
-            raise KpiError(Diagnostic(f"source `{source.name}` needs exactly one of `table` or `query`", source.loc(),
-                                      hint="table: orders   or   query: SELECT ... FROM orders"))
+            raise KpiError(
+                Diagnostic(
+                    f"source `{source.name}` needs exactly one of `table` or `query`",
+                    source.loc(),
+                    hint="table: orders   or   query: SELECT ... FROM orders",
+                )
+            )
         if "path" in opts:
             path = source_path(source, env)
             return ("duckdb" if path.endswith((".duckdb", ".ddb")) else "sqlite"), path
         url = str(opts["url"])
         for scheme in ("sqlite", "duckdb"):
             if url.startswith(f"{scheme}:///"):
-                path = Path(url[len(scheme) + 4:])
+                path = Path(url[len(scheme) + 4 :])
                 if not path.is_absolute():
                     path = source.base_dir / path
                 if not path.exists():
-                    raise KpiError(Diagnostic(f"database file `{path}` of source `{source.name}` does not exist", source.loc("url")))
+                    raise KpiError(
+                        Diagnostic(
+                            f"database file `{path}` of source `{source.name}` does not exist", source.loc("url")
+                        )
+                    )
                 return scheme, str(path)
         return "uri", url
 
@@ -106,7 +129,9 @@ class SqlConnector(Connector):
             finally:
                 con.close()
             if not info:
-                raise KpiError(Diagnostic(f"table `{source.options['table']}` not found in {target}", source.loc("table")))
+                raise KpiError(
+                    Diagnostic(f"table `{source.options['table']}` not found in {target}", source.loc("table"))
+                )
             return pl.Schema({row[1]: _sqlite_type(row[2]) for row in info})
         sample = self._read(source, env, f"SELECT * FROM {self._from(source)} LIMIT 1000", [])
         return sample.schema

@@ -17,8 +17,14 @@ import yaml
 
 
 def kpi(*args: str, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "kpi_engine", *args], capture_output=True, text=True, cwd=cwd,
-                          env={**os.environ, **(env or {})}, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "kpi_engine", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        timeout=120,
+    )
 
 
 def test_validate_ok(example_dir):
@@ -29,8 +35,9 @@ def test_validate_ok(example_dir):
 
 def test_validate_reports_all_errors_with_exit_2(tmp_path, example_dir):
     spec = (example_dir / "kpis.yaml").read_text()
-    broken = spec.replace("sum(ads.clicks)", "sum(ads.clikcs)").replace("grain: month, dimensions: [channel]}",
-                                                                      "grain: monthly, dimensions: [channel]}")
+    broken = spec.replace("sum(ads.clicks)", "sum(ads.clikcs)").replace(
+        "grain: month, dimensions: [channel]}", "grain: monthly, dimensions: [channel]}"
+    )
     shutil.copytree(example_dir / "data", tmp_path / "data")
     (tmp_path / "kpis.yaml").write_text(broken)
     res = kpi("validate", "kpis.yaml", cwd=tmp_path)
@@ -53,7 +60,12 @@ def test_run_json_shape(example_dir, tmp_path):
     assert [k["id"] for k in doc["kpis"]][:3] == ["ctr", "ad_spend", "roi"]
     ctr = doc["kpis"][0]
     assert {k: ctr[k] for k in ("id", "name", "unit", "grain", "dimensions")} == {
-        "id": "ctr", "name": "Click-through rate", "unit": "percent", "grain": "week", "dimensions": ["channel"]}
+        "id": "ctr",
+        "name": "Click-through rate",
+        "unit": "percent",
+        "grain": "week",
+        "dimensions": ["channel"],
+    }
     row = ctr["series"][0]
     assert set(row) == {"period", "start", "end", "complete", "has_data", "dims", "value"}
     assert row["period"] == "2026-W01" and row["start"] == "2025-12-29"
@@ -77,10 +89,24 @@ def test_run_csv_and_parquet_agree_with_json(example_dir, tmp_path):
     table = pl.read_csv(csv_path)
     assert set(table["kpi"]) == {"ctr", "cpl"}
     parquet = pl.read_parquet(tmp_path / "r.parquet")
-    assert set(parquet["kpi"]) == {"ctr", "ad_spend", "roi", "leads", "cpl", "bounce_rate", "unique_visitors",
-                                   "avg_response_minutes", "mentions_count", "sentiment", "revenue_growth"}
-    joined = table.filter(pl.col("kpi") == "cpl").select("period", "value").join(
-        parquet.filter(pl.col("kpi") == "cpl").select("period", pl.col("value").alias("pq")), on="period")
+    assert set(parquet["kpi"]) == {
+        "ctr",
+        "ad_spend",
+        "roi",
+        "leads",
+        "cpl",
+        "bounce_rate",
+        "unique_visitors",
+        "avg_response_minutes",
+        "mentions_count",
+        "sentiment",
+        "revenue_growth",
+    }
+    joined = (
+        table.filter(pl.col("kpi") == "cpl")
+        .select("period", "value")
+        .join(parquet.filter(pl.col("kpi") == "cpl").select("period", pl.col("value").alias("pq")), on="period")
+    )
     assert joined.height == 6
     assert (joined["value"] - joined["pq"]).abs().max() < 1e-9
 
@@ -117,19 +143,36 @@ def test_schema_validates_the_example(example_dir):
     assert res.returncode == 0
     schema = json.loads(res.stdout)
     assert schema["$schema"].endswith("2020-12/schema")
-    spec = yaml.safe_load((Path(__file__).parents[1] / "fixtures" / "example" / "kpis.yaml").read_text()
-                          .replace('["x", "instagram"]', "['x', 'instagram']").replace(
-                              "formula: mean(mentions.sentiment where platform in ['x', 'instagram'])",
-                              "formula: \"mean(mentions.sentiment where platform in ['x', 'instagram'])\""))
-    spec["kpis"]["ctr"]["target"] = {k: str(v) if isinstance(v, dt.date) else v for k, v in spec["kpis"]["ctr"]["target"].items()}
+    spec = yaml.safe_load(
+        (Path(__file__).parents[1] / "fixtures" / "example" / "kpis.yaml")
+        .read_text()
+        .replace('["x", "instagram"]', "['x', 'instagram']")
+        .replace(
+            "formula: mean(mentions.sentiment where platform in ['x', 'instagram'])",
+            "formula: \"mean(mentions.sentiment where platform in ['x', 'instagram'])\"",
+        )
+    )
+    spec["kpis"]["ctr"]["target"] = {
+        k: str(v) if isinstance(v, dt.date) else v for k, v in spec["kpis"]["ctr"]["target"].items()
+    }
     jsonschema.Draft202012Validator(schema).validate(spec)
-    assert set(schema["$defs"]["source"]["properties"]["connector"]["enum"]) >= {"csv", "parquet", "ndjson", "sql", "dataframe"}
+    assert set(schema["$defs"]["source"]["properties"]["connector"]["enum"]) >= {
+        "csv",
+        "parquet",
+        "ndjson",
+        "sql",
+        "dataframe",
+    }
 
 
 def test_plugins_lists_connectors():
     res = kpi("plugins")
     assert res.returncode == 0
-    for line in ("files: connector:csv, connector:parquet, connector:ndjson", "sql: connector:sql", "connector dataframe:"):
+    for line in (
+        "files: connector:csv, connector:parquet, connector:ndjson",
+        "sql: connector:sql",
+        "connector dataframe:",
+    ):
         assert line in res.stdout
 
 
@@ -147,16 +190,25 @@ def test_help_is_fast_and_lists_commands():
         assert command in res.stdout
 
 
-@pytest.mark.parametrize("broken, message", [
-    ("ts,channel,impressions,clicks,cost\n2026-04-01T10:00:00,search,1,2,3\n2026-04-02T10:00:00,search,1,2,3,9,9\n",
-     "cannot read source `ads`"),
-    ("ts,channel,impressions,clicks,cost\nyesterday,search,1,2,3\n2026-04-02T10:00:00,search,1,2,3\n",
-     "cannot parse the time column `ts` of source `ads`"),
-])
+@pytest.mark.parametrize(
+    "broken, message",
+    [
+        (
+            "ts,channel,impressions,clicks,cost\n2026-04-01T10:00:00,search,1,2,3\n2026-04-02T10:00:00,search,1,2,3,9,9\n",
+            "cannot read source `ads`",
+        ),
+        (
+            "ts,channel,impressions,clicks,cost\nyesterday,search,1,2,3\n2026-04-02T10:00:00,search,1,2,3\n",
+            "cannot parse the time column `ts` of source `ads`",
+        ),
+    ],
+)
 def test_data_errors_exit_2_and_name_the_source(tmp_path, broken, message):
     (tmp_path / "ads.csv").write_text(broken)
-    (tmp_path / "kpis.yaml").write_text("version: 1\nsources:\n  ads: {connector: csv, path: ads.csv, time: ts}\n"
-                                        "kpis:\n  clicks: {unit: count, formula: sum(ads.clicks), grain: day}\n")
+    (tmp_path / "kpis.yaml").write_text(
+        "version: 1\nsources:\n  ads: {connector: csv, path: ads.csv, time: ts}\n"
+        "kpis:\n  clicks: {unit: count, formula: sum(ads.clicks), grain: day}\n"
+    )
     res = kpi("run", str(tmp_path), "--as-of", "2026-04-30")
     assert res.returncode == 2, res.stdout + res.stderr
     assert message in res.stderr and "kpis.yaml:3:" in res.stderr
@@ -166,8 +218,10 @@ def test_data_errors_exit_2_and_name_the_source(tmp_path, broken, message):
 def test_truncated_parquet_and_empty_file(tmp_path, example_dir):
     data = (example_dir / "data" / "ad_events.parquet").read_bytes()
     (tmp_path / "ads.parquet").write_bytes(data[: len(data) // 2])
-    (tmp_path / "kpis.yaml").write_text("version: 1\nsources:\n  ads: {connector: parquet, path: ads.parquet, time: ts}\n"
-                                        "kpis:\n  clicks: {unit: count, formula: sum(ads.clicks), grain: day}\n")
+    (tmp_path / "kpis.yaml").write_text(
+        "version: 1\nsources:\n  ads: {connector: parquet, path: ads.parquet, time: ts}\n"
+        "kpis:\n  clicks: {unit: count, formula: sum(ads.clicks), grain: day}\n"
+    )
     res = kpi("validate", str(tmp_path))
     assert res.returncode == 2 and "source `ads`" in res.stderr and "Traceback" not in res.stderr
     (tmp_path / "ads.parquet").write_bytes(b"")
@@ -177,10 +231,21 @@ def test_truncated_parquet_and_empty_file(tmp_path, example_dir):
 
 def test_empty_csv_has_no_data(tmp_path):
     (tmp_path / "ads.csv").write_text("ts,clicks\n")
-    (tmp_path / "kpis.yaml").write_text("version: 1\nsources:\n  ads: {connector: csv, path: ads.csv, time: ts, dtypes: {ts: datetime, clicks: int}}\n"
-                                        "kpis:\n  clicks: {unit: count, formula: sum(ads.clicks), grain: month}\n")
+    (tmp_path / "kpis.yaml").write_text(
+        "version: 1\nsources:\n  ads: {connector: csv, path: ads.csv, time: ts, dtypes: {ts: datetime, clicks: int}}\n"
+        "kpis:\n  clicks: {unit: count, formula: sum(ads.clicks), grain: month}\n"
+    )
     res = kpi("run", str(tmp_path), "--as-of", "2026-04-30", "--format", "json")
     assert res.returncode == 0, res.stderr
     series = json.loads(res.stdout)["kpis"][0]["series"]
-    assert series == [{"period": "2026-04", "start": "2026-04-01", "end": "2026-04-30", "complete": True,
-                       "has_data": False, "dims": {}, "value": None}]
+    assert series == [
+        {
+            "period": "2026-04",
+            "start": "2026-04-01",
+            "end": "2026-04-30",
+            "complete": True,
+            "has_data": False,
+            "dims": {},
+            "value": None,
+        }
+    ]
