@@ -41,7 +41,7 @@ def __getattr__(name: str):  # type: ignore[no-untyped-def]
 
         return KpiError
     if name == "MetricFunction":
-        from .resolve import MetricFunction
+        from .ir import MetricFunction
 
         return MetricFunction
     if name == "ReportFormat":

@@ -15,9 +15,10 @@ from .connectors import Env
 from .errors import Diagnostic, ErrorCollector, KpiError, did_you_mean
 from .evaluate import evaluate_plan
 from .execute import execute
+from .ir import BoundKpi, kind_of
 from .plan import Plan, Window, build_plan
 from .plugins import Registry, default_registry
-from .resolve import BoundKpi, bind_project, kind_of
+from .resolve import bind_project
 from .spec import KpiSpec, Project
 
 

@@ -10,8 +10,8 @@ import polars as pl
 from . import periods
 from .compile import kpi_expr
 from .execute import PERIOD, SourceData
+from .ir import Agg
 from .plan import KpiPlan, Plan, aggregates_of
-from .resolve import Agg
 
 SERIES_COLUMNS = ("period", "start", "end", "complete", "has_data", "is_total")
 

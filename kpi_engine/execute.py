@@ -12,8 +12,8 @@ from . import periods
 from .compile import agg_expr, rollup_expr, row_expr
 from .connectors import Connector, Env, ScanRequest, data_error
 from .errors import Diagnostic, KpiError
+from .ir import MetricFunction
 from .plan import GroupRequest, Plan, SourcePlan
-from .resolve import MetricFunction
 
 DATE = "__date"
 PERIOD = "__period"

@@ -16,7 +16,7 @@ import polars as pl
 
 from . import periods
 from .formula import BinOp, Call, Column, Node, Unary, to_source, walk
-from .resolve import Agg, BoundKpi, MetricFunction, Previous
+from .ir import Agg, BoundKpi, MetricFunction, Previous
 from .spec import Calendar, Grain, SourceSpec
 
 ROLLUPS = {"sum": "sum", "count": "sum", "min": "min", "max": "max"}

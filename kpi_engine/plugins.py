@@ -12,7 +12,7 @@ import pluggy
 
 from . import hookspecs
 from .connectors import Connector
-from .resolve import AGGREGATES, MetricFunction
+from .ir import AGGREGATES, MetricFunction
 
 ENTRY_POINT_GROUP = "kpi_engine"
 

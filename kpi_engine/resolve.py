@@ -7,9 +7,7 @@ type, and reports all problems at once with the formula span of each.
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 
 import polars as pl
 
@@ -32,94 +30,23 @@ from .formula import (
     to_source,
     walk,
 )
+from .ir import (
+    AGGREGATES,
+    ARITHMETIC,
+    DURATION_FUNCS,
+    LITERAL_FUNCS,
+    MAX_PREVIOUS,
+    SCALAR_FUNCS,
+    Agg,
+    BoundKpi,
+    MetricFunction,
+    Previous,
+)
+from .rowbind import KIND_WORDS, Failed, KpiContext, RowBinder
 from .spec import KpiSpec, Project
 
-AGGREGATES = {"sum", "count", "count_distinct", "mean", "median", "min", "max", "quantile"}
-SCALAR_FUNCS = {"abs": (1, 1), "round": (1, 2), "coalesce": (2, 16)}
-DURATION_FUNCS = {"seconds": 1.0, "minutes": 60.0, "hours": 3600.0, "days": 86400.0}
-LITERAL_FUNCS = {"date", "datetime"}
-MAX_PREVIOUS = 1000
-ARITHMETIC = {"+", "-", "*", "/", "%"}
-COMPARE = {"==", "!=", "<", "<=", ">", ">="}
 
-
-@dataclass(frozen=True)
-class MetricFunction:
-    """An aggregate function a plugin adds to the formula language (e.g. ``nps(survey.score)``).
-
-    ``build`` receives the compiled row-level argument expressions (already filtered by ``where``) and returns
-    one polars aggregate expression; ``fill`` is the value of a period without rows (0 for counts, None else).
-    """
-
-    name: str
-    build: Callable[..., pl.Expr]
-    min_args: int = 1
-    max_args: int = 1
-    doc: str = ""
-    fill: float | None = None
-    numeric_args: bool = True
-    plugin: str = ""
-
-
-@dataclass(frozen=True)
-class Agg(Node):
-    """A bound aggregate over one source: ``func(args where filter)`` with row-level, resolved arguments."""
-
-    func: str
-    source: str
-    args: tuple[Node, ...] = ()
-    where: Node | None = None
-
-    @property
-    def key(self) -> str:
-        inner = ", ".join(to_source(a) for a in self.args) if self.args else self.source
-        if self.where is not None:
-            inner += f" where {to_source(self.where)}"
-        return f"{self.func}({inner})"
-
-
-@dataclass(frozen=True)
-class Previous(Node):
-    """The value of ``expr`` ``n`` periods earlier, for the same dimension values."""
-
-    expr: Node
-    n: int = 1
-
-
-@dataclass(frozen=True)
-class BoundKpi:
-    spec: KpiSpec
-    expr: Node  # aggregate-level: Agg, Previous, Number, BinOp, Unary, Call(abs/round/coalesce)
-    aggregates: tuple[Agg, ...]
-    sources: tuple[str, ...]
-    lookback: int  # how many earlier periods previous() needs
-    uses: tuple[str, ...] = field(default=())  # KPI ids referenced, directly or not
-
-
-def kind_of(dtype: pl.DataType) -> str:
-    """The formula language's view of a polars type: num, bool, str, date, datetime, duration, null, other."""
-    if dtype.is_numeric():
-        return "num"
-    if isinstance(dtype, pl.Boolean):
-        return "bool"
-    if isinstance(dtype, pl.String | pl.Categorical | pl.Enum):
-        return "str"
-    if isinstance(dtype, pl.Date):
-        return "date"
-    if isinstance(dtype, pl.Datetime):
-        return "datetime"
-    if isinstance(dtype, pl.Duration):
-        return "duration"
-    if isinstance(dtype, pl.Null):
-        return "null"
-    return "other"
-
-
-class _Failed(Exception):
-    """Raised inside binding once a diagnostic has been recorded, to abandon the current KPI."""
-
-
-class Binder:
+class Binder(RowBinder):
     """Binds every KPI of a project against source schemas and the available metric functions."""
 
     def __init__(self, project: Project, schemas: Mapping[str, pl.Schema], functions: Mapping[str, MetricFunction]):
@@ -148,9 +75,9 @@ class Binder:
 
     def fail(
         self, kpi: KpiSpec, node: Node | None, message: str, hint: str | None = None, expected: str | None = None
-    ) -> _Failed:
+    ) -> Failed:
         self.errors.add(message, self._loc(kpi, node.span if node is not None else None), hint=hint, expected=expected)
-        return _Failed()
+        return Failed()
 
     # -- entry points -------------------------------------------------------------------------------
     def bind_all(self) -> dict[str, BoundKpi]:
@@ -178,7 +105,7 @@ class Binder:
         self.stack.append(kpi_id)
         self._uses: set[str] = set()
         try:
-            ctx = _KpiContext(kpi)
+            ctx = KpiContext(kpi)
             expr = self.agg_level(tree, ctx)
             for dim in kpi.dimensions:
                 for source in sorted(ctx.sources & self.schemas.keys()):
@@ -189,7 +116,7 @@ class Binder:
                             hint=did_you_mean(dim, self.schemas.get(source, {}), f"columns of {source}")
                             or "every source a KPI reads must have its dimension columns",
                         )
-                        raise _Failed()
+                        raise Failed()
             result: BoundKpi | None = BoundKpi(
                 kpi,
                 expr,
@@ -198,7 +125,7 @@ class Binder:
                 ctx.lookback,
                 tuple(sorted(ctx.uses)),
             )
-        except _Failed:
+        except Failed:
             result = None
         finally:
             self.stack.pop()
@@ -206,7 +133,7 @@ class Binder:
         return result
 
     # -- aggregate level ----------------------------------------------------------------------------
-    def agg_level(self, node: Node, ctx: _KpiContext, shift: int = 0) -> Node:
+    def agg_level(self, node: Node, ctx: KpiContext, shift: int = 0) -> Node:
         kpi = ctx.kpi
         if isinstance(node, Number):
             return node
@@ -251,7 +178,7 @@ class Binder:
             return self.agg_call(node, ctx, shift)
         raise self.fail(kpi, node, f"unsupported expression `{to_source(node)}`")
 
-    def reference(self, node: Name, ctx: _KpiContext, shift: int) -> Node:
+    def reference(self, node: Name, ctx: KpiContext, shift: int) -> Node:
         kpi, name = ctx.kpi, node.name
         if name in self.project.params:
             return Number(self.project.params[name], span=node.span)
@@ -261,7 +188,7 @@ class Binder:
                 raise self.fail(kpi, node, f"reference cycle: {cycle}", hint="a KPI cannot depend on itself")
             other = self.bind(name)
             if other is None:
-                raise _Failed()  # the referenced KPI's own errors are already reported
+                raise Failed()  # the referenced KPI's own errors are already reported
             ctx.sources.update(other.sources)
             ctx.aggs.extend(other.aggregates)
             ctx.uses.update((name, *other.uses))
@@ -286,7 +213,7 @@ class Binder:
             or "columns are written source.column inside an aggregate, e.g. sum(ads.clicks)",
         )
 
-    def agg_call(self, node: Call, ctx: _KpiContext, shift: int) -> Node:
+    def agg_call(self, node: Call, ctx: KpiContext, shift: int) -> Node:
         kpi, func = ctx.kpi, node.func
         if func == "previous":
             if node.where is not None or not 1 <= len(node.args) <= 2:
@@ -338,7 +265,7 @@ class Binder:
         raise self.fail(kpi, node, f"unknown function `{func}`", hint=did_you_mean(func, known, "functions"))
 
     # -- aggregates and row level -------------------------------------------------------------------
-    def aggregate(self, node: Call, ctx: _KpiContext) -> Agg:
+    def aggregate(self, node: Call, ctx: KpiContext) -> Agg:
         kpi, func = ctx.kpi, node.func
         plugin = self.functions.get(func) if func not in AGGREGATES else None
         lo, hi = (1, 1) if plugin is None else (plugin.min_args, plugin.max_args)
@@ -378,7 +305,7 @@ class Binder:
         where = self.row_level(node.where, source, ctx, want="bool") if node.where is not None else None
         return Agg(func, source, tuple(args), where, span=node.span)
 
-    def check_agg_input(self, func: str, plugin: MetricFunction | None, arg: Node, kind: str, ctx: _KpiContext) -> None:
+    def check_agg_input(self, func: str, plugin: MetricFunction | None, arg: Node, kind: str, ctx: KpiContext) -> None:
         numeric = func in ("sum", "mean", "median", "min", "max", "quantile") or (
             plugin is not None and plugin.numeric_args
         )
@@ -389,11 +316,11 @@ class Binder:
             raise self.fail(
                 ctx.kpi,
                 arg,
-                f"{func}() needs numbers, but `{to_source(arg)}` is {_KIND_WORDS.get(kind, kind)}",
+                f"{func}() needs numbers, but `{to_source(arg)}` is {KIND_WORDS.get(kind, kind)}",
                 hint=hint,
             )
 
-    def source_of(self, node: Call, args: tuple[Node, ...], ctx: _KpiContext) -> str:
+    def source_of(self, node: Call, args: tuple[Node, ...], ctx: KpiContext) -> str:
         kpi = ctx.kpi
         found = {}
         for arg in (*args, *([node.where] if node.where is not None else [])):
@@ -434,174 +361,6 @@ class Binder:
             hint = f"write `{owners[0]}.{bare[0]}`" if owners else "write source.column, e.g. sum(ads.clicks)"
             raise self.fail(kpi, node, f"`{node.func}(...)` does not say which source it reads", hint=hint)
         return next(iter(found))
-
-    def row_level(self, node: Node, source: str, ctx: _KpiContext, want: str) -> Node:
-        bound, kind = self.row_level_kind(node, source, ctx)
-        if want == "bool" and kind not in ("bool", "null"):
-            raise self.fail(
-                ctx.kpi,
-                node,
-                f"a `where` filter must be true or false, but `{to_source(node)}` is {_KIND_WORDS.get(kind, kind)}",
-                hint='compare it: where channel == "search"',
-            )
-        return bound
-
-    def row_level_kind(self, node: Node, source: str, ctx: _KpiContext) -> tuple[Node, str]:
-        kpi = ctx.kpi
-        if source not in self.schemas:
-            raise _Failed()  # the source itself could not be read; that error is already reported
-        schema = self.schemas[source]
-        if isinstance(node, Number):
-            return node, "num"
-        if isinstance(node, String):
-            return node, "str"
-        if isinstance(node, Bool):
-            return node, "bool"
-        if isinstance(node, Null):
-            return node, "null"
-        if isinstance(node, Column | Name):
-            column = node.column if isinstance(node, Column) else node.name
-            if isinstance(node, Name) and column not in schema:
-                if column in self.project.params:
-                    return Number(self.project.params[column], span=node.span), "num"
-                if column in self.project.kpis:
-                    raise self.fail(
-                        kpi,
-                        node,
-                        f"KPI `{column}` referenced inside an aggregate",
-                        hint="reference KPIs outside aggregates: ad_spend / leads",
-                    )
-            if column not in schema:
-                raise self.fail(
-                    kpi,
-                    node,
-                    f"unknown column `{column}` in source `{source}`",
-                    hint=did_you_mean(column, schema, f"columns of {source}"),
-                )
-            return Column(source, column, span=node.span), kind_of(schema[column])
-        if isinstance(node, Unary):
-            operand, kind = self.row_level_kind(node.operand, source, ctx)
-            expected = "bool" if node.op == "not" else "num"
-            if kind not in (expected, "null") and not (node.op == "-" and kind == "duration"):
-                raise self.fail(
-                    kpi, node, f"`{node.op}` needs {_KIND_WORDS[expected]}, found {_KIND_WORDS.get(kind, kind)}"
-                )
-            return Unary(node.op, operand, span=node.span), kind
-        if isinstance(node, BinOp):
-            left, lk = self.row_level_kind(node.left, source, ctx)
-            right, rk = self.row_level_kind(node.right, source, ctx)
-            kind = self.binop_kind(node, lk, rk, ctx)
-            return BinOp(node.op, left, right, span=node.span), kind
-        if isinstance(node, IsNull):
-            operand, _ = self.row_level_kind(node.operand, source, ctx)
-            return IsNull(operand, node.negated, span=node.span), "bool"
-        if isinstance(node, InList):
-            operand, kind = self.row_level_kind(node.operand, source, ctx)
-            items = []
-            for item in node.items:
-                bound, ik = self.row_level_kind(item, source, ctx)
-                if not isinstance(bound, Number | String | Bool | Null | Call) or ik not in (kind, "null"):
-                    raise self.fail(
-                        kpi,
-                        item,
-                        f"list items must be constants of the same type as `{to_source(node.operand)}` "
-                        f"({_KIND_WORDS.get(kind, kind)})",
-                    )
-                items.append(bound)
-            return InList(operand, tuple(items), node.negated, span=node.span), "bool"
-        if isinstance(node, Call):
-            return self.row_call(node, source, ctx)
-        raise self.fail(kpi, node, f"unsupported expression `{to_source(node)}`")
-
-    def row_call(self, node: Call, source: str, ctx: _KpiContext) -> tuple[Node, str]:
-        kpi, func = ctx.kpi, node.func
-        if node.where is not None:
-            raise self.fail(kpi, node, f"`where` only filters aggregates, not {func}()")
-        if func in LITERAL_FUNCS:
-            arg = node.args[0] if len(node.args) == 1 else None
-            if not isinstance(arg, String):
-                raise self.fail(kpi, node, f"{func}() takes one quoted ISO value", hint=f'e.g. {func}("2026-04-01")')
-            try:
-                (dt.date.fromisoformat if func == "date" else dt.datetime.fromisoformat)(arg.value)
-            except ValueError:
-                raise self.fail(
-                    kpi, arg, f"invalid {func} `{arg.value}`", expected="ISO 8601, e.g. 2026-04-01"
-                ) from None
-            return node, func
-        if func in DURATION_FUNCS:
-            if len(node.args) != 1:
-                raise self.fail(kpi, node, f"{func}() takes one duration")
-            arg, kind = self.row_level_kind(node.args[0], source, ctx)
-            if kind not in ("duration", "null"):
-                raise self.fail(
-                    kpi,
-                    node.args[0],
-                    f"{func}() needs a duration (the difference of two timestamps), "
-                    f"found {_KIND_WORDS.get(kind, kind)}",
-                    hint=f"{func}(tickets.first_response_at - tickets.created_at)",
-                )
-            return Call(func, (arg,), span=node.span), "num"
-        if func in SCALAR_FUNCS:
-            lo, hi = SCALAR_FUNCS[func]
-            if not lo <= len(node.args) <= hi:
-                raise self.fail(kpi, node, f"{func}() takes {lo}{'' if lo == hi else f' to {hi}'} argument(s)")
-            bound = [self.row_level_kind(a, source, ctx) for a in node.args]
-            kinds = {k for _, k in bound if k != "null"}
-            if func in ("abs", "round") and not kinds <= {"num"}:
-                raise self.fail(kpi, node, f"{func}() needs a number")
-            if len(kinds) > 1:
-                raise self.fail(kpi, node, f"{func}() arguments must share one type, found {', '.join(sorted(kinds))}")
-            return Call(func, tuple(b for b, _ in bound), span=node.span), (kinds.pop() if kinds else "null")
-        if func in AGGREGATES or func in self.functions or func == "previous":
-            raise self.fail(kpi, node, f"`{func}` inside another aggregate", hint="aggregate once, then combine")
-        known = [*SCALAR_FUNCS, *DURATION_FUNCS, *LITERAL_FUNCS]
-        raise self.fail(kpi, node, f"unknown function `{func}`", hint=did_you_mean(func, known, "row functions"))
-
-    def binop_kind(self, node: BinOp, lk: str, rk: str, ctx: _KpiContext) -> str:
-        op = node.op
-        kinds = {lk, rk} - {"null"}
-        if op in ("and", "or"):
-            if kinds <= {"bool"}:
-                return "bool"
-        elif op in COMPARE:
-            if len(kinds) <= 1:
-                return "bool"
-        elif op in ARITHMETIC:
-            if kinds <= {"num", "bool"} and kinds:
-                return "num"
-            if op == "-" and lk == rk and lk in ("datetime", "date"):
-                return "duration"
-            if op in ("+", "-") and kinds == {"duration"}:
-                return "duration"
-            if not kinds:
-                return "null"
-        raise self.fail(
-            ctx.kpi,
-            node,
-            f"`{op}` cannot combine {_KIND_WORDS.get(lk, lk)} and {_KIND_WORDS.get(rk, rk)}",
-            hint="compare like with like; a difference of timestamps is a duration: minutes(a - b)",
-        )
-
-
-_KIND_WORDS = {
-    "num": "a number",
-    "bool": "true/false",
-    "str": "text",
-    "date": "a date",
-    "datetime": "a timestamp",
-    "duration": "a duration",
-    "null": "null",
-    "other": "an unsupported type",
-}
-
-
-class _KpiContext:
-    def __init__(self, kpi: KpiSpec) -> None:
-        self.kpi = kpi
-        self.sources: set[str] = set()
-        self.aggs: list[Agg] = []
-        self.uses: set[str] = set()
-        self.lookback = 0
 
 
 def bind_project(

@@ -12,10 +12,9 @@ import polars as pl
 import pytest
 
 import kpi_engine
-from kpi_engine import hookimpl, hookspecs
+from kpi_engine import MetricFunction, hookimpl, hookspecs
 from kpi_engine.connectors import Connector
 from kpi_engine.plugins import build_registry
-from kpi_engine.resolve import MetricFunction
 
 from conftest import write_spec
 

@@ -1,0 +1,91 @@
+"""The bound intermediate representation shared by resolve, plan and compile: aggregates, previous(), KPIs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from .formula import Node, to_source
+from .spec import KpiSpec
+
+AGGREGATES = {"sum", "count", "count_distinct", "mean", "median", "min", "max", "quantile"}
+SCALAR_FUNCS = {"abs": (1, 1), "round": (1, 2), "coalesce": (2, 16)}
+DURATION_FUNCS = {"seconds": 1.0, "minutes": 60.0, "hours": 3600.0, "days": 86400.0}
+LITERAL_FUNCS = {"date", "datetime"}
+MAX_PREVIOUS = 1000
+ARITHMETIC = {"+", "-", "*", "/", "%"}
+COMPARE = {"==", "!=", "<", "<=", ">", ">="}
+
+
+@dataclass(frozen=True)
+class MetricFunction:
+    """An aggregate function a plugin adds to the formula language (e.g. ``nps(survey.score)``).
+
+    ``build`` receives the compiled row-level argument expressions (already filtered by ``where``) and returns
+    one polars aggregate expression; ``fill`` is the value of a period without rows (0 for counts, None else).
+    """
+
+    name: str
+    build: Callable[..., pl.Expr]
+    min_args: int = 1
+    max_args: int = 1
+    doc: str = ""
+    fill: float | None = None
+    numeric_args: bool = True
+    plugin: str = ""
+
+
+@dataclass(frozen=True)
+class Agg(Node):
+    """A bound aggregate over one source: ``func(args where filter)`` with row-level, resolved arguments."""
+
+    func: str
+    source: str
+    args: tuple[Node, ...] = ()
+    where: Node | None = None
+
+    @property
+    def key(self) -> str:
+        inner = ", ".join(to_source(a) for a in self.args) if self.args else self.source
+        if self.where is not None:
+            inner += f" where {to_source(self.where)}"
+        return f"{self.func}({inner})"
+
+
+@dataclass(frozen=True)
+class Previous(Node):
+    """The value of ``expr`` ``n`` periods earlier, for the same dimension values."""
+
+    expr: Node
+    n: int = 1
+
+
+@dataclass(frozen=True)
+class BoundKpi:
+    spec: KpiSpec
+    expr: Node  # aggregate-level: Agg, Previous, Number, BinOp, Unary, Call(abs/round/coalesce)
+    aggregates: tuple[Agg, ...]
+    sources: tuple[str, ...]
+    lookback: int  # how many earlier periods previous() needs
+    uses: tuple[str, ...] = field(default=())  # KPI ids referenced, directly or not
+
+
+def kind_of(dtype: pl.DataType) -> str:
+    """The formula language's view of a polars type: num, bool, str, date, datetime, duration, null, other."""
+    if dtype.is_numeric():
+        return "num"
+    if isinstance(dtype, pl.Boolean):
+        return "bool"
+    if isinstance(dtype, pl.String | pl.Categorical | pl.Enum):
+        return "str"
+    if isinstance(dtype, pl.Date):
+        return "date"
+    if isinstance(dtype, pl.Datetime):
+        return "datetime"
+    if isinstance(dtype, pl.Duration):
+        return "duration"
+    if isinstance(dtype, pl.Null):
+        return "null"
+    return "other"

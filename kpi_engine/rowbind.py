@@ -1,0 +1,210 @@
+"""Row-level binding and type checks: the expressions inside an aggregate, over one source's columns."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+
+import polars as pl
+
+from .errors import ErrorCollector, did_you_mean
+from .formula import BinOp, Bool, Call, Column, InList, IsNull, Name, Node, Null, Number, String, Unary, to_source
+from .ir import (
+    AGGREGATES,
+    ARITHMETIC,
+    COMPARE,
+    DURATION_FUNCS,
+    LITERAL_FUNCS,
+    SCALAR_FUNCS,
+    Agg,
+    MetricFunction,
+    kind_of,
+)
+from .spec import KpiSpec, Project
+
+
+class Failed(Exception):
+    """Raised inside binding once a diagnostic has been recorded, to abandon the current KPI."""
+
+
+class KpiContext:
+    """What binding one KPI has found so far: sources read, aggregates, KPIs used, previous() depth."""
+
+    def __init__(self, kpi: KpiSpec) -> None:
+        self.kpi = kpi
+        self.sources: set[str] = set()
+        self.aggs: list[Agg] = []
+        self.uses: set[str] = set()
+        self.lookback = 0
+
+
+class RowBinder:
+    """Binds and types row-level expressions; the Binder in ``resolve`` builds on it."""
+
+    project: Project
+    schemas: Mapping[str, pl.Schema]
+    functions: Mapping[str, MetricFunction]
+    errors: ErrorCollector
+
+    def fail(
+        self, kpi: KpiSpec, node: Node | None, message: str, hint: str | None = None, expected: str | None = None
+    ) -> Failed:
+        raise NotImplementedError
+
+    def row_level(self, node: Node, source: str, ctx: KpiContext, want: str) -> Node:
+        bound, kind = self.row_level_kind(node, source, ctx)
+        if want == "bool" and kind not in ("bool", "null"):
+            raise self.fail(
+                ctx.kpi,
+                node,
+                f"a `where` filter must be true or false, but `{to_source(node)}` is {KIND_WORDS.get(kind, kind)}",
+                hint='compare it: where channel == "search"',
+            )
+        return bound
+
+    def row_level_kind(self, node: Node, source: str, ctx: KpiContext) -> tuple[Node, str]:
+        kpi = ctx.kpi
+        if source not in self.schemas:
+            raise Failed()  # the source itself could not be read; that error is already reported
+        schema = self.schemas[source]
+        if isinstance(node, Number):
+            return node, "num"
+        if isinstance(node, String):
+            return node, "str"
+        if isinstance(node, Bool):
+            return node, "bool"
+        if isinstance(node, Null):
+            return node, "null"
+        if isinstance(node, Column | Name):
+            column = node.column if isinstance(node, Column) else node.name
+            if isinstance(node, Name) and column not in schema:
+                if column in self.project.params:
+                    return Number(self.project.params[column], span=node.span), "num"
+                if column in self.project.kpis:
+                    raise self.fail(
+                        kpi,
+                        node,
+                        f"KPI `{column}` referenced inside an aggregate",
+                        hint="reference KPIs outside aggregates: ad_spend / leads",
+                    )
+            if column not in schema:
+                raise self.fail(
+                    kpi,
+                    node,
+                    f"unknown column `{column}` in source `{source}`",
+                    hint=did_you_mean(column, schema, f"columns of {source}"),
+                )
+            return Column(source, column, span=node.span), kind_of(schema[column])
+        if isinstance(node, Unary):
+            operand, kind = self.row_level_kind(node.operand, source, ctx)
+            expected = "bool" if node.op == "not" else "num"
+            if kind not in (expected, "null") and not (node.op == "-" and kind == "duration"):
+                raise self.fail(
+                    kpi, node, f"`{node.op}` needs {KIND_WORDS[expected]}, found {KIND_WORDS.get(kind, kind)}"
+                )
+            return Unary(node.op, operand, span=node.span), kind
+        if isinstance(node, BinOp):
+            left, lk = self.row_level_kind(node.left, source, ctx)
+            right, rk = self.row_level_kind(node.right, source, ctx)
+            kind = self.binop_kind(node, lk, rk, ctx)
+            return BinOp(node.op, left, right, span=node.span), kind
+        if isinstance(node, IsNull):
+            operand, _ = self.row_level_kind(node.operand, source, ctx)
+            return IsNull(operand, node.negated, span=node.span), "bool"
+        if isinstance(node, InList):
+            operand, kind = self.row_level_kind(node.operand, source, ctx)
+            items = []
+            for item in node.items:
+                bound, ik = self.row_level_kind(item, source, ctx)
+                if not isinstance(bound, Number | String | Bool | Null | Call) or ik not in (kind, "null"):
+                    raise self.fail(
+                        kpi,
+                        item,
+                        f"list items must be constants of the same type as `{to_source(node.operand)}` "
+                        f"({KIND_WORDS.get(kind, kind)})",
+                    )
+                items.append(bound)
+            return InList(operand, tuple(items), node.negated, span=node.span), "bool"
+        if isinstance(node, Call):
+            return self.row_call(node, source, ctx)
+        raise self.fail(kpi, node, f"unsupported expression `{to_source(node)}`")
+
+    def row_call(self, node: Call, source: str, ctx: KpiContext) -> tuple[Node, str]:
+        kpi, func = ctx.kpi, node.func
+        if node.where is not None:
+            raise self.fail(kpi, node, f"`where` only filters aggregates, not {func}()")
+        if func in LITERAL_FUNCS:
+            arg = node.args[0] if len(node.args) == 1 else None
+            if not isinstance(arg, String):
+                raise self.fail(kpi, node, f"{func}() takes one quoted ISO value", hint=f'e.g. {func}("2026-04-01")')
+            try:
+                (dt.date.fromisoformat if func == "date" else dt.datetime.fromisoformat)(arg.value)
+            except ValueError:
+                raise self.fail(
+                    kpi, arg, f"invalid {func} `{arg.value}`", expected="ISO 8601, e.g. 2026-04-01"
+                ) from None
+            return node, func
+        if func in DURATION_FUNCS:
+            if len(node.args) != 1:
+                raise self.fail(kpi, node, f"{func}() takes one duration")
+            arg, kind = self.row_level_kind(node.args[0], source, ctx)
+            if kind not in ("duration", "null"):
+                raise self.fail(
+                    kpi,
+                    node.args[0],
+                    f"{func}() needs a duration (the difference of two timestamps), found {KIND_WORDS.get(kind, kind)}",
+                    hint=f"{func}(tickets.first_response_at - tickets.created_at)",
+                )
+            return Call(func, (arg,), span=node.span), "num"
+        if func in SCALAR_FUNCS:
+            lo, hi = SCALAR_FUNCS[func]
+            if not lo <= len(node.args) <= hi:
+                raise self.fail(kpi, node, f"{func}() takes {lo}{'' if lo == hi else f' to {hi}'} argument(s)")
+            bound = [self.row_level_kind(a, source, ctx) for a in node.args]
+            kinds = {k for _, k in bound if k != "null"}
+            if func in ("abs", "round") and not kinds <= {"num"}:
+                raise self.fail(kpi, node, f"{func}() needs a number")
+            if len(kinds) > 1:
+                raise self.fail(kpi, node, f"{func}() arguments must share one type, found {', '.join(sorted(kinds))}")
+            return Call(func, tuple(b for b, _ in bound), span=node.span), (kinds.pop() if kinds else "null")
+        if func in AGGREGATES or func in self.functions or func == "previous":
+            raise self.fail(kpi, node, f"`{func}` inside another aggregate", hint="aggregate once, then combine")
+        known = [*SCALAR_FUNCS, *DURATION_FUNCS, *LITERAL_FUNCS]
+        raise self.fail(kpi, node, f"unknown function `{func}`", hint=did_you_mean(func, known, "row functions"))
+
+    def binop_kind(self, node: BinOp, lk: str, rk: str, ctx: KpiContext) -> str:
+        op = node.op
+        kinds = {lk, rk} - {"null"}
+        if op in ("and", "or"):
+            if kinds <= {"bool"}:
+                return "bool"
+        elif op in COMPARE:
+            if len(kinds) <= 1:
+                return "bool"
+        elif op in ARITHMETIC:
+            if kinds <= {"num", "bool"} and kinds:
+                return "num"
+            if op == "-" and lk == rk and lk in ("datetime", "date"):
+                return "duration"
+            if op in ("+", "-") and kinds == {"duration"}:
+                return "duration"
+            if not kinds:
+                return "null"
+        raise self.fail(
+            ctx.kpi,
+            node,
+            f"`{op}` cannot combine {KIND_WORDS.get(lk, lk)} and {KIND_WORDS.get(rk, rk)}",
+            hint="compare like with like; a difference of timestamps is a duration: minutes(a - b)",
+        )
+
+
+KIND_WORDS = {
+    "num": "a number",
+    "bool": "true/false",
+    "str": "text",
+    "date": "a date",
+    "datetime": "a timestamp",
+    "duration": "a duration",
+    "null": "null",
+    "other": "an unsupported type",
+}

@@ -1,0 +1,162 @@
+"""The JSON Schema of spec files (shipped as package data) and its errors explained with YAML positions."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import jsonschema
+
+from ..errors import Diagnostic, did_you_mean
+from ..yaml_loader import Positions
+
+
+@cache
+def base_schema() -> dict[str, Any]:
+    """The JSON Schema of a spec file without connector options (shipped as package data)."""
+    text = resources.files("kpi_engine").joinpath("schema/spec.schema.json").read_text("utf-8")
+    return json.loads(text)
+
+
+def full_schema(connectors: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """The spec schema with each connector's option schema attached (what `kpi schema` prints)."""
+    schema = json.loads(json.dumps(base_schema()))
+    source = schema["$defs"]["source"]
+    base_props = source["properties"]
+    source["properties"]["connector"] = {
+        "enum": sorted(connectors),
+        "description": base_props["connector"]["description"],
+    }
+    branches = []
+    for name, fragment in sorted(connectors.items()):
+        props = {**base_props, **fragment.get("properties", {})}
+        branches.append(
+            {
+                "if": {"properties": {"connector": {"const": name}}, "required": ["connector"]},
+                "then": {
+                    "properties": props,
+                    "required": sorted({"connector", "time", *fragment.get("required", [])}),
+                    "additionalProperties": False,
+                },
+            }
+        )
+    if branches:
+        source["allOf"] = branches
+    return schema
+
+
+def schema_errors(data: Any, schema: dict[str, Any], pos: Positions) -> list[Diagnostic]:
+    validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+    out: list[Diagnostic] = []
+    for err in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path))):
+        out.extend(_explain(err, pos))
+    seen: set[str] = set()
+    unique = []
+    for d in out:
+        if d.render() not in seen:
+            seen.add(d.render())
+            unique.append(d)
+    return unique
+
+
+def _explain(err: jsonschema.ValidationError, pos: Positions) -> list[Diagnostic]:
+    path = tuple(err.absolute_path)
+    v, schema = err.validator, err.schema
+    if "propertyNames" in err.relative_schema_path:
+        name = str(err.instance)
+        return [
+            Diagnostic(
+                f"invalid name `{name}`",
+                pos.location(path + (name,), key=True),
+                expected="lower-case snake_case: a letter, then letters, digits or _ (at most 64)",
+                hint=f"try `{_snake(name)}`",
+            )
+        ]
+    if v == "allOf" or v == "if":
+        return []
+    if v == "additionalProperties" and isinstance(err.instance, dict):
+        allowed = list(schema.get("properties", {}))
+        extra = [k for k in err.instance if k not in allowed and not _matches_pattern(k, schema)]
+        return [
+            Diagnostic(
+                f"unknown field `{k}`",
+                pos.location(path + (k,), key=True),
+                expected="one of: " + ", ".join(allowed),
+                hint=did_you_mean(k, allowed) or "remove it",
+            )
+            for k in extra
+        ]
+    if v == "required":
+        missing = err.message.split("'")[1] if "'" in err.message else err.message
+        return [Diagnostic(f"missing required field `{missing}`", pos.location(path), hint=_required_hint(missing))]
+    if v == "enum":
+        options = [str(o) for o in schema["enum"]]
+        return [
+            Diagnostic(
+                f"invalid value `{err.instance}`",
+                pos.location(path),
+                expected="one of: " + ", ".join(options),
+                hint=did_you_mean(str(err.instance), options),
+            )
+        ]
+    if v == "const":
+        return [Diagnostic(f"invalid value `{err.instance}`", pos.location(path), expected=f"`{schema['const']}`")]
+    if v == "type":
+        expected = schema["type"] if isinstance(schema["type"], str) else " or ".join(schema["type"])
+        found = type(err.instance).__name__.replace("str", "string").replace("dict", "mapping").replace("list", "list")
+        return [
+            Diagnostic(
+                f"wrong type: found {found} `{_short(err.instance)}`",
+                pos.location(path),
+                expected=_TYPE_WORDS.get(expected, expected),
+            )
+        ]
+    if v == "format" and schema.get("format") == "date":
+        return [
+            Diagnostic(
+                f"invalid date `{err.instance}`",
+                pos.location(path),
+                expected="a date YYYY-MM-DD",
+                hint="for example 2026-06-30",
+            )
+        ]
+    return [Diagnostic(err.message, pos.location(path))]
+
+
+_TYPE_WORDS = {
+    "object": "a mapping",
+    "array": "a list",
+    "string": "a string",
+    "number": "a number",
+    "integer": "a whole number",
+    "boolean": "true or false",
+}
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) < 40 else text[:37] + "..."
+
+
+def _snake(name: str) -> str:
+    s = re.sub(r"[^0-9a-zA-Z]+", "_", re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name)).strip("_").lower()
+    return s if s and s[0].isalpha() else f"k_{s}"
+
+
+def _matches_pattern(key: str, schema: Mapping[str, Any]) -> bool:
+    return any(re.search(p, key) for p in schema.get("patternProperties", {}))
+
+
+def _required_hint(field_name: str) -> str | None:
+    return {
+        "version": "start the file with `version: 1`",
+        "formula": "e.g. formula: 100 * sum(ads.clicks) / sum(ads.impressions)",
+        "grain": "one of day, week, month, quarter, year",
+        "unit": "e.g. unit: percent (or currency, count, ratio, score, minutes...)",
+        "time": "name the timestamp column that places rows in periods, e.g. time: ts",
+        "connector": "e.g. connector: parquet (see `kpi plugins`)",
+    }.get(field_name)
