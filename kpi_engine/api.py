@@ -13,12 +13,12 @@ import polars as pl
 from . import spec as spec_mod
 from .connectors import Env
 from .errors import Diagnostic, ErrorCollector, KpiError, did_you_mean
-from .evaluate import evaluate_plan
 from .execute import execute
 from .ir import BoundKpi, kind_of
 from .plan import Plan, Window, build_plan
 from .plugins import Registry, default_registry
 from .resolve import bind_project
+from .series import evaluate_plan
 from .spec import KpiSpec, Project
 
 

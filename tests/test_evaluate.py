@@ -207,3 +207,61 @@ def test_one_scan_per_source(example_catalog):
     keys = [k for g in ads.groups.values() if g.derive_from is None for k in g.aggs]
     assert keys.count("sum(ads.cost)") == 1
     assert ads.columns == {"ts", "channel", "clicks", "impressions", "cost", "revenue"}
+
+
+def test_streaming_engine_gives_the_same_numbers(example_catalog, result):
+    streamed = example_catalog.evaluate(AS_OF, streaming=True)
+    for kpi_id, frame in result.series.items():
+        other = streamed[kpi_id]
+        assert frame.drop("value").equals(other.drop("value")), kpi_id
+        a, b = frame["value"].to_list(), other["value"].to_list()
+        assert [x is None for x in a] == [y is None for y in b], kpi_id
+        assert [x for x in a if x is not None] == pytest.approx([y for y in b if y is not None], rel=1e-9), kpi_id
+
+
+def test_filters_are_pushed_down_when_every_aggregate_is_filtered(tmp_path, example_dir, duck):
+    import shutil
+
+    from kpi_engine.plan import Window
+
+    from conftest import write_spec
+
+    shutil.copytree(example_dir / "data", tmp_path / "data")
+    write_spec(
+        tmp_path,
+        """
+        version: 1
+        sources:
+          mentions: {connector: ndjson, path: data/social_mentions.ndjson, time: ts}
+        kpis:
+          x_share: {unit: count, formula: sum(mentions.shares where platform == "x"), grain: month}
+          insta_mean: {unit: score, formula: mean(mentions.sentiment where platform == "instagram"), grain: month, dimensions: [platform]}
+    """,
+    )
+    import kpi_engine
+
+    catalog = kpi_engine.load(tmp_path)
+    plan = catalog.plan(Window(AS_OF))
+    assert plan.sources["mentions"].prefilter is not None
+    res = catalog.evaluate(AS_OF)
+    expected = sql_values(
+        duck,
+        f"SELECT date_trunc('month', ts), sum(shares) FILTER (WHERE platform = 'x') FROM mentions WHERE ts {CUT} GROUP BY ALL",
+    )
+    assert_same(engine_values(res["x_share"]), {k: float(v) for k, v in expected.items()})
+    insta = res["insta_mean"]
+    # only the platform the filter keeps appears as a dimension value
+    assert set(insta.filter(~pl.col("is_total"))["platform"]) == {"instagram"}
+    expected = sql_values(
+        duck,
+        f"SELECT date_trunc('month', ts), avg(sentiment) FILTER (WHERE platform = 'instagram') FROM mentions WHERE ts {CUT} GROUP BY ALL",
+    )
+    assert_same(engine_values(insta), expected)
+
+
+def test_one_call_api(example_dir):
+    import kpi_engine
+
+    res = kpi_engine.evaluate(example_dir, AS_OF, kpis=["leads"])
+    assert list(res.series) == ["leads"]
+    assert res["leads"].columns == ["period", "start", "end", "complete", "has_data", "is_total", "value"]

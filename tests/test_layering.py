@@ -1,0 +1,60 @@
+"""Structure the project promises: light start-up, polars-free parsing, documented hooks."""
+
+from __future__ import annotations
+
+import inspect
+import re
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+from kpi_engine import ReportFormat, hookimpl, hookspecs
+from kpi_engine.plugins import build_registry
+
+ROOT = Path(__file__).parents[1]
+
+
+def _imports_after(statement: str) -> set[str]:
+    code = f"import sys; {statement}; print(' '.join(sorted(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    return set(out.split())
+
+
+def test_cli_and_formula_do_not_import_polars():
+    assert "polars" not in _imports_after("import kpi_engine.cli")
+    assert "polars" not in _imports_after("import kpi_engine.formula")
+    assert "polars" not in _imports_after("import kpi_engine.spec")
+
+
+def test_every_hook_is_documented_with_its_signature():
+    docs = (ROOT / "docs" / "plugins.md").read_text()
+    for name, func in inspect.getmembers(hookspecs, inspect.isfunction):
+        if not name.startswith("register_"):
+            continue
+        params = ", ".join(inspect.signature(func).parameters)
+        assert f"### {name}({params})" in docs, name
+
+
+def test_report_formats_are_registered_through_the_hook():
+    plugin = types.ModuleType("kpi_slack")
+
+    @hookimpl
+    def register_report_formats(register):
+        register(ReportFormat(name="slack", extension="txt", render=lambda content: "summary"))
+
+    plugin.register_report_formats = register_report_formats
+    reg = build_registry(extra=[plugin])
+    assert reg.formats["slack"].extension == "txt"
+    assert "format:slack" in reg.plugins["kpi_slack"]
+
+
+def test_modules_stay_small():
+    for path in (ROOT / "kpi_engine").rglob("*.py"):
+        lines = len(path.read_text().splitlines())
+        assert lines <= 500, f"{path.name} has {lines} lines: split it along the pipeline"
+
+
+def test_no_eval_or_exec():
+    for path in (ROOT / "kpi_engine").rglob("*.py"):
+        assert not re.search(r"\b(eval|exec)\(", path.read_text()), path
