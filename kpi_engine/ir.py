@@ -15,6 +15,7 @@ SCALAR_FUNCS = {"abs": (1, 1), "round": (1, 2), "coalesce": (2, 16)}
 DURATION_FUNCS = {"seconds": 1.0, "minutes": 60.0, "hours": 3600.0, "days": 86400.0}
 LITERAL_FUNCS = {"date", "datetime"}
 MAX_PREVIOUS = 1000
+RESERVED_COLUMNS = frozenset({"period", "start", "end", "complete", "has_data", "is_total", "value", "kpi", "unit"})
 ARITHMETIC = {"+", "-", "*", "/", "%"}
 COMPARE = {"==", "!=", "<", "<=", ">", ">="}
 

@@ -36,6 +36,7 @@ from .ir import (
     DURATION_FUNCS,
     LITERAL_FUNCS,
     MAX_PREVIOUS,
+    RESERVED_COLUMNS,
     SCALAR_FUNCS,
     Agg,
     BoundKpi,
@@ -103,11 +104,25 @@ class Binder(RowBinder):
             self.bound[kpi_id] = None
             return None
         self.stack.append(kpi_id)
-        self._uses: set[str] = set()
         try:
             ctx = KpiContext(kpi)
             expr = self.agg_level(tree, ctx)
+            if not ctx.aggs:
+                raise self.fail(
+                    kpi,
+                    tree,
+                    "formula reads no data",
+                    hint="aggregate a source, e.g. sum(ads.cost); constants belong in `params`",
+                )
             for dim in kpi.dimensions:
+                if dim in RESERVED_COLUMNS:
+                    self.errors.add(
+                        f"`{dim}` cannot be a dimension name",
+                        kpi.loc("dimensions"),
+                        expected="a column name other than " + ", ".join(sorted(RESERVED_COLUMNS)),
+                        hint="rename the column in the source, e.g. with a SQL query",
+                    )
+                    raise Failed()
                 for source in sorted(ctx.sources & self.schemas.keys()):
                     if dim not in self.schemas[source]:
                         self.errors.add(
