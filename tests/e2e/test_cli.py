@@ -249,3 +249,20 @@ def test_empty_csv_has_no_data(tmp_path):
             "value": None,
         }
     ]
+
+
+def test_internal_error_exits_1_without_traceback(example_dir, monkeypatch):
+    from click.testing import CliRunner
+
+    from kpi_engine import api
+    from kpi_engine.cli import main
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(api.Catalog, "evaluate", boom)
+    monkeypatch.delenv("KPI_DEBUG", raising=False)
+    result = CliRunner().invoke(main, ["run", str(example_dir), "--as-of", "2026-06-30"])
+    assert result.exit_code == 1
+    assert "internal error: RuntimeError: boom" in result.output
+    assert "Traceback" not in result.output
