@@ -15,6 +15,7 @@ from .connectors import Env
 from .errors import Diagnostic, ErrorCollector, KpiError, did_you_mean
 from .execute import execute
 from .ir import BoundKpi, kind_of
+from .periods import Span
 from .plan import Plan, Window, build_plan
 from .plugins import Registry, default_registry
 from .resolve import bind_project
@@ -32,10 +33,12 @@ class Catalog:
     schemas: dict[str, pl.Schema]
     bound: dict[str, BoundKpi]
 
-    def plan(self, window: Window, kpis: Iterable[str] | None = None) -> Plan:
+    def plan(self, window: Window, kpis: Iterable[str] | None = None, spans: Iterable[tuple[str, Span]] = ()) -> Plan:
         wanted = spec_mod.iter_kpis(self.project, kpis)
+        requests: list[BoundKpi | tuple[BoundKpi, Span]] = [self.bound[k.id] for k in wanted]
+        requests += [(self.bound[kpi_id], span) for kpi_id, span in dict.fromkeys(spans)]
         return build_plan(
-            [self.bound[k.id] for k in wanted],
+            requests,
             self.project.sources,
             self.schemas,
             self.project.calendar,
@@ -50,18 +53,25 @@ class Catalog:
         start: dt.date | None = None,
         end: dt.date | None = None,
         kpis: Iterable[str] | None = None,
+        spans: Iterable[tuple[str, Span]] = (),
         streaming: bool = False,
     ) -> Result:
-        """Evaluate KPIs (all, or ``kpis``) over data up to the end of ``as_of`` (default: today)."""
+        """Evaluate KPIs (all, or ``kpis``) over data up to the end of ``as_of`` (default: today).
+
+        ``spans`` asks for KPIs recomputed over custom windows too (``(kpi_id, Span)``, in ``Result.spans``),
+        in the same scans.
+        """
         as_of = as_of or today(self.project.calendar.timezone)
         if start and end and start > end:
             raise KpiError(Diagnostic(f"--from {start} is after --to {end}"))
         window = Window(as_of, start, end)
-        plan = self.plan(window, kpis)
+        plan = self.plan(window, kpis, spans)
         data = execute(plan, self.registry.connectors, self.registry.functions, self.env, streaming=streaming)
-        series = evaluate_plan(plan, data)
+        frames = evaluate_plan(plan, data)
+        series = {k: v for k, v in frames.items() if isinstance(k, str)}
+        windows = {k: v for k, v in frames.items() if not isinstance(k, str)}
         freshness = {name: d.last for name, d in data.items()}
-        return Result(as_of, self.project, {k: series[k] for k in series}, freshness, plan)
+        return Result(as_of, self.project, series, freshness, plan, windows)
 
 
 @dataclass
@@ -73,6 +83,7 @@ class Result:
     series: dict[str, pl.DataFrame]
     freshness: dict[str, dt.date | None] = field(default_factory=dict)
     plan: Plan | None = None
+    spans: dict[tuple[str, Span], pl.DataFrame] = field(default_factory=dict)
 
     def __getitem__(self, kpi_id: str) -> pl.DataFrame:
         return self.series[kpi_id]

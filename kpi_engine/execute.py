@@ -64,6 +64,8 @@ def group_frame(
     if sp.prefilter is not None:
         lf = lf.filter(row_expr(sp.prefilter).fill_null(False))
     keyed = lf.with_columns(periods.period_start(pl.col(DATE), group.grain, plan.calendar).alias(PERIOD))
+    if isinstance(group.grain, periods.Span):
+        keyed = keyed.filter(pl.col(PERIOD).is_not_null())
     aggs = [agg_expr(r.agg, sp.schema, functions).alias(r.id) for r in group.aggs.values()]
     counts = [
         (row_expr(f).fill_null(False).sum() if f is not None else pl.len()).cast(pl.Int64).alias(i)

@@ -16,6 +16,7 @@ import polars as pl
 
 from .api import Result
 from .errors import Diagnostic, KpiError, Location
+from .series import SERIES_COLUMNS
 from .spec import Unit
 
 FORMATS = ("table", "json", "csv", "parquet")
@@ -73,6 +74,7 @@ def to_json_dict(result: Result, engine_version: str = "") -> dict[str, Any]:
                     "end": row["end"].isoformat(),
                     "complete": row["complete"],
                     "has_data": row["has_data"],
+                    "coverage": round(row["coverage"], 4),
                     "dims": dims,
                     "value": _number(row["value"], spec.unit),
                 }
@@ -107,10 +109,9 @@ def long_frame(result: Result) -> pl.DataFrame:
         for kpi_id, frame in result.series.items()
     ]
     frame = pl.concat(parts, how="diagonal_relaxed")
-    dims = sorted(
-        set(frame.columns) - {"kpi", "unit", "value", "period", "start", "end", "complete", "has_data", "is_total"}
-    )
-    return frame.select("kpi", "unit", "period", "start", "end", "complete", "has_data", "is_total", *dims, "value")
+    fixed = ("kpi", "unit", *SERIES_COLUMNS)
+    dims = sorted(set(frame.columns) - {*fixed, "value"})
+    return frame.select(*fixed, *dims, "value")
 
 
 def write_result(

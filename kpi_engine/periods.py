@@ -7,11 +7,30 @@ to the wrong day; naive timestamps are taken as UTC.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 import polars as pl
 
 from .spec import Calendar, Grain
+
+
+@dataclass(frozen=True)
+class Span:
+    """A custom period: the days from ``start`` to ``end`` (inclusive) as one bucket.
+
+    Used where a KPI is recomputed over a window from its aggregates: a target window, a baseline period,
+    the elapsed part of a comparison period. Spans are never written in specs.
+    """
+
+    start: dt.date
+    end: dt.date
+
+    def __str__(self) -> str:
+        return f"{self.start}..{self.end}"
+
+
+Period = Grain | Span
 
 _MONTHS_PER = {Grain.MONTH: 1, Grain.QUARTER: 3, Grain.YEAR: 12}
 _TRUNC = {Grain.DAY: "1d", Grain.WEEK: "1w", Grain.MONTH: "1mo", Grain.QUARTER: "1q", Grain.YEAR: "1y"}
@@ -28,8 +47,13 @@ def local_date(expr: pl.Expr, dtype: pl.DataType, tz: str) -> pl.Expr:
     raise TypeError(f"not a temporal type: {dtype}")
 
 
-def period_start(date: pl.Expr, grain: Grain, cal: Calendar) -> pl.Expr:
-    """The first day of the period containing each date, honouring week start and fiscal year start."""
+def period_start(date: pl.Expr, grain: Period, cal: Calendar) -> pl.Expr:
+    """The first day of the period containing each date, honouring week start and fiscal year start.
+
+    For a Span, dates outside it get null (the caller drops them).
+    """
+    if isinstance(grain, Span):
+        return pl.when(date.is_between(grain.start, grain.end)).then(pl.lit(grain.start)).otherwise(None)
     if grain is Grain.DAY:
         return date
     if grain is Grain.WEEK:
@@ -43,8 +67,10 @@ def period_start(date: pl.Expr, grain: Grain, cal: Calendar) -> pl.Expr:
     return date.dt.offset_by(f"-{shift}").dt.truncate(_TRUNC[grain]).dt.offset_by(shift)
 
 
-def start_of(day: dt.date, grain: Grain, cal: Calendar) -> dt.date:
+def start_of(day: dt.date, grain: Period, cal: Calendar) -> dt.date:
     """Python twin of :func:`period_start` for one date."""
+    if isinstance(grain, Span):
+        return grain.start
     if grain is Grain.DAY:
         return day
     if grain is Grain.WEEK:
@@ -58,8 +84,10 @@ def start_of(day: dt.date, grain: Grain, cal: Calendar) -> dt.date:
     return dt.date(index // 12, index % 12 + 1, 1)
 
 
-def shift(start: dt.date, grain: Grain, n: int = 1) -> dt.date:
+def shift(start: dt.date, grain: Period, n: int = 1) -> dt.date:
     """The start of the period ``n`` periods after the one starting at ``start`` (n may be negative)."""
+    if isinstance(grain, Span):
+        return start + dt.timedelta(days=n * ((grain.end - grain.start).days + 1))
     if grain is Grain.DAY:
         return start + dt.timedelta(days=n)
     if grain is Grain.WEEK:
@@ -68,8 +96,10 @@ def shift(start: dt.date, grain: Grain, n: int = 1) -> dt.date:
     return dt.date(index // 12, index % 12 + 1, 1)
 
 
-def period_range(first: dt.date, last: dt.date, grain: Grain, cal: Calendar) -> list[dt.date]:
+def period_range(first: dt.date, last: dt.date, grain: Period, cal: Calendar) -> list[dt.date]:
     """Starts of every period from the one containing ``first`` to the one containing ``last``."""
+    if isinstance(grain, Span):
+        return [grain.start]
     out, cur, end = [], start_of(first, grain, cal), start_of(last, grain, cal)
     while cur <= end:
         out.append(cur)
@@ -77,8 +107,15 @@ def period_range(first: dt.date, last: dt.date, grain: Grain, cal: Calendar) -> 
     return out
 
 
-def label(start: dt.date, grain: Grain, cal: Calendar) -> str:
+def end_of(start: dt.date, grain: Period) -> dt.date:
+    """The last day of the period starting at ``start``."""
+    return shift(start, grain, 1) - dt.timedelta(days=1)
+
+
+def label(start: dt.date, grain: Period, cal: Calendar) -> str:
     """Human label of a period: 2026-04-01, 2026-W14, 2026-04, 2026-Q2, 2026 (FY2027-Q1 with a fiscal year)."""
+    if isinstance(grain, Span):
+        return str(grain)
     if grain is Grain.DAY:
         return start.isoformat()
     if grain is Grain.WEEK:

@@ -17,7 +17,8 @@ import polars as pl
 from . import periods
 from .formula import BinOp, Call, Column, Node, Unary, to_source, walk
 from .ir import Agg, BoundKpi, MetricFunction, Previous
-from .spec import Calendar, Grain, SourceSpec
+from .periods import Period, Span
+from .spec import Calendar, SourceSpec
 
 ROLLUPS = {"sum": "sum", "count": "sum", "min": "min", "max": "max"}
 ZERO_WHEN_EMPTY = {"sum", "count", "count_distinct"}
@@ -50,14 +51,14 @@ class GroupRequest:
     """One ``group_by(period, *dims)`` over a source, with every aggregate any KPI needs from it."""
 
     source: str
-    grain: Grain
+    grain: Period
     dims: tuple[str, ...]
     aggs: dict[str, AggRequest] = field(default_factory=dict)  # by Agg.key
     row_filters: dict[str, tuple[str, Node | None]] = field(default_factory=dict)  # filter text -> (id, filter)
-    derive_from: tuple[Grain, tuple[str, ...]] | None = None  # totals rolled up from this group's result
+    derive_from: tuple[Period, tuple[str, ...]] | None = None  # totals rolled up from this group's result
 
     @property
-    def key(self) -> tuple[Grain, tuple[str, ...]]:
+    def key(self) -> tuple[Period, tuple[str, ...]]:
         return self.grain, self.dims
 
 
@@ -70,7 +71,7 @@ class SourcePlan:
     columns: set[str] = field(default_factory=set)
     lower: dt.date | None = None  # first local day needed (None: from the earliest row)
     upper: dt.date | None = None  # first local day not needed (exclusive)
-    groups: dict[tuple[Grain, tuple[str, ...]], GroupRequest] = field(default_factory=dict)
+    groups: dict[tuple[Period, tuple[str, ...]], GroupRequest] = field(default_factory=dict)
     prefilter: Node | None = None  # OR of all filters, when every aggregate of the source is filtered
 
 
@@ -82,10 +83,16 @@ class KpiPlan:
     expr: Node  # aggregate level; each Agg is a column of its source's group at this grain
     first: dt.date | None  # first period shown (None: from the earliest data)
     last: dt.date  # last period shown
+    grain: Period  # the KPI's grain, or a Span when it is recomputed over a window
 
     @property
     def id(self) -> str:
         return self.kpi.spec.id
+
+    @property
+    def key(self) -> str | tuple[str, Span]:
+        """How results are keyed: the KPI id, or (id, span) for a window evaluation."""
+        return (self.id, self.grain) if isinstance(self.grain, Span) else self.id
 
 
 @dataclass
@@ -153,7 +160,7 @@ def columns_of(agg: Agg) -> set[str]:
 
 
 def build_plan(
-    kpis: Iterable[BoundKpi],
+    kpis: Iterable[BoundKpi | tuple[BoundKpi, Span]],
     sources: Mapping[str, SourceSpec],
     schemas: Mapping[str, pl.Schema],
     calendar: Calendar,
@@ -164,13 +171,21 @@ def build_plan(
     plan = Plan(calendar, window, {}, [])
     counter = iter(range(1_000_000_000))
     last = window.last_day
-    for kpi in kpis:
+    for item in kpis:
+        kpi, span = item if isinstance(item, tuple) else (item, None)
         spec = kpi.spec
-        grain, dims = spec.grain, spec.dimensions
+        grain: Period = span or spec.grain
+        dims = spec.dimensions
         expr = decompose_means(kpi.expr)
-        shown_first = periods.start_of(window.start, grain, calendar) if window.start else None
-        lookback_first = periods.shift(shown_first, grain, -kpi.lookback) if shown_first else None
-        upper = periods.shift(periods.start_of(last, grain, calendar), grain, 1)
+        if span is not None:
+            shown_first = lookback_first = span.start
+            upper = span.end + dt.timedelta(days=1)
+            last_shown = span.start
+        else:
+            shown_first = periods.start_of(window.start, grain, calendar) if window.start else None
+            lookback_first = periods.shift(shown_first, grain, -kpi.lookback) if shown_first else None
+            last_shown = periods.start_of(last, grain, calendar)
+            upper = periods.shift(last_shown, grain, 1)
         upper = min(upper, window.as_of + dt.timedelta(days=1))
         for agg in aggregates_of(expr):
             sp = plan.sources.get(agg.source)
@@ -201,7 +216,7 @@ def build_plan(
                         f"a{next(counter)}", agg, fill, ROLLUPS.get(agg.func), group.row_filters[filter_key][0]
                     )
                     group.aggs[agg.key] = request
-        plan.kpis.append(KpiPlan(kpi, expr, shown_first, periods.start_of(last, grain, calendar)))
+        plan.kpis.append(KpiPlan(kpi, expr, shown_first, last_shown, grain))
     for sp in plan.sources.values():
         _plan_rollups(sp)
         _plan_prefilter(sp)

@@ -64,23 +64,46 @@ class SourceSpec:
 
 
 @dataclass(frozen=True)
+class Revision:
+    """A target change effective from a date: periods before it are judged by the earlier target."""
+
+    start: dt.date
+    value: float
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
 class TargetSpec:
+    """A SMART target as written (see ``targets`` for what it means at a date)."""
+
     direction: str
     objective: str | None = None
     value: float | None = None
+    change: float | None = None  # relative to baseline: 0.2 for "+20%"
     baseline: float | None = None
+    baseline_auto: bool = False
+    baseline_period: tuple[dt.date, dt.date] | None = None
     start: dt.date | None = None
     deadline: dt.date | None = None
+    measure: str = "latest"
+    pace: str = "linear"
     tolerance: float | None = None
     min: float | None = None
     max: float | None = None
+    path: tuple[tuple[dt.date, float], ...] = ()
+    revisions: tuple[Revision, ...] = ()
+    by: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    at_risk: float = 0.1
 
 
 @dataclass(frozen=True)
 class ReviewSpec:
+    """How often a KPI is reviewed, on which day, in which meeting."""
+
     cadence: str
     day: str | None = None
     meeting: str | None = None
+    anchor: dt.date | None = None
 
 
 @dataclass(frozen=True)
@@ -98,6 +121,7 @@ class KpiSpec:
     stakeholders: tuple[str, ...] = ()
     kind: str = "quantitative"
     key: bool = False
+    missing: str | None = None  # zero | null | None (default handling)
     target: TargetSpec | None = None
     review: ReviewSpec | None = None
     locations: Mapping[str, Location] = field(default_factory=dict, compare=False, repr=False)
@@ -253,26 +277,8 @@ def _build_calendar(seen: Mapping[str, tuple[Any, Location]], errors: ErrorColle
 def _build_kpi(kpi_id: str, body: Mapping[str, Any], pos: Positions, errors: ErrorCollector) -> KpiSpec:
     base = ("kpis", kpi_id)
     locations = {"": pos.location(base, key=True), **{k: pos.location(base + (k,)) for k in body}}
-    target = None
-    if "target" in body:
-        t = dict(body["target"])
-        for key in ("start", "deadline"):
-            if key in t:
-                t[key] = dt.date.fromisoformat(t[key])
-        target = TargetSpec(**t)
-        if target.start and target.deadline and target.deadline <= target.start:
-            errors.add(
-                f"target deadline {target.deadline} is not after its start {target.start}",
-                pos.location(base + ("target", "deadline")),
-                hint="a time-bound target ends after it starts",
-            )
-        if target.direction in ("increase", "decrease") and target.value is None:
-            errors.add(f"a target to {target.direction} needs a `value`", pos.location(base + ("target",)))
-        if target.direction == "range" and (target.min is None or target.max is None):
-            errors.add("a `range` target needs `min` and `max`", pos.location(base + ("target",)))
-        if target.min is not None and target.max is not None and target.min > target.max:
-            errors.add(f"target min {target.min} is above max {target.max}", pos.location(base + ("target", "min")))
-    review = ReviewSpec(**body["review"]) if "review" in body else None
+    target = _build_target(body["target"], body, base, pos, errors) if "target" in body else None
+    review = _build_review(body["review"], base + ("review",), pos, errors) if "review" in body else None
     formula = body["formula"]
     return KpiSpec(
         id=kpi_id,
@@ -286,11 +292,113 @@ def _build_kpi(kpi_id: str, body: Mapping[str, Any], pos: Positions, errors: Err
         stakeholders=tuple(body.get("stakeholders", ())),
         kind=body.get("kind", "quantitative"),
         key=bool(body.get("key", False)),
+        missing=body.get("missing"),
         target=target,
         review=review,
         locations=locations,
         formula_offset=_formula_column(pos, base + ("formula",)),
     )
+
+
+def _build_target(
+    t: Mapping[str, Any], kpi: Mapping[str, Any], base: tuple[str, ...], pos: Positions, errors: ErrorCollector
+) -> TargetSpec:
+    where = base + ("target",)
+
+    def err(message: str, key: str = "", hint: str | None = None) -> None:
+        errors.add(message, pos.location(where + ((key,) if key else ())), hint=hint)
+
+    date = dt.date.fromisoformat
+    start = date(t["start"]) if "start" in t else None
+    deadline = date(t["deadline"]) if "deadline" in t else None
+    baseline = t.get("baseline")
+    period = (
+        (date(t["baseline_period"]["start"]), date(t["baseline_period"]["end"])) if "baseline_period" in t else None
+    )
+    target = TargetSpec(
+        direction=t["direction"],
+        objective=t.get("objective"),
+        value=t.get("value"),
+        change=float(t["change"].rstrip("%")) / 100 if "change" in t else None,
+        baseline=None if baseline in (None, "auto") else float(baseline),
+        baseline_auto=baseline == "auto",
+        baseline_period=period,
+        start=start,
+        deadline=deadline,
+        measure=t.get("measure", "latest"),
+        pace=t.get("pace", "linear"),
+        tolerance=t.get("tolerance"),
+        min=t.get("min"),
+        max=t.get("max"),
+        path=tuple((date(p["date"]), float(p["value"])) for p in t.get("path", ())),
+        revisions=tuple(Revision(date(r["from"]), float(r["value"]), r.get("reason")) for r in t.get("revisions", ())),
+        by={dim: dict(values) for dim, values in t.get("by", {}).items()},
+        at_risk=float(t.get("at_risk", 0.1)),
+    )
+    if start and deadline and deadline <= start:
+        err(
+            f"target deadline {deadline} is not after its start {start}",
+            "deadline",
+            hint="a time-bound target ends after it starts",
+        )
+    if target.direction in ("increase", "decrease", "maintain") and target.value is None and target.change is None:
+        err(
+            f"a target to {target.direction} needs a `value` (or a `change` such as +20%)",
+            hint="e.g. value: 2.5, or change: +20% with a baseline",
+        )
+    if target.value is not None and target.change is not None:
+        err("give either `value` or `change`, not both", "change")
+    if target.change is not None and target.baseline is None and not target.baseline_auto:
+        err("a relative `change` needs a `baseline` (a number or auto)", "change")
+    if target.baseline_auto and period is None:
+        err(
+            "`baseline: auto` needs a `baseline_period` with start and end",
+            "baseline",
+            hint="baseline_period: {start: 2026-01-01, end: 2026-03-31}",
+        )
+    if period and period[1] < period[0]:
+        err(f"baseline period ends ({period[1]}) before it starts ({period[0]})", "baseline_period")
+    if target.direction == "range" and (target.min is None or target.max is None):
+        err("a `range` target needs `min` and `max`")
+    if target.direction == "maintain" and target.tolerance is None:
+        err("a `maintain` target needs a `tolerance`", hint="e.g. value: 150, tolerance: 10")
+    if target.min is not None and target.max is not None and target.min > target.max:
+        err(f"target min {target.min} is above max {target.max}", "min")
+    if (target.measure == "window" or target.path or target.revisions) and start is None:
+        err("this target needs a `start` date", hint="window measures, paths and revisions are dated from the start")
+    dates = [d for d, _ in target.path]
+    if dates != sorted(dates) or len(set(dates)) != len(dates):
+        err("`path` dates must be distinct and in order", "path")
+    if start and deadline and any(not start <= d <= deadline for d in dates):
+        err(f"`path` dates must lie between start {start} and deadline {deadline}", "path")
+    revision_dates = [r.start for r in target.revisions]
+    if revision_dates != sorted(revision_dates):
+        err("`revisions` must be in date order", "revisions")
+    dims = kpi.get("dimensions", [])
+    for dim in target.by:
+        if dim not in dims:
+            errors.add(
+                f"per-dimension target for `{dim}`, which is not a dimension of this KPI",
+                pos.location(where + ("by", dim), key=True),
+                hint=did_you_mean(dim, dims, "dimensions"),
+            )
+    return target
+
+
+WEEKDAY_WORDS = {name: i for i, name in enumerate(WEEKDAYS)}
+
+
+def _build_review(r: Mapping[str, Any], where: tuple[str, ...], pos: Positions, errors: ErrorCollector) -> ReviewSpec:
+    from . import cadence
+
+    review = ReviewSpec(
+        r["cadence"], r.get("day"), r.get("meeting"), dt.date.fromisoformat(r["anchor"]) if "anchor" in r else None
+    )
+    problem = cadence.check(review)
+    if problem:
+        key, message, hint = problem
+        errors.add(message, pos.location(where + (key,)), hint=hint)
+    return review
 
 
 def _formula_column(pos: Positions, path: tuple[str, ...]) -> int | None:

@@ -264,4 +264,43 @@ def test_one_call_api(example_dir):
 
     res = kpi_engine.evaluate(example_dir, AS_OF, kpis=["leads"])
     assert list(res.series) == ["leads"]
-    assert res["leads"].columns == ["period", "start", "end", "complete", "has_data", "is_total", "value"]
+    assert res["leads"].columns == ["period", "start", "end", "complete", "has_data", "coverage", "is_total", "value"]
+
+
+def test_span_evaluation_recomputes_ratios_over_the_window(example_catalog, duck):
+    from kpi_engine.periods import Span
+
+    q2 = Span(dt.date(2026, 4, 1), dt.date(2026, 6, 30))
+    april = Span(dt.date(2026, 4, 1), dt.date(2026, 4, 30))
+    res = example_catalog.evaluate(AS_OF, kpis=["ctr"], spans=[("ctr", q2), ("unique_visitors", april)])
+    ctr = res.spans[("ctr", q2)]
+    expected = sql_values(
+        duck,
+        """SELECT channel, 100.0 * sum(clicks) / sum(impressions) FROM ads
+                                   WHERE ts >= TIMESTAMP '2026-04-01' AND ts < TIMESTAMP '2026-07-01' GROUP BY ALL""",
+    )
+    got = {r["channel"]: r["value"] for r in ctr.filter(~pl.col("is_total")).iter_rows(named=True)}
+    assert got == pytest.approx(expected)
+    total = sql_values(
+        duck,
+        """SELECT 1, 100.0 * sum(clicks) / sum(impressions) FROM ads
+                                WHERE ts >= TIMESTAMP '2026-04-01' AND ts < TIMESTAMP '2026-07-01'""",
+    )[1]
+    assert ctr.filter(pl.col("is_total"))["value"].item() == pytest.approx(total)
+    assert ctr["period"][0] == "2026-04-01..2026-06-30"
+    uv = res.spans[("unique_visitors", april)].filter(pl.col("is_total"))["value"].item()
+    expected_uv = sql_values(
+        duck,
+        """SELECT 1, count(DISTINCT visitor_id) FROM sessions
+                                      WHERE ts >= TIMESTAMP '2026-04-01' AND ts < TIMESTAMP '2026-05-01'""",
+    )[1]
+    assert uv == expected_uv
+
+
+def test_coverage_is_the_share_of_days_with_source_data(result):
+    frame = result["avg_response_minutes"]
+    # tickets run to 2026-05-20 (a Wednesday): its week is 3/7 covered, the next weeks 0
+    week = frame.filter(pl.col("start") == dt.date(2026, 5, 18))
+    assert week["coverage"].item() == pytest.approx(3 / 7) and week["has_data"].item()
+    assert frame.filter(pl.col("start") == dt.date(2026, 5, 25))["coverage"].item() == 0.0
+    assert frame.filter(pl.col("start") == dt.date(2026, 3, 2))["coverage"].item() == 1.0

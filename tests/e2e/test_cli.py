@@ -67,7 +67,7 @@ def test_run_json_shape(example_dir, tmp_path):
         "dimensions": ["channel"],
     }
     row = ctr["series"][0]
-    assert set(row) == {"period", "start", "end", "complete", "has_data", "dims", "value"}
+    assert set(row) == {"period", "start", "end", "complete", "has_data", "coverage", "dims", "value"}
     assert row["period"] == "2026-W01" and row["start"] == "2025-12-29"
     totals = [r for r in ctr["series"] if r["dims"] == {}]
     per_channel = [r for r in ctr["series"] if r["dims"]]
@@ -245,6 +245,7 @@ def test_empty_csv_has_no_data(tmp_path):
             "end": "2026-04-30",
             "complete": True,
             "has_data": False,
+            "coverage": 0.0,
             "dims": {},
             "value": None,
         }
