@@ -133,14 +133,70 @@ def run(
     if fmt is None:
         suffix = output.suffix.lower().lstrip(".") if output else ""
         fmt = suffix if suffix in ("json", "csv", "parquet") else "table"
-    result = catalog.evaluate(as_of, start=start, end=end, kpis=kpis, streaming=streaming)
+    result, assessments = _evaluate_with_targets(catalog, as_of, start=start, end=end, kpis=kpis, streaming=streaming)
     if last_periods is None and start is None:
         last_periods = 12
-    text = write_result(result, fmt, output, __version__, last_periods=last_periods)
+    text = write_result(result, fmt, output, __version__, last_periods=last_periods, assessments=assessments)
     if text is not None:
         click.echo(text, nl=False)
     elif output is not None:
         click.echo(f"wrote {output}", err=True)
+
+
+def _evaluate_with_targets(catalog, as_of, **kwargs):  # type: ignore[no-untyped-def]
+    """Evaluate and assess targets in one run (window and baseline spans share the scans)."""
+    from .api import today
+    from .targets import assess, span_requests
+
+    as_of = as_of or today(catalog.project.calendar.timezone)
+    wanted = set(kwargs.get("kpis") or catalog.project.kpis)
+    spans = [(k, s) for k, s in span_requests(catalog.project, as_of) if k in wanted]
+    result = catalog.evaluate(as_of, spans=spans, **kwargs)
+    return result, assess(result)
+
+
+@main.command()
+@_PATH
+@click.option("--as-of", callback=_date, help="Judge the targets on this day (default: today).")
+@click.option("--kpi", "kpis", multiple=True, metavar="ID", help="Check only this KPI (repeatable).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.option("--allow-outside", is_flag=True, help="Allow data paths outside the spec folder.")
+@_handle_errors
+def check(path: Path, as_of: dt.date | None, kpis: tuple[str, ...], fmt: str, allow_outside: bool) -> None:
+    """Judge key KPIs against their targets; exit 0 all on track, 1 any at risk, 3 any off track/missed/no data.
+
+    Key KPIs are those marked `key: true`; when none is, every KPI with a target is checked.
+    """
+    import json
+
+    from .api import load
+    from .targets import assessments_json, overall
+
+    catalog = load(path, allow_outside=allow_outside)
+    project = catalog.project
+    ids = (
+        list(kpis)
+        or [k.id for k in project.kpis.values() if k.key and k.target]
+        or [k.id for k in project.kpis.values() if k.target]
+    )
+    if not ids:
+        click.echo("no KPI has a target: nothing to check", err=True)
+        return
+    result, assessments = _evaluate_with_targets(catalog, as_of, kpis=ids)
+    code = overall(assessments, ids)
+    if fmt == "json":
+        doc = {
+            "as_of": result.as_of.isoformat(),
+            "exit_code": code,
+            "kpis": [{"id": i, **assessments_json(assessments[i])} for i in ids if i in assessments],
+        }
+        click.echo(json.dumps(doc, indent=2, default=str))
+    else:
+        for kpi_id in ids:
+            for a in assessments.get(kpi_id, []):
+                dims = "".join(f" [{k}={v}]" for k, v in a.dims.items())
+                click.echo(f"{a.status.upper():<12} {kpi_id}{dims}: {a.why}")
+    sys.exit(code)
 
 
 @main.command()

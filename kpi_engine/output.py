@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import io
 import json
 import math
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,8 @@ import polars as pl
 from .api import Result
 from .errors import Diagnostic, KpiError, Location
 from .series import SERIES_COLUMNS
-from .spec import Unit
+from .spec import KpiSpec, Unit
+from .units import format_value
 
 FORMATS = ("table", "json", "csv", "parquet")
 
@@ -59,8 +61,34 @@ def _number(value: float | None, unit: Unit) -> float | int | None:
     return value
 
 
-def to_json_dict(result: Result, engine_version: str = "") -> dict[str, Any]:
+def target_json(spec: KpiSpec) -> dict[str, Any] | None:
+    """A KPI's target block as written, with dates as ISO strings."""
+    t = spec.target
+    if t is None:
+        return None
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(t):
+        value = getattr(t, f.name)
+        if value in (None, (), {}) or (f.name == "baseline_auto" and not value):
+            continue
+        if f.name == "path":
+            value = [{"date": d.isoformat(), "value": v} for d, v in value]
+        elif f.name == "revisions":
+            value = [{"from": r.start.isoformat(), "value": r.value, "reason": r.reason} for r in value]
+        elif f.name == "baseline_period":
+            value = {"start": value[0].isoformat(), "end": value[1].isoformat()}
+        elif isinstance(value, dt.date):
+            value = value.isoformat()
+        out[f.name] = value
+    return out
+
+
+def to_json_dict(
+    result: Result, engine_version: str = "", assessments: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """The documented JSON shape of `kpi run --format json`."""
+    from .targets import assessments_json
+
     kpis = []
     for kpi_id, frame in result.series.items():
         spec = result.project.kpis[kpi_id]
@@ -89,6 +117,9 @@ def to_json_dict(result: Result, engine_version: str = "") -> dict[str, Any]:
                 "grain": spec.grain.value,
                 "dimensions": list(spec.dimensions),
                 "formula": spec.formula.strip(),
+                "key": spec.key,
+                "target": target_json(spec),
+                "status": assessments_json(assessments[kpi_id]) if assessments and kpi_id in assessments else None,
                 "series": series,
             }
         )
@@ -121,10 +152,12 @@ def write_result(
     engine_version: str = "",
     console_width: int | None = None,
     last_periods: int | None = None,
+    assessments: Mapping[str, Any] | None = None,
 ) -> str | None:
     """Write ``result`` as ``fmt`` to ``output`` (atomically) or return the text for stdout."""
     if fmt == "json":
-        text = json.dumps(to_json_dict(result, engine_version), indent=2, ensure_ascii=False, default=_default) + "\n"
+        doc = to_json_dict(result, engine_version, assessments)
+        text = json.dumps(doc, indent=2, ensure_ascii=False, default=_default) + "\n"
     elif fmt == "csv":
         text = long_frame(result).write_csv()
     elif fmt == "parquet":
@@ -134,7 +167,7 @@ def write_result(
         atomic_write(output, lambda p: frame.write_parquet(p))
         return None
     else:
-        text = render_table(result, console_width, last_periods)
+        text = render_table(result, console_width, last_periods, assessments)
     if output is None:
         return text
     atomic_write(output, lambda p: p.write_text(text, encoding="utf-8"))
@@ -147,21 +180,12 @@ def _default(value: Any) -> Any:
     raise TypeError(type(value).__name__)
 
 
-def format_value(value: float | None, unit: Unit) -> str:
-    """A value as a person reads it: 2.31%, 1,234.50, 1,234, 12.5 min."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    if unit is Unit.PERCENT:
-        return f"{value:,.2f}%"
-    if unit is Unit.CURRENCY:
-        return f"{value:,.2f}"
-    if unit is Unit.COUNT:
-        return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.2f}"
-    suffix = {Unit.MINUTES: " min", Unit.SECONDS: " s", Unit.HOURS: " h", Unit.DAYS: " d"}.get(unit, "")
-    return f"{value:,.3g}{suffix}" if abs(value) < 1 else f"{value:,.2f}{suffix}"
-
-
-def render_table(result: Result, width: int | None = None, last_periods: int | None = None) -> str:
+def render_table(
+    result: Result,
+    width: int | None = None,
+    last_periods: int | None = None,
+    assessments: Mapping[str, Any] | None = None,
+) -> str:
     """Terminal tables, one per KPI: periods down, dimension values across, total last.
 
     With ``last_periods``, only the latest periods are shown and a line says how many were left out.
@@ -174,6 +198,9 @@ def render_table(result: Result, width: int | None = None, last_periods: int | N
         spec = result.project.kpis[kpi_id]
         heading = spec.name if spec.name == kpi_id else f"{spec.name} ({kpi_id})"
         console.print(f"{heading} · {spec.unit.value} · per {spec.grain.value}", markup=False)
+        for a in (assessments or {}).get(kpi_id, []):
+            prefix = ", ".join(f"{k}={v}" for k, v in a.dims.items())
+            console.print(f"  {prefix + ': ' if prefix else ''}{a.why}", markup=False)
         starts = frame["start"].unique().sort()
         if last_periods and len(starts) > last_periods:
             hidden = len(starts) - last_periods

@@ -1,0 +1,392 @@
+"""SMART targets at a date: the value under review, where it should be by now, status, why, and forecast.
+
+Pace: the expected value on a day is read off a line from the baseline at ``start`` to the target at
+``deadline`` (through the ``path`` checkpoints when given); the target is the one in force that day (the
+latest revision whose ``from`` is on or before it). ``pace: none`` expects the target itself all along.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from . import periods
+from .api import Result
+from .ir import Agg
+from .periods import Span
+from .spec import KpiSpec, Project, TargetSpec
+from .units import format_date, format_value
+
+STATUSES = ("achieved", "on_track", "at_risk", "off_track", "no_data", "not_started", "missed")
+MIN_FORECAST_POINTS = 3
+FORECAST_HISTORY = 4
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """A least-squares trend projected to the deadline, or why there is none."""
+
+    value: float | None
+    reaches_target: bool | None
+    periods: tuple[str, ...]
+    method: str
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """Where a KPI (or one dimension value of it) stands against its target at the as-of date."""
+
+    kpi: str
+    status: str
+    why: str
+    value: float | None = None
+    target: float | None = None
+    expected: float | None = None
+    band: float | None = None
+    baseline: float | None = None
+    period: str | None = None
+    period_start: dt.date | None = None
+    period_end: dt.date | None = None
+    forecast: Forecast | None = None
+    dims: Mapping[str, Any] = field(default_factory=dict)
+
+
+def target_value(t: TargetSpec, day: dt.date, baseline: float | None) -> float | None:
+    """The target in force on ``day``: the latest revision from on or before it, else the spec's value."""
+    value = t.value
+    if value is None and t.change is not None and baseline is not None:
+        value = baseline * (1 + t.change)
+    for revision in t.revisions:
+        if revision.start <= day:
+            value = revision.value
+    return value
+
+
+def expected_value(t: TargetSpec, day: dt.date, baseline: float | None) -> float | None:
+    """Where the KPI should be on ``day`` (see the module docstring)."""
+    final = target_value(t, day, baseline)
+    if t.pace == "none" or final is None or baseline is None or t.start is None or t.deadline is None:
+        return final
+    points = [(t.start, baseline), *[(d, v) for d, v in t.path if t.start < d < t.deadline], (t.deadline, final)]
+    if day <= t.start:
+        return baseline
+    if day >= t.deadline:
+        return final
+    for (d0, v0), (d1, v1) in zip(points, points[1:], strict=False):
+        if d0 <= day <= d1:
+            return v0 + (v1 - v0) * (day - d0).days / max((d1 - d0).days, 1)
+    return final
+
+
+def span_requests(project: Project, as_of: dt.date) -> list[tuple[str, Span]]:
+    """The window evaluations targets need: auto baselines and window measures."""
+    out = []
+    for kpi in project.kpis.values():
+        t = kpi.target
+        if t is None:
+            continue
+        if t.baseline_auto and t.baseline_period:
+            out.append((kpi.id, Span(*t.baseline_period)))
+        if t.measure == "window" and t.start and as_of >= t.start:
+            out.append((kpi.id, window_span(t, as_of)))
+    return out
+
+
+def window_span(t: TargetSpec, as_of: dt.date) -> Span:
+    end = min(as_of, t.deadline) if t.deadline else as_of
+    return Span(t.start, end)  # type: ignore[arg-type]
+
+
+def _total(frame: pl.DataFrame, dims: Mapping[str, Any] | None = None) -> pl.DataFrame:
+    if not dims:
+        return frame.filter(pl.col("is_total"))
+    cond = ~pl.col("is_total")
+    for k, v in dims.items():
+        cond = cond & (pl.col(k) == v)
+    return frame.filter(cond)
+
+
+def baseline_of(kpi: KpiSpec, result: Result) -> float | None:
+    t = kpi.target
+    if t is None:
+        return None
+    if t.baseline_auto and t.baseline_period:
+        frame = result.spans.get((kpi.id, Span(*t.baseline_period)))
+        return _total(frame)["value"].item() if frame is not None and frame.height else None
+    return t.baseline
+
+
+def assess(result: Result) -> dict[str, list[Assessment]]:
+    """Assessments of every evaluated KPI with a target: the total first, then each targeted dimension value."""
+    out: dict[str, list[Assessment]] = {}
+    for kpi_id, frame in result.series.items():
+        kpi = result.project.kpis[kpi_id]
+        if kpi.target is None:
+            continue
+        baseline = baseline_of(kpi, result)
+        assessments = [assess_one(kpi, result, frame, baseline, {})]
+        for dim, values in kpi.target.by.items():
+            for value, dim_target in values.items():
+                dim_spec = _dim_target(kpi.target, dim_target)
+                dim_base = _value_before(frame, kpi.target.start, {dim: value}) if kpi.target.start else None
+                assessments.append(assess_one(kpi, result, frame, dim_base, {dim: value}, dim_spec))
+        out[kpi_id] = assessments
+    return out
+
+
+def _dim_target(t: TargetSpec, value: float) -> TargetSpec:
+    import dataclasses
+
+    return dataclasses.replace(t, value=value, change=None, revisions=(), path=(), by={})
+
+
+def _value_before(frame: pl.DataFrame, start: dt.date, dims: Mapping[str, Any]) -> float | None:
+    rows = _total(frame, dims).filter(pl.col("complete") & (pl.col("end") < start) & pl.col("value").is_not_null())
+    return rows["value"][-1] if rows.height else None
+
+
+def assess_one(
+    kpi: KpiSpec,
+    result: Result,
+    frame: pl.DataFrame,
+    baseline: float | None,
+    dims: Mapping[str, Any],
+    t: TargetSpec | None = None,
+) -> Assessment:
+    """The status of one KPI (total or one dimension value) at ``result.as_of``."""
+    t = t or kpi.target
+    assert t is not None
+    as_of, unit = result.as_of, kpi.unit
+    fmt = lambda v: format_value(v, unit)  # noqa: E731
+    common: dict[str, Any] = {"kpi": kpi.id, "dims": dict(dims), "baseline": baseline}
+    if t.start and as_of < t.start:
+        return Assessment(
+            status="not_started",
+            why=f"not started: the target window opens on {format_date(t.start)}",
+            target=target_value(t, t.start, baseline),
+            **common,
+        )
+    review_day = min(as_of, t.deadline) if t.deadline else as_of
+    if t.measure == "window":
+        span = window_span(t, as_of)
+        window = result.spans.get((kpi.id, span))
+        rows = _total(window, dims) if window is not None else pl.DataFrame()
+        row = rows.row(0, named=True) if rows.height else None
+        label, p_start, p_end = f"{format_date(span.start)} to {format_date(span.end)}", span.start, span.end
+    else:
+        rows = _total(frame, dims).filter(pl.col("complete") & (pl.col("end") <= review_day))
+        row = rows.row(-1, named=True) if rows.height else None
+        label = row["period"] if row else None
+        p_start, p_end = (row["start"], row["end"]) if row else (None, None)
+    common.update(period=label, period_start=p_start, period_end=p_end)
+    value = row["value"] if row and row["has_data"] else None
+    final = target_value(t, p_end or review_day, baseline)
+    common["target"] = final
+    if value is None:
+        latest = [d for d in result.freshness.values() if d is not None]
+        seen = f" (latest data: {format_date(max(latest))})" if latest else ""
+        what = f"for {label}" if label else "for a complete period yet"
+        return Assessment(status="no_data", why=f"no data {what}{seen}", **common)
+    common["value"] = value
+    forecast = forecast_at_deadline(kpi, t, frame, result, dims, final)
+    common["forecast"] = forecast
+    ref_day = p_end or review_day
+    expected = expected_value(t, ref_day, baseline) if t.direction in ("increase", "decrease") else None
+    common["expected"] = expected
+    status, band, why = _judge(t, value, final, expected, baseline, ref_day, as_of, fmt, label)
+    if forecast is not None and forecast.value is not None:
+        why += f"; forecast {fmt(forecast.value)} at deadline"
+    elif forecast is not None and t.deadline and as_of < t.deadline:
+        why += f"; no forecast ({forecast.method})"
+    return Assessment(status=status, why=why, band=band, **common)
+
+
+def _judge(
+    t: TargetSpec,
+    value: float,
+    final: float | None,
+    expected: float | None,
+    baseline: float | None,
+    ref_day: dt.date,
+    as_of: dt.date,
+    fmt,
+    label: str | None,
+) -> tuple[str, float | None, str]:  # type: ignore[no-untyped-def]
+    past = t.deadline is not None and as_of > t.deadline
+    in_period = f" in {label}" if label else ""
+    if t.direction == "range":
+        lo, hi = t.min, t.max
+        assert lo is not None and hi is not None
+        band = t.at_risk * (hi - lo)
+        inside = lo <= value <= hi
+        text = f"{fmt(value)}{in_period} against the range {fmt(lo)} to {fmt(hi)}"
+        if past:
+            return ("achieved" if inside else "missed"), band, f"{'achieved' if inside else 'missed'}: {text}"
+        if inside:
+            return "on_track", band, f"on track: {text}"
+        distance = lo - value if value < lo else value - hi
+        status = "at_risk" if distance <= band else "off_track"
+        return status, band, f"{status.replace('_', ' ')}: {text}, {fmt(distance)} outside (at-risk band {fmt(band)})"
+    if t.direction == "maintain":
+        assert final is not None and t.tolerance is not None
+        distance = abs(value - final)
+        text = f"{fmt(value)}{in_period} against {fmt(final)} ± {fmt(t.tolerance)}"
+        if distance <= t.tolerance:
+            return ("achieved" if past else "on_track"), t.tolerance, f"{'achieved' if past else 'on track'}: {text}"
+        if past:
+            return "missed", t.tolerance, f"missed: {text}"
+        status = "at_risk" if distance <= 2 * t.tolerance else "off_track"
+        return status, t.tolerance, f"{status.replace('_', ' ')}: {text} (at risk within twice the tolerance)"
+    assert final is not None
+    sign = 1 if t.direction == "increase" else -1
+    gap = abs(final - baseline) if baseline is not None else abs(final)
+    band = t.at_risk * gap
+    met = sign * (value - final) >= 0
+    if past:
+        word = "achieved" if met else "missed"
+        return (
+            word,
+            band,
+            f"{word}: {fmt(value)}{in_period} against a target of {fmt(final)} by {format_date(t.deadline)}",
+        )
+    if met:
+        return "achieved", band, f"achieved: {fmt(value)}{in_period} reaches the target of {fmt(final)}"
+    assert expected is not None
+    if t.pace == "none" or baseline is None or t.start is None or t.deadline is None:
+        how = f"target {fmt(final)}"
+    else:
+        how = (
+            f"{fmt(expected)} expected by {format_date(ref_day)} on the line from {fmt(baseline)} on "
+            f"{format_date(t.start)} to {fmt(final)} on {format_date(t.deadline)}"
+        )
+        if t.path:
+            how += " through the target path"
+    if sign * (value - expected) >= 0:
+        return "on_track", band, f"on track: {fmt(value)}{in_period} vs {how}"
+    if sign * (value - expected) >= -band:
+        return "at_risk", band, f"at risk: {fmt(value)}{in_period} vs {how}; within the at-risk band of {fmt(band)}"
+    return "off_track", band, f"off track: {fmt(value)}{in_period} vs {how}"
+
+
+def is_additive(node: Any) -> bool:
+    """A KPI whose values add up across periods (sums and counts, and sums of those)."""
+    from .formula import BinOp, Number
+
+    if isinstance(node, Agg):
+        return node.func in ("sum", "count")
+    if isinstance(node, BinOp) and node.op in ("+", "-"):
+        return is_additive(node.left) and is_additive(node.right)
+    if isinstance(node, BinOp) and node.op == "*":
+        return (isinstance(node.left, Number) and is_additive(node.right)) or (
+            isinstance(node.right, Number) and is_additive(node.left)
+        )
+    return False
+
+
+def forecast_at_deadline(
+    kpi: KpiSpec, t: TargetSpec, frame: pl.DataFrame, result: Result, dims: Mapping[str, Any], final: float | None
+) -> Forecast | None:
+    """Least squares over the complete periods of the target window (plus earlier ones when fewer than 4)."""
+    if t.deadline is None:
+        return None
+    rows = _total(frame, dims).filter(pl.col("complete") & pl.col("has_data") & pl.col("value").is_not_null())
+    inside = rows.filter(pl.col("start") >= t.start) if t.start else rows
+    before = rows.filter(pl.col("start") < t.start) if t.start else rows.clear()
+    used = inside
+    if used.height < FORECAST_HISTORY and before.height:
+        used = pl.concat([before.tail(FORECAST_HISTORY - used.height), used])
+    if used.height < MIN_FORECAST_POINTS:
+        return Forecast(None, None, tuple(used["period"]), f"insufficient data: {used.height} complete periods")
+    origin = used["start"][0]
+    x = np.array([(d - origin).days for d in used["start"]], dtype=float)
+    y = used["value"].to_numpy().astype(float)
+    slope, intercept = np.polyfit(x, y, 1)
+    grain = kpi.grain
+    deadline_period = periods.start_of(t.deadline, grain, result.project.calendar)
+    predict = lambda day: float(intercept + slope * (day - origin).days)  # noqa: E731
+    value = predict(deadline_period)
+    method = f"least squares over {used.height} {grain.value} periods"
+    if t.measure == "window" and is_additive(_bound_expr(result, kpi.id)):
+        window = result.spans.get((kpi.id, window_span(t, result.as_of)))
+        so_far = _total(window, dims)["value"].item() if window is not None and _total(window, dims).height else None
+        if so_far is None:
+            return Forecast(None, None, tuple(used["period"]), "insufficient data: no window value")
+        value = so_far
+        day = result.as_of + dt.timedelta(days=1)
+        while day <= t.deadline:
+            start = periods.start_of(day, grain, result.project.calendar)
+            end = min(periods.end_of(start, grain), t.deadline)
+            share = ((end - day).days + 1) / ((periods.end_of(start, grain) - start).days + 1)
+            value += predict(start) * share
+            day = end + dt.timedelta(days=1)
+        method += ", summed to the deadline"
+    reaches = None
+    if final is not None:
+        if t.direction == "increase":
+            reaches = value >= final
+        elif t.direction == "decrease":
+            reaches = value <= final
+        elif t.direction == "maintain" and t.tolerance is not None:
+            reaches = abs(value - final) <= t.tolerance
+    if t.direction == "range" and t.min is not None and t.max is not None:
+        reaches = t.min <= value <= t.max
+    return Forecast(value, reaches, tuple(used["period"]), method)
+
+
+def _bound_expr(result: Result, kpi_id: str) -> Any:
+    plan = result.plan
+    if plan is None:
+        return None
+    for kp in plan.kpis:
+        if kp.id == kpi_id:
+            return kp.expr
+    return None
+
+
+def overall(assessments: Mapping[str, list[Assessment]], key_ids: list[str]) -> int:
+    """`kpi check` exit code: 3 if any off track, missed or without data; 1 if any at risk; else 0."""
+    statuses = {a.status for kpi_id in key_ids for a in assessments.get(kpi_id, [])}
+    if statuses & {"off_track", "missed", "no_data"}:
+        return 3
+    if "at_risk" in statuses:
+        return 1
+    return 0
+
+
+def assessments_json(items: list[Assessment]) -> dict[str, Any]:
+    """The JSON of a KPI's target status: the total's fields, and `by` for dimension targets."""
+
+    def one(a: Assessment) -> dict[str, Any]:
+        out = {
+            "status": a.status,
+            "why": a.why,
+            "value": a.value,
+            "target": a.target,
+            "expected": a.expected,
+            "band": a.band,
+            "baseline": a.baseline,
+            "period": a.period,
+            "period_start": a.period_start.isoformat() if a.period_start else None,
+            "period_end": a.period_end.isoformat() if a.period_end else None,
+            "forecast": None
+            if a.forecast is None
+            else {
+                "value": a.forecast.value,
+                "reaches_target": a.forecast.reaches_target,
+                "periods": list(a.forecast.periods),
+                "method": a.forecast.method,
+            },
+        }
+        if a.dims:
+            out["dims"] = dict(a.dims)
+        return out
+
+    total, *by = items
+    doc = one(total)
+    doc["by"] = [one(a) for a in by]
+    return doc
