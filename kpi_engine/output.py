@@ -17,7 +17,7 @@ import polars as pl
 
 from .api import Result
 from .errors import Diagnostic, KpiError, Location
-from .series import SERIES_COLUMNS
+from .series import QUALITATIVE, SERIES_COLUMNS
 from .spec import KpiSpec, Unit
 from .units import format_value
 
@@ -103,6 +103,7 @@ def to_json_dict(
                     "complete": row["complete"],
                     "has_data": row["has_data"],
                     "coverage": round(row["coverage"], 4),
+                    **{c: row[c] for c in ("sample_size", "ci_low", "ci_high") if c in row},
                     "dims": dims,
                     "value": _number(row["value"], spec.unit),
                 }
@@ -141,8 +142,9 @@ def long_frame(result: Result) -> pl.DataFrame:
     ]
     frame = pl.concat(parts, how="diagonal_relaxed")
     fixed = ("kpi", "unit", *SERIES_COLUMNS)
-    dims = sorted(set(frame.columns) - {*fixed, "value"})
-    return frame.select(*fixed, *dims, "value")
+    extra = [c for c in QUALITATIVE if c in frame.columns]
+    dims = sorted(set(frame.columns) - {*fixed, *extra, "value"})
+    return frame.select(*fixed, *dims, *extra, "value")
 
 
 def write_result(

@@ -10,6 +10,7 @@ import polars as pl
 from . import periods
 from .compile import kpi_expr
 from .execute import PERIOD, SourceData
+from .formula import BinOp, Node, Number
 from .ir import Agg
 from .plan import KpiPlan, Plan, aggregates_of
 
@@ -50,7 +51,8 @@ def kpi_series(kp: KpiPlan, plan: Plan, data: Mapping[str, SourceData]) -> pl.Da
         schema={PERIOD: pl.Date, "end": pl.Date, "period": pl.String, "complete": pl.Boolean},
     )
     frame = frame.join(labels, on=PERIOD, how="left").rename({PERIOD: "start"})
-    out = frame.select(*SERIES_COLUMNS, *[pl.col(d) for d in dims], pl.col("value").cast(pl.Float64))
+    extra = [c for c in QUALITATIVE if c in frame.columns]
+    out = frame.select(*SERIES_COLUMNS, *[pl.col(d) for d in dims], *extra, pl.col("value").cast(pl.Float64))
     return out.sort(["start", "is_total", *dims], nulls_last=True)
 
 
@@ -114,7 +116,58 @@ def _evaluate(
     if spec.missing != "zero":
         value = pl.when(has_data).then(value).otherwise(None)
     grid = grid.with_columns(has_data.alias("has_data"), value.alias("value"), pl.lit(not dims).alias("is_total"))
-    return grid.select(PERIOD, *dims, "has_data", "coverage", "is_total", "value")
+    extra = []
+    parts = proportion_parts(kp.expr) if spec.kind == "qualitative" else None
+    if parts is not None:
+        numerator, denominator, scale = parts
+        grid = grid.with_columns(wilson(pl.col(names[numerator.key]), pl.col(names[denominator.key]), scale))
+        grid = grid.with_columns(
+            pl.when(pl.col("has_data")).then(pl.col(c)).otherwise(None).alias(c) for c in QUALITATIVE
+        )
+        extra = list(QUALITATIVE)
+    return grid.select(PERIOD, *dims, "has_data", "coverage", "is_total", *extra, "value")
+
+
+QUALITATIVE = ("sample_size", "ci_low", "ci_high")
+Z95 = 1.959963984540054
+
+
+def proportion_parts(node: Node) -> tuple[Agg, Agg, float] | None:
+    """(numerator, denominator, scale) when a formula is ``[k *] count(s where ...) / count(s ...) [* k]``."""
+    if isinstance(node, BinOp) and node.op == "*":
+        for const, rest in ((node.left, node.right), (node.right, node.left)):
+            if isinstance(const, Number):
+                inner = proportion_parts(rest)
+                if inner:
+                    return inner[0], inner[1], inner[2] * float(const.value)
+        return None
+    if isinstance(node, BinOp) and node.op == "/" and isinstance(node.right, Agg):
+        left, scale = node.left, 1.0
+        if isinstance(left, BinOp) and left.op == "*" and isinstance(left.left, Number):
+            left, scale = left.right, float(left.left.value)
+        if (
+            isinstance(left, Agg)
+            and left.func == "count"
+            and node.right.func == "count"
+            and left.source == node.right.source
+        ):
+            return left, node.right, scale
+    return None
+
+
+def wilson(successes: pl.Expr, n: pl.Expr, scale: float = 1.0) -> list[pl.Expr]:
+    """Sample size and the 95% Wilson score interval of a proportion, scaled like the KPI (e.g. 100 for %)."""
+    z2 = Z95 * Z95
+    p = successes.cast(pl.Float64) / n.cast(pl.Float64)
+    denom = 1 + z2 / n
+    centre = (p + z2 / (2 * n)) / denom
+    half = Z95 * ((p * (1 - p) / n + z2 / (4 * n * n)).sqrt()) / denom
+    valid = n > 0
+    return [
+        n.cast(pl.Int64).alias("sample_size"),
+        pl.when(valid).then((centre - half) * scale).otherwise(None).alias("ci_low"),
+        pl.when(valid).then((centre + half) * scale).otherwise(None).alias("ci_high"),
+    ]
 
 
 def evaluate_plan(plan: Plan, data: Mapping[str, SourceData]) -> dict:

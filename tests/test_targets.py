@@ -307,3 +307,39 @@ def test_kpi_check_exit_codes(tmp_path):
 
     doc = json.loads(res.stdout)
     assert doc["kpis"][0]["id"] == "y" and doc["kpis"][0]["status"] == "off_track" and doc["exit_code"] == 3
+
+
+def _wilson_reference(k: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
+    """Wilson's interval in its closed form (Agresti & Coull 1998, eq. 2), written apart from the engine's."""
+    p = k / n
+    root = z * np.sqrt(z * z + 4 * n * p * (1 - p))
+    return (2 * n * p + z * z - root) / (2 * (n + z * z)), (2 * n * p + z * z + root) / (2 * (n + z * z))
+
+
+def test_qualitative_kpis_carry_sample_size_and_wilson_interval(tmp_path):
+    rng = np.random.default_rng(3)
+    n = 400
+    days = [dt.datetime(2026, 1, 1) + dt.timedelta(hours=int(h)) for h in np.sort(rng.integers(0, 24 * 90, n))]
+    survey = pl.DataFrame({"ts": days, "aware": rng.random(n) < 0.35, "brand": rng.choice(["us", "rival"], n)})
+    write_spec(tmp_path, """
+        version: 1
+        sources:
+          survey: {connector: dataframe, time: ts}
+        kpis:
+          awareness: {kind: qualitative, unit: percent, formula: 100 * count(survey where aware) / count(survey), grain: month, dimensions: [brand]}
+          plain: {unit: percent, formula: 100 * count(survey where aware) / count(survey), grain: month}
+    """)
+    res = kpi_engine.load(tmp_path, frames={"survey": survey}).evaluate(dt.date(2026, 3, 31))
+    frame = res["awareness"]
+    assert {"sample_size", "ci_low", "ci_high"} <= set(frame.columns)
+    assert "sample_size" not in res["plain"].columns
+    for row in frame.iter_rows(named=True):
+        month = survey.filter(pl.col("ts").dt.month() == row["start"].month)
+        if not row["is_total"]:
+            month = month.filter(pl.col("brand") == row["brand"])
+        k, total = int(month["aware"].sum()), month.height
+        lo, hi = _wilson_reference(k, total)
+        assert row["sample_size"] == total
+        assert row["value"] == pytest.approx(100 * k / total)
+        assert (row["ci_low"], row["ci_high"]) == pytest.approx((100 * lo, 100 * hi))
+        assert row["ci_low"] < row["value"] < row["ci_high"]
