@@ -200,6 +200,103 @@ def check(path: Path, as_of: dt.date | None, kpis: tuple[str, ...], fmt: str, al
 
 
 @main.command()
+@_PATH
+@click.option("--as-of", callback=_date, help="The day to list reviews for (default: today).")
+@click.option(
+    "--days", type=click.IntRange(min=1, max=366), default=1, help="Also list reviews due in the next N-1 days."
+)
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.option("--allow-outside", is_flag=True, help="Allow data paths outside the spec folder.")
+@_handle_errors
+def due(path: Path, as_of: dt.date | None, days: int, fmt: str, allow_outside: bool) -> None:
+    """List KPI reviews falling due, by meeting and owner, with the period each covers and its comparisons."""
+    import json
+
+    from .api import load, today
+    from .review import covered_periods, due_reviews, span_requests, with_values
+    from .targets import assess
+    from .targets import span_requests as target_spans
+    from .units import format_change, format_date, format_value
+
+    catalog = load(path, allow_outside=allow_outside)
+    project = catalog.project
+    as_of = as_of or today(project.calendar.timezone)
+    reviews = due_reviews(project, as_of, days)
+    if not reviews:
+        click.echo(f"no review due on {as_of}" + (f" or the {days - 1} days after" if days > 1 else ""), err=True)
+        if fmt == "json":
+            click.echo(json.dumps({"as_of": as_of.isoformat(), "reviews": []}))
+        return
+    ids = sorted({r.kpi.id for r in reviews})
+    spans = span_requests(reviews) + [(k, s) for k, s in target_spans(project, as_of) if k in ids]
+    result = catalog.evaluate(as_of, kpis=ids, spans=spans)
+    reviews = with_values(reviews, result.spans, result.series, project.calendar)
+    statuses = assess(result)
+    if fmt == "json":
+        doc = {"as_of": as_of.isoformat(), "reviews": [_review_json(r, project, statuses) for r in reviews]}
+        click.echo(json.dumps(doc, indent=2, default=str))
+        return
+    meeting = owner = None
+    for r in reviews:
+        unit = r.kpi.unit
+        if r.meeting != meeting:
+            meeting, owner = r.meeting, None
+            click.echo(f"\n{meeting}")
+        if r.owner != owner:
+            owner = r.owner
+            click.echo(f"  {owner}")
+        covers = ", ".join(covered_periods(r, project.calendar))
+        partial = " (to date)" if r.partial else ""
+        click.echo(
+            f"    {r.kpi.name} [{r.kpi.id}] on {format_date(r.day)}: {covers}{partial} = {format_value(r.value, unit)}"
+        )
+        for c in r.comparisons:
+            move = (
+                ""
+                if c.change is None
+                else f", change {format_change(c.change, unit)}"
+                + (f" ({c.change_pct:+.1f}%)" if c.change_pct is not None else "")
+            )
+            sig = {True: ", significant", False: ", not significant (intervals overlap)"}.get(c.significant, "")
+            click.echo(f"      vs {c.label} ({c.span}): {format_value(c.value, unit)}{move}{sig}")
+        for a in statuses.get(r.kpi.id, [])[:1]:
+            click.echo(f"      {a.why}")
+
+
+def _review_json(r, project, statuses) -> dict:  # type: ignore[no-untyped-def]
+    from .review import covered_periods
+    from .targets import assessments_json
+
+    return {
+        "meeting": r.meeting,
+        "owner": r.owner,
+        "kpi": r.kpi.id,
+        "name": r.kpi.name,
+        "review_day": r.day.isoformat(),
+        "covers": {
+            "start": r.span.start.isoformat(),
+            "end": r.span.end.isoformat(),
+            "partial": r.partial,
+            "periods": covered_periods(r, project.calendar),
+        },
+        "value": r.value,
+        "comparisons": [
+            {
+                "label": c.label,
+                "start": c.span.start.isoformat(),
+                "end": c.span.end.isoformat(),
+                "value": c.value,
+                "change": c.change,
+                "change_pct": c.change_pct,
+                "significant": c.significant,
+            }
+            for c in r.comparisons
+        ],
+        "status": assessments_json(statuses[r.kpi.id]) if r.kpi.id in statuses else None,
+    }
+
+
+@main.command()
 @_handle_errors
 def schema() -> None:
     """Print the JSON Schema of spec files, with the options of every installed connector."""

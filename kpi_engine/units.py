@@ -25,3 +25,12 @@ def format_value(value: float | None, unit: Unit) -> str:
 def format_date(day: dt.date) -> str:
     """12 May 2026: unambiguous in every locale."""
     return f"{day.day} {day.strftime('%b %Y')}"
+
+
+def format_change(change: float | None, unit: Unit) -> str:
+    """A difference between two values: +0.19 pp for percentages, -1,234.50 for money, +12 for counts."""
+    if change is None:
+        return "–"
+    if unit is Unit.PERCENT:
+        return f"{change:+,.2f} pp"
+    return ("+" if change >= 0 else "-") + format_value(abs(change), unit)

@@ -321,14 +321,17 @@ def test_qualitative_kpis_carry_sample_size_and_wilson_interval(tmp_path):
     n = 400
     days = [dt.datetime(2026, 1, 1) + dt.timedelta(hours=int(h)) for h in np.sort(rng.integers(0, 24 * 90, n))]
     survey = pl.DataFrame({"ts": days, "aware": rng.random(n) < 0.35, "brand": rng.choice(["us", "rival"], n)})
-    write_spec(tmp_path, """
+    write_spec(
+        tmp_path,
+        """
         version: 1
         sources:
           survey: {connector: dataframe, time: ts}
         kpis:
           awareness: {kind: qualitative, unit: percent, formula: 100 * count(survey where aware) / count(survey), grain: month, dimensions: [brand]}
           plain: {unit: percent, formula: 100 * count(survey where aware) / count(survey), grain: month}
-    """)
+    """,
+    )
     res = kpi_engine.load(tmp_path, frames={"survey": survey}).evaluate(dt.date(2026, 3, 31))
     frame = res["awareness"]
     assert {"sample_size", "ci_low", "ci_high"} <= set(frame.columns)

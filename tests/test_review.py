@@ -1,0 +1,205 @@
+"""Review cadences (named and cron), `kpi due`, and the comparisons a review makes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+
+import polars as pl
+import pytest
+
+from kpi_engine import cadence
+from kpi_engine.periods import Span
+from kpi_engine.review import year_ago
+from kpi_engine.spec import Calendar, ReviewSpec
+
+D = dt.date
+CAL = Calendar()
+
+
+def days(review: ReviewSpec, start: dt.date, end: dt.date, cal: Calendar = CAL) -> list[dt.date]:
+    return cadence.review_days(review, cal, start, end)
+
+
+def test_weekly_and_biweekly():
+    assert days(ReviewSpec("weekly"), D(2026, 6, 1), D(2026, 6, 21)) == [D(2026, 6, 1), D(2026, 6, 8), D(2026, 6, 15)]
+    assert days(ReviewSpec("weekly", day="thursday"), D(2026, 6, 1), D(2026, 6, 14)) == [D(2026, 6, 4), D(2026, 6, 11)]
+    sunday_weeks = Calendar("UTC", 6, 1)
+    assert days(ReviewSpec("weekly"), D(2026, 6, 1), D(2026, 6, 14), sunday_weeks) == [D(2026, 6, 7), D(2026, 6, 14)]
+    even = days(ReviewSpec("biweekly"), D(2026, 6, 1), D(2026, 6, 30))
+    assert even == [D(2026, 6, 8), D(2026, 6, 22)] and all(d.isocalendar()[1] % 2 == 0 for d in even)
+    anchored = days(ReviewSpec("biweekly", anchor=D(2026, 6, 1)), D(2026, 6, 1), D(2026, 6, 30))
+    assert anchored == [D(2026, 6, 1), D(2026, 6, 15), D(2026, 6, 29)]
+
+
+def test_monthly_and_quarterly_days():
+    assert days(ReviewSpec("monthly"), D(2026, 1, 1), D(2026, 3, 31)) == [D(2026, 1, 5), D(2026, 2, 2), D(2026, 3, 2)]
+    assert days(ReviewSpec("monthly", day="last friday"), D(2026, 1, 1), D(2026, 2, 28)) == [
+        D(2026, 1, 30),
+        D(2026, 2, 27),
+    ]
+    assert days(ReviewSpec("monthly", day="15"), D(2026, 1, 1), D(2026, 2, 28)) == [D(2026, 1, 15), D(2026, 2, 15)]
+    assert days(ReviewSpec("monthly", day="second tuesday"), D(2026, 3, 1), D(2026, 3, 31)) == [D(2026, 3, 10)]
+    assert days(ReviewSpec("quarterly", day="1"), D(2026, 1, 1), D(2026, 12, 31)) == [
+        D(2026, 1, 1),
+        D(2026, 4, 1),
+        D(2026, 7, 1),
+        D(2026, 10, 1),
+    ]
+    fiscal = Calendar("UTC", 0, 2)
+    assert days(ReviewSpec("quarterly", day="1"), D(2026, 1, 1), D(2026, 12, 31), fiscal) == [
+        D(2026, 2, 1),
+        D(2026, 5, 1),
+        D(2026, 8, 1),
+        D(2026, 11, 1),
+    ]
+
+
+def test_cron_cadence():
+    mon_thu = ReviewSpec("0 9 * * 1,4")
+    assert days(mon_thu, D(2026, 6, 1), D(2026, 6, 10)) == [D(2026, 6, 1), D(2026, 6, 4), D(2026, 6, 8)]
+    first = ReviewSpec("30 8 1 * *")
+    assert days(first, D(2026, 1, 1), D(2026, 3, 31)) == [D(2026, 1, 1), D(2026, 2, 1), D(2026, 3, 1)]
+    assert cadence.is_due(first, CAL, D(2026, 2, 1)) and not cadence.is_due(first, CAL, D(2026, 2, 2))
+    # the review covers the days since the previous one
+    assert cadence.covered_span(mon_thu, CAL, D(2026, 6, 4)) == (D(2026, 6, 1), D(2026, 6, 3))
+    assert cadence.cadence_days(first) == 31 or cadence.cadence_days(first) == 30
+
+
+@pytest.mark.parametrize(
+    "review, day, span",
+    [
+        (ReviewSpec("weekly"), D(2026, 6, 8), (D(2026, 6, 1), D(2026, 6, 7))),
+        (ReviewSpec("weekly", day="wednesday"), D(2026, 6, 10), (D(2026, 6, 1), D(2026, 6, 7))),
+        (ReviewSpec("biweekly"), D(2026, 6, 8), (D(2026, 5, 25), D(2026, 6, 7))),
+        (ReviewSpec("monthly"), D(2026, 6, 1), (D(2026, 5, 1), D(2026, 5, 31))),
+        (ReviewSpec("quarterly"), D(2026, 7, 6), (D(2026, 4, 1), D(2026, 6, 30))),
+    ],
+)
+def test_a_review_covers_the_last_complete_cadence_period(review, day, span):
+    assert cadence.covered_span(review, CAL, day) == span
+
+
+@pytest.mark.parametrize(
+    "review, message",
+    [
+        (ReviewSpec("weakly"), "invalid value `weakly`"),
+        (ReviewSpec("0 9 * *"), "invalid value `0 9 * *`"),
+        (ReviewSpec("weekly", day="first monday"), "invalid review day `first monday` for a weekly cadence"),
+        (ReviewSpec("monthly", day="31"), "invalid review day `31`"),
+        (ReviewSpec("0 9 * * 1", day="monday"), "`day` does not apply to a cron cadence"),
+    ],
+)
+def test_invalid_cadences(review, message):
+    problem = cadence.check(review)
+    assert problem is not None and problem[1] == message
+
+
+def test_year_ago_aligns_iso_weeks_and_calendar_months():
+    week = year_ago(Span(D(2026, 5, 25), D(2026, 5, 31)), "weekly")
+    assert week == Span(D(2025, 5, 26), D(2025, 6, 1))
+    assert week.start.isocalendar()[1] == D(2026, 5, 25).isocalendar()[1]
+    assert year_ago(Span(D(2026, 1, 1), D(2026, 3, 10)), "quarterly") == Span(D(2025, 1, 1), D(2025, 3, 10))
+    assert year_ago(Span(D(2028, 2, 1), D(2028, 2, 29)), "monthly") == Span(D(2027, 2, 1), D(2027, 2, 28))
+    w53 = year_ago(Span(D(2026, 12, 28), D(2027, 1, 3)), "weekly")  # 2026-W53 has no twin in 2025
+    assert w53.start == D.fromisocalendar(2025, 52, 1)
+
+
+@pytest.fixture(scope="module")
+def due_project(tmp_path_factory):
+    root = tmp_path_factory.mktemp("due")
+    start = dt.datetime(2025, 1, 1, 12)
+    n = 600
+    pl.DataFrame(
+        {
+            "ts": [start + dt.timedelta(days=i) for i in range(n)],
+            "v": [float(i % 37) for i in range(n)],
+            "yes": [i % 3 == 0 for i in range(n)],
+        }
+    ).write_csv(root / "m.csv")
+    (root / "k.yaml").write_text("""version: 1
+sources:
+  m: {connector: csv, path: m.csv, time: ts}
+kpis:
+  total:
+    unit: number
+    owner: ops
+    formula: sum(m.v)
+    grain: week
+    review: {cadence: weekly, meeting: Monday sync}
+  share:
+    kind: qualitative
+    unit: percent
+    owner: research
+    formula: 100 * count(m where yes) / count(m)
+    grain: month
+    review: {cadence: monthly, day: first monday, meeting: Monthly review}
+  quiet:
+    unit: number
+    formula: sum(m.v)
+    grain: month
+    review: {cadence: quarterly, meeting: QBR}
+""")
+    return root, pl.read_csv(root / "m.csv", try_parse_dates=True)
+
+
+def kpi_due(root, *args):
+    return subprocess.run(
+        [sys.executable, "-m", "kpi_engine", "due", str(root), *args], capture_output=True, text=True, timeout=60
+    )
+
+
+def _sum(frame, start, end):
+    return frame.filter(pl.col("ts").dt.date().is_between(start, end))["v"].sum()
+
+
+def test_kpi_due_lists_reviews_with_comparisons(due_project):
+    root, frame = due_project
+    res = kpi_due(root, "--as-of", "2026-06-01", "--format", "json")
+    assert res.returncode == 0, res.stderr
+    reviews = json.loads(res.stdout)["reviews"]
+    assert [(r["meeting"], r["owner"], r["kpi"]) for r in reviews] == [
+        ("Monday sync", "ops", "total"),
+        ("Monthly review", "research", "share"),
+    ]
+    total = reviews[0]
+    assert total["covers"] == {"start": "2026-05-25", "end": "2026-05-31", "partial": False, "periods": ["2026-W22"]}
+    assert total["value"] == _sum(frame, D(2026, 5, 25), D(2026, 5, 31))
+    previous, year = total["comparisons"]
+    assert (previous["start"], previous["value"]) == ("2026-05-18", _sum(frame, D(2026, 5, 18), D(2026, 5, 24)))
+    assert (year["start"], year["end"]) == ("2025-05-26", "2025-06-01")
+    assert year["value"] == _sum(frame, D(2025, 5, 26), D(2025, 6, 1))
+    assert year["change"] == pytest.approx(total["value"] - year["value"])
+    share = reviews[1]
+    assert share["covers"]["periods"] == ["2026-05"]
+    assert all(c["significant"] is False for c in share["comparisons"])  # ~30 answers: intervals overlap
+
+
+def test_partial_periods_compare_the_same_elapsed_days(due_project):
+    root, frame = due_project
+    # on 2026-06-29 a monthly review (first Monday of July, 6 July) looks ahead: June is not over yet
+    res = kpi_due(root, "--as-of", "2026-06-29", "--days", "8", "--format", "json")
+    share = next(r for r in json.loads(res.stdout)["reviews"] if r["kpi"] == "share")
+    assert share["covers"] == {
+        "start": "2026-06-01",
+        "end": "2026-06-29",
+        "partial": True,
+        "periods": ["2026-06-01..2026-06-29"],
+    }
+    previous, year = share["comparisons"]
+    assert (previous["start"], previous["end"]) == ("2026-05-01", "2026-05-29")
+    assert (year["start"], year["end"]) == ("2025-06-01", "2025-06-29")
+    june = frame.filter(pl.col("ts").dt.date().is_between(D(2026, 6, 1), D(2026, 6, 29)))
+    assert share["value"] == pytest.approx(100 * june["yes"].sum() / june.height)
+
+
+def test_nothing_due_and_table_output(due_project):
+    root, _ = due_project
+    res = kpi_due(root, "--as-of", "2026-06-02")
+    assert res.returncode == 0 and "no review due on 2026-06-02" in res.stderr
+    res = kpi_due(root, "--as-of", "2026-06-01")
+    lines = res.stdout.splitlines()
+    assert "Monday sync" in lines and "  ops" in lines
+    assert any(line.strip().startswith("vs a year earlier (2025-05-26..2025-06-01)") for line in lines)
