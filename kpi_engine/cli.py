@@ -136,7 +136,12 @@ def run(
     result, assessments = _evaluate_with_targets(catalog, as_of, start=start, end=end, kpis=kpis, streaming=streaming)
     if last_periods is None and start is None:
         last_periods = 12
-    text = write_result(result, fmt, output, __version__, last_periods=last_periods, assessments=assessments)
+    from .lint import lint
+
+    smart = {k: v.as_json() for k, v in lint(catalog.project, result, list(result.series)).items()}
+    text = write_result(
+        result, fmt, output, __version__, last_periods=last_periods, assessments=assessments, smart=smart
+    )
     if text is not None:
         click.echo(text, nl=False)
     elif output is not None:
@@ -294,6 +299,45 @@ def _review_json(r, project, statuses) -> dict:  # type: ignore[no-untyped-def]
         ],
         "status": assessments_json(statuses[r.kpi.id]) if r.kpi.id in statuses else None,
     }
+
+
+@main.command("lint")
+@_PATH
+@click.option("--as-of", callback=_date, help="Judge data-based rules with data up to this day (default: today).")
+@click.option("--strict", is_flag=True, help="Exit 2 when any KPI fails a SMART letter.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.option("--allow-outside", is_flag=True, help="Allow data paths outside the spec folder.")
+@_handle_errors
+def lint_command(path: Path, as_of: dt.date | None, strict: bool, fmt: str, allow_outside: bool) -> None:
+    """Score every KPI on the SMART letters, with the reason for each miss."""
+    import json
+
+    from .api import load
+    from .lint import LETTERS, lint, meeting_warnings
+
+    catalog = load(path, allow_outside=allow_outside)
+    result, _ = _evaluate_with_targets(catalog, as_of)
+    report = lint(catalog.project, result)
+    warnings = meeting_warnings(catalog.project)
+    failing = [k for k, r in report.items() if r.score < len(LETTERS)]
+    if fmt == "json":
+        doc = {
+            "as_of": result.as_of.isoformat(),
+            "kpis": {k: r.as_json() for k, r in report.items()},
+            "warnings": warnings,
+        }
+        click.echo(json.dumps(doc, indent=2))
+    else:
+        for kpi_id, r in report.items():
+            marks = " ".join(letter if ok else "·" for letter, ok in r.letters.items())
+            click.echo(f"{marks}  {r.score}/5  {kpi_id}")
+            for f in r.findings:
+                click.echo(f"             {f.letter}: {f.message}")
+        for w in warnings:
+            click.echo(f"warning: {w}", err=True)
+        click.echo(f"{len(report) - len(failing)} of {len(report)} KPIs are SMART", err=True)
+    if strict and failing:
+        sys.exit(EXIT_BAD_INPUT)
 
 
 @main.command()

@@ -84,7 +84,10 @@ def target_json(spec: KpiSpec) -> dict[str, Any] | None:
 
 
 def to_json_dict(
-    result: Result, engine_version: str = "", assessments: Mapping[str, Any] | None = None
+    result: Result,
+    engine_version: str = "",
+    assessments: Mapping[str, Any] | None = None,
+    smart: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The documented JSON shape of `kpi run --format json`."""
     from .targets import assessments_json
@@ -121,6 +124,7 @@ def to_json_dict(
                 "key": spec.key,
                 "target": target_json(spec),
                 "status": assessments_json(assessments[kpi_id]) if assessments and kpi_id in assessments else None,
+                "smart": (smart or {}).get(kpi_id),
                 "series": series,
             }
         )
@@ -155,10 +159,11 @@ def write_result(
     console_width: int | None = None,
     last_periods: int | None = None,
     assessments: Mapping[str, Any] | None = None,
+    smart: Mapping[str, Any] | None = None,
 ) -> str | None:
     """Write ``result`` as ``fmt`` to ``output`` (atomically) or return the text for stdout."""
     if fmt == "json":
-        doc = to_json_dict(result, engine_version, assessments)
+        doc = to_json_dict(result, engine_version, assessments, smart)
         text = json.dumps(doc, indent=2, ensure_ascii=False, default=_default) + "\n"
     elif fmt == "csv":
         text = long_frame(result).write_csv()

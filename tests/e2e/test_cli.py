@@ -76,6 +76,25 @@ def test_run_json_shape(example_dir, tmp_path):
     # nulls are JSON null (zero-impression weeks of print), never NaN
     assert any(r["value"] is None for r in per_channel)
     assert "NaN" not in out.read_text() and "Infinity" not in out.read_text()
+    # targets: status with its why, expected value, forecast; SMART lint per KPI
+    status = ctr["status"]
+    assert status["status"] in ("achieved", "on_track", "at_risk", "off_track")
+    assert status["period"] == "2026-W26" and status["target"] == 2.5
+    assert status["why"].startswith(status["status"].replace("_", " "))
+    assert status["forecast"]["method"].startswith("least squares over")
+    assert ctr["target"] == {
+        "direction": "increase",
+        "objective": "Lift CTR to 2.5% by the end of Q2 2026 to feed the conversion funnel.",
+        "value": 2.5,
+        "baseline": 1.8,
+        "start": "2026-04-01",
+        "deadline": "2026-06-30",
+        "measure": "latest",
+        "pace": "linear",
+        "at_risk": 0.1,
+    }
+    assert ctr["smart"]["letters"] == {"S": True, "M": True, "A": ctr["smart"]["letters"]["A"], "R": True, "T": True}
+    assert doc["kpis"][1]["status"] is None and doc["kpis"][1]["smart"]["score"] < 5
     leads = next(k for k in doc["kpis"] if k["id"] == "leads")
     assert all(isinstance(r["value"], int) for r in leads["series"])  # counts print as integers
 
