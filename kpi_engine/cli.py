@@ -104,6 +104,13 @@ def validate(path: Path, allow_outside: bool) -> None:
 )
 @click.option("--explain", is_flag=True, help="Print the plan (scans, groups, aggregates) instead of running it.")
 @click.option("--streaming", is_flag=True, help="Use polars' streaming engine (larger-than-memory data).")
+@click.option("--record", is_flag=True, help="Append this review's snapshot to the history store.")
+@click.option(
+    "--history",
+    "history_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="History store (default: .kpi/history.sqlite in the spec folder).",
+)
 @click.option("--allow-outside", is_flag=True, help="Allow data paths outside the spec folder.")
 @_handle_errors
 def run(
@@ -117,6 +124,8 @@ def run(
     last_periods: int | None,
     explain: bool,
     streaming: bool,
+    record: bool,
+    history_path: Path | None,
     allow_outside: bool,
 ) -> None:
     """Evaluate KPIs over their data and print or write every KPI's series."""
@@ -146,6 +155,41 @@ def run(
         click.echo(text, nl=False)
     elif output is not None:
         click.echo(f"wrote {output}", err=True)
+    if record:
+        from . import history
+
+        store = history_path or history.default_path(path)
+        rows = _snapshot_rows(result, assessments)
+        snapshot = history.record(store, result.as_of, catalog.project.spec_hash, __version__, rows)
+        click.echo(f"recorded review snapshot {snapshot} ({len(rows)} KPIs) in {store}", err=True)
+
+
+def _snapshot_rows(result, assessments) -> dict:  # type: ignore[no-untyped-def]
+    """One history row per KPI: the assessed value and status when it has a target, else its latest value."""
+    import polars as pl
+
+    from .output import target_json
+
+    rows = {}
+    for kpi_id, frame in result.series.items():
+        spec = result.project.kpis[kpi_id]
+        a = assessments.get(kpi_id, [None])[0]
+        if a is not None:
+            rows[kpi_id] = {
+                "period": a.period,
+                "value": a.value,
+                "target": a.target,
+                "expected": a.expected,
+                "status": a.status,
+                "why": a.why,
+                "forecast": a.forecast.value if a.forecast else None,
+                "target_spec": target_json(spec),
+            }
+            continue
+        done = frame.filter(pl.col("is_total") & pl.col("complete"))
+        last = done.row(-1, named=True) if done.height else None
+        rows[kpi_id] = {"period": last["period"] if last else None, "value": last["value"] if last else None}
+    return rows
 
 
 def _evaluate_with_targets(catalog, as_of, **kwargs):  # type: ignore[no-untyped-def]
@@ -338,6 +382,51 @@ def lint_command(path: Path, as_of: dt.date | None, strict: bool, fmt: str, allo
         click.echo(f"{len(report) - len(failing)} of {len(report)} KPIs are SMART", err=True)
     if strict and failing:
         sys.exit(EXIT_BAD_INPUT)
+
+
+@main.command("history")
+@_PATH
+@click.argument("kpi_id")
+@click.option(
+    "--history",
+    "history_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="History store (default: .kpi/history.sqlite in the spec folder).",
+)
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@_handle_errors
+def history_command(path: Path, kpi_id: str, history_path: Path | None, fmt: str) -> None:
+    """Print a KPI's recorded review snapshots and what changed between them (PATH: the spec folder)."""
+    import dataclasses
+    import json
+
+    from . import history
+    from .errors import KpiError, did_you_mean
+
+    store = history_path or history.default_path(path)
+    if not store.exists():
+        raise KpiError(f"no history store at {store}", hint="record reviews with `kpi run --record`")
+    snaps = history.snapshots(store, kpi_id)
+    if not snaps:
+        with history.connect(store) as con:
+            known = [r[0] for r in con.execute("SELECT DISTINCT kpi FROM kpi_snapshots")]
+        raise KpiError(f"no snapshot of KPI `{kpi_id}` in {store}", hint=did_you_mean(kpi_id, known, "recorded KPIs"))
+    previous = None
+    out = []
+    for snap in snaps:
+        out.append({**dataclasses.asdict(snap), "changes": history.changes(previous, snap)})
+        previous = snap
+    if fmt == "json":
+        click.echo(json.dumps({"kpi": kpi_id, "snapshots": out}, indent=2))
+        return
+    for item in out:
+        value = "-" if item["value"] is None else f"{item['value']:.6g}"
+        click.echo(
+            f"#{item['id']} as of {item['as_of']} (recorded {item['recorded_at']}, spec {item['spec_hash']}): "
+            f"{item['period'] or '-'} = {value}, status {item['status'] or '-'}"
+        )
+        for change in item["changes"]:
+            click.echo(f"    {change}")
 
 
 @main.command()

@@ -1,0 +1,170 @@
+"""The review history: an embedded SQLite store of snapshots (as-of, spec hash, each KPI's value, target,
+status and forecast), written in one transaction so that a killed run never leaves half a snapshot."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import Diagnostic, KpiError, Location
+
+DEFAULT_NAME = Path(".kpi") / "history.sqlite"
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS snapshots (
+    id INTEGER PRIMARY KEY,
+    recorded_at TEXT NOT NULL,
+    as_of TEXT NOT NULL,
+    spec_hash TEXT NOT NULL,
+    engine_version TEXT NOT NULL,
+    kpi_count INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS kpi_snapshots (
+    snapshot_id INTEGER NOT NULL REFERENCES snapshots(id),
+    kpi TEXT NOT NULL,
+    period TEXT,
+    value REAL,
+    target REAL,
+    expected REAL,
+    status TEXT,
+    why TEXT,
+    forecast REAL,
+    target_spec TEXT,
+    PRIMARY KEY (snapshot_id, kpi)
+);
+CREATE INDEX IF NOT EXISTS kpi_snapshots_by_kpi ON kpi_snapshots (kpi, snapshot_id);
+"""
+
+
+def default_path(spec_path: Path) -> Path:
+    """Where the history lives by default: ``.kpi/history.sqlite`` in the spec folder."""
+    folder = spec_path if spec_path.is_dir() else spec_path.parent
+    return folder / DEFAULT_NAME
+
+
+def _failpoint(name: str) -> None:
+    """Testing aid: KPI_ENGINE_FAILPOINT=name:seconds pauses here, so a test can kill the run mid-write."""
+    spec = os.environ.get("KPI_ENGINE_FAILPOINT", "")
+    if spec.startswith(name + ":"):
+        time.sleep(float(spec.split(":", 1)[1]))
+
+
+@contextmanager
+def connect(path: Path) -> Iterator[sqlite3.Connection]:
+    """A connection in WAL mode that waits for concurrent writers instead of failing."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        con = sqlite3.connect(path, timeout=60, isolation_level=None)
+    except (OSError, sqlite3.Error) as exc:
+        raise KpiError(Diagnostic(f"cannot open the history store {path}: {exc}", Location(str(path)))) from None
+    try:
+        con.execute("PRAGMA journal_mode=WAL")
+        con.execute("PRAGMA synchronous=FULL")
+        con.executescript(SCHEMA)
+        yield con
+    except sqlite3.DatabaseError as exc:
+        raise KpiError(
+            Diagnostic(
+                f"history store {path} is unusable: {exc}",
+                Location(str(path)),
+                hint="move the file aside; a new one is created on the next --record",
+            )
+        ) from None
+    finally:
+        con.close()
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    id: int
+    recorded_at: str
+    as_of: str
+    spec_hash: str
+    kpi: str
+    period: str | None
+    value: float | None
+    target: float | None
+    expected: float | None
+    status: str | None
+    why: str | None
+    forecast: float | None
+    target_spec: dict[str, Any] | None
+
+
+def record(
+    path: Path, as_of: dt.date, spec_hash: str, engine_version: str, rows: Mapping[str, Mapping[str, Any]]
+) -> int:
+    """Append one snapshot (every KPI's row) in a single transaction; returns its id."""
+    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    with connect(path) as con:
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            cur = con.execute(
+                "INSERT INTO snapshots (recorded_at, as_of, spec_hash, engine_version, kpi_count) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (now, as_of.isoformat(), spec_hash, engine_version, len(rows)),
+            )
+            snapshot_id = int(cur.lastrowid or 0)
+            for kpi_id, row in rows.items():
+                _failpoint("history.record")
+                con.execute(
+                    "INSERT INTO kpi_snapshots (snapshot_id, kpi, period, value, target, expected, status, why, "
+                    "forecast, target_spec) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        snapshot_id,
+                        kpi_id,
+                        row.get("period"),
+                        row.get("value"),
+                        row.get("target"),
+                        row.get("expected"),
+                        row.get("status"),
+                        row.get("why"),
+                        row.get("forecast"),
+                        json.dumps(row.get("target_spec"), sort_keys=True) if row.get("target_spec") else None,
+                    ),
+                )
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+    return snapshot_id
+
+
+def snapshots(path: Path, kpi_id: str) -> list[Snapshot]:
+    """A KPI's snapshots, oldest first."""
+    if not path.exists():
+        return []
+    with connect(path) as con:
+        rows = con.execute(
+            "SELECT s.id, s.recorded_at, s.as_of, s.spec_hash, k.kpi, k.period, k.value, k.target, k.expected, "
+            "k.status, k.why, k.forecast, k.target_spec FROM kpi_snapshots k JOIN snapshots s ON s.id = k.snapshot_id "
+            "WHERE k.kpi = ? ORDER BY s.id",
+            (kpi_id,),
+        ).fetchall()
+    return [Snapshot(*r[:-1], json.loads(r[-1]) if r[-1] else None) for r in rows]
+
+
+def changes(previous: Snapshot | None, current: Snapshot) -> list[str]:
+    """What changed since the previous snapshot: value, status, and target revisions."""
+    if previous is None:
+        return ["first recorded review"]
+    out = []
+    if previous.value is not None and current.value is not None and previous.value != current.value:
+        out.append(f"value {previous.value:.6g} -> {current.value:.6g}")
+    if previous.status != current.status:
+        out.append(f"status {previous.status or '-'} -> {current.status or '-'}")
+    if previous.target != current.target:
+        out.append(
+            f"target revised {previous.target if previous.target is not None else '-'} -> "
+            f"{current.target if current.target is not None else '-'} (between {previous.as_of} and {current.as_of})"
+        )
+    elif previous.target_spec != current.target_spec:
+        out.append("target definition changed")
+    return out

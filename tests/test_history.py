@@ -1,0 +1,157 @@
+"""The review history store: snapshots, target revisions, a killed run, concurrent writers."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+
+def kpi(*args: str, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "kpi_engine", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+    )
+
+
+@pytest.fixture()
+def project(tmp_path, example_dir):
+    import shutil
+
+    shutil.copytree(example_dir / "data", tmp_path / "data")
+    shutil.copy(example_dir / "kpis.yaml", tmp_path / "kpis.yaml")
+    return tmp_path
+
+
+def count_rows(store: Path) -> tuple[int, int, list[int]]:
+    con = sqlite3.connect(store)
+    try:
+        assert con.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        snaps = con.execute("SELECT count(*) FROM snapshots").fetchone()[0]
+        rows = con.execute("SELECT count(*) FROM kpi_snapshots").fetchone()[0]
+        per = [
+            r[0]
+            for r in con.execute(
+                "SELECT count(k.kpi) FROM snapshots s LEFT JOIN kpi_snapshots k ON k.snapshot_id = s.id GROUP BY s.id"
+            )
+        ]
+        return snaps, rows, per
+    finally:
+        con.close()
+
+
+def test_record_and_history_with_a_target_revision(project):
+    assert kpi("run", str(project), "--as-of", "2026-05-12", "--record", "-o", str(project / "a.json")).returncode == 0
+    spec = (project / "kpis.yaml").read_text()
+    (project / "kpis.yaml").write_text(spec.replace("      value: 2.5\n", "      value: 2.8\n"))
+    res = kpi("run", str(project), "--as-of", "2026-06-30", "--record", "-o", str(project / "b.json"))
+    assert res.returncode == 0, res.stderr
+    assert "recorded review snapshot 2 (11 KPIs)" in res.stderr
+    store = project / ".kpi" / "history.sqlite"
+    assert count_rows(store) == (2, 22, [11, 11])
+    res = kpi("history", str(project), "ctr", "--format", "json")
+    doc = json.loads(res.stdout)
+    first, second = doc["snapshots"]
+    assert (first["as_of"], second["as_of"]) == ("2026-05-12", "2026-06-30")
+    assert first["changes"] == ["first recorded review"]
+    assert "target revised 2.5 -> 2.8 (between 2026-05-12 and 2026-06-30)" in second["changes"]
+    assert first["spec_hash"] != second["spec_hash"]
+    b = json.loads((project / "b.json").read_text())
+    assert second["value"] == b["kpis"][0]["status"]["value"] and second["status"] == b["kpis"][0]["status"]["status"]
+    table = kpi("history", str(project), "ctr").stdout
+    assert "#2 as of 2026-06-30" in table and "target revised 2.5 -> 2.8" in table
+
+
+def test_a_killed_record_leaves_the_store_intact(project):
+    store = project / ".kpi" / "history.sqlite"
+    assert kpi("run", str(project), "--as-of", "2026-05-12", "--record", "-o", str(project / "a.json")).returncode == 0
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "kpi_engine",
+            "run",
+            str(project),
+            "--as-of",
+            "2026-06-30",
+            "--record",
+            "-o",
+            str(project / "b.json"),
+        ],
+        env={**os.environ, "KPI_ENGINE_FAILPOINT": "history.record:0.5"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.time() + 60
+    while not (project / "b.json").exists() and time.time() < deadline:  # the output is written before recording
+        time.sleep(0.05)
+    time.sleep(1.2)  # two or three KPI rows into the transaction
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert count_rows(store) == (1, 11, [11])  # the half-written snapshot is gone, the committed one intact
+    res = kpi("run", str(project), "--as-of", "2026-06-30", "--record", "-o", str(project / "c.json"))
+    assert res.returncode == 0 and count_rows(store)[:2] == (2, 22)
+
+
+def test_concurrent_writers_do_not_corrupt_the_store(project):
+    store = project / "shared.sqlite"
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "kpi_engine",
+                "run",
+                str(project),
+                "--as-of",
+                day,
+                "--record",
+                "--history",
+                str(store),
+                "--kpi",
+                "ctr",
+                "--kpi",
+                "leads",
+                "-o",
+                str(project / f"{day}.json"),
+            ],
+            env={**os.environ, "KPI_ENGINE_FAILPOINT": "history.record:0.2"},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for day in ("2026-05-01", "2026-05-08", "2026-05-15", "2026-05-22")
+    ]
+    for p in procs:
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+    assert count_rows(store) == (4, 8, [2, 2, 2, 2])
+
+
+def test_history_errors(project):
+    res = kpi("history", str(project), "ctr")
+    assert res.returncode == 2 and "no history store at" in res.stderr and "kpi run --record" in res.stderr
+    (project / "bad.sqlite").write_text("this is not a database")
+    res = kpi(
+        "run",
+        str(project),
+        "--as-of",
+        "2026-06-30",
+        "--record",
+        "--history",
+        str(project / "bad.sqlite"),
+        "-o",
+        str(project / "x.json"),
+    )
+    assert res.returncode == 2 and "is unusable" in res.stderr and "Traceback" not in res.stderr
