@@ -292,7 +292,7 @@ def _build_kpi(kpi_id: str, body: Mapping[str, Any], pos: Positions, errors: Err
         stakeholders=tuple(body.get("stakeholders", ())),
         kind=body.get("kind", "quantitative"),
         key=bool(body.get("key", False)),
-        missing=body.get("missing"),
+        missing=("null" if body["missing"] is None else body["missing"]) if "missing" in body else None,
         target=target,
         review=review,
         locations=locations,

@@ -19,7 +19,7 @@ from . import periods
 from .api import Result
 from .ir import Agg
 from .periods import Span
-from .spec import KpiSpec, Project, TargetSpec
+from .spec import KpiSpec, Project, Revision, TargetSpec
 from .units import format_date, format_value
 
 STATUSES = ("achieved", "on_track", "at_risk", "off_track", "no_data", "not_started", "missed")
@@ -54,17 +54,26 @@ class Assessment:
     period_end: dt.date | None = None
     forecast: Forecast | None = None
     dims: Mapping[str, Any] = field(default_factory=dict)
+    revision: Revision | None = None  # the revision in force for the period under review, if any
+
+
+def revision_in_force(t: TargetSpec, day: dt.date) -> Revision | None:
+    """The latest revision effective on or before ``day``."""
+    found = None
+    for revision in t.revisions:
+        if revision.start <= day:
+            found = revision
+    return found
 
 
 def target_value(t: TargetSpec, day: dt.date, baseline: float | None) -> float | None:
     """The target in force on ``day``: the latest revision from on or before it, else the spec's value."""
-    value = t.value
-    if value is None and t.change is not None and baseline is not None:
-        value = baseline * (1 + t.change)
-    for revision in t.revisions:
-        if revision.start <= day:
-            value = revision.value
-    return value
+    revision = revision_in_force(t, day)
+    if revision is not None:
+        return revision.value
+    if t.value is None and t.change is not None and baseline is not None:
+        return baseline * (1 + t.change)
+    return t.value
 
 
 def expected_value(t: TargetSpec, day: dt.date, baseline: float | None) -> float | None:
@@ -187,6 +196,7 @@ def assess_one(
     value = row["value"] if row and row["has_data"] else None
     final = target_value(t, p_end or review_day, baseline)
     common["target"] = final
+    common["revision"] = revision_in_force(t, p_end or review_day)
     if value is None:
         latest = [d for d in result.freshness.values() if d is not None]
         seen = f" (latest data: {format_date(max(latest))})" if latest else ""
@@ -199,6 +209,11 @@ def assess_one(
     expected = expected_value(t, ref_day, baseline) if t.direction in ("increase", "decrease") else None
     common["expected"] = expected
     status, band, why = _judge(t, value, final, expected, baseline, ref_day, as_of, fmt, label)
+    if common["revision"] is not None:
+        r = common["revision"]
+        why += f"; target revised to {fmt(r.value)} from {format_date(r.start)}" + (
+            f" ({r.reason})" if r.reason else ""
+        )
     if forecast is not None and forecast.value is not None:
         why += f"; forecast {fmt(forecast.value)} at deadline"
     elif forecast is not None and t.deadline and as_of < t.deadline:
@@ -382,6 +397,12 @@ def assessments_json(items: list[Assessment]) -> dict[str, Any]:
                 "method": a.forecast.method,
             },
         }
+        if a.revision is not None:
+            out["revision"] = {
+                "from": a.revision.start.isoformat(),
+                "value": a.revision.value,
+                "reason": a.revision.reason,
+            }
         if a.dims:
             out["dims"] = dict(a.dims)
         return out

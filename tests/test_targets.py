@@ -346,3 +346,73 @@ def test_qualitative_kpis_carry_sample_size_and_wilson_interval(tmp_path):
         assert row["value"] == pytest.approx(100 * k / total)
         assert (row["ci_low"], row["ci_high"]) == pytest.approx((100 * lo, 100 * hi))
         assert row["ci_low"] < row["value"] < row["ci_high"]
+
+
+def test_revision_reason_is_part_of_the_why(tmp_path, frames):
+    _, a = evaluate(
+        tmp_path,
+        frames,
+        """
+        level: {unit: number, formula: mean(m.v), grain: month, target: {direction: increase, baseline: 100, value: 160, start: 2026-01-01, deadline: 2026-12-31, revisions: [{from: 2026-04-01, value: 400, reason: board asked for more}]}}
+    """,
+        dt.date(2026, 5, 10),
+    )
+    assert "; target revised to 400.00 from 1 Apr 2026 (board asked for more);" in a["level"][0].why
+    from kpi_engine.targets import assessments_json
+
+    assert assessments_json(a["level"])["revision"] == {
+        "from": "2026-04-01",
+        "value": 400.0,
+        "reason": "board asked for more",
+    }
+
+
+@pytest.mark.parametrize(
+    "missing, march_value, may_value", [(None, 0.0, None), ("null", None, None), ("zero", 0.0, 0.0)]
+)
+def test_missing_periods(tmp_path, missing, march_value, may_value):
+    # rows in January, February and April only; the data ends on 30 April
+    days = [d for d in (START + dt.timedelta(days=i) for i in range(120)) if d.month in (1, 2, 4)]
+    frame = pl.DataFrame({"ts": [dt.datetime.combine(d, dt.time(9)) for d in days], "v": [1.0] * len(days)})
+    extra = f", missing: {missing}" if missing else ""
+    write_spec(
+        tmp_path,
+        f"""
+        version: 1
+        sources:
+          m: {{connector: dataframe, time: ts}}
+        kpis:
+          n: {{unit: count, formula: count(m), grain: month{extra}}}
+    """,
+    )
+    res = kpi_engine.load(tmp_path, frames={"m": frame}).evaluate(dt.date(2026, 5, 31))
+    values = dict(zip(res["n"]["period"], res["n"]["value"], strict=True))
+    assert values["2026-01"] == 31 and values["2026-04"] == 30
+    assert values["2026-03"] == march_value  # inside the data, no rows: 0 by default
+    assert values["2026-05"] == may_value  # after the data ends: no data unless missing: zero
+
+
+def test_lint_deadline_before_start_rule():
+    from kpi_engine.lint import lint_kpi
+    from kpi_engine.spec import Grain, KpiSpec, ReviewSpec, Unit
+
+    kpi = KpiSpec(
+        id="x",
+        name="x",
+        unit=Unit.COUNT,
+        formula="count(m)",
+        grain=Grain.MONTH,
+        owner="o",
+        stakeholders=("s",),
+        review=ReviewSpec("monthly"),
+        target=TargetSpec(
+            direction="increase",
+            objective="o",
+            value=2,
+            baseline=1,
+            start=dt.date(2026, 6, 1),
+            deadline=dt.date(2026, 1, 1),
+        ),
+    )
+    findings = lint_kpi(kpi, None).findings
+    assert [(f.letter, f.rule) for f in findings] == [("T", "deadline-before-start")]
