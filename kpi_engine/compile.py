@@ -114,7 +114,9 @@ def agg_expr(agg: Agg, schema: pl.Schema, functions: Mapping[str, MetricFunction
         return getattr(value.cast(pl.Float64), func)()
     if func == "quantile":
         return value.cast(pl.Float64).quantile(float(agg.args[1].value), interpolation="linear")  # type: ignore[attr-defined]
-    return functions[func].build(*args).cast(pl.Float64)
+    function = functions[func]
+    built = function.build(*args)
+    return built if function.finish is not None else built.cast(pl.Float64)
 
 
 def rollup_expr(how: str, column: str) -> pl.Expr:
@@ -122,10 +124,10 @@ def rollup_expr(how: str, column: str) -> pl.Expr:
     return getattr(pl.col(column), how)()
 
 
-def kpi_expr(node: Node, column_of: Callable[[Agg], str], dims: tuple[str, ...]) -> pl.Expr:
+def kpi_expr(node: Node, column_of: Callable[[Agg], pl.Expr], dims: tuple[str, ...]) -> pl.Expr:
     """An aggregate-level node over a frame with one column per aggregate, sorted by period within dims."""
     if isinstance(node, Agg):
-        return pl.col(column_of(node))
+        return column_of(node)
     if isinstance(node, Number):
         return pl.lit(float(node.value))
     if isinstance(node, Null):

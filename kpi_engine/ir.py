@@ -26,6 +26,11 @@ class MetricFunction:
 
     ``build`` receives the compiled row-level argument expressions (already filtered by ``where``) and returns
     one polars aggregate expression; ``fill`` is the value of a period without rows (0 for counts, None else).
+
+    A function that needs other periods (retention: customers of the previous period still active now) sets
+    ``finish``: ``build`` then returns any per-period aggregate (e.g. the list of customer ids) and
+    ``finish(column, dims)`` turns that column into the value, with ``column.shift(1).over(dims)`` meaning
+    the previous period of the same dimension values.
     """
 
     name: str
@@ -35,6 +40,7 @@ class MetricFunction:
     doc: str = ""
     fill: float | None = None
     numeric_args: bool = True
+    finish: Callable[[pl.Expr, tuple[str, ...]], pl.Expr] | None = None
     plugin: str = ""
 
 

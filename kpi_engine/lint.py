@@ -117,6 +117,10 @@ def _data_rules(kpi: KpiSpec, result: Result, add) -> None:  # type: ignore[no-u
     t = kpi.target
     if t is None or t.start is None or t.direction not in ("increase", "decrease"):
         return
+    from .targets import bound_expr, is_additive
+
+    if t.measure == "window" and is_additive(bound_expr(result, kpi.id)):
+        return  # a cumulative target starts from zero: per-period history says nothing about its baseline
     before = history.filter((pl.col("end") < t.start) & pl.col("value").is_not_null())
     baseline = t.baseline
     if baseline is not None and before.height:

@@ -101,6 +101,7 @@ class Plan:
     window: Window
     sources: dict[str, SourcePlan]
     kpis: list[KpiPlan]
+    functions: Mapping[str, MetricFunction] = field(default_factory=dict)
 
     def describe(self) -> str:
         """A readable dump of the plan (``kpi run --explain``)."""
@@ -168,7 +169,7 @@ def build_plan(
     functions: Mapping[str, MetricFunction],
 ) -> Plan:
     """Plan a run: KPIs' aggregates are deduplicated and grouped per source, grain and dimensions."""
-    plan = Plan(calendar, window, {}, [])
+    plan = Plan(calendar, window, {}, [], functions)
     counter = iter(range(1_000_000_000))
     last = window.last_day
     for item in kpis:

@@ -111,7 +111,14 @@ def _evaluate(
         grid = grid.with_columns(fills)
     grid = grid.sort([*dims, PERIOD], nulls_last=True)
     has_data = pl.col("coverage") > 0
-    value = kpi_expr(kp.expr, lambda a: names[a.key], dims)
+    functions = plan.functions
+
+    def column_of(agg: Agg) -> pl.Expr:
+        column = pl.col(names[agg.key])
+        finish = functions[agg.func].finish if agg.func in functions else None
+        return finish(column, dims).cast(pl.Float64) if finish is not None else column
+
+    value = kpi_expr(kp.expr, column_of, dims)
     value = pl.when(value.is_nan() | value.is_infinite()).then(None).otherwise(value)
     if spec.missing != "zero":
         value = pl.when(has_data).then(value).otherwise(None)

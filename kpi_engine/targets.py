@@ -198,7 +198,8 @@ def assess_one(
     common["target"] = final
     common["revision"] = revision_in_force(t, p_end or review_day)
     if value is None:
-        latest = [d for d in result.freshness.values() if d is not None]
+        sources = _kpi_sources(result, kpi.id)
+        latest = [d for name, d in result.freshness.items() if d is not None and (not sources or name in sources)]
         seen = f" (latest data: {format_date(max(latest))})" if latest else ""
         what = f"for {label}" if label else "for a complete period yet"
         return Assessment(status="no_data", why=f"no data {what}{seen}", **common)
@@ -326,7 +327,7 @@ def forecast_at_deadline(
     predict = lambda day: float(intercept + slope * (day - origin).days)  # noqa: E731
     value = predict(deadline_period)
     method = f"least squares over {used.height} {grain.value} periods"
-    if t.measure == "window" and is_additive(_bound_expr(result, kpi.id)):
+    if t.measure == "window" and is_additive(bound_expr(result, kpi.id)):
         window = result.spans.get((kpi.id, window_span(t, result.as_of)))
         so_far = _total(window, dims)["value"].item() if window is not None and _total(window, dims).height else None
         if so_far is None:
@@ -353,7 +354,14 @@ def forecast_at_deadline(
     return Forecast(value, reaches, tuple(used["period"]), method)
 
 
-def _bound_expr(result: Result, kpi_id: str) -> Any:
+def _kpi_sources(result: Result, kpi_id: str) -> tuple[str, ...]:
+    for kp in result.plan.kpis if result.plan else ():
+        if kp.id == kpi_id:
+            return kp.kpi.sources
+    return ()
+
+
+def bound_expr(result: Result, kpi_id: str) -> Any:
     plan = result.plan
     if plan is None:
         return None

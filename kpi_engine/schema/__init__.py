@@ -86,7 +86,12 @@ def _explain(err: jsonschema.ValidationError, pos: Positions) -> list[Diagnostic
                 f"unknown field `{k}`",
                 pos.location(path + (k,), key=True),
                 expected="one of: " + ", ".join(allowed),
-                hint=did_you_mean(k, allowed) or "remove it",
+                hint=did_you_mean(k, allowed)
+                or (
+                    'inside `{...}` a comma ends a value: quote the value before it, e.g. objective: "Sell 2,400 units"'
+                    if " " in k or k[:1].isdigit()
+                    else "remove it"
+                ),
             )
             for k in extra
         ]

@@ -1,9 +1,11 @@
 """First-party `demo` connector: seeded, realistic marketing data generated on first use and cached.
 
-Two years of daily ad spend per channel and campaign, web sessions with UTM sources, support tickets and
-social mentions, with weekly and yearly seasonality, a campaign launch on 2026-03-02, a channel that
-improves (social) and one that degrades (display). Nothing is downloaded and nothing is committed: the
-Parquet files are written to a cache folder (``KPI_ENGINE_CACHE``, default ``~/.cache/kpi-engine``).
+Two years of daily ad delivery per channel and campaign, web sessions with UTM sources, support tickets,
+social mentions, CRM leads, orders of returning customers, CSAT/NPS survey answers, a brand awareness
+survey and a customer feedback export that stops early (stale), with weekly and yearly seasonality, a
+campaign launch on 2026-03-02, a channel that improves (social) and one that degrades (display).
+Nothing is downloaded and nothing is committed: the Parquet files are written to a cache folder
+(``KPI_ENGINE_CACHE``, default ``~/.cache/kpi-engine``).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from kpi_engine.spec import SourceSpec
 
 from .generate import TABLES, generate
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 3
 
 
 def cache_dir() -> Path:

@@ -7,7 +7,18 @@ import datetime as dt
 import numpy as np
 import polars as pl
 
-TABLES = ("ad_events", "sessions", "support_tickets", "social_mentions")
+TABLES = (
+    "ad_events",
+    "sessions",
+    "support_tickets",
+    "social_mentions",
+    "crm_leads",
+    "orders",
+    "survey_responses",
+    "brand_survey",
+    "feedback",
+)
+FEEDBACK_EXPORT_ENDS = dt.date(2026, 5, 20)  # a stale export: later periods have no data
 CHANNELS = ("search", "social", "display", "email", "affiliate")
 CAMPAIGNS = ("always_on", "brand", "summer_launch")
 LAUNCH = dt.date(2026, 3, 2)
@@ -24,7 +35,7 @@ def _season(day_index: np.ndarray, weekday: np.ndarray) -> np.ndarray:
 
 
 def generate(seed: int, scale: float, start: dt.date, days: int) -> dict[str, pl.DataFrame]:
-    """All demo tables for one variant; same arguments, same rows."""
+    """All demo tables for one variant; same arguments, same rows (each table has its own random stream)."""
     rng = np.random.default_rng(seed)
     day = _days(start, days)
     index = np.arange(days)
@@ -37,7 +48,106 @@ def generate(seed: int, scale: float, start: dt.date, days: int) -> dict[str, pl
         "sessions": _sessions(rng, day, season, launch, scale),
         "support_tickets": _tickets(rng, day, season, progress, scale),
         "social_mentions": _mentions(rng, day, season, launch, scale),
+        "crm_leads": _leads(np.random.default_rng([seed, 1]), day, season, launch, scale),
+        "orders": _orders(np.random.default_rng([seed, 2]), day, season, launch, scale),
+        "survey_responses": _survey(np.random.default_rng([seed, 3]), day, progress, scale),
+        "brand_survey": _brand(np.random.default_rng([seed, 4]), day, launch, scale),
+        "feedback": _feedback(np.random.default_rng([seed, 5]), day, season, scale),
     }
+
+
+def _times_in(rng, day, per_day, start_hour=0.0, end_hour=24.0):  # type: ignore[no-untyped-def]
+    ts_day = np.repeat(day, per_day)
+    hours = rng.uniform(start_hour, end_hour, len(ts_day))
+    return ts_day.astype("datetime64[us]") + (hours * 3_600_000_000).astype("timedelta64[us]")
+
+
+def _leads(rng, day, season, launch, scale) -> pl.DataFrame:  # type: ignore[no-untyped-def]
+    per_day = rng.poisson(60 * scale * season * (1 + 0.25 * launch))
+    ts = _times_in(rng, day, per_day, 6, 22)
+    n = len(ts)
+    channel = rng.choice(["search", "social", "email", "referral", "events"], n, p=[0.35, 0.25, 0.15, 0.15, 0.1])
+    quality = np.select([channel == "referral", channel == "events", channel == "search"], [0.55, 0.5, 0.4], 0.3)
+    qualified = rng.random(n) < quality * (1 + 0.15 * np.repeat(launch, per_day))
+    stage = np.where(qualified, rng.choice(["sql", "won", "lost"], n, p=[0.5, 0.2, 0.3]), "mql")
+    return pl.DataFrame(
+        {
+            "created_at": ts,
+            "lead_id": np.arange(n),
+            "channel": channel,
+            "campaign": np.where(np.repeat(launch, per_day) > 0, "summer_launch", "always_on"),
+            "qualified": qualified,
+            "stage": stage,
+        }
+    ).sort("created_at")
+
+
+def _orders(rng, day, season, launch, scale) -> pl.DataFrame:  # type: ignore[no-untyped-def]
+    """Customers are acquired every day; each orders again at a steady rate until it churns."""
+    first, last = day[0], day[-1]
+    acquired_per_day = rng.poisson(45 * scale * season * (1 + 0.3 * launch))
+    acquired = np.repeat(day, acquired_per_day)
+    n = len(acquired)
+    lifetime = rng.exponential(np.where(acquired >= np.datetime64(LAUNCH), 420.0, 300.0)).astype(int) + 1
+    churn = np.minimum(acquired + lifetime.astype("timedelta64[D]"), last + np.timedelta64(1, "D"))
+    active_days = (churn - acquired).astype(int)
+    repeats = rng.poisson(active_days / 45.0)
+    customer = np.concatenate([np.arange(n), np.repeat(np.arange(n), repeats)])
+    offsets = np.concatenate(
+        [np.zeros(n, dtype=int), (rng.random(repeats.sum()) * np.repeat(active_days, repeats)).astype(int)]
+    )
+    order_day = np.concatenate([acquired, np.repeat(acquired, repeats)]) + offsets.astype("timedelta64[D]")
+    keep = (order_day >= first) & (order_day <= last)
+    channel = rng.choice(["search", "social", "email", "direct"], n, p=[0.35, 0.25, 0.15, 0.25])
+    m = int(keep.sum())
+    ts = order_day[keep].astype("datetime64[us]") + (rng.uniform(7, 23, m) * 3_600_000_000).astype("timedelta64[us]")
+    return pl.DataFrame(
+        {
+            "ordered_at": ts,
+            "order_id": np.arange(m),
+            "customer_id": customer[keep],
+            "channel": channel[customer[keep]],
+            "amount": np.round(rng.gamma(3.0, 28.0, m), 2),
+            "first_order": offsets[keep] == 0,
+        }
+    ).sort("ordered_at")
+
+
+def _survey(rng, day, progress, scale) -> pl.DataFrame:  # type: ignore[no-untyped-def]
+    per_day = rng.poisson(25 * scale, len(day))
+    ts = _times_in(rng, day, per_day, 8, 21)
+    n = len(ts)
+    survey = rng.choice(["csat", "nps"], n, p=[0.6, 0.4])
+    lift = np.repeat(progress, per_day)
+    csat = np.clip(np.round(rng.normal(3.7 + 0.5 * lift, 1.0)), 1, 5)
+    nps = np.clip(np.round(rng.normal(7.0 + 1.2 * lift, 2.2)), 0, 10)
+    return pl.DataFrame(
+        {"answered_at": ts, "survey": survey, "score": np.where(survey == "csat", csat, nps).astype(int)}
+    ).sort("answered_at")
+
+
+def _brand(rng, day, launch, scale) -> pl.DataFrame:  # type: ignore[no-untyped-def]
+    per_day = rng.poisson(60 * scale, len(day))
+    ts = _times_in(rng, day, per_day, 9, 20)
+    n = len(ts)
+    brand = rng.choice(["ours", "rival_a", "rival_b"], n)
+    base = np.select([brand == "rival_a", brand == "rival_b"], [0.52, 0.31], 0.36)
+    p = base + np.where(brand == "ours", 0.08 * np.repeat(launch, per_day), 0.0)
+    return pl.DataFrame({"answered_at": ts, "brand": brand, "aware": rng.random(n) < p}).sort("answered_at")
+
+
+def _feedback(rng, day, season, scale) -> pl.DataFrame:  # type: ignore[no-untyped-def]
+    day = day[day <= np.datetime64(FEEDBACK_EXPORT_ENDS)]
+    per_day = rng.poisson(35 * scale * season[: len(day)])
+    ts = _times_in(rng, day, per_day)
+    n = len(ts)
+    return pl.DataFrame(
+        {
+            "received_at": ts,
+            "channel": rng.choice(["app", "email", "social", "store"], n),
+            "topic": rng.choice(["pricing", "delivery", "product", "support"], n),
+        }
+    ).sort("received_at")
 
 
 def _ads(rng, day, season, launch, progress, scale) -> pl.DataFrame:  # type: ignore[no-untyped-def]
@@ -62,6 +172,7 @@ def _ads(rng, day, season, launch, progress, scale) -> pl.DataFrame:  # type: ig
                 "email": "newsletter",
                 "affiliate": "partners",
             }
+            interactions = clicks + rng.binomial(impressions, 0.012 if channel == "social" else 0.002)
             frames.append(
                 pl.DataFrame(
                     {
@@ -71,6 +182,7 @@ def _ads(rng, day, season, launch, progress, scale) -> pl.DataFrame:  # type: ig
                         "utm_source": utm[channel],
                         "impressions": impressions,
                         "clicks": clicks,
+                        "interactions": interactions,
                         "cost": cost,
                         "conversions": conversions,
                         "revenue": revenue,

@@ -1,0 +1,58 @@
+"""First-party marketing metric functions, registered through the same hook a third party would use.
+
+- ``nps(score)``: net promoter score of 0-10 answers: % promoters (9-10) minus % detractors (0-6).
+- ``retention(customer)``: share of the previous period's customers who are active again in this period.
+- ``share_top_box(score, top)``: share of answers at or above ``top`` (e.g. CSAT 4-5 of 5).
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from kpi_engine import MetricFunction, hookimpl
+
+
+def _nps(score: pl.Expr) -> pl.Expr:
+    answered = score.count()
+    promoters = (score >= 9).sum()
+    detractors = (score <= 6).sum()
+    return pl.when(answered > 0).then(100 * (promoters - detractors) / answered).otherwise(None)
+
+
+def _customers(customer: pl.Expr) -> pl.Expr:
+    return customer.drop_nulls().unique()
+
+
+def _retention(customers: pl.Expr, dims: tuple[str, ...]) -> pl.Expr:
+    previous = customers.shift(1).over(dims) if dims else customers.shift(1)
+    before = previous.list.len()
+    kept = customers.list.set_intersection(previous).list.len()
+    return pl.when(before > 0).then(kept / before).otherwise(None)
+
+
+def _top_box(score: pl.Expr, top: pl.Expr) -> pl.Expr:
+    answered = score.count()
+    return pl.when(answered > 0).then((score >= top.first()).sum() / answered).otherwise(None)
+
+
+@hookimpl
+def register_functions(register) -> None:  # type: ignore[no-untyped-def]
+    register(MetricFunction("nps", _nps, doc="Net promoter score of 0-10 answers (-100 to 100)"))
+    register(
+        MetricFunction(
+            "retention",
+            _customers,
+            numeric_args=False,
+            finish=_retention,
+            doc="Share of the previous period's customers active again in this period (0-1)",
+        )
+    )
+    register(
+        MetricFunction(
+            "share_top_box",
+            _top_box,
+            min_args=2,
+            max_args=2,
+            doc="Share of answers at or above a threshold, e.g. share_top_box(survey.score, 4)",
+        )
+    )
