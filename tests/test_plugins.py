@@ -70,7 +70,7 @@ def test_metric_function_from_a_plugin(tmp_path):
         sources:
           survey: {connector: dataframe, time: ts}
         kpis:
-          nps: {unit: score, formula: nps(survey.score where segment == "a" or segment == "b"), grain: month}
+          nps: {unit: score, formula: promoter_score(survey.score where segment == "a" or segment == "b"), grain: month}
     """,
     )
     registry = build_registry(extra=[_nps_plugin()])
@@ -78,7 +78,7 @@ def test_metric_function_from_a_plugin(tmp_path):
     jan = [10, 9, 9, 8, 7, 6, 3, 10, 0]
     expected = 100 * (sum(s >= 9 for s in jan) - sum(s <= 6 for s in jan)) / len(jan)
     assert res["nps"]["value"].to_list() == [pytest.approx(expected), pytest.approx(100.0)]
-    with pytest.raises(kpi_engine.KpiError, match="unknown function `nps`"):
+    with pytest.raises(kpi_engine.KpiError, match="unknown function `promoter_score`"):
         kpi_engine.load(root, frames={"survey": survey})  # without the plugin
 
 
