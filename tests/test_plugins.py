@@ -45,7 +45,7 @@ def _nps_plugin():
     def register_functions(register):
         register(
             MetricFunction(
-                name="nps",
+                name="promoter_score",
                 doc="Net promoter score of 0-10 answers",
                 build=lambda score: 100 * ((score >= 9).sum() - (score <= 6).sum()) / score.count(),
             )
