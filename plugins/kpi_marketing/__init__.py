@@ -14,8 +14,9 @@ from kpi_engine import MetricFunction, hookimpl
 
 def _nps(score: pl.Expr) -> pl.Expr:
     answered = score.count()
-    promoters = (score >= 9).sum()
-    detractors = (score <= 6).sum()
+    # counts of booleans are unsigned: cast before subtracting, or more detractors than promoters wraps around
+    promoters = (score >= 9).sum().cast(pl.Int64)
+    detractors = (score <= 6).sum().cast(pl.Int64)
     return pl.when(answered > 0).then(100 * (promoters - detractors) / answered).otherwise(None)
 
 

@@ -1,0 +1,163 @@
+"""The shipped catalogue on the demo data: every KPI against DuckDB SQL written separately, and SMART lint."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import subprocess
+import sys
+
+import polars as pl
+import pytest
+
+import kpi_engine
+from kpi_engine.targets import assess, span_requests
+
+AS_OF = dt.date(2026, 6, 30)
+SPECS = "kpi_specs"
+
+
+@pytest.fixture(scope="module")
+def demo_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("demo-cache")
+
+
+@pytest.fixture(scope="module")
+def catalogue(demo_cache, request):
+    mp = pytest.MonkeyPatch()
+    mp.setenv("KPI_ENGINE_CACHE", str(demo_cache))
+    request.addfinalizer(mp.undo)
+    root = request.config.rootpath / SPECS
+    catalog = kpi_engine.load(root)
+    result = catalog.evaluate(AS_OF, spans=span_requests(catalog.project, AS_OF))
+    return catalog, result
+
+
+@pytest.fixture(scope="module")
+def duck(catalogue, demo_cache):
+    duckdb = pytest.importorskip("duckdb")
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    folder = next(demo_cache.glob("demo-v*"))
+    times = {
+        "ad_events": "ts",
+        "sessions": "ts",
+        "support_tickets": "created_at",
+        "social_mentions": "ts",
+        "crm_leads": "created_at",
+        "orders": "ordered_at",
+        "survey_responses": "answered_at",
+        "brand_survey": "answered_at",
+        "feedback": "received_at",
+    }
+    for table, col in times.items():
+        # lt: the local (Europe/London) wall-clock time that periods are bucketed on; rows up to as-of only
+        con.execute(f"""CREATE VIEW {table} AS SELECT *, timezone('Europe/London', {col}::TIMESTAMPTZ) AS lt
+                        FROM read_parquet('{folder / (table + ".parquet")}')
+                        WHERE timezone('Europe/London', {col}::TIMESTAMPTZ) < TIMESTAMP '2026-07-01'""")
+    return con
+
+
+W = "date_trunc('week', lt)::DATE"
+M = "date_trunc('month', lt)::DATE"
+MINUTES = "epoch(first_response_at - created_at) / 60.0"
+SQL = {
+    "mentions_count": f"SELECT {W}, count(*) FROM social_mentions GROUP BY 1",
+    "shares": f"SELECT {W}, sum(shares) FROM social_mentions GROUP BY 1",
+    "sentiment": f"SELECT {W}, avg(sentiment) FILTER (WHERE platform IN ('x', 'instagram')) FROM social_mentions GROUP BY 1",
+    "engagement_rate": f"SELECT {W}, 100.0 * sum(interactions) / sum(impressions) FROM ad_events GROUP BY 1",
+    "avg_response_minutes": f"SELECT {M}, avg({MINUTES}) FROM support_tickets GROUP BY 1",
+    "p90_response_minutes": f"SELECT {W}, quantile_cont({MINUTES}, 0.9) FROM support_tickets GROUP BY 1",
+    "ctr": f"SELECT {W}, 100.0 * sum(clicks) / sum(impressions) FROM ad_events GROUP BY 1",
+    "conversion_rate_per_interaction": f"SELECT {W}, 100.0 * sum(conversions) / sum(clicks) FROM ad_events GROUP BY 1",
+    "conversion_rate_per_user": f"SELECT {M}, 100.0 * count(DISTINCT visitor_id) FILTER (WHERE converted) / count(DISTINCT visitor_id) FROM sessions GROUP BY 1",
+    "bounce_rate": f"SELECT {W}, 100.0 * count(*) FILTER (WHERE pageviews = 1) / count(*) FROM sessions GROUP BY 1",
+    "time_on_site": f"SELECT {W}, avg(duration_s) FROM sessions GROUP BY 1",
+    "sessions": f"SELECT {M}, count(*) FROM sessions GROUP BY 1",
+    "unique_visitors": f"SELECT {M}, count(DISTINCT visitor_id) FROM sessions GROUP BY 1",
+    "qualified_leads": f"SELECT {M}, count(*) FILTER (WHERE qualified) FROM crm_leads GROUP BY 1",
+    "ad_spend": f"SELECT {M}, sum(cost) FROM ad_events GROUP BY 1",
+    "cpc": f"SELECT {M}, sum(cost) / sum(clicks) FROM ad_events GROUP BY 1",
+    "cpl": f"""SELECT a.m, a.cost / l.q FROM (SELECT {M} m, sum(cost) cost FROM ad_events GROUP BY 1) a
+               JOIN (SELECT {M} m, count(*) FILTER (WHERE qualified) q FROM crm_leads GROUP BY 1) l USING (m)""",
+    "cpa": f"SELECT {M}, sum(cost) / sum(conversions) FROM ad_events GROUP BY 1",
+    "revenue": f"SELECT {M}, sum(amount) FROM orders GROUP BY 1",
+    "sales_volume": f"SELECT {M}, count(*) FROM orders GROUP BY 1",
+    "sales_growth": f"""SELECT m, 100.0 * (r / lag(r) OVER (ORDER BY m) - 1) FROM
+                        (SELECT {M} m, sum(amount) r FROM orders GROUP BY 1)""",
+    "launch_sales_lift": """SELECT date_trunc('year', lt)::DATE, 100.0 * (
+                              sum(amount) FILTER (WHERE ordered_at >= TIMESTAMP '2026-03-02' AND ordered_at < TIMESTAMP '2026-04-27')
+                            / sum(amount) FILTER (WHERE ordered_at >= TIMESTAMP '2026-01-05' AND ordered_at < TIMESTAMP '2026-03-02') - 1)
+                            FROM orders GROUP BY 1""",
+    "roi": f"SELECT {M}, 100.0 * (sum(revenue) - sum(cost)) / sum(cost) FROM ad_events GROUP BY 1",
+    "retention_rate": f"""WITH c AS (SELECT DISTINCT {M} m, customer_id FROM orders),
+                               p AS (SELECT (m + INTERVAL 1 MONTH)::DATE m, customer_id FROM c)
+                          SELECT p.m, 100.0 * count(c.customer_id) / count(*) FROM p LEFT JOIN c USING (m, customer_id)
+                          GROUP BY 1""",
+    "ltv": f"SELECT {M}, sum(amount) / count(DISTINCT customer_id) * 18 * 0.62 FROM orders GROUP BY 1",
+    "ltv_to_cpa": f"""SELECT o.m, o.ltv / (a.cost / o.new) FROM
+                        (SELECT {M} m, sum(amount) / count(DISTINCT customer_id) * 18 * 0.62 ltv,
+                                count(*) FILTER (WHERE first_order) new FROM orders GROUP BY 1) o
+                        JOIN (SELECT {M} m, sum(cost) cost FROM ad_events GROUP BY 1) a USING (m)""",
+    "csat": f"""SELECT {M}, 100.0 * count(*) FILTER (WHERE score >= 4) / count(*) FROM survey_responses
+                WHERE survey = 'csat' GROUP BY 1""",
+    "nps": f"""SELECT {M}, 100.0 * (count(*) FILTER (WHERE score >= 9) - count(*) FILTER (WHERE score <= 6)) / count(*)
+               FROM survey_responses WHERE survey = 'nps' GROUP BY 1""",
+    "brand_awareness": f"""SELECT {M}, 100.0 * count(*) FILTER (WHERE aware) / count(*) FROM brand_survey
+                           WHERE brand = 'ours' GROUP BY 1""",
+    "awareness_vs_rivals": f"SELECT {M}, 100.0 * count(*) FILTER (WHERE aware) / count(*) FROM brand_survey GROUP BY 1",
+    "feedback_volume": f"SELECT {W}, count(*) FROM feedback GROUP BY 1",
+}
+
+
+def test_every_catalogue_kpi_has_an_independent_check(catalogue):
+    catalog, _ = catalogue
+    assert set(catalog.project.kpis) == set(SQL)
+
+
+@pytest.mark.parametrize("kpi_id", sorted(SQL))
+def test_catalogue_kpi_matches_sql(catalogue, duck, kpi_id):
+    _, result = catalogue
+    frame = result[kpi_id].filter(pl.col("is_total") & pl.col("has_data"))
+    engine = {r["start"]: r["value"] for r in frame.iter_rows(named=True)}
+    expected = {k: v for k, v in duck.execute(SQL[kpi_id]).fetchall()}
+    assert len(engine) >= 2
+    checked = 0
+    for start, value in engine.items():
+        want = expected.get(start)
+        if want is None or (isinstance(want, float) and math.isnan(want)):
+            assert value is None or value == 0, (start, value)
+            continue
+        assert value is not None and math.isclose(value, want, rel_tol=1e-9, abs_tol=1e-9), (kpi_id, start, value, want)
+        checked += 1
+    assert checked >= 1
+
+
+def test_every_status_appears_in_the_demo(catalogue):
+    _, result = catalogue
+    statuses = {a[0].status for a in assess(result).values()}
+    assert statuses == {"achieved", "on_track", "at_risk", "off_track", "no_data", "not_started", "missed"}
+
+
+def test_key_kpis_per_meeting(catalogue):
+    catalog, _ = catalogue
+    from collections import Counter
+
+    meetings = Counter(k.review.meeting for k in catalog.project.kpis.values() if k.key)
+    assert all(3 <= n <= 5 for n in meetings.values()), meetings
+    assert len(meetings) == 4
+
+
+def test_catalogue_passes_strict_lint(demo_cache, request):
+    import os
+
+    res = subprocess.run(
+        [sys.executable, "-m", "kpi_engine", "lint", SPECS, "--as-of", AS_OF.isoformat(), "--strict"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=request.config.rootpath,
+        env={**os.environ, "KPI_ENGINE_CACHE": str(demo_cache)},
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "31 of 31 KPIs are SMART" in res.stderr

@@ -1,0 +1,67 @@
+"""The first-party metric functions (nps, retention, share_top_box) on small frames, computed by hand."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+import pytest
+
+import kpi_engine
+
+from conftest import write_spec
+
+D = dt.datetime
+
+
+def run(tmp_path, frame, kpis):
+    write_spec(tmp_path, "version: 1\nsources:\n  s: {connector: dataframe, time: ts}\nkpis:\n" + kpis)
+    return kpi_engine.load(tmp_path, frames={"s": frame}).evaluate(dt.date(2026, 3, 31))
+
+
+def test_nps_with_more_detractors_than_promoters(tmp_path):
+    scores = [10, 9, 6, 5, 0, 7, 8, 3]  # 2 promoters, 4 detractors of 8
+    frame = pl.DataFrame({"ts": [D(2026, 1, i + 1) for i in range(8)], "score": scores, "k": ["a"] * 8})
+    res = run(
+        tmp_path,
+        frame,
+        "  n: {unit: score, formula: nps(s.score), grain: month}\n"
+        "  top: {unit: ratio, formula: share_top_box(s.score, 9), grain: month}\n",
+    )
+    assert res["n"]["value"][0] == pytest.approx(100 * (2 - 4) / 8)
+    assert res["top"]["value"][0] == pytest.approx(2 / 8)
+
+
+def test_retention_by_dimension(tmp_path):
+    rows = [  # month, customer, segment
+        (1, "a", "x"),
+        (1, "b", "x"),
+        (1, "c", "y"),
+        (1, "a", "x"),
+        (2, "a", "x"),
+        (2, "c", "y"),
+        (2, "d", "y"),
+        (3, "d", "y"),
+        (3, "e", "x"),
+    ]
+    frame = pl.DataFrame(
+        {
+            "ts": [D(2026, m, 10) for m, _, _ in rows],
+            "customer": [c for _, c, _ in rows],
+            "seg": [g for _, _, g in rows],
+        }
+    )
+    res = run(
+        tmp_path, frame, "  r: {unit: percent, formula: 100 * retention(s.customer), grain: month, dimensions: [seg]}\n"
+    )
+    frame = res["r"]
+    total = dict(
+        zip(frame.filter(pl.col("is_total"))["period"], frame.filter(pl.col("is_total"))["value"], strict=True)
+    )
+    # Feb keeps a and c of {a, b, c}; Mar keeps d of {a, c, d}
+    assert total == {"2026-01": None, "2026-02": pytest.approx(100 * 2 / 3), "2026-03": pytest.approx(100 / 3)}
+    seg = {(r["period"], r["seg"]): r["value"] for r in frame.filter(~pl.col("is_total")).iter_rows(named=True)}
+    assert seg[("2026-02", "x")] == pytest.approx(50.0)  # a of {a, b}
+    assert seg[("2026-02", "y")] == pytest.approx(100.0)  # c of {c}
+    assert seg[("2026-03", "y")] == pytest.approx(50.0)  # d of {c, d}
+    assert seg[("2026-03", "x")] == pytest.approx(0.0)  # e is new; a did not come back
