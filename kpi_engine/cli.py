@@ -429,6 +429,33 @@ def history_command(path: Path, kpi_id: str, history_path: Path | None, fmt: str
             click.echo(f"    {change}")
 
 
+@main.command("test")
+@_PATH
+@click.option(
+    "--tests",
+    "tests_path",
+    type=click.Path(path_type=Path, exists=True),
+    help="Test files or a folder of them (default: the *.test.yaml files below PATH).",
+)
+@_handle_errors
+def test_command(path: Path, tests_path: Path | None) -> None:
+    """Run the KPI fixture tests (*.test.yaml) beside the specs; exit 1 on any failure."""
+    from .testing import run_tests
+
+    outcomes = run_tests(path, tests_path)
+    if not outcomes:
+        click.echo("no KPI tests found (*.test.yaml)", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    failed = [o for o in outcomes if not o.passed]
+    for o in outcomes:
+        click.echo(f"{'PASS' if o.passed else 'FAIL'} {o.file}::{o.name}")
+        for failure in o.failures:
+            click.echo(f"    {failure}")
+    click.echo(f"{len(outcomes) - len(failed)} passed, {len(failed)} failed")
+    if failed:
+        sys.exit(1)
+
+
 @main.command()
 @_handle_errors
 def schema() -> None:
