@@ -456,6 +456,38 @@ def test_command(path: Path, tests_path: Path | None) -> None:
         sys.exit(1)
 
 
+@main.command("docs")
+@_PATH
+@click.option(
+    "-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help="Write to FILE (default: stdout)."
+)
+@click.option("--check", is_flag=True, help="Exit 1 if FILE is not what would be generated (for CI).")
+@_handle_errors
+def docs_command(path: Path, output: Path | None, check: bool) -> None:
+    """Generate the KPI dictionary (Markdown) from the specs."""
+    from .docs import render
+    from .output import atomic_write
+    from .plugins import default_registry
+    from .spec import load_project
+
+    project = load_project(path, default_registry().connector_schemas())
+    text = render(project)
+    if check:
+        if output is None:
+            raise click.UsageError("--check needs -o FILE")
+        current = output.read_text("utf-8") if output.exists() else ""
+        if current != text:
+            click.echo(f"{output} is out of date: run `kpi docs {path} -o {output}`", err=True)
+            sys.exit(1)
+        click.echo(f"{output} is up to date", err=True)
+        return
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    atomic_write(output, lambda p: p.write_text(text, encoding="utf-8"))
+    click.echo(f"wrote {output}", err=True)
+
+
 @main.command()
 @_handle_errors
 def schema() -> None:

@@ -130,3 +130,18 @@ def test_broken_test_files_exit_2_with_a_location(tmp_path):
     )
     res = kpi("test", str(tmp_path))
     assert res.returncode == 2 and "gives no rows for source `ads`, which its KPIs read" in res.stderr
+
+
+def test_the_kpi_dictionary_is_current():
+    res = kpi("docs", "kpi_specs", "-o", "docs/kpis.md", "--check")
+    assert res.returncode == 0, res.stderr + "\nregenerate: kpi docs kpi_specs -o docs/kpis.md"
+    text = (ROOT / "docs" / "kpis.md").read_text()
+    assert "### Customer lifetime value" in text and "`ltv / (sum(ads.cost) / count(orders where first_order))`" in text
+
+
+def test_docs_check_fails_when_stale(tmp_path):
+    stale = tmp_path / "kpis.md"
+    stale.write_text("old\n")
+    res = kpi("docs", "kpi_specs", "-o", str(stale), "--check")
+    assert res.returncode == 1 and "is out of date" in res.stderr
+    assert stale.read_text() == "old\n"
