@@ -488,6 +488,23 @@ def docs_command(path: Path, output: Path | None, check: bool) -> None:
     click.echo(f"wrote {output}", err=True)
 
 
+@main.command("init")
+@click.argument("folder", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--force", is_flag=True, help="Overwrite the scaffold's files if they exist.")
+@_handle_errors
+def init_command(folder: Path, force: bool) -> None:
+    """Create a spec folder with one documented KPI, sample data and a fixture test."""
+    from .api import today
+    from .plugins import default_registry
+    from .scaffold import init
+    from .spec import full_schema
+
+    written = init(folder, today("UTC"), full_schema(default_registry().connector_schemas()), force)
+    for path in written:
+        click.echo(f"created {path}")
+    click.echo(f"next: kpi validate {folder} && kpi run {folder} && kpi test {folder}", err=True)
+
+
 @main.command()
 @_handle_errors
 def schema() -> None:

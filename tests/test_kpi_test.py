@@ -145,3 +145,34 @@ def test_docs_check_fails_when_stale(tmp_path):
     res = kpi("docs", "kpi_specs", "-o", str(stale), "--check")
     assert res.returncode == 1 and "is out of date" in res.stderr
     assert stale.read_text() == "old\n"
+
+
+def test_kpi_init_scaffolds_a_folder_that_validates_runs_tests_and_lints(tmp_path):
+    folder = tmp_path / "growth"
+    res = kpi("init", str(folder))
+    assert res.returncode == 0, res.stderr
+    assert {p.name for p in folder.iterdir()} == {
+        "kpis.yaml",
+        "kpis.test.yaml",
+        "kpi.schema.json",
+        "data",
+        ".gitignore",
+    }
+    assert kpi("validate", str(folder)).stdout.startswith("ok: 1 KPIs, 1 sources")
+    tested = kpi("test", str(folder))
+    assert tested.returncode == 0 and tested.stdout.strip().endswith("1 passed, 0 failed")
+    linted = kpi("lint", str(folder), "--strict")
+    assert linted.returncode == 0 and "S M A R T  5/5  signup_rate" in linted.stdout
+    ran = kpi("run", str(folder), "--format", "json")
+    assert ran.returncode == 0
+    import json
+
+    doc = json.loads(ran.stdout)
+    assert doc["kpis"][0]["id"] == "signup_rate" and doc["kpis"][0]["status"]["status"] in (
+        "achieved",
+        "on_track",
+        "at_risk",
+        "off_track",
+    )
+    again = kpi("init", str(folder))
+    assert again.returncode == 2 and "kpis.yaml: file already exists" in again.stderr
