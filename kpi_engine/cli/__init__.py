@@ -1,0 +1,239 @@
+"""The `kpi` command: parse arguments, call the library, print. Exit 0 ok, 2 bad input, 1 internal error."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+EXIT_BAD_INPUT = 2
+EXIT_INTERNAL = 1
+
+
+def _handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Bad input prints its diagnostics and exits 2; a bug prints one line and exits 1 (traceback with KPI_DEBUG=1)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from ..errors import KpiError
+
+        try:
+            return func(*args, **kwargs)
+        except KpiError as exc:
+            click.echo(exc.render(), err=True)
+            sys.exit(EXIT_BAD_INPUT)
+        except (click.exceptions.Exit, click.ClickException, SystemExit, KeyboardInterrupt):
+            raise
+        except BrokenPipeError:
+            sys.exit(EXIT_INTERNAL)
+        except Exception as exc:
+            if os.environ.get("KPI_DEBUG"):
+                raise
+            click.echo(
+                f"internal error: {type(exc).__name__}: {exc}\n"
+                "  this is a bug in kpi-engine; rerun with KPI_DEBUG=1 for the traceback",
+                err=True,
+            )
+            sys.exit(EXIT_INTERNAL)
+
+    return wrapper
+
+
+def _date(ctx: click.Context, param: click.Parameter, value: str | None) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"`{value}` is not a date; expected YYYY-MM-DD, e.g. 2026-06-30") from None
+
+
+_PATH = click.argument("path", type=click.Path(path_type=Path))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="kpi-engine", prog_name="kpi")
+def main() -> None:
+    """kpi-engine: define marketing KPIs once in YAML, compute them right, review them on time."""
+
+
+@main.command()
+@_PATH
+@click.option("--allow-outside", is_flag=True, help="Allow data paths outside the spec folder.")
+@_handle_errors
+def validate(path: Path, allow_outside: bool) -> None:
+    """Check spec files (PATH: a file or a directory) and report every problem at once."""
+    from ..api import load
+
+    catalog = load(path, allow_outside=allow_outside)
+    project = catalog.project
+    click.echo(
+        f"ok: {len(project.kpis)} KPIs, {len(project.sources)} sources, {len(project.params)} params "
+        f"in {len(project.files)} file(s)"
+    )
+
+
+@main.command()
+@_PATH
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "csv", "parquet"]),
+    default=None,
+    help="Output format (default: from the -o suffix, else table).",
+)
+@click.option(
+    "-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help="Write to FILE (default: stdout)."
+)
+@click.option("--kpi", "kpis", multiple=True, metavar="ID", help="Evaluate only this KPI (repeatable).")
+@click.option("--as-of", callback=_date, help="Use data up to the end of this day (default: today).")
+@click.option("--from", "start", callback=_date, help="First day of the periods shown.")
+@click.option("--to", "end", callback=_date, help="Last day of the periods shown.")
+@click.option(
+    "--periods",
+    "last_periods",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Table format: show only the latest N periods per KPI (default 12; all with --from).",
+)
+@click.option("--explain", is_flag=True, help="Print the plan (scans, groups, aggregates) instead of running it.")
+@click.option("--streaming", is_flag=True, help="Use polars' streaming engine (larger-than-memory data).")
+@click.option("--record", is_flag=True, help="Append this review's snapshot to the history store.")
+@click.option(
+    "--history",
+    "history_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="History store (default: .kpi/history.sqlite in the spec folder).",
+)
+@click.option("--allow-outside", is_flag=True, help="Allow data paths outside the spec folder.")
+@_handle_errors
+def run(
+    path: Path,
+    fmt: str | None,
+    output: Path | None,
+    kpis: tuple[str, ...],
+    as_of: dt.date | None,
+    start: dt.date | None,
+    end: dt.date | None,
+    last_periods: int | None,
+    explain: bool,
+    streaming: bool,
+    record: bool,
+    history_path: Path | None,
+    allow_outside: bool,
+) -> None:
+    """Evaluate KPIs over their data and print or write every KPI's series."""
+    from .. import __version__
+    from ..api import load, today
+    from ..output import write_result
+    from ..plan import Window
+
+    catalog = load(path, allow_outside=allow_outside)
+    if explain:
+        as_of = as_of or today(catalog.project.calendar.timezone)
+        click.echo(catalog.plan(Window(as_of, start, end), kpis).describe())
+        return
+    if fmt is None:
+        suffix = output.suffix.lower().lstrip(".") if output else ""
+        fmt = suffix if suffix in ("json", "csv", "parquet") else "table"
+    result, assessments = _evaluate_with_targets(catalog, as_of, start=start, end=end, kpis=kpis, streaming=streaming)
+    if last_periods is None and start is None:
+        last_periods = 12
+    from ..lint import lint
+
+    smart = {k: v.as_json() for k, v in lint(catalog.project, result, list(result.series)).items()}
+    text = write_result(
+        result, fmt, output, __version__, last_periods=last_periods, assessments=assessments, smart=smart
+    )
+    if text is not None:
+        click.echo(text, nl=False)
+    elif output is not None:
+        click.echo(f"wrote {output}", err=True)
+    if record:
+        from .. import history
+
+        store = history_path or history.default_path(path)
+        rows = _snapshot_rows(result, assessments)
+        snapshot = history.record(store, result.as_of, catalog.project.spec_hash, __version__, rows)
+        click.echo(f"recorded review snapshot {snapshot} ({len(rows)} KPIs) in {store}", err=True)
+
+
+def _snapshot_rows(result, assessments) -> dict:  # type: ignore[no-untyped-def]
+    """One history row per KPI: the assessed value and status when it has a target, else its latest value."""
+    import polars as pl
+
+    from ..output import target_json
+
+    rows = {}
+    for kpi_id, frame in result.series.items():
+        spec = result.project.kpis[kpi_id]
+        a = assessments.get(kpi_id, [None])[0]
+        if a is not None:
+            rows[kpi_id] = {
+                "period": a.period,
+                "value": a.value,
+                "target": a.target,
+                "expected": a.expected,
+                "status": a.status,
+                "why": a.why,
+                "forecast": a.forecast.value if a.forecast else None,
+                "target_spec": target_json(spec),
+            }
+            continue
+        done = frame.filter(pl.col("is_total") & pl.col("complete"))
+        last = done.row(-1, named=True) if done.height else None
+        rows[kpi_id] = {"period": last["period"] if last else None, "value": last["value"] if last else None}
+    return rows
+
+
+def _evaluate_with_targets(catalog, as_of, **kwargs):  # type: ignore[no-untyped-def]
+    """Evaluate and assess targets in one run (window and baseline spans share the scans)."""
+    from ..api import today
+    from ..targets import assess, span_requests
+
+    as_of = as_of or today(catalog.project.calendar.timezone)
+    wanted = set(kwargs.get("kpis") or catalog.project.kpis)
+    spans = [(k, s) for k, s in span_requests(catalog.project, as_of) if k in wanted]
+    result = catalog.evaluate(as_of, spans=spans, **kwargs)
+    return result, assess(result)
+
+
+@main.command()
+@_handle_errors
+def schema() -> None:
+    """Print the JSON Schema of spec files, with the options of every installed connector."""
+    import json
+
+    from ..plugins import default_registry
+    from ..spec import full_schema
+
+    click.echo(json.dumps(full_schema(default_registry().connector_schemas()), indent=2))
+
+
+@main.command()
+@_handle_errors
+def plugins() -> None:
+    """List installed plugins with their connectors, functions and report formats."""
+    from ..plugins import default_registry
+
+    reg = default_registry()
+    for name, items in sorted(reg.plugins.items()):
+        click.echo(f"{name}: {', '.join(items) if items else '(registers nothing)'}")
+    for name, c in sorted(reg.connectors.items()):
+        click.echo(f"  connector {name}: {c.description}")
+    for name, f in sorted(reg.functions.items()):
+        click.echo(f"  function {name}(): {f.doc}")
+    for failure in reg.failures:
+        click.echo(f"FAILED {failure.plugin} ({failure.stage}): {failure.error}", err=True)
+
+
+from . import authoring, reviews  # noqa: E402,F401  (registers their commands on `main`)
+
+if __name__ == "__main__":
+    main()
