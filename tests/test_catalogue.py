@@ -161,3 +161,11 @@ def test_catalogue_passes_strict_lint(demo_cache, request):
     )
     assert res.returncode == 0, res.stdout + res.stderr
     assert "31 of 31 KPIs are SMART" in res.stderr
+
+
+def test_every_catalogue_kpi_is_described(catalogue):
+    catalog, _ = catalogue
+    for kpi in catalog.project.kpis.values():
+        assert kpi.description and kpi.owner and kpi.stakeholders and kpi.target and kpi.review, kpi.id
+    practices = {kpi.loc().file.rsplit("/", 1)[-1] for kpi in catalog.project.kpis.values()}
+    assert practices == {"realtime.yaml", "interactive.yaml", "inbound.yaml", "outcomes.yaml"}
