@@ -97,6 +97,14 @@ class TargetSpec:
 
 
 @dataclass(frozen=True)
+class Event:
+    """A dated annotation (a campaign launch, a price change) shown on charts."""
+
+    date: dt.date
+    label: str
+
+
+@dataclass(frozen=True)
 class ReviewSpec:
     """How often a KPI is reviewed, on which day, in which meeting."""
 
@@ -124,6 +132,8 @@ class KpiSpec:
     missing: str | None = None  # zero | null | None (default handling)
     target: TargetSpec | None = None
     review: ReviewSpec | None = None
+    events: tuple[Event, ...] = ()
+    notes: tuple[str, ...] = ()
     locations: Mapping[str, Location] = field(default_factory=dict, compare=False, repr=False)
     formula_offset: int | None = field(default=None, compare=False, repr=False)
 
@@ -142,6 +152,7 @@ class Project:
     files: tuple[Path, ...]
     root: Path
     spec_hash: str = ""
+    events: tuple[Event, ...] = ()
 
 
 def spec_files(path: Path) -> list[Path]:
@@ -181,6 +192,7 @@ def load_project(path: str | Path, connector_schemas: Mapping[str, Mapping[str, 
     sources: dict[str, SourceSpec] = {}
     params: dict[str, float] = {}
     kpis: dict[str, KpiSpec] = {}
+    events: list[Event] = []
     first_seen: dict[tuple[str, str], Location] = {}
     digest = hashlib.sha256()
     for file in files:
@@ -226,6 +238,7 @@ def load_project(path: str | Path, connector_schemas: Mapping[str, Mapping[str, 
             locations = {"": loc, **{k: pos.location(("sources", name, k)) for k in body}}
             options = {k: v for k, v in body.items() if k not in ("connector", "time", "description")}
             sources[name] = SourceSpec(name, body["connector"], body["time"], options, base_dir, locations)
+        events.extend(_events(data.get("events", ())))
         for name, value in (data.get("params") or {}).items():
             loc = pos.location(("params", name), key=True)
             if not _dupe(errors, first_seen, "param", name, loc):
@@ -241,7 +254,16 @@ def load_project(path: str | Path, connector_schemas: Mapping[str, Mapping[str, 
     errors.raise_if_any()
     if not kpis:
         raise KpiError(Diagnostic("no KPIs defined", Location(str(root)), hint="add a `kpis:` mapping to a spec file"))
-    return Project(calendar, sources, params, kpis, tuple(files), root, digest.hexdigest()[:12])
+    return Project(
+        calendar,
+        sources,
+        params,
+        kpis,
+        tuple(files),
+        root,
+        digest.hexdigest()[:12],
+        tuple(sorted(events, key=lambda e: e.date)),
+    )
 
 
 def _dupe(errors: ErrorCollector, seen: dict[tuple[str, str], Location], what: str, name: str, loc: Location) -> bool:
@@ -293,11 +315,17 @@ def _build_kpi(kpi_id: str, body: Mapping[str, Any], pos: Positions, errors: Err
         kind=body.get("kind", "quantitative"),
         key=bool(body.get("key", False)),
         missing=("null" if body["missing"] is None else body["missing"]) if "missing" in body else None,
+        events=_events(body.get("events", ())),
+        notes=tuple(body.get("notes", ())),
         target=target,
         review=review,
         locations=locations,
         formula_offset=_formula_column(pos, base + ("formula",)),
     )
+
+
+def _events(items: Iterable[Mapping[str, Any]]) -> tuple[Event, ...]:
+    return tuple(sorted((Event(dt.date.fromisoformat(e["date"]), e["label"]) for e in items), key=lambda e: e.date))
 
 
 def _build_target(

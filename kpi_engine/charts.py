@@ -1,0 +1,121 @@
+"""Charts as inline SVG, drawn by matplotlib: a KPI's series with target, pace and forecast; breakdown bars;
+sparklines. SVG keeps text as text and scales to any width, so the report opens offline and prints well."""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from .content import Breakdown, Chart
+from .units import format_value
+
+INK, GRID, TARGET, PACE, FORECAST, EVENT = "#1f2937", "#e5e7eb", "#059669", "#6b7280", "#7c3aed", "#b45309"
+SERIES = "#2563eb"
+
+
+def _pyplot():  # type: ignore[no-untyped-def]
+    import matplotlib
+
+    matplotlib.use("Agg")
+    matplotlib.rcParams.update(
+        {
+            "svg.fonttype": "none",
+            "font.size": 9,
+            "font.family": "sans-serif",
+            "axes.edgecolor": GRID,
+            "axes.labelcolor": INK,
+            "xtick.color": INK,
+            "ytick.color": INK,
+            "svg.hashsalt": "kpi-engine",
+        }
+    )
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _svg(fig: Any, label: str) -> str:
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": None})
+    _pyplot().close(fig)
+    svg = buf.getvalue()
+    svg = svg[svg.index("<svg") :]
+    svg = re.sub(r'<svg([^>]*?) width="[^"]*" height="[^"]*"', r"<svg\1", svg, count=1)  # scale with the page
+    return svg.replace("<svg", f'<svg role="img" aria-label="{_escape(label)}" class="chart"', 1)
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def line_chart(chart: Chart) -> str:
+    """The series, the target line, the pace line from baseline to target, the forecast and events."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.2, 2.6))
+    xs = [d for d, v in zip(chart.x, chart.y, strict=True) if v is not None]
+    ys = [v for v in chart.y if v is not None]
+    ax.plot(xs, ys, color=SERIES, linewidth=1.8, marker="o", markersize=2.5, label="actual")
+    if chart.target:
+        tx, ty = zip(*chart.target, strict=True)
+        ax.plot(tx, ty, color=TARGET, linewidth=1.2, linestyle="--", label="target")
+    if chart.pace:
+        px, py = zip(*chart.pace, strict=True)
+        ax.plot(px, py, color=PACE, linewidth=1.0, linestyle=":", label="expected pace")
+    if chart.forecast:
+        fx, fy = zip(*chart.forecast, strict=True)
+        ax.plot(fx, fy, color=FORECAST, linewidth=1.2, linestyle="-.", label="forecast")
+    for event in chart.events:
+        ax.axvline(event.date, color=EVENT, linewidth=0.8, alpha=0.7)
+        ax.annotate(
+            event.label,
+            (event.date, 1.0),
+            xycoords=("data", "axes fraction"),
+            fontsize=7,
+            color=EVENT,
+            rotation=90,
+            va="top",
+            ha="right",
+        )
+    ax.grid(axis="y", color=GRID, linewidth=0.6)
+    ax.spines[["top", "right"]].set_visible(False)
+    ax.yaxis.set_major_formatter(lambda v, _: format_value(v, chart.unit))
+    ax.legend(loc="upper left", fontsize=7, frameon=False, ncols=4)
+    fig.autofmt_xdate()
+    return _svg(fig, f"{chart.title}: actual values with target, pace and forecast")
+
+
+def bar_chart(breakdown: Breakdown, unit: Any, title: str) -> str:
+    """Values of one period by dimension value, largest first."""
+    plt = _pyplot()
+    rows = [r for r in breakdown.rows if r["value"] is not None][:12]
+    fig, ax = plt.subplots(figsize=(7.2, 0.22 * max(len(rows), 1) + 0.4))
+    labels = [r["label"] for r in rows][::-1]
+    values = [r["value"] for r in rows][::-1]
+    ax.barh(labels, values, color=SERIES, height=0.6)
+    for i, v in enumerate(values):
+        ax.annotate(format_value(v, unit), (v, i), xytext=(3, 0), textcoords="offset points", va="center", fontsize=7)
+    ax.spines[["top", "right", "bottom"]].set_visible(False)
+    ax.set_xticks([])
+    return _svg(fig, f"{title} by {breakdown.dim} in {breakdown.period}")
+
+
+def sparkline(values: Sequence[float | None], width: int = 120, height: int = 28) -> str:
+    """A tiny trend line as hand-written SVG (too small to need a plotting library)."""
+    points = [(i, v) for i, v in enumerate(values) if v is not None]
+    if len(points) < 2:
+        return ""
+    lo = min(v for _, v in points)
+    hi = max(v for _, v in points)
+    span = (hi - lo) or 1.0
+    step = width / max(len(values) - 1, 1)
+    coords = " ".join(f"{i * step:.1f},{height - 2 - (v - lo) / span * (height - 4):.1f}" for i, v in points)
+    last_x, last_v = points[-1]
+    cy = height - 2 - (last_v - lo) / span * (height - 4)
+    return (
+        f'<svg class="spark" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
+        f'aria-label="trend of the last {len(values)} periods"><polyline fill="none" stroke="{SERIES}" '
+        f'stroke-width="1.5" points="{coords}"/><circle cx="{last_x * step:.1f}" cy="{cy:.1f}" r="2" '
+        f'fill="{SERIES}"/></svg>'
+    )

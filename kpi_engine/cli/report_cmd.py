@@ -1,0 +1,159 @@
+"""`kpi report`: the review-meeting report in HTML, Markdown, PDF or e-mail."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import sys
+from pathlib import Path
+
+import click
+
+from . import _PATH, _date, _handle_errors, main
+
+
+@main.command("report")
+@_PATH
+@click.option("--as-of", callback=_date, help="Review date: data up to the end of this day (default: today).")
+@click.option("--meeting", help="Only the KPIs reviewed in this meeting.")
+@click.option("--cadence", "review_cadence", help="Only the KPIs with this review cadence (weekly, monthly...).")
+@click.option("--owner", help="Only the KPIs of this owner.")
+@click.option("--format", "fmt", default=None, help="html (default), md, pdf, email, or a plugin's format.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write to FILE (default: reports/out/<meeting>-<as-of>.<ext>); parent folders are created.",
+)
+@click.option(
+    "--templates",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    help="Folder of templates overriding the built-in ones by name.",
+)
+@click.option(
+    "--notes",
+    "notes_path",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="YAML file of agenda notes and actions: {kpi_id: [note, ...]}.",
+)
+@click.option("--record", is_flag=True, help="Also append this review's snapshot to the history store.")
+@click.option(
+    "--history",
+    "history_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="History store (default: .kpi/history.sqlite in the spec folder).",
+)
+@click.option("--allow-outside", is_flag=True, help="Allow data paths outside the spec folder.")
+@_handle_errors
+def report_command(
+    path: Path,
+    as_of: dt.date | None,
+    meeting: str | None,
+    review_cadence: str | None,
+    owner: str | None,
+    fmt: str | None,
+    output: Path | None,
+    templates: Path | None,
+    notes_path: Path | None,
+    record: bool,
+    history_path: Path | None,
+    allow_outside: bool,
+) -> None:
+    """Render the review report: needs attention first, scorecard, then a section per KPI."""
+    from .. import __version__, content, history
+    from ..api import load, today
+    from ..errors import KpiError, did_you_mean
+    from ..lint import lint
+    from ..report import write_report
+    from ..targets import assess, span_requests
+    from . import _snapshot_rows
+
+    catalog = load(path, allow_outside=allow_outside)
+    project = catalog.project
+    registry = catalog.registry
+    as_of = as_of or today(project.calendar.timezone)
+    kpis = content.select(project, meeting, review_cadence, owner)
+    if not kpis:
+        meetings = {k.review.meeting for k in project.kpis.values() if k.review and k.review.meeting}
+        owners = {k.owner for k in project.kpis.values() if k.owner}
+        hint = did_you_mean(meeting, meetings, "meetings") if meeting else did_you_mean(owner or "", owners, "owners")
+        raise KpiError("no KPI matches the selection", hint=hint)
+    if fmt is None:
+        fmt = {".md": "md", ".pdf": "pdf", ".eml": "email"}.get(output.suffix.lower(), "html") if output else "html"
+    if fmt not in registry.formats:
+        raise KpiError(f"unknown report format `{fmt}`", hint=did_you_mean(fmt, registry.formats, "formats"))
+    ids = [k.id for k in kpis]
+    spans = [(k, s) for k, s in span_requests(project, as_of) if k in ids] + content.event_spans(project, kpis, as_of)
+    notes = _read_notes(notes_path, project) if notes_path else {}
+    with _progress(len(kpis)) as step:
+        result = catalog.evaluate(as_of, kpis=ids, spans=spans)
+        step("evaluated")
+        assessments = assess(result)
+        smart = {k: v.as_json() for k, v in lint(project, result, ids).items()}
+        store = history_path or history.default_path(path)
+        report = content.build(
+            catalog,
+            result,
+            assessments,
+            kpis,
+            meeting=meeting,
+            smart=smart,
+            history_path=store,
+            notes=notes,
+            engine_version=__version__,
+        )
+        if output is None:
+            slug = re.sub(r"[^a-z0-9]+", "-", (meeting or review_cadence or owner or "review").lower()).strip("-")
+            output = Path("reports") / "out" / f"{slug}-{as_of}.{registry.formats[fmt].extension}"
+        written = write_report(report, registry, fmt, output, templates)
+        step("rendered")
+    for file in written[:1]:
+        click.echo(f"wrote {file}" + (f" (and {len(written) - 1} chart files)" if len(written) > 1 else ""), err=True)
+    if record:
+        rows = _snapshot_rows(result, assessments)
+        snapshot = history.record(store, as_of, project.spec_hash, __version__, rows)
+        click.echo(f"recorded review snapshot {snapshot} ({len(rows)} KPIs) in {store}", err=True)
+
+
+def _read_notes(path: Path, project) -> dict[str, list[str]]:  # type: ignore[no-untyped-def]
+    from ..errors import KpiError, Location, did_you_mean
+    from ..yaml_loader import load_yaml
+
+    data, pos = load_yaml(path.read_text("utf-8"), str(path))
+    if not isinstance(data, dict):
+        raise KpiError("a notes file maps KPI ids to lists of notes", location=Location(str(path), 1, 1))
+    out = {}
+    for kpi_id, items in data.items():
+        if kpi_id not in project.kpis:
+            raise KpiError(
+                f"notes for unknown KPI `{kpi_id}`",
+                location=pos.location((kpi_id,), key=True),
+                hint=did_you_mean(kpi_id, project.kpis, "KPIs"),
+            )
+        out[kpi_id] = [str(i) for i in (items if isinstance(items, list) else [items])]
+    return out
+
+
+class _progress:
+    """A rich progress bar on a terminal; silence when stderr is not one (CI, pipes)."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.bar = None
+
+    def __enter__(self):  # type: ignore[no-untyped-def]
+        if sys.stderr.isatty():
+            from rich.progress import Progress
+
+            self.bar = Progress(transient=True)
+            self.bar.start()
+            self.task = self.bar.add_task(f"report of {self.total} KPIs", total=2)
+        return self.step
+
+    def step(self, what: str) -> None:
+        if self.bar is not None:
+            self.bar.update(self.task, advance=1, description=what)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()

@@ -1,0 +1,416 @@
+"""The review report's content model: plain data (sections, rows, statuses with their why, chart data)
+built once, then rendered by any format's templates, so that every format shows the same thing."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from . import cadence, periods
+from .api import Catalog, Result
+from .periods import Span
+from .spec import Event, Grain, KpiSpec, Project, Unit
+from .targets import Assessment, target_value
+from .units import format_change, format_date, format_value
+
+STATUS_LABELS = {
+    "achieved": "Achieved",
+    "on_track": "On track",
+    "at_risk": "At risk",
+    "off_track": "Off track",
+    "no_data": "No data",
+    "not_started": "Not started",
+    "missed": "Missed",
+    None: "No target",
+}
+ATTENTION = ("missed", "off_track", "no_data", "at_risk")  # most severe first
+HISTORY_PERIODS = {Grain.DAY: 60, Grain.WEEK: 26, Grain.MONTH: 18, Grain.QUARTER: 8, Grain.YEAR: 6}
+EVENT_WINDOW_DAYS = 28
+
+
+@dataclass
+class Chart:
+    """A KPI's series with its target, pace line, forecast and events, ready for a plotting library."""
+
+    title: str
+    unit: Unit
+    x: list[dt.date]
+    y: list[float | None]
+    target: list[tuple[dt.date, float]] = field(default_factory=list)
+    pace: list[tuple[dt.date, float]] = field(default_factory=list)
+    forecast: list[tuple[dt.date, float]] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+
+
+@dataclass
+class Breakdown:
+    dim: str
+    period: str
+    rows: list[dict[str, Any]]  # label, value, text
+
+
+@dataclass
+class EventComparison:
+    label: str
+    date: dt.date
+    before: float | None
+    after: float | None
+    days: int
+    text: str
+
+
+@dataclass
+class KpiSection:
+    id: str
+    name: str
+    description: str | None
+    owner: str | None
+    stakeholders: tuple[str, ...]
+    unit: Unit
+    grain: str
+    formula: str
+    key: bool
+    objective: str | None
+    status: str | None
+    status_label: str
+    why: str
+    period: str | None
+    value: float | None
+    value_text: str
+    change_previous: str
+    change_year: str
+    target_text: str
+    expected_text: str
+    forecast_text: str
+    sparkline: list[float | None]
+    chart: Chart
+    breakdowns: list[Breakdown] = field(default_factory=list)
+    smart_score: int | None = None
+    smart_findings: list[str] = field(default_factory=list)
+    qualitative: str | None = None
+    changes: list[str] = field(default_factory=list)
+    events: list[EventComparison] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def needs_attention(self) -> bool:
+        return self.status in ATTENTION
+
+
+@dataclass
+class Report:
+    title: str
+    meeting: str | None
+    as_of: dt.date
+    period: str
+    next_review: dt.date | None
+    freshness: list[dict[str, Any]]
+    kpis: list[KpiSection]
+    engine_version: str
+    spec_hash: str
+    generated_at: str
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def attention(self) -> list[KpiSection]:
+        return [k for k in self.kpis if k.needs_attention]
+
+    @property
+    def others(self) -> list[KpiSection]:
+        return [k for k in self.kpis if not k.needs_attention]
+
+
+def select(
+    project: Project, meeting: str | None = None, review_cadence: str | None = None, owner: str | None = None
+) -> list[KpiSpec]:
+    """The KPIs a report covers: those of a meeting, a cadence or an owner (all when none is given)."""
+    out = []
+    for kpi in project.kpis.values():
+        if meeting and (kpi.review is None or kpi.review.meeting != meeting):
+            continue
+        if review_cadence and (kpi.review is None or kpi.review.cadence != review_cadence):
+            continue
+        if owner and kpi.owner != owner:
+            continue
+        out.append(kpi)
+    return out
+
+
+def _events(project: Project, kpi: KpiSpec) -> list[Event]:
+    return sorted({*project.events, *kpi.events}, key=lambda e: e.date)
+
+
+def event_spans(project: Project, kpis: Iterable[KpiSpec], as_of: dt.date) -> list[tuple[str, Span]]:
+    """Before/after windows around each event: the same number of days on each side, up to as-of."""
+    out = []
+    for kpi in kpis:
+        for event in _events(project, kpi):
+            if event.date > as_of:
+                continue
+            days = min(EVENT_WINDOW_DAYS, (as_of - event.date).days + 1)
+            out += [
+                (kpi.id, Span(event.date - dt.timedelta(days=days), event.date - dt.timedelta(days=1))),
+                (kpi.id, Span(event.date, event.date + dt.timedelta(days=days - 1))),
+            ]
+    return out
+
+
+def _total(frame: pl.DataFrame | None) -> pl.DataFrame:
+    return frame.filter(pl.col("is_total")) if frame is not None else pl.DataFrame()
+
+
+def _year_ago(start: dt.date, grain: Grain) -> dt.date:
+    if grain is Grain.WEEK:
+        year, week, weekday = start.isocalendar()
+        try:
+            return dt.date.fromisocalendar(year - 1, week, weekday)
+        except ValueError:
+            return dt.date.fromisocalendar(year - 1, 52, weekday)
+    if grain is Grain.DAY:
+        return start - dt.timedelta(days=364)
+    return start.replace(year=start.year - 1)
+
+
+def build(
+    catalog: Catalog,
+    result: Result,
+    assessments: Mapping[str, list[Assessment]],
+    kpis: list[KpiSpec],
+    *,
+    meeting: str | None = None,
+    smart: Mapping[str, Any] | None = None,
+    history_path: Path | None = None,
+    notes: Mapping[str, list[str]] | None = None,
+    engine_version: str = "",
+) -> Report:
+    """Assemble the report's content from an evaluated result."""
+    project, as_of = catalog.project, result.as_of
+    sections = [
+        _section(
+            project,
+            result,
+            kpi,
+            assessments.get(kpi.id),
+            (smart or {}).get(kpi.id),
+            history_path,
+            list((notes or {}).get(kpi.id, ())) + list(kpi.notes),
+        )
+        for kpi in kpis
+    ]
+    order = {s: i for i, s in enumerate(ATTENTION)}
+    sections.sort(key=lambda s: (order.get(s.status, len(order)), not s.key))
+    reviews = [k.review for k in kpis if k.review]
+    next_days = [
+        d
+        for r in reviews
+        for d in cadence.review_days(r, project.calendar, as_of + dt.timedelta(days=1), as_of + dt.timedelta(days=120))[
+            :1
+        ]
+    ]
+    if reviews:
+        spans = {cadence.covered_span(r, project.calendar, as_of + dt.timedelta(days=1)) for r in reviews}
+        start, end = min(s for s, _ in spans), max(e for _, e in spans)
+        period = f"{format_date(start)} to {format_date(end)}"
+    else:
+        period = f"the latest complete periods to {format_date(as_of)}"
+    sources = sorted({s for k in kpis for s in catalog.bound[k.id].sources} if kpis else ())
+    freshness = [
+        {
+            "source": s,
+            "last": result.freshness.get(s),
+            "stale": (result.freshness.get(s) or dt.date.min) < as_of - dt.timedelta(days=2),
+        }
+        for s in sources
+    ]
+    counts: dict[str, int] = {}
+    for s in sections:
+        counts[s.status_label] = counts.get(s.status_label, 0) + 1
+    title = f"{meeting or 'KPI review'}: {format_date(as_of)}"
+    return Report(
+        title,
+        meeting,
+        as_of,
+        period,
+        min(next_days) if next_days else None,
+        freshness,
+        sections,
+        engine_version,
+        project.spec_hash,
+        dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        counts,
+    )
+
+
+def _section(
+    project: Project,
+    result: Result,
+    kpi: KpiSpec,
+    assessed: list[Assessment] | None,
+    smart: Mapping[str, Any] | None,
+    history_path: Path | None,
+    notes: list[str],
+) -> KpiSection:
+    unit, grain, as_of = kpi.unit, kpi.grain, result.as_of
+    fmt = lambda v: format_value(v, unit)  # noqa: E731
+    frame = result.series[kpi.id]
+    totals = _total(frame)
+    done = totals.filter(pl.col("complete"))
+    a = assessed[0] if assessed else None
+    if a is not None and a.period_start is not None and kpi.target and kpi.target.measure == "latest":
+        row = totals.filter(pl.col("start") == a.period_start)
+    else:
+        row = done.tail(1)
+    current = row.row(0, named=True) if row.height else None
+    value = current["value"] if current else None
+    if a is not None and a.value is not None:
+        value = a.value
+
+    def value_at(start: dt.date) -> float | None:
+        hit = totals.filter(pl.col("start") == start)
+        return hit["value"][0] if hit.height else None
+
+    change_prev = change_year = "–"
+    window = kpi.target is not None and kpi.target.measure == "window"  # the value is not one period's
+    if current is not None and current["value"] is not None and not window:
+        prev = value_at(periods.shift(current["start"], grain, -1))
+        year = value_at(_year_ago(current["start"], grain))
+        change_prev = format_change(current["value"] - prev, unit) if prev is not None else "–"
+        change_year = format_change(current["value"] - year, unit) if year is not None else "–"
+    history = done.tail(HISTORY_PERIODS[grain])  # complete periods only: a partial one would read as a drop
+    section = KpiSection(
+        id=kpi.id,
+        name=kpi.name,
+        description=kpi.description,
+        owner=kpi.owner,
+        stakeholders=kpi.stakeholders,
+        unit=unit,
+        grain=grain.value,
+        formula=" ".join(kpi.formula.split()),
+        key=kpi.key,
+        objective=kpi.target.objective if kpi.target else None,
+        status=a.status if a else None,
+        status_label=STATUS_LABELS[a.status if a else None],
+        why=a.why if a else "no target set",
+        period=(a.period if a else None) or (current["period"] if current else None),
+        value=value,
+        value_text=fmt(value),
+        change_previous=change_prev,
+        change_year=change_year,
+        target_text=fmt(a.target) if a and a.target is not None else "–",
+        expected_text=fmt(a.expected) if a and a.expected is not None else "–",
+        forecast_text=fmt(a.forecast.value) if a and a.forecast and a.forecast.value is not None else "–",
+        sparkline=history["value"].to_list(),
+        chart=_chart(project, kpi, history, a),
+    )
+    section.breakdowns = _breakdowns(kpi, frame, current)
+    if smart:
+        section.smart_score = smart["score"]
+        section.smart_findings = [f"{f['letter']}: {f['message']}" for f in smart["findings"]]
+    if current and "sample_size" in current and current["sample_size"] is not None:
+        section.qualitative = (
+            f"n = {current['sample_size']:,}; 95% interval {fmt(current['ci_low'])} to "
+            f"{fmt(current['ci_high'])} (Wilson)"
+        )
+    section.events = [
+        e for e in _event_comparisons(project, kpi, result) if section.chart.x and section.chart.x[0] <= e.date
+    ]
+    section.changes = _changes(history_path, kpi.id, a, as_of)
+    section.notes = notes
+    return section
+
+
+def _chart(project: Project, kpi: KpiSpec, history: pl.DataFrame, a: Assessment | None) -> Chart:
+    x, y = history["start"].to_list(), history["value"].to_list()
+    chart = Chart(kpi.name, kpi.unit, x, y)
+    t = kpi.target
+    if x:
+        chart.events = [
+            e for e in _events(project, kpi) if x[0] <= e.date <= (t.deadline if t and t.deadline else x[-1])
+        ]
+    if t is None or a is None or not x:
+        return chart
+    baseline = a.baseline
+    first = max(x[0], t.start) if t.start else x[0]
+    last = t.deadline or x[-1]
+    days = [first + dt.timedelta(days=i) for i in range(0, (last - first).days + 1, 7)] + [last]
+    if t.direction in ("increase", "decrease", "maintain"):
+        chart.target = [(d, v) for d in days if (v := target_value(t, d, baseline)) is not None]
+    if (
+        t.direction in ("increase", "decrease")
+        and t.start
+        and t.deadline
+        and baseline is not None
+        and t.pace == "linear"
+    ):
+        points = [(t.start, baseline), *t.path, (t.deadline, target_value(t, t.deadline, baseline))]
+        chart.pace = [(d, v) for d, v in points if v is not None]
+    if t.direction == "range":
+        chart.target = [(days[0], t.min), (days[-1], t.min), (days[-1], t.max), (days[0], t.max)]  # type: ignore[list-item]
+    if a.forecast and a.forecast.value is not None and t.deadline and y and y[-1] is not None and t.measure == "latest":
+        chart.forecast = [(x[-1], y[-1]), (periods.start_of(t.deadline, kpi.grain, project.calendar), a.forecast.value)]
+    return chart
+
+
+def _breakdowns(kpi: KpiSpec, frame: pl.DataFrame, current: dict[str, Any] | None) -> list[Breakdown]:
+    if not kpi.dimensions or current is None:
+        return []
+    rows = frame.filter(~pl.col("is_total") & (pl.col("start") == current["start"]))
+    out = []
+    for dim in kpi.dimensions:
+        items = []
+        for r in rows.sort("value", descending=True, nulls_last=True).iter_rows(named=True):
+            label = "(none)" if r[dim] is None else str(r[dim])
+            items.append({"label": label, "value": r["value"], "text": format_value(r["value"], kpi.unit)})
+        out.append(Breakdown(dim, current["period"], items))
+    return out
+
+
+def _event_comparisons(project: Project, kpi: KpiSpec, result: Result) -> list[EventComparison]:
+    out = []
+    for event in _events(project, kpi):
+        if event.date > result.as_of:
+            continue
+        days = min(EVENT_WINDOW_DAYS, (result.as_of - event.date).days + 1)
+        before_span = Span(event.date - dt.timedelta(days=days), event.date - dt.timedelta(days=1))
+        after_span = Span(event.date, event.date + dt.timedelta(days=days - 1))
+        before_rows = _total(result.spans.get((kpi.id, before_span)))
+        after_rows = _total(result.spans.get((kpi.id, after_span)))
+        if not before_rows.height or not after_rows.height:
+            continue
+        before, after = before_rows["value"][0], after_rows["value"][0]
+        if before is None and after is None:
+            continue
+        change = format_change(after - before, kpi.unit) if before is not None and after is not None else "–"
+        text = (
+            f"{days} days before: {format_value(before, kpi.unit)}; {days} days after: "
+            f"{format_value(after, kpi.unit)} ({change})"
+        )
+        out.append(EventComparison(event.label, event.date, before, after, days, text))
+    return out
+
+
+def _changes(history_path: Path | None, kpi_id: str, a: Assessment | None, as_of: dt.date) -> list[str]:
+    """What changed since the last recorded review before this one."""
+    if history_path is None or not history_path.exists():
+        return []
+    from . import history
+
+    earlier = [s for s in history.snapshots(history_path, kpi_id) if s.as_of < as_of.isoformat()]
+    if not earlier:
+        return []
+    last = earlier[-1]
+    out = [f"last recorded review: as of {last.as_of} ({last.period or '-'})"]
+    if a is not None:
+        if last.value is not None and a.value is not None:
+            out.append(f"value {last.value:.4g} -> {a.value:.4g}")
+        if last.status != a.status:
+            out.append(f"status {STATUS_LABELS.get(last.status, last.status)} -> {STATUS_LABELS[a.status]}")
+        if last.target is not None and a.target is not None and last.target != a.target:
+            why = f" ({a.revision.reason})" if a.revision and a.revision.reason else ""
+            out.append(f"target revised {last.target:g} -> {a.target:g}{why}")
+    return out
