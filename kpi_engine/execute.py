@@ -61,8 +61,8 @@ def source_frame(sp: SourcePlan, connector: Connector, plan: Plan, env: Env) -> 
 def group_frame(
     lf: pl.LazyFrame, group: GroupRequest, sp: SourcePlan, plan: Plan, functions: Mapping[str, MetricFunction]
 ) -> pl.LazyFrame:
-    if sp.prefilter is not None:
-        lf = lf.filter(row_expr(sp.prefilter).fill_null(False))
+    if sp.prefilter:
+        lf = lf.filter(pl.any_horizontal([row_expr(f).fill_null(False) for f in sp.prefilter]))
     keyed = lf.with_columns(periods.period_start(pl.col(DATE), group.grain, plan.calendar).alias(PERIOD))
     if isinstance(group.grain, periods.Span):
         keyed = keyed.filter(pl.col(PERIOD).is_not_null())

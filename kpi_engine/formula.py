@@ -401,11 +401,34 @@ def _respan(node: Node, span: tuple[int, int]) -> Node:
     return dataclasses.replace(node, span=span)
 
 
+MAX_AST_DEPTH = 200
+
+
 def parse(text: str) -> Node:
     """Parse a formula into its AST; raises FormulaSyntaxError with the span of the problem."""
     if not text.strip():
         raise FormulaSyntaxError("formula is empty", (0, 0))
-    return _Parser(text).parse()
+    tree = _Parser(text).parse()
+    stack = [(tree, 1)]
+    while stack:  # iterative: a long chain like a + b + c + ... is deep even without parentheses
+        node, depth = stack.pop()
+        if depth > MAX_AST_DEPTH:
+            raise FormulaSyntaxError(f"formula has more than {MAX_AST_DEPTH} chained operations", node.span,
+                                     "split it into several KPIs that reference each other")
+        stack.extend((child, depth + 1) for child in _children(node))
+    return tree
+
+
+def _children(node: Node) -> list[Node]:
+    if isinstance(node, Call):
+        return [*node.args, *([node.where] if node.where is not None else [])]
+    if isinstance(node, BinOp):
+        return [node.left, node.right]
+    if isinstance(node, Unary | IsNull):
+        return [node.operand]
+    if isinstance(node, InList):
+        return [node.operand, *node.items]
+    return []
 
 
 # --- printer ---------------------------------------------------------------------------------------

@@ -42,6 +42,8 @@ def local_date(expr: pl.Expr, dtype: pl.DataType, tz: str) -> pl.Expr:
         return expr
     if isinstance(dtype, pl.Datetime):
         if dtype.time_zone is None:
+            if tz == "UTC":  # naive timestamps are UTC already: skip the time-zone round trip
+                return expr.dt.date()
             expr = expr.dt.replace_time_zone("UTC")
         return expr.dt.convert_time_zone(tz).dt.date()
     raise TypeError(f"not a temporal type: {dtype}")

@@ -20,6 +20,7 @@ from .ir import Agg, BoundKpi, MetricFunction, Previous
 from .periods import Period, Span
 from .spec import Calendar, SourceSpec
 
+MAX_PREFILTERS = 16
 ROLLUPS = {"sum": "sum", "count": "sum", "min": "min", "max": "max"}
 ZERO_WHEN_EMPTY = {"sum", "count", "count_distinct"}
 
@@ -72,7 +73,7 @@ class SourcePlan:
     lower: dt.date | None = None  # first local day needed (None: from the earliest row)
     upper: dt.date | None = None  # first local day not needed (exclusive)
     groups: dict[tuple[Period, tuple[str, ...]], GroupRequest] = field(default_factory=dict)
-    prefilter: Node | None = None  # OR of all filters, when every aggregate of the source is filtered
+    prefilter: tuple[Node, ...] = ()  # rows must pass one of these: set when every aggregate is filtered
 
 
 @dataclass(frozen=True)
@@ -110,7 +111,7 @@ class Plan:
             lines.append(
                 f"source {name} ({sp.source.connector}): columns {sorted(sp.columns)}, "
                 f"days [{sp.lower or '-inf'}, {sp.upper}), "
-                f"prefilter: {to_source(sp.prefilter) if sp.prefilter else '-'}"
+                f"prefilter: {' or '.join(to_source(f) for f in sp.prefilter) or '-'}"
             )
             for g in sp.groups.values():
                 how = f"rolled up from {g.derive_from[0]} x {list(g.derive_from[1])}" if g.derive_from else "group_by"
@@ -254,10 +255,7 @@ def _plan_prefilter(sp: SourcePlan) -> None:
                 return
             filters.append(request.agg.where)
     unique = list({to_source(f): f for f in filters}.values())
-    if not unique:
-        return
-    combined = unique[0]
-    for f in unique[1:]:
-        combined = BinOp("or", combined, f)
-    sp.prefilter = combined
+    if not unique or len(unique) > MAX_PREFILTERS:
+        return  # many distinct filters rarely exclude rows, and testing each one costs more than it saves
+    sp.prefilter = tuple(unique)
     sp.columns.update(n.column for f in unique for n in walk(f) if isinstance(n, Column))

@@ -82,6 +82,9 @@ def test_hostile_sizes_fail_cleanly():
         parse("(" * 500 + "1" + ")" * 500)
     with pytest.raises(FormulaSyntaxError, match="longer than"):
         parse(" + ".join(["a"] * 5000))
+    with pytest.raises(FormulaSyntaxError, match="more than 200 chained operations"):
+        parse(" + ".join(["sum(a.b)"] * 300))
+    assert parse(" + ".join(["sum(a.b)"] * 150))
     assert sys.getrecursionlimit() >= 1000
 
 

@@ -20,9 +20,18 @@ from kpi_engine import hookimpl
 from kpi_engine.connectors import Connector, Env, ScanRequest
 from kpi_engine.spec import SourceSpec
 
-from .generate import TABLES, generate
-
 GENERATOR_VERSION = 3
+TABLES = (
+    "ad_events",
+    "sessions",
+    "support_tickets",
+    "social_mentions",
+    "crm_leads",
+    "orders",
+    "survey_responses",
+    "brand_survey",
+    "feedback",
+)
 
 
 def cache_dir() -> Path:
@@ -35,6 +44,8 @@ def demo_path(table: str, seed: int, scale: float, start: dt.date, days: int) ->
     folder = cache_dir() / f"demo-v{GENERATOR_VERSION}-seed{seed}-scale{scale:g}-{start}-{days}d"
     path = folder / f"{table}.parquet"
     if not path.exists():
+        from .generate import generate  # numpy only when data must be made
+
         folder.mkdir(parents=True, exist_ok=True)
         for name, frame in generate(seed, scale, start, days).items():
             tmp = folder / f".{name}.{os.getpid()}.tmp"

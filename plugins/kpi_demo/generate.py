@@ -7,17 +7,6 @@ import datetime as dt
 import numpy as np
 import polars as pl
 
-TABLES = (
-    "ad_events",
-    "sessions",
-    "support_tickets",
-    "social_mentions",
-    "crm_leads",
-    "orders",
-    "survey_responses",
-    "brand_survey",
-    "feedback",
-)
 FEEDBACK_EXPORT_ENDS = dt.date(2026, 5, 20)  # a stale export: later periods have no data
 CHANNELS = ("search", "social", "display", "email", "affiliate")
 CAMPAIGNS = ("always_on", "brand", "summer_launch")

@@ -5,54 +5,47 @@ Override any template by name with ``kpi report --templates DIR`` (e.g. your own
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from kpi_engine import ReportFormat, hookimpl
 
 TEMPLATES = Path(__file__).parent / "templates"
 
 
+def _lazy(name: str) -> Callable[..., Any]:
+    """A writer that imports the renderer (jinja2, matplotlib) only when a report is written."""
+
+    def write(*args: Any) -> Any:
+        from kpi_engine import report
+
+        return getattr(report, name)(*args)
+
+    return write
+
+
+FORMATS = (
+    (
+        "html",
+        "html",
+        "report.html.j2",
+        "write_html",
+        "One self-contained HTML page: inline CSS and SVG charts, no external requests.",
+    ),
+    ("md", "md", "report.md.j2", "write_markdown", "Markdown with tables; charts as SVG files in a folder beside it."),
+    ("pdf", "pdf", "report.html.j2", "write_pdf", "The HTML report printed by headless Chromium (needs chromium)."),
+    (
+        "email",
+        "eml",
+        "email.html.j2",
+        "write_email",
+        "An e-mail file: HTML body for mail clients and a plain-text part.",
+    ),
+)
+
+
 @hookimpl
 def register_report_formats(register) -> None:  # type: ignore[no-untyped-def]
-    from kpi_engine import report
-
-    register(
-        ReportFormat(
-            "html",
-            "html",
-            "report.html.j2",
-            report.write_html,
-            TEMPLATES,
-            "One self-contained HTML page: inline CSS and SVG charts, no external requests.",
-        )
-    )
-    register(
-        ReportFormat(
-            "md",
-            "md",
-            "report.md.j2",
-            report.write_markdown,
-            TEMPLATES,
-            "Markdown with tables; charts as SVG files in a folder beside it.",
-        )
-    )
-    register(
-        ReportFormat(
-            "pdf",
-            "pdf",
-            "report.html.j2",
-            report.write_pdf,
-            TEMPLATES,
-            "The HTML report printed by headless Chromium (needs the chromium package).",
-        )
-    )
-    register(
-        ReportFormat(
-            "email",
-            "eml",
-            "email.html.j2",
-            report.write_email,
-            TEMPLATES,
-            "An e-mail file: HTML body for mail clients plus a plain-text part.",
-        )
-    )
+    for name, extension, template, writer, description in FORMATS:
+        register(ReportFormat(name, extension, template, _lazy(writer), TEMPLATES, description))

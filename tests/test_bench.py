@@ -1,0 +1,29 @@
+"""A smoke run of the benchmark (100k rows): it must keep working and its four approaches must agree.
+No timing is asserted here; times are judged by the benchmark itself (docs/performance.md)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parents[1]
+
+
+def test_benchmark_smoke_run_agrees():
+    pytest.importorskip("duckdb")
+    results = ROOT / "bench" / "results.jsonl"
+    before = results.read_text().count("\n") if results.exists() else 0
+    res = subprocess.run([sys.executable, "bench/run.py", "--rows", "100000", "--repeat", "1"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "all approaches agree on" in res.stdout
+    for name in ("engine", "fused_polars", "duckdb_sql", "naive_per_kpi"):
+        assert name in res.stdout
+    lines = results.read_text().splitlines()
+    assert len(lines) == before + 1
+    record = json.loads(lines[-1])
+    assert record["rows"] == 100000 and record["ratios"]["fused_polars"] == 1.0
