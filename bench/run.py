@@ -262,18 +262,29 @@ APPROACHES = {
 
 
 def peak_rss(approach: str, folder: Path) -> float:
-    """Peak resident memory (MB) of one run of ``approach`` in a fresh process."""
+    """Peak resident memory (MB) of one run of ``approach`` in a fresh process.
+
+    Linux keeps a process's peak RSS across fork and exec, so a child of this (large) process would report
+    our peak; a small intermediate process starts the measured one and reports its children's peak.
+    """
     code = (
-        f"import sys, resource; sys.path.insert(0, {str(HERE)!r}); import run; "
-        f"run.APPROACHES[{approach!r}](run.Path({str(folder)!r})); "
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+        f"import sys; sys.path.insert(0, {str(HERE)!r}); import run; "
+        f"run.APPROACHES[{approach!r}](run.Path({str(folder)!r}))"
     )
-    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    launcher = (
+        "import resource, subprocess, sys; subprocess.run([sys.executable, '-c', sys.argv[1]], check=True); "
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    )
+    out = subprocess.run([sys.executable, "-c", launcher, code], check=True, capture_output=True, text=True).stdout
     return int(out.split()[-1]) / 1024  # ru_maxrss is in KiB on Linux
 
 
-def kpi_scaling(folder: Path, counts: list[int], repeat: int) -> list[dict]:
-    """Planning and run time when the catalogue grows: n KPIs over the same sources (distinct filters)."""
+def kpi_scaling(folder: Path, counts: list[int], repeat: int, shared: bool) -> list[dict]:
+    """Planning and run time when the catalogue grows: n KPIs over the same source.
+
+    ``shared``: the KPIs combine the same few aggregates differently (the planner computes them once);
+    otherwise each KPI adds two aggregates with a filter of its own (the work grows with them).
+    """
     import kpi_engine
     from kpi_engine.plan import Window
 
@@ -286,17 +297,23 @@ def kpi_scaling(folder: Path, counts: list[int], repeat: int) -> list[dict]:
         ]
         extra = []
         for i in range(n):
+            if shared:
+                formula = f"{i + 1} * sum(ads.clicks) / sum(ads.impressions) + sum(ads.cost) / {i + 1}"
+            else:
+                formula = (
+                    f"100 * sum(ads.clicks where impressions > {i % 1900}) / "
+                    f"sum(ads.impressions where impressions > {i % 1900})"
+                )
             extra.append(
-                f"  k{i}: {{unit: percent, formula: 100 * sum(ads.clicks where impressions > {i % 1900}) / "
-                f"sum(ads.impressions where impressions > {i % 1900}), grain: {'week' if i % 2 else 'month'}, "
+                f"  k{i}: {{unit: percent, formula: {formula}, grain: {'week' if i % 2 else 'month'}, "
                 f"dimensions: [channel]}}"
             )
-        spec = folder / f"scale_{n}"
-        spec.mkdir(exist_ok=True)
+        spec = folder.parent / f"{folder.name}-scale" / f"{n}{'-shared' if shared else ''}"  # outside the data folder
+        spec.mkdir(parents=True, exist_ok=True)
         for name in ("ad_events",):
             target = spec / f"{name}.parquet"
             if not target.exists():
-                target.symlink_to(folder / f"{name}.parquet")
+                target.symlink_to((folder / f"{name}.parquet").resolve())
         (spec / "kpis.yaml").write_text("\n".join([*lines[: lines.index("kpis:") + 1], *extra]) + "\n")
         (spec / "kpis.yaml").write_text(
             (spec / "kpis.yaml")
@@ -311,7 +328,18 @@ def kpi_scaling(folder: Path, counts: list[int], repeat: int) -> list[dict]:
         planning = time.perf_counter() - start
         groups = sum(1 for s in plan.sources.values() for g in s.groups.values() if g.derive_from is None)
         run = timed(lambda catalog=catalog: catalog.evaluate(dt.date(2026, 12, 31)), repeat)
-        rows.append({"kpis": n, "planning_s": planning, "run_s": run, "scans": len(plan.sources), "group_bys": groups})
+        aggregates = sum(len(g.aggs) for s in plan.sources.values() for g in s.groups.values() if g.derive_from is None)
+        rows.append(
+            {
+                "kpis": n,
+                "shared": shared,
+                "planning_s": planning,
+                "run_s": run,
+                "scans": len(plan.sources),
+                "group_bys": groups,
+                "aggregates": aggregates,
+            }
+        )
     return rows
 
 
@@ -355,11 +383,16 @@ def main() -> None:
         for name, mb in record["peak_rss_mb"].items():
             print(f"peak RSS {name:<16}{mb:>8.0f} MB")
     if args.kpis:
-        record["kpi_scaling"] = kpi_scaling(folder, [20, 200, 2000], max(1, args.repeat // 2))
+        repeat = max(1, args.repeat // 2)
+        own = [20, 200] + ([2000] if args.rows <= 1_000_000 else [])
+        record["kpi_scaling"] = kpi_scaling(folder, [20, 200, 2000], repeat, shared=True) + kpi_scaling(
+            folder, own, repeat, shared=False
+        )
         for row in record["kpi_scaling"]:
+            kind = "shared aggregates" if row["shared"] else "own filters"
             print(
-                f"{row['kpis']:>5} KPIs: plan {row['planning_s'] * 1000:7.1f} ms, run {row['run_s']:.3f} s, "
-                f"{row['scans']} scan(s), {row['group_bys']} group_by(s)"
+                f"{row['kpis']:>5} KPIs ({kind}): plan {row['planning_s'] * 1000:7.1f} ms, run {row['run_s']:.3f} s, "
+                f"{row['scans']} scan(s), {row['group_bys']} group_by(s), {row['aggregates']} aggregates"
             )
     with open(HERE / "results.jsonl", "a") as fh:
         fh.write(json.dumps(record) + "\n")

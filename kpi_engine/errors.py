@@ -53,6 +53,9 @@ class Diagnostic:
         return self.render()
 
 
+MAX_SHOWN = 8
+
+
 class KpiError(Exception):
     """Bad input (spec, formula or data). Carries one or more diagnostics; the CLI exits 2 on it."""
 
@@ -64,8 +67,13 @@ class KpiError(Exception):
         self.diagnostics: list[Diagnostic] = list(diagnostics)
         super().__init__(self.render())
 
-    def render(self) -> str:
-        body = "\n\n".join(d.render() for d in self.diagnostics)
+    def render(self, limit: int = MAX_SHOWN) -> str:
+        """Every diagnostic up to ``limit`` (one screen), then how many more there are."""
+        shown = self.diagnostics[:limit]
+        body = "\n\n".join(d.render() for d in shown)
+        hidden = len(self.diagnostics) - len(shown)
+        if hidden:
+            body += f"\n\n... and {hidden} more"
         if len(self.diagnostics) > 1:
             body += f"\n\n{len(self.diagnostics)} errors"
         return body
