@@ -7,10 +7,32 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+from .nodes import BinOp, Bool, Call, Column, InList, IsNull, Name, Node, Null, Number, String, Unary
 
 MAX_TOKENS = 4096
 MAX_DEPTH = 64
+
+__all__ = [
+    "BinOp",
+    "Bool",
+    "Call",
+    "Column",
+    "InList",
+    "IsNull",
+    "Name",
+    "Node",
+    "Null",
+    "Number",
+    "String",
+    "Unary",
+    "FormulaSyntaxError",
+    "parse",
+    "to_source",
+    "tokenize",
+    "walk",
+]
 
 KEYWORDS = {"and", "or", "not", "in", "is", "null", "true", "false", "where"}
 COMPARISONS = ("==", "!=", "<=", ">=", "<", ">")
@@ -22,84 +44,6 @@ class FormulaSyntaxError(Exception):
     def __init__(self, message: str, span: tuple[int, int], hint: str | None = None) -> None:
         super().__init__(message)
         self.message, self.span, self.hint = message, span, hint
-
-
-# --- AST -------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Node:
-    span: tuple[int, int] = field(default=(0, 0), compare=False, repr=False, kw_only=True)
-
-
-@dataclass(frozen=True)
-class Number(Node):
-    value: int | float
-
-
-@dataclass(frozen=True)
-class String(Node):
-    value: str
-
-
-@dataclass(frozen=True)
-class Bool(Node):
-    value: bool
-
-
-@dataclass(frozen=True)
-class Null(Node):
-    pass
-
-
-@dataclass(frozen=True)
-class Name(Node):
-    """A bare identifier: a KPI reference, a param, or (inside an aggregate) a column of its source."""
-
-    name: str
-
-
-@dataclass(frozen=True)
-class Column(Node):
-    """A qualified column, ``source.column``."""
-
-    source: str
-    column: str
-
-
-@dataclass(frozen=True)
-class Call(Node):
-    """A function call; ``where`` is the optional row filter of an aggregate."""
-
-    func: str
-    args: tuple[Node, ...]
-    where: Node | None = None
-
-
-@dataclass(frozen=True)
-class BinOp(Node):
-    op: str  # + - * / % == != < <= > >= and or
-    left: Node
-    right: Node
-
-
-@dataclass(frozen=True)
-class Unary(Node):
-    op: str  # - not
-    operand: Node
-
-
-@dataclass(frozen=True)
-class InList(Node):
-    operand: Node
-    items: tuple[Node, ...]
-    negated: bool = False
-
-
-@dataclass(frozen=True)
-class IsNull(Node):
-    operand: Node
-    negated: bool = False
 
 
 # --- tokens ----------------------------------------------------------------------------------------
@@ -413,8 +357,11 @@ def parse(text: str) -> Node:
     while stack:  # iterative: a long chain like a + b + c + ... is deep even without parentheses
         node, depth = stack.pop()
         if depth > MAX_AST_DEPTH:
-            raise FormulaSyntaxError(f"formula has more than {MAX_AST_DEPTH} chained operations", node.span,
-                                     "split it into several KPIs that reference each other")
+            raise FormulaSyntaxError(
+                f"formula has more than {MAX_AST_DEPTH} chained operations",
+                node.span,
+                "split it into several KPIs that reference each other",
+            )
         stack.extend((child, depth + 1) for child in _children(node))
     return tree
 
