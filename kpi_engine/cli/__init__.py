@@ -55,6 +55,13 @@ def _date(ctx: click.Context, param: click.Parameter, value: str | None) -> dt.d
 
 
 _PATH = click.argument("path", type=click.Path(path_type=Path))
+_ALLOW_OUTSIDE = click.option("--allow-outside", is_flag=True, help="Allow data paths outside the spec folder.")
+_HISTORY = click.option(
+    "--history",
+    "history_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="History store (default: .kpi/history.sqlite in the spec folder).",
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -65,7 +72,7 @@ def main() -> None:
 
 @main.command()
 @_PATH
-@click.option("--allow-outside", is_flag=True, help="Allow data paths outside the spec folder.")
+@_ALLOW_OUTSIDE
 @_handle_errors
 def validate(path: Path, allow_outside: bool) -> None:
     """Check spec files (PATH: a file or a directory) and report every problem at once."""
@@ -105,13 +112,8 @@ def validate(path: Path, allow_outside: bool) -> None:
 @click.option("--explain", is_flag=True, help="Print the plan (scans, groups, aggregates) instead of running it.")
 @click.option("--streaming", is_flag=True, help="Use polars' streaming engine (larger-than-memory data).")
 @click.option("--record", is_flag=True, help="Append this review's snapshot to the history store.")
-@click.option(
-    "--history",
-    "history_path",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="History store (default: .kpi/history.sqlite in the spec folder).",
-)
-@click.option("--allow-outside", is_flag=True, help="Allow data paths outside the spec folder.")
+@_HISTORY
+@_ALLOW_OUTSIDE
 @_handle_errors
 def run(
     path: Path,
@@ -156,12 +158,22 @@ def run(
     elif output is not None:
         click.echo(f"wrote {output}", err=True)
     if record:
-        from .. import history
+        _record(history_path or _default_history(path), result, assessments)
 
-        store = history_path or history.default_path(path)
-        rows = _snapshot_rows(result, assessments)
-        snapshot = history.record(store, result.as_of, catalog.project.spec_hash, __version__, rows)
-        click.echo(f"recorded review snapshot {snapshot} ({len(rows)} KPIs) in {store}", err=True)
+
+def _default_history(path: Path) -> Path:
+    from .. import history
+
+    return history.default_path(path)
+
+
+def _record(store: Path, result, assessments) -> None:  # type: ignore[no-untyped-def]
+    """Append the review snapshot of ``result`` to the history store and say so."""
+    from .. import __version__, history
+
+    rows = _snapshot_rows(result, assessments)
+    snapshot = history.record(store, result.as_of, result.project.spec_hash, __version__, rows)
+    click.echo(f"recorded review snapshot {snapshot} ({len(rows)} KPIs) in {store}", err=True)
 
 
 def _snapshot_rows(result, assessments) -> dict:  # type: ignore[no-untyped-def]

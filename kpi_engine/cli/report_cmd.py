@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from . import _PATH, _date, _handle_errors, main
+from . import _ALLOW_OUTSIDE, _HISTORY, _PATH, _date, _handle_errors, main
 
 
 @main.command("report")
@@ -37,13 +37,8 @@ from . import _PATH, _date, _handle_errors, main
     help="YAML file of agenda notes and actions: {kpi_id: [note, ...]}.",
 )
 @click.option("--record", is_flag=True, help="Also append this review's snapshot to the history store.")
-@click.option(
-    "--history",
-    "history_path",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="History store (default: .kpi/history.sqlite in the spec folder).",
-)
-@click.option("--allow-outside", is_flag=True, help="Allow data paths outside the spec folder.")
+@_HISTORY
+@_ALLOW_OUTSIDE
 @_handle_errors
 def report_command(
     path: Path,
@@ -66,7 +61,7 @@ def report_command(
     from ..lint import lint
     from ..report import write_report
     from ..targets import assess, span_requests
-    from . import _snapshot_rows
+    from . import _record
 
     catalog = load(path, allow_outside=allow_outside)
     project = catalog.project
@@ -110,9 +105,7 @@ def report_command(
     for file in written[:1]:
         click.echo(f"wrote {file}" + (f" (and {len(written) - 1} chart files)" if len(written) > 1 else ""), err=True)
     if record:
-        rows = _snapshot_rows(result, assessments)
-        snapshot = history.record(store, as_of, project.spec_hash, __version__, rows)
-        click.echo(f"recorded review snapshot {snapshot} ({len(rows)} KPIs) in {store}", err=True)
+        _record(store, result, assessments)
 
 
 def _read_notes(path: Path, project) -> dict[str, list[str]]:  # type: ignore[no-untyped-def]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from . import _PATH, EXIT_BAD_INPUT, _date, _evaluate_with_targets, _handle_errors, main
+from . import _ALLOW_OUTSIDE, _HISTORY, _PATH, EXIT_BAD_INPUT, _date, _evaluate_with_targets, _handle_errors, main
 
 
 @main.command()
@@ -16,7 +16,7 @@ from . import _PATH, EXIT_BAD_INPUT, _date, _evaluate_with_targets, _handle_erro
 @click.option("--as-of", callback=_date, help="Judge the targets on this day (default: today).")
 @click.option("--kpi", "kpis", multiple=True, metavar="ID", help="Check only this KPI (repeatable).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
-@click.option("--allow-outside", is_flag=True, help="Allow data paths outside the spec folder.")
+@_ALLOW_OUTSIDE
 @_handle_errors
 def check(path: Path, as_of: dt.date | None, kpis: tuple[str, ...], fmt: str, allow_outside: bool) -> None:
     """Judge key KPIs against their targets; exit 0 all on track, 1 any at risk, 3 any off track/missed/no data.
@@ -62,7 +62,7 @@ def check(path: Path, as_of: dt.date | None, kpis: tuple[str, ...], fmt: str, al
     "--days", type=click.IntRange(min=1, max=366), default=1, help="Also list reviews due in the next N-1 days."
 )
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
-@click.option("--allow-outside", is_flag=True, help="Allow data paths outside the spec folder.")
+@_ALLOW_OUTSIDE
 @_handle_errors
 def due(path: Path, as_of: dt.date | None, days: int, fmt: str, allow_outside: bool) -> None:
     """List KPI reviews falling due, by meeting and owner, with the period each covers and its comparisons."""
@@ -157,7 +157,7 @@ def _review_json(r, project, statuses) -> dict:  # type: ignore[no-untyped-def]
 @click.option("--as-of", callback=_date, help="Judge data-based rules with data up to this day (default: today).")
 @click.option("--strict", is_flag=True, help="Exit 2 when any KPI fails a SMART letter.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
-@click.option("--allow-outside", is_flag=True, help="Allow data paths outside the spec folder.")
+@_ALLOW_OUTSIDE
 @_handle_errors
 def lint_command(path: Path, as_of: dt.date | None, strict: bool, fmt: str, allow_outside: bool) -> None:
     """Score every KPI on the SMART letters, with the reason for each miss."""
@@ -194,12 +194,7 @@ def lint_command(path: Path, as_of: dt.date | None, strict: bool, fmt: str, allo
 @main.command("history")
 @_PATH
 @click.argument("kpi_id")
-@click.option(
-    "--history",
-    "history_path",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="History store (default: .kpi/history.sqlite in the spec folder).",
-)
+@_HISTORY
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 @_handle_errors
 def history_command(path: Path, kpi_id: str, history_path: Path | None, fmt: str) -> None:
