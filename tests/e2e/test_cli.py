@@ -286,3 +286,9 @@ def test_internal_error_exits_1_without_traceback(example_dir, monkeypatch):
     assert result.exit_code == 1
     assert "internal error: RuntimeError: boom" in result.output
     assert "Traceback" not in result.output
+
+
+def test_unwritable_output_is_a_clear_error(example_dir):
+    res = kpi("run", str(example_dir), "--as-of", "2026-06-30", "--kpi", "leads", "-o", "/proc/kpi-engine/result.json")
+    assert res.returncode == 2
+    assert "cannot write /proc/kpi-engine/result.json" in res.stderr and "Traceback" not in res.stderr
