@@ -17,8 +17,13 @@ def test_benchmark_smoke_run_agrees():
     pytest.importorskip("duckdb")
     results = ROOT / "bench" / "results.jsonl"
     before = results.read_text().count("\n") if results.exists() else 0
-    res = subprocess.run([sys.executable, "bench/run.py", "--rows", "100000", "--repeat", "1"], cwd=ROOT,
-                         capture_output=True, text=True, timeout=600)
+    res = subprocess.run(
+        [sys.executable, "bench/run.py", "--rows", "100000", "--repeat", "1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert res.returncode == 0, res.stdout + res.stderr
     assert "all approaches agree on" in res.stdout
     for name in ("engine", "fused_polars", "duckdb_sql", "naive_per_kpi"):
