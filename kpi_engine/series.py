@@ -17,8 +17,8 @@ from .plan import KpiPlan, Plan, aggregates_of
 SERIES_COLUMNS = ("period", "start", "end", "complete", "has_data", "coverage", "is_total")
 
 
-def kpi_series(kp: KpiPlan, plan: Plan, data: Mapping[str, SourceData]) -> pl.DataFrame:
-    """One KPI's series: a row per period and dimension value, plus a total row per period.
+def kpi_series(kp: KpiPlan, plan: Plan, data: Mapping[str, SourceData]) -> pl.LazyFrame:
+    """One KPI's series (lazy): a row per period and dimension value, plus a total row per period.
 
     Columns: period, start, end, complete, has_data, coverage, is_total, the dimension columns, value.
     ``coverage`` is the share of the period's days inside every source's data (first to last row).
@@ -36,7 +36,7 @@ def kpi_series(kp: KpiPlan, plan: Plan, data: Mapping[str, SourceData]) -> pl.Da
     needed_first = periods.shift(first, grain, -kp.kpi.lookback) if kp.first is not None else first
     grid_periods = periods.period_range(needed_first, kp.last, grain, cal)
     ends = [periods.end_of(p, grain) for p in grid_periods]
-    coverage = _coverage(kp, data, grid_periods, ends)
+    coverage = _coverage(kp, data, grid_periods, ends).lazy()
     parts = [_evaluate(kp, plan, data, coverage, dims)]
     if dims:
         parts.append(_evaluate(kp, plan, data, coverage, ()))
@@ -49,9 +49,9 @@ def kpi_series(kp: KpiPlan, plan: Plan, data: Mapping[str, SourceData]) -> pl.Da
             "complete": [e <= plan.window.as_of for e in ends],
         },
         schema={PERIOD: pl.Date, "end": pl.Date, "period": pl.String, "complete": pl.Boolean},
-    )
+    ).lazy()
     frame = frame.join(labels, on=PERIOD, how="left").rename({PERIOD: "start"})
-    extra = [c for c in QUALITATIVE if c in frame.columns]
+    extra = list(QUALITATIVE) if spec.kind == "qualitative" and proportion_parts(kp.expr) else []
     out = frame.select(*SERIES_COLUMNS, *[pl.col(d) for d in dims], *extra, pl.col("value").cast(pl.Float64))
     return out.sort(["start", "is_total", *dims], nulls_last=True)
 
@@ -75,8 +75,8 @@ def _coverage(kp: KpiPlan, data: Mapping[str, SourceData], starts: list[dt.date]
 
 
 def _evaluate(
-    kp: KpiPlan, plan: Plan, data: Mapping[str, SourceData], coverage: pl.DataFrame, dims: tuple[str, ...]
-) -> pl.DataFrame:
+    kp: KpiPlan, plan: Plan, data: Mapping[str, SourceData], coverage: pl.LazyFrame, dims: tuple[str, ...]
+) -> pl.LazyFrame:
     spec = kp.kpi.spec
     key = (kp.grain, dims)
     by_source: dict[str, list[Agg]] = {}
@@ -88,7 +88,7 @@ def _evaluate(
         for source, source_aggs in by_source.items():
             group = plan.sources[source].groups[key]
             ids = sorted({group.aggs[a.key].rows_id for a in source_aggs})
-            active = data[source].groups[key].filter(pl.any_horizontal([pl.col(i) > 0 for i in ids]))
+            active = data[source].groups[key].lazy().filter(pl.any_horizontal([pl.col(i) > 0 for i in ids]))
             values.append(active.select(dims).unique())
         grid = grid.join(pl.concat(values, how="vertical_relaxed").unique(), how="cross")
     names: dict[str, str] = {}
@@ -97,7 +97,9 @@ def _evaluate(
         requests = {group.aggs[a.key].id: group.aggs[a.key] for a in source_aggs}
         for agg in source_aggs:
             names[agg.key] = f"{source}.{group.aggs[agg.key].id}"
-        picked = data[source].groups[key].select(PERIOD, *dims, *[pl.col(i).alias(f"{source}.{i}") for i in requests])
+        picked = (
+            data[source].groups[key].lazy().select(PERIOD, *dims, *[pl.col(i).alias(f"{source}.{i}") for i in requests])
+        )
         grid = grid.join(picked, on=[PERIOD, *dims], how="left", nulls_equal=True)
         covered = pl.col(f"__cov_{source}") > 0
         fills = []
@@ -178,5 +180,9 @@ def wilson(successes: pl.Expr, n: pl.Expr, scale: float = 1.0) -> list[pl.Expr]:
 
 
 def evaluate_plan(plan: Plan, data: Mapping[str, SourceData]) -> dict:
-    """Every KPI plan's series, keyed by KPI id (or (id, span) for window evaluations)."""
-    return {kp.key: kpi_series(kp, plan, data) for kp in plan.kpis}
+    """Every KPI plan's series, keyed by KPI id (or (id, span) for window evaluations).
+
+    The series are built lazily and collected together, so that their small joins run as one batch.
+    """
+    frames = pl.collect_all([kpi_series(kp, plan, data) for kp in plan.kpis])
+    return {kp.key: frame for kp, frame in zip(plan.kpis, frames, strict=True)}
