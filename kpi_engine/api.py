@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import zoneinfo
 from collections.abc import Iterable, Mapping
@@ -23,6 +24,23 @@ from .series import evaluate_plan
 from .spec import KpiSpec, Project
 
 
+@dataclass(frozen=True)
+class PluginError:
+    """A connector plugin that raised on a source: the KPIs reading it are skipped, the others still run."""
+
+    source: str
+    connector: str
+    plugin: str
+    error: str
+
+    def message(self, kpis: Iterable[str] = ()) -> str:
+        skipped = f"; skipped KPIs: {', '.join(sorted(kpis))}" if kpis else ""
+        return (
+            f"connector `{self.connector}` (plugin `{self.plugin}`) failed on source `{self.source}`: "
+            f"{self.error}{skipped}"
+        )
+
+
 @dataclass
 class Catalog:
     """A validated project: specs, source schemas and bound formulas, ready to evaluate."""
@@ -32,11 +50,12 @@ class Catalog:
     env: Env
     schemas: dict[str, pl.Schema]
     bound: dict[str, BoundKpi]
+    failures: list[PluginError] = field(default_factory=list)
 
     def plan(self, window: Window, kpis: Iterable[str] | None = None, spans: Iterable[tuple[str, Span]] = ()) -> Plan:
         wanted = spec_mod.iter_kpis(self.project, kpis)
-        requests: list[BoundKpi | tuple[BoundKpi, Span]] = [self.bound[k.id] for k in wanted]
-        requests += [(self.bound[kpi_id], span) for kpi_id, span in dict.fromkeys(spans)]
+        requests: list[BoundKpi | tuple[BoundKpi, Span]] = [self.bound[k.id] for k in wanted if k.id in self.bound]
+        requests += [(self.bound[k], span) for k, span in dict.fromkeys(spans) if k in self.bound]
         return build_plan(
             requests,
             self.project.sources,
@@ -66,12 +85,18 @@ class Catalog:
             raise KpiError(Diagnostic(f"--from {start} is after --to {end}"))
         window = Window(as_of, start, end)
         plan = self.plan(window, kpis, spans)
-        data = execute(plan, self.registry.connectors, self.registry.functions, self.env, streaming=streaming)
+        failures = list(self.failures)
+        data = execute(
+            plan, self.registry.connectors, self.registry.functions, self.env, streaming=streaming, failures=failures
+        )
+        plugin_of = self.registry.connector_plugin
+        failures = [f if f.plugin else dataclasses.replace(f, plugin=plugin_of.get(f.connector, "?")) for f in failures]
+        plan.kpis = [kp for kp in plan.kpis if set(kp.kpi.sources) <= data.keys()]
         frames = evaluate_plan(plan, data)
         series = {k: v for k, v in frames.items() if isinstance(k, str)}
         windows = {k: v for k, v in frames.items() if not isinstance(k, str)}
         freshness = {name: d.last for name, d in data.items()}
-        return Result(as_of, self.project, series, freshness, plan, windows)
+        return Result(as_of, self.project, series, freshness, plan, windows, failures)
 
 
 @dataclass
@@ -84,6 +109,17 @@ class Result:
     freshness: dict[str, dt.date | None] = field(default_factory=dict)
     plan: Plan | None = None
     spans: dict[tuple[str, Span], pl.DataFrame] = field(default_factory=dict)
+    failures: list[PluginError] = field(default_factory=list)
+
+    def errors(self) -> list[str]:
+        """One line per failed plugin, naming the KPIs it kept from running."""
+        from .testing import sources_read
+
+        out = []
+        for f in self.failures:
+            kpis = [k for k in self.project.kpis if f.source in sources_read(self.project, k)]
+            out.append(f.message(kpis))
+        return out
 
     def __getitem__(self, kpi_id: str) -> pl.DataFrame:
         return self.series[kpi_id]
@@ -111,15 +147,22 @@ def load(
     env = Env(frames or {}, allow_outside)
     project = spec_mod.load_project(path, registry.connector_schemas())
     errors = ErrorCollector()
-    schemas = read_schemas(project, registry, env, errors)
+    failures: list[PluginError] = []
+    schemas = read_schemas(project, registry, env, errors, failures)
     bound, problems = bind_project(project, schemas, registry.functions)
     errors.extend(problems)
     errors.raise_if_any()
-    return Catalog(project, registry, env, schemas, bound)
+    return Catalog(project, registry, env, schemas, bound, failures)
 
 
-def read_schemas(project: Project, registry: Registry, env: Env, errors: ErrorCollector) -> dict[str, pl.Schema]:
-    """Ask each source's connector for its columns (metadata only); check the time column on the way."""
+def read_schemas(
+    project: Project, registry: Registry, env: Env, errors: ErrorCollector, failures: list[PluginError] | None = None
+) -> dict[str, pl.Schema]:
+    """Ask each source's connector for its columns (metadata only); check the time column on the way.
+
+    A connector that raises (a plugin bug, not bad input) is recorded in ``failures`` and its source skipped.
+    """
+    failures = failures if failures is not None else []
     schemas: dict[str, pl.Schema] = {}
     for name, source in project.sources.items():
         connector = registry.connectors.get(source.connector)
@@ -134,6 +177,10 @@ def read_schemas(project: Project, registry: Registry, env: Env, errors: ErrorCo
             schema = connector.schema(source, env)
         except KpiError as exc:
             errors.extend(exc.diagnostics)
+            continue
+        except Exception as exc:  # a bug in a connector plugin: the KPIs that do not need it still run
+            plugin = registry.connector_plugin.get(source.connector, "?")
+            failures.append(PluginError(name, source.connector, plugin, f"{type(exc).__name__}: {exc}"))
             continue
         time = source.time
         if time not in schema:

@@ -115,6 +115,7 @@ class Report:
     spec_hash: str
     generated_at: str
     counts: dict[str, int] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
 
     @property
     def attention(self) -> list[KpiSection]:
@@ -190,6 +191,7 @@ def build(
 ) -> Report:
     """Assemble the report's content from an evaluated result."""
     project, as_of = catalog.project, result.as_of
+    kpis = [k for k in kpis if k.id in result.series]  # a failed plugin's KPIs are listed under errors
     sections = [
         _section(
             project,
@@ -218,7 +220,7 @@ def build(
         period = f"{format_date(start)} to {format_date(end)}"
     else:
         period = f"the latest complete periods to {format_date(as_of)}"
-    sources = sorted({s for k in kpis for s in catalog.bound[k.id].sources} if kpis else ())
+    sources = sorted({s for k in kpis for s in catalog.bound[k.id].sources})
     freshness = [
         {
             "source": s,
@@ -243,6 +245,7 @@ def build(
         project.spec_hash,
         dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         counts,
+        result.errors(),
     )
 
 

@@ -80,12 +80,23 @@ def execute(
     functions: Mapping[str, MetricFunction],
     env: Env,
     streaming: bool = False,
+    failures: list | None = None,
 ) -> dict[str, SourceData]:
     """Run the plan: build every lazy query, collect them in one ``collect_all`` (shared scans)."""
     queries: list[pl.LazyFrame] = []
     index: list[tuple[str, tuple | None]] = []
-    for name, sp in plan.sources.items():
-        lf, _ = source_frame(sp, connectors[sp.source.connector], plan, env)
+    for name, sp in list(plan.sources.items()):
+        try:
+            lf, _ = source_frame(sp, connectors[sp.source.connector], plan, env)
+        except KpiError:
+            raise
+        except Exception as exc:  # a connector plugin's bug: skip its source, the other KPIs still run
+            if failures is None:
+                raise
+            from .api import PluginError
+
+            failures.append(PluginError(name, sp.source.connector, "", f"{type(exc).__name__}: {exc}"))
+            continue
         queries.append(
             lf.select(pl.col(DATE).min().alias("first"), pl.col(DATE).max().alias("last"), pl.len().alias("rows"))
         )
@@ -106,6 +117,8 @@ def execute(
         else:
             entry["groups"][key] = frame
     for name, sp in plan.sources.items():
+        if name not in out:
+            continue
         groups = out[name]["groups"]
         for key, group in sp.groups.items():
             if group.derive_from is not None:

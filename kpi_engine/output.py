@@ -134,6 +134,7 @@ def to_json_dict(
         "engine_version": engine_version,
         "spec_hash": result.project.spec_hash,
         "sources": {name: (d.isoformat() if d else None) for name, d in result.freshness.items()},
+        "errors": result.errors(),
         "kpis": kpis,
     }
 

@@ -219,3 +219,68 @@ def test_dataframe_connector_missing_frame(tmp_path):
     )
     with pytest.raises(kpi_engine.KpiError, match=r"kpis.yaml:3:3: no frame `ads` was passed for source `ads`"):
         kpi_engine.load(root, frames={"add": pl.DataFrame()})
+
+
+class _Exploding(Connector):
+    """A buggy third-party connector: raises in schema() or in scan()."""
+
+    options_schema = {"properties": {"when": {"enum": ["schema", "scan"]}}, "required": ["when"]}
+
+    def __init__(self, name):
+        self.name = name
+
+    def schema(self, source, env):
+        if source.options["when"] == "schema":
+            raise RuntimeError("schema exploded")
+        return pl.Schema({"ts": pl.Datetime("us"), "v": pl.Int64})
+
+    def scan(self, source, request, env):
+        raise ZeroDivisionError("scan exploded")
+
+
+def test_a_connector_that_raises_leaves_a_partial_result_and_exit_1(tmp_path):
+    from click.testing import CliRunner
+
+    from kpi_engine import plugins as plugins_module
+    from kpi_engine.cli import main
+
+    plugin = types.ModuleType("kpi_exploding")
+    plugin.register_connectors = hookimpl(lambda register: register(_Exploding("exploding")))
+    registry = build_registry(extra=[plugin])
+    (tmp_path / "good.csv").write_text("ts,v\n2026-01-05T10:00:00,3\n2026-01-06T10:00:00,4\n")
+    write_spec(
+        tmp_path,
+        """
+        version: 1
+        sources:
+          good: {connector: csv, path: good.csv, time: ts}
+          bad_schema: {connector: exploding, when: schema, time: ts}
+          bad_scan: {connector: exploding, when: scan, time: ts}
+        kpis:
+          fine: {unit: count, formula: sum(good.v), grain: month}
+          broken: {unit: count, formula: sum(bad_schema.v), grain: month}
+          crashes: {unit: count, formula: sum(bad_scan.v) + sum(good.v), grain: month}
+    """,
+    )
+    catalog = kpi_engine.load(tmp_path, registry=registry)
+    assert [f.source for f in catalog.failures] == ["bad_schema"]
+    result = catalog.evaluate(dt.date(2026, 1, 31))
+    assert list(result.series) == ["fine"] and result["fine"]["value"].to_list() == [7.0]
+    assert result.errors() == [
+        "connector `exploding` (plugin `kpi_exploding`) failed on source `bad_schema`: RuntimeError: schema exploded; "
+        "skipped KPIs: broken",
+        "connector `exploding` (plugin `kpi_exploding`) failed on source `bad_scan`: ZeroDivisionError: scan exploded; "
+        "skipped KPIs: crashes",
+    ]
+    original = plugins_module._DEFAULT
+    plugins_module._DEFAULT = registry
+    try:
+        res = CliRunner().invoke(main, ["run", str(tmp_path), "--as-of", "2026-01-31", "--format", "json"])
+    finally:
+        plugins_module._DEFAULT = original
+    assert res.exit_code == 1
+    import json
+
+    doc = json.loads(res.stdout)
+    assert [k["id"] for k in doc["kpis"]] == ["fine"] and len(doc["errors"]) == 2
+    assert "errors (partial result):" in res.stderr and "skipped KPIs: broken" in res.stderr

@@ -80,6 +80,10 @@ def validate(path: Path, allow_outside: bool) -> None:
 
     catalog = load(path, allow_outside=allow_outside)
     project = catalog.project
+    for failure in catalog.failures:
+        click.echo(f"error: {failure.message()}", err=True)
+    if catalog.failures:
+        sys.exit(EXIT_INTERNAL)
     click.echo(
         f"ok: {len(project.kpis)} KPIs, {len(project.sources)} sources, {len(project.params)} params "
         f"in {len(project.files)} file(s)"
@@ -159,6 +163,17 @@ def run(
         click.echo(f"wrote {output}", err=True)
     if record:
         _record(history_path or _default_history(path), result, assessments)
+    _exit_on_plugin_errors(result)
+
+
+def _exit_on_plugin_errors(result) -> None:  # type: ignore[no-untyped-def]
+    """A plugin that failed is reported by name after the partial result, and the exit code is 1."""
+    errors = result.errors()
+    if errors:
+        click.echo("errors (partial result):", err=True)
+        for line in errors:
+            click.echo(f"  {line}", err=True)
+        sys.exit(EXIT_INTERNAL)
 
 
 def _default_history(path: Path) -> Path:

@@ -61,7 +61,7 @@ def report_command(
     from ..lint import lint
     from ..report import write_report
     from ..targets import assess, span_requests
-    from . import _record
+    from . import _exit_on_plugin_errors, _record
 
     catalog = load(path, allow_outside=allow_outside)
     project = catalog.project
@@ -106,6 +106,7 @@ def report_command(
         click.echo(f"wrote {file}" + (f" (and {len(written) - 1} chart files)" if len(written) > 1 else ""), err=True)
     if record:
         _record(store, result, assessments)
+    _exit_on_plugin_errors(result)
 
 
 def _read_notes(path: Path, project) -> dict[str, list[str]]:  # type: ignore[no-untyped-def]
