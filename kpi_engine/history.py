@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import sqlite3
-import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import Diagnostic, KpiError, Location
+from .output import _failpoint
 
 DEFAULT_NAME = Path(".kpi") / "history.sqlite"
 SCHEMA = """
@@ -47,13 +46,6 @@ def default_path(spec_path: Path) -> Path:
     """Where the history lives by default: ``.kpi/history.sqlite`` in the spec folder."""
     folder = spec_path if spec_path.is_dir() else spec_path.parent
     return folder / DEFAULT_NAME
-
-
-def _failpoint(name: str) -> None:
-    """Testing aid: KPI_ENGINE_FAILPOINT=name:seconds pauses here, so a test can kill the run mid-write."""
-    spec = os.environ.get("KPI_ENGINE_FAILPOINT", "")
-    if spec.startswith(name + ":"):
-        time.sleep(float(spec.split(":", 1)[1]))
 
 
 @contextmanager

@@ -24,6 +24,15 @@ from .units import format_value
 FORMATS = ("table", "json", "csv", "parquet")
 
 
+def _failpoint(name: str) -> None:
+    """Testing aid: KPI_ENGINE_FAILPOINT=name:seconds pauses here, so a test can kill the run mid-write."""
+    spec = os.environ.get("KPI_ENGINE_FAILPOINT", "")
+    if spec.startswith(name + ":"):
+        import time
+
+        time.sleep(float(spec.split(":", 1)[1]))
+
+
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     """Write via a temp file in the same folder, then rename: a killed run never leaves half a file."""
     path = Path(path)
@@ -41,6 +50,7 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
         ) from None
     try:
         write(Path(tmp))
+        _failpoint("output.replace")
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes files private; outputs get the usual permissions

@@ -155,3 +155,36 @@ def test_history_errors(project):
         str(project / "x.json"),
     )
     assert res.returncode == 2 and "is unusable" in res.stderr and "Traceback" not in res.stderr
+
+
+@pytest.mark.parametrize("command", [["run", "--format", "json"], ["report"]])
+def test_killing_a_run_midway_keeps_the_previous_output(project, command):
+    out = project / "out" / ("r.json" if command[0] == "run" else "r.html")
+    out.parent.mkdir()
+    out.write_text("previous output")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "kpi_engine",
+            command[0],
+            str(project),
+            "--as-of",
+            "2026-06-30",
+            *command[1:],
+            "-o",
+            str(out),
+        ],
+        env={**os.environ, "KPI_ENGINE_FAILPOINT": "output.replace:30"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.time() + 120
+    while not list(out.parent.glob(".r.*.tmp")) and time.time() < deadline:  # the new file is written, not renamed
+        time.sleep(0.1)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert out.read_text() == "previous output"
+    res = kpi(command[0], str(project), "--as-of", "2026-06-30", *command[1:], "-o", str(out))
+    assert res.returncode == 0 and out.read_text() != "previous output"
