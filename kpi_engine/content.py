@@ -165,18 +165,6 @@ def _total(frame: pl.DataFrame | None) -> pl.DataFrame:
     return frame.filter(pl.col("is_total")) if frame is not None else pl.DataFrame()
 
 
-def _year_ago(start: dt.date, grain: Grain) -> dt.date:
-    if grain is Grain.WEEK:
-        year, week, weekday = start.isocalendar()
-        try:
-            return dt.date.fromisocalendar(year - 1, week, weekday)
-        except ValueError:
-            return dt.date.fromisocalendar(year - 1, 52, weekday)
-    if grain is Grain.DAY:
-        return start - dt.timedelta(days=364)
-    return start.replace(year=start.year - 1)
-
-
 def build(
     catalog: Catalog,
     result: Result,
@@ -281,7 +269,8 @@ def _section(
     window = kpi.target is not None and kpi.target.measure == "window"  # the value is not one period's
     if current is not None and current["value"] is not None and not window:
         prev = value_at(periods.shift(current["start"], grain, -1))
-        year = value_at(_year_ago(current["start"], grain))
+        align = {Grain.WEEK: "week", Grain.DAY: "weekday"}.get(grain, "date")
+        year = value_at(periods.year_earlier(current["start"], align))
         change_prev = format_change(current["value"] - prev, unit) if prev is not None else "–"
         change_year = format_change(current["value"] - year, unit) if year is not None else "–"
     history = done.tail(HISTORY_PERIODS[grain])  # complete periods only: a partial one would read as a drop

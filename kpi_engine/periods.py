@@ -136,6 +136,23 @@ def label(start: dt.date, grain: Period, cal: Calendar) -> str:
     return f"FY{fiscal_year}-Q{quarter}"
 
 
+def year_earlier(day: dt.date, align: str) -> dt.date:
+    """The same day a year earlier: ``week`` keeps the ISO week and weekday (week 53 maps to 52), ``weekday``
+    goes back 52 weeks, ``date`` keeps the calendar date (29 February maps to 28 February)."""
+    if align == "week":
+        year, week, weekday = day.isocalendar()
+        try:
+            return dt.date.fromisocalendar(year - 1, week, weekday)
+        except ValueError:  # week 53 has no twin
+            return dt.date.fromisocalendar(year - 1, 52, weekday)
+    if align == "weekday":
+        return day - dt.timedelta(weeks=52)
+    try:
+        return day.replace(year=day.year - 1)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year - 1, day=28)
+
+
 def local_midnight(day: dt.date, tz: str) -> dt.datetime:
     """The instant a local day starts, as an aware datetime in ``tz``."""
     return dt.datetime.combine(day, dt.time(), ZoneInfo(tz))

@@ -55,22 +55,10 @@ class DueReview:
 def year_ago(span: Span, review_cadence: str) -> Span:
     """The same period a year earlier: same ISO weeks for weekly cadences, same calendar dates otherwise."""
     if review_cadence in ("weekly", "biweekly"):
-        year, week, weekday = span.start.isocalendar()
-        try:
-            start = dt.date.fromisocalendar(year - 1, week, weekday)
-        except ValueError:  # week 53 has no twin: take week 52
-            start = dt.date.fromisocalendar(year - 1, 52, weekday)
+        start = periods.year_earlier(span.start, "week")
         return Span(start, start + (span.end - span.start))
-    if review_cadence in ("monthly", "quarterly"):
-        return Span(_minus_year(span.start), _minus_year(span.end))
-    return Span(span.start - dt.timedelta(days=364), span.end - dt.timedelta(days=364))
-
-
-def _minus_year(day: dt.date) -> dt.date:
-    try:
-        return day.replace(year=day.year - 1)
-    except ValueError:  # 29 February
-        return day.replace(year=day.year - 1, day=28)
+    align = "date" if review_cadence in ("monthly", "quarterly") else "weekday"
+    return Span(periods.year_earlier(span.start, align), periods.year_earlier(span.end, align))
 
 
 def _cut(span: Span, days: int) -> Span:
