@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -53,8 +54,9 @@ class Agg(Node):
     args: tuple[Node, ...] = ()
     where: Node | None = None
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
+        """The aggregate's canonical text: equal aggregates share one column of the plan."""
         inner = ", ".join(to_source(a) for a in self.args) if self.args else self.source
         if self.where is not None:
             inner += f" where {to_source(self.where)}"

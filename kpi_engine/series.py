@@ -1,9 +1,15 @@
-"""Combine per-source aggregates into KPI series: dense period grid, formulas, previous(), totals."""
+"""Combine per-source aggregates into KPI series: dense period grid, formulas, previous(), totals.
+
+KPIs that share a grain, dimensions, period range and missing-data policy are evaluated together as the
+columns of one frame, then split: the cost of a catalogue grows with its number of distinct groups, not
+with its number of KPIs.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import polars as pl
 
@@ -15,32 +21,97 @@ from .ir import Agg
 from .plan import KpiPlan, Plan, aggregates_of
 
 SERIES_COLUMNS = ("period", "start", "end", "complete", "has_data", "coverage", "is_total")
+QUALITATIVE = ("sample_size", "ci_low", "ci_high")
+Z95 = 1.959963984540054
 
 
-def kpi_series(kp: KpiPlan, plan: Plan, data: Mapping[str, SourceData]) -> pl.LazyFrame:
-    """One KPI's series (lazy): a row per period and dimension value, plus a total row per period.
+@dataclass
+class _Batch:
+    """KPIs evaluated as columns of one frame: same grain, dimensions, periods and missing-data policy."""
 
-    Columns: period, start, end, complete, has_data, coverage, is_total, the dimension columns, value.
-    ``coverage`` is the share of the period's days inside every source's data (first to last row).
+    grain: periods.Period
+    dims: tuple[str, ...]
+    missing: str
+    first: dt.date  # first period shown
+    grid_first: dt.date  # first period computed (earlier when previous() looks back)
+    last: dt.date
+    kpis: list[KpiPlan] = field(default_factory=list)
+
+
+def evaluate_plan(plan: Plan, data: Mapping[str, SourceData]) -> dict:
+    """Every KPI plan's series, keyed by KPI id (or (id, span) for window evaluations).
+
+    Columns of a series: period, start, end, complete, has_data, coverage, is_total, the dimension columns,
+    (sample_size, ci_low, ci_high for survey proportions,) value. ``coverage`` is the share of the period's
+    days inside every source's data (first to last row).
     """
-    spec = kp.kpi.spec
-    grain, dims, cal = kp.grain, spec.dimensions, plan.calendar
+    batches: dict[tuple, _Batch] = {}
+    for kp in plan.kpis:
+        first, grid_first = _first_periods(kp, plan, data)
+        spec = kp.kpi.spec
+        key = (kp.grain, spec.dimensions, spec.missing, first, grid_first, kp.last)
+        batch = batches.setdefault(key, _Batch(kp.grain, spec.dimensions, spec.missing, first, grid_first, kp.last))
+        batch.kpis.append(kp)
+    frames = pl.collect_all([_batch_frame(b, plan, data) for b in batches.values()])
+    out: dict = {}
+    for batch, frame in zip(batches.values(), frames, strict=True):
+        for n, kp in enumerate(batch.kpis):
+            out[kp.key] = _split(frame, kp, n, batch.dims)
+    return {kp.key: out[kp.key] for kp in plan.kpis}
+
+
+def _first_periods(kp: KpiPlan, plan: Plan, data: Mapping[str, SourceData]) -> tuple[dt.date, dt.date]:
+    """The first period shown, and the first computed (``lookback`` periods earlier for previous())."""
     firsts = [data[s].first for s in kp.kpi.sources if data[s].first is not None]
     if kp.first is not None:
         first = kp.first
     elif firsts:
-        first = periods.start_of(min(firsts), grain, cal)
+        first = periods.start_of(min(firsts), kp.grain, plan.calendar)
     else:
         first = kp.last
     first = min(first, kp.last)
-    needed_first = periods.shift(first, grain, -kp.kpi.lookback) if kp.first is not None else first
-    grid_periods = periods.period_range(needed_first, kp.last, grain, cal)
-    ends = [periods.end_of(p, grain) for p in grid_periods]
-    coverage = _coverage(kp, data, grid_periods, ends).lazy()
-    parts = [_evaluate(kp, plan, data, coverage, dims)]
+    grid_first = periods.shift(first, kp.grain, -kp.kpi.lookback) if kp.first is not None else first
+    return first, grid_first
+
+
+def _split(frame: pl.DataFrame, kp: KpiPlan, n: int, dims: tuple[str, ...]) -> pl.DataFrame:
+    """One KPI's series out of its batch's frame: its own rows (dimension values it counts) and columns.
+
+    Built from Series directly: a frame-level select or filter would touch every KPI's columns.
+    """
+    names = {c: c for c in SERIES_COLUMNS[:4]}
+    names |= {f"__has_data{n}": "has_data", f"__coverage{n}": "coverage", "is_total": "is_total"}
+    names |= {d: d for d in dims}
+    if _qualitative(kp):
+        names |= {f"__{c}{n}": c for c in QUALITATIVE}
+    names[f"__value{n}"] = "value"
+    columns = [frame.get_column(c).alias(name) for c, name in names.items()]
     if dims:
-        parts.append(_evaluate(kp, plan, data, coverage, ()))
-    frame = pl.concat(parts, how="diagonal_relaxed").filter(pl.col(PERIOD) >= first)
+        keep = frame.get_column(f"__keep{n}")
+        columns = [c.filter(keep) for c in columns]
+    return pl.DataFrame(columns)
+
+
+def _qualitative(kp: KpiPlan) -> bool:
+    return kp.kpi.spec.kind == "qualitative" and proportion_parts(kp.expr) is not None
+
+
+def _batch_frame(batch: _Batch, plan: Plan, data: Mapping[str, SourceData]) -> pl.LazyFrame:
+    """The batch's frame (lazy): a row per period and dimension value plus total rows, columns per KPI."""
+    grain, dims, cal = batch.grain, batch.dims, plan.calendar
+    grid_periods = periods.period_range(batch.grid_first, batch.last, grain, cal)
+    ends = [periods.end_of(p, grain) for p in grid_periods]
+    sources = sorted({s for kp in batch.kpis for s in kp.kpi.sources})
+    coverage = _coverage(sources, data, grid_periods, ends).lazy()
+    parts = [_evaluate(batch, plan, data, coverage, dims)]
+    if dims:
+        parts.append(_evaluate(batch, plan, data, coverage, ()))
+    frame = pl.concat(parts, how="diagonal_relaxed").filter(pl.col(PERIOD) >= batch.first)
+    if dims:
+        frame = frame.with_columns(
+            (pl.col("is_total") | pl.col(f"__active{n}").fill_null(False)).alias(f"__keep{n}")
+            for n in range(len(batch.kpis))
+        )
     labels = pl.DataFrame(
         {
             PERIOD: grid_periods,
@@ -51,15 +122,15 @@ def kpi_series(kp: KpiPlan, plan: Plan, data: Mapping[str, SourceData]) -> pl.La
         schema={PERIOD: pl.Date, "end": pl.Date, "period": pl.String, "complete": pl.Boolean},
     ).lazy()
     frame = frame.join(labels, on=PERIOD, how="left").rename({PERIOD: "start"})
-    extra = list(QUALITATIVE) if spec.kind == "qualitative" and proportion_parts(kp.expr) else []
-    out = frame.select(*SERIES_COLUMNS, *[pl.col(d) for d in dims], *extra, pl.col("value").cast(pl.Float64))
-    return out.sort(["start", "is_total", *dims], nulls_last=True)
+    return frame.sort(["start", "is_total", *dims], nulls_last=True)
 
 
-def _coverage(kp: KpiPlan, data: Mapping[str, SourceData], starts: list[dt.date], ends: list[dt.date]) -> pl.DataFrame:
+def _coverage(
+    sources: list[str], data: Mapping[str, SourceData], starts: list[dt.date], ends: list[dt.date]
+) -> pl.DataFrame:
     """Per period and source, the share of the period's days between the source's first and last rows."""
     columns: dict[str, list] = {PERIOD: starts}
-    for source in kp.kpi.sources:
+    for source in sources:
         src = data[source]
         shares = []
         for start, end in zip(starts, ends, strict=True):
@@ -69,76 +140,106 @@ def _coverage(kp: KpiPlan, data: Mapping[str, SourceData], starts: list[dt.date]
             overlap = (min(end, src.last) - max(start, src.first)).days + 1
             shares.append(max(overlap, 0) / ((end - start).days + 1))
         columns[f"__cov_{source}"] = shares
-    frame = pl.DataFrame(columns, schema_overrides={PERIOD: pl.Date})
-    covs = [pl.col(f"__cov_{s}") for s in kp.kpi.sources]
-    return frame.with_columns((pl.min_horizontal(covs) if covs else pl.lit(1.0)).alias("coverage"))
+    return pl.DataFrame(columns, schema_overrides={PERIOD: pl.Date})
+
+
+def _rows_ids(kp: KpiPlan, plan: Plan, key: tuple) -> dict[str, tuple[str, ...]]:
+    """Per source, the group's row-count columns of the rows this KPI's aggregates count."""
+    ids: dict[str, set[str]] = {}
+    for agg in aggregates_of(kp.expr):
+        ids.setdefault(agg.source, set()).add(plan.sources[agg.source].groups[key].aggs[agg.key].rows_id)
+    return {source: tuple(sorted(i)) for source, i in ids.items()}
+
+
+def _dimension_values(batch: _Batch, plan: Plan, data: Mapping[str, SourceData]) -> tuple[pl.LazyFrame, list]:
+    """Every dimension value of the batch, with a flag per KPI: does that KPI count rows for it?
+
+    A KPI shows the dimension values with at least one row counted by its aggregates, in any period.
+    """
+    key = (batch.grain, batch.dims)
+    names: dict[tuple[str, tuple[str, ...]], str] = {}
+    per_kpi = []
+    for kp in batch.kpis:
+        own = [names.setdefault((s, ids), f"__act_{len(names)}") for s, ids in _rows_ids(kp, plan, key).items()]
+        per_kpi.append(own)
+    frames = [
+        data[source]
+        .groups[key]
+        .lazy()
+        .filter(pl.any_horizontal([pl.col(i) > 0 for i in ids]))
+        .select(batch.dims)
+        .unique()
+        .with_columns(pl.lit(True).alias(name))
+        for (source, ids), name in names.items()
+    ]
+    values = pl.concat(frames, how="diagonal_relaxed").group_by(batch.dims).agg(pl.col(list(names.values())).any())
+    flags = [pl.any_horizontal(own).alias(f"__active{n}") for n, own in enumerate(per_kpi)]
+    return values, flags
 
 
 def _evaluate(
-    kp: KpiPlan, plan: Plan, data: Mapping[str, SourceData], coverage: pl.LazyFrame, dims: tuple[str, ...]
+    batch: _Batch, plan: Plan, data: Mapping[str, SourceData], coverage: pl.LazyFrame, dims: tuple[str, ...]
 ) -> pl.LazyFrame:
-    spec = kp.kpi.spec
-    key = (kp.grain, dims)
-    by_source: dict[str, list[Agg]] = {}
-    for agg in aggregates_of(kp.expr):
-        by_source.setdefault(agg.source, []).append(agg)
-    grid = coverage
-    if dims:  # dimension values: those with at least one row counted by this KPI's aggregates
-        values = []
-        for source, source_aggs in by_source.items():
-            group = plan.sources[source].groups[key]
-            ids = sorted({group.aggs[a.key].rows_id for a in source_aggs})
-            active = data[source].groups[key].lazy().filter(pl.any_horizontal([pl.col(i) > 0 for i in ids]))
-            values.append(active.select(dims).unique())
-        grid = grid.join(pl.concat(values, how="vertical_relaxed").unique(), how="cross")
-    names: dict[str, str] = {}
-    for source, source_aggs in by_source.items():
-        group = plan.sources[source].groups[key]
-        requests = {group.aggs[a.key].id: group.aggs[a.key] for a in source_aggs}
-        for agg in source_aggs:
-            names[agg.key] = f"{source}.{group.aggs[agg.key].id}"
+    """Every KPI of the batch at ``dims`` (the dimensions, or () for totals) as columns of one frame."""
+    key = (batch.grain, dims)
+    requests: dict[str, dict] = {}
+    for kp in batch.kpis:
+        for agg in aggregates_of(kp.expr):
+            request = plan.sources[agg.source].groups[key].aggs[agg.key]
+            requests.setdefault(agg.source, {})[request.id] = request
+    grid, flags = coverage, []
+    if dims:
+        values, flags = _dimension_values(batch, plan, data)
+        grid = grid.join(values, how="cross").with_columns(flags)
+    for source, source_requests in requests.items():
         picked = (
-            data[source].groups[key].lazy().select(PERIOD, *dims, *[pl.col(i).alias(f"{source}.{i}") for i in requests])
+            data[source]
+            .groups[key]
+            .lazy()
+            .select(PERIOD, *dims, *[pl.col(i).alias(f"{source}.{i}") for i in source_requests])
         )
         grid = grid.join(picked, on=[PERIOD, *dims], how="left", nulls_equal=True)
         covered = pl.col(f"__cov_{source}") > 0
         fills = []
-        for i, request in requests.items():
+        for i, request in source_requests.items():
             col = pl.col(f"{source}.{i}")
-            filled = col.fill_null(request.fill) if request.fill is not None and spec.missing != "null" else col
-            if spec.missing == "zero":
+            filled = col.fill_null(request.fill) if request.fill is not None and batch.missing != "null" else col
+            if batch.missing == "zero":
                 fills.append(filled.fill_null(0).alias(f"{source}.{i}"))
             else:
                 fills.append(pl.when(covered).then(filled).otherwise(None).alias(f"{source}.{i}"))
         grid = grid.with_columns(fills)
     grid = grid.sort([*dims, PERIOD], nulls_last=True)
-    has_data = pl.col("coverage") > 0
     functions = plan.functions
 
     def column_of(agg: Agg) -> pl.Expr:
-        column = pl.col(names[agg.key])
+        column = pl.col(f"{agg.source}.{plan.sources[agg.source].groups[key].aggs[agg.key].id}")
         finish = functions[agg.func].finish if agg.func in functions else None
         return finish(column, dims).cast(pl.Float64) if finish is not None else column
 
-    value = kpi_expr(kp.expr, column_of, dims)
-    value = pl.when(value.is_nan() | value.is_infinite()).then(None).otherwise(value)
-    if spec.missing != "zero":
-        value = pl.when(has_data).then(value).otherwise(None)
-    grid = grid.with_columns(has_data.alias("has_data"), value.alias("value"), pl.lit(not dims).alias("is_total"))
-    extra = []
-    parts = proportion_parts(kp.expr) if spec.kind == "qualitative" else None
-    if parts is not None:
-        numerator, denominator, scale = parts
-        grid = grid.with_columns(wilson(pl.col(names[numerator.key]), pl.col(names[denominator.key]), scale))
-        grid = grid.with_columns(
-            pl.when(pl.col("has_data")).then(pl.col(c)).otherwise(None).alias(c) for c in QUALITATIVE
-        )
-        extra = list(QUALITATIVE)
-    return grid.select(PERIOD, *dims, "has_data", "coverage", "is_total", *extra, "value")
-
-
-QUALITATIVE = ("sample_size", "ci_low", "ci_high")
-Z95 = 1.959963984540054
+    raw, columns = [], []
+    for n, kp in enumerate(batch.kpis):
+        covs = [pl.col(f"__cov_{s}") for s in kp.kpi.sources]
+        raw.append(kpi_expr(kp.expr, column_of, dims).cast(pl.Float64).alias(f"__value{n}"))
+        raw.append((pl.min_horizontal(covs) if covs else pl.lit(1.0)).alias(f"__coverage{n}"))
+        value, has_data = pl.col(f"__value{n}"), pl.col(f"__coverage{n}") > 0
+        value = pl.when(value.is_nan() | value.is_infinite()).then(None).otherwise(value)
+        if batch.missing != "zero":
+            value = pl.when(has_data).then(value).otherwise(None)
+        columns += [value.alias(f"__value{n}"), has_data.alias(f"__has_data{n}")]
+        parts = proportion_parts(kp.expr) if kp.kpi.spec.kind == "qualitative" else None
+        if parts is not None:
+            numerator, denominator, scale = parts
+            interval = wilson(column_of(numerator), column_of(denominator), scale)
+            columns += [
+                pl.when(has_data).then(e).otherwise(None).alias(f"__{c}{n}")
+                for c, e in zip(QUALITATIVE, interval, strict=True)
+            ]
+    grid = grid.with_columns(raw).with_columns(*columns, pl.lit(not dims).alias("is_total"))
+    kept = [c for n in range(len(batch.kpis)) for c in (f"__value{n}", f"__coverage{n}", f"__has_data{n}")]
+    kept += [f"__{c}{n}" for n, kp in enumerate(batch.kpis) if _qualitative(kp) for c in QUALITATIVE]
+    kept += [f"__active{n}" for n in range(len(batch.kpis))] if dims else []
+    return grid.select(PERIOD, *dims, "is_total", *kept)
 
 
 def proportion_parts(node: Node) -> tuple[Agg, Agg, float] | None:
@@ -177,12 +278,3 @@ def wilson(successes: pl.Expr, n: pl.Expr, scale: float = 1.0) -> list[pl.Expr]:
         pl.when(valid).then((centre - half) * scale).otherwise(None).alias("ci_low"),
         pl.when(valid).then((centre + half) * scale).otherwise(None).alias("ci_high"),
     ]
-
-
-def evaluate_plan(plan: Plan, data: Mapping[str, SourceData]) -> dict:
-    """Every KPI plan's series, keyed by KPI id (or (id, span) for window evaluations).
-
-    The series are built lazily and collected together, so that their small joins run as one batch.
-    """
-    frames = pl.collect_all([kpi_series(kp, plan, data) for kp in plan.kpis])
-    return {kp.key: frame for kp, frame in zip(plan.kpis, frames, strict=True)}

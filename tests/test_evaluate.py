@@ -304,3 +304,44 @@ def test_coverage_is_the_share_of_days_with_source_data(result):
     assert week["coverage"].item() == pytest.approx(3 / 7) and week["has_data"].item()
     assert frame.filter(pl.col("start") == dt.date(2026, 5, 25))["coverage"].item() == 0.0
     assert frame.filter(pl.col("start") == dt.date(2026, 3, 2))["coverage"].item() == 1.0
+
+
+def test_kpis_evaluated_together_equal_each_evaluated_alone(tmp_path, example_dir, duck):
+    """KPIs sharing grain and dimensions are computed as columns of one frame; that must change nothing.
+
+    The batch mixes a KPI whose filter keeps one platform (so it shows one dimension value), one over every
+    platform, a survey-style proportion (extra interval columns) and a previous() reference.
+    """
+    import shutil
+
+    import kpi_engine
+    from kpi_engine.plan import Window
+
+    from conftest import write_spec
+
+    shutil.copytree(example_dir / "data", tmp_path / "data")
+    write_spec(
+        tmp_path,
+        """
+        version: 1
+        sources:
+          mentions: {connector: ndjson, path: data/social_mentions.ndjson, time: ts}
+        kpis:
+          x_shares: {unit: count, formula: sum(mentions.shares where platform == "x"), grain: week, dimensions: [platform]}
+          shares: {unit: count, formula: sum(mentions.shares), grain: week, dimensions: [platform]}
+          positive: {kind: qualitative, unit: percent, formula: 100 * count(mentions where sentiment > 0) / count(mentions), grain: week, dimensions: [platform]}
+          shares_change: {unit: count, formula: sum(mentions.shares) - previous(sum(mentions.shares)), grain: week, dimensions: [platform]}
+    """,
+    )
+    catalog = kpi_engine.load(tmp_path)
+    together = catalog.evaluate(AS_OF)
+    for kpi_id in catalog.project.kpis:
+        alone = catalog.evaluate(AS_OF, kpis=[kpi_id])[kpi_id]
+        assert together[kpi_id].equals(alone), kpi_id
+    assert set(together["x_shares"].filter(~pl.col("is_total"))["platform"]) == {"x"}
+    assert set(together["shares"].filter(~pl.col("is_total"))["platform"]) == {
+        p for (p,) in duck.execute("SELECT DISTINCT platform FROM mentions").fetchall()
+    }
+    assert {"sample_size", "ci_low", "ci_high"} <= set(together["positive"].columns)
+    assert "ci_low" not in together["shares"].columns
+    assert len(catalog.plan(Window(AS_OF)).kpis) == 4
