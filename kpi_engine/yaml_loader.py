@@ -17,6 +17,7 @@ Path_ = tuple[str | int, ...]
 MAX_NODES = 200_000  # alias expansion beyond this is an attack or a mistake
 MAX_DEPTH = 64
 MAX_BYTES = 5_000_000
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: composing is ~10x faster
 
 
 @dataclass
@@ -195,7 +196,7 @@ def load_yaml(text: str, file: str) -> tuple[Any, Positions]:
                 )
     text, swaps = _protect_formulas(text)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=_LOADER)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)
