@@ -53,6 +53,13 @@ class Connector:
         """A lazy frame of the source's rows; it should at least hold ``request.columns``."""
         raise NotImplementedError
 
+    def explain_error(self, source: SourceSpec, env: Env, exc: BaseException) -> KpiError:
+        """The error shown when reading the source failed: override to name the file, line or column at fault.
+
+        Called on the error path only, so it may re-read the data.
+        """
+        return data_error(source, exc)
+
 
 def source_path(source: SourceSpec, env: Env, key: str = "path", allow_dir: bool = False) -> str:
     """The source's ``path`` option resolved against its spec file's folder, checked to exist.

@@ -18,7 +18,7 @@ from . import periods
 from .formula import BinOp, Call, Column, Node, Unary, to_source, walk
 from .ir import Agg, BoundKpi, MetricFunction, Previous
 from .periods import Period, Span
-from .spec import Calendar, SourceSpec
+from .spec import Calendar, Grain, SourceSpec
 
 MAX_PREFILTERS = 16
 ROLLUPS = {"sum": "sum", "count": "sum", "min": "min", "max": "max"}
@@ -221,6 +221,7 @@ def build_plan(
         plan.kpis.append(KpiPlan(kpi, expr, shown_first, last_shown, grain))
     for sp in plan.sources.values():
         _plan_rollups(sp)
+        _plan_grains(sp)
         _plan_prefilter(sp)
     return plan
 
@@ -233,18 +234,46 @@ def _plan_rollups(sp: SourcePlan) -> None:
         if dims or not all(r.rollup for r in group.aggs.values()):
             continue
         finer = next((g for (g2, d2), g in sp.groups.items() if g2 == grain and d2), None)
-        if finer is None:
+        if finer is not None:
+            _derive(sp, group, finer)
+
+
+def _plan_grains(sp: SourcePlan) -> None:
+    """Coarser grains from one daily group: when two or more groups with the same dimensions (or one next to
+    a daily group that runs anyway) hold only aggregates that roll up, one ``group_by(day, *dims)`` over the
+    rows replaces them, and weeks, months or spans are summed from its few rows. Never for count-distinct,
+    medians or plugin functions: those do not roll up."""
+    by_dims: dict[tuple[str, ...], list[GroupRequest]] = {}
+    for group in sp.groups.values():
+        additive = all(r.rollup for r in group.aggs.values())
+        if group.dims and group.derive_from is None and group.grain is not Grain.DAY and additive:
+            by_dims.setdefault(group.dims, []).append(group)
+    for dims, groups in by_dims.items():
+        day = sp.groups.get((Grain.DAY, dims))
+        if day is None and len(groups) < 2:
             continue
-        for key, request in group.aggs.items():
-            if key not in finer.aggs:
-                filter_key = to_source(request.agg.where) if request.agg.where is not None else ""
-                if filter_key not in finer.row_filters:
-                    finer.row_filters[filter_key] = group.row_filters[filter_key]
-                finer.aggs[key] = dataclasses.replace(request, rows_id=finer.row_filters[filter_key][0])
-        group.derive_from = finer.key
-        group.aggs = {k: finer.aggs[k] for k in group.aggs}
-        wanted = {a.rows_id for a in group.aggs.values()}
-        group.row_filters = {k: v for k, v in finer.row_filters.items() if v[0] in wanted}
+        if day is None:
+            day = sp.groups[(Grain.DAY, dims)] = GroupRequest(sp.source.name, Grain.DAY, dims)
+        for group in groups:
+            _derive(sp, group, day)
+
+
+def _derive(sp: SourcePlan, group: GroupRequest, finer: GroupRequest) -> None:
+    """Derive ``group`` from ``finer``: add its aggregates to ``finer`` and share their columns."""
+    for key, request in group.aggs.items():
+        if key not in finer.aggs:
+            filter_key = to_source(request.agg.where) if request.agg.where is not None else ""
+            if filter_key not in finer.row_filters:
+                finer.row_filters[filter_key] = group.row_filters[filter_key]
+            finer.aggs[key] = dataclasses.replace(request, rows_id=finer.row_filters[filter_key][0])
+    group.derive_from = finer.key
+    group.aggs = {k: finer.aggs[k] for k in group.aggs}
+    wanted = {a.rows_id for a in group.aggs.values()}
+    group.row_filters = {k: v for k, v in finer.row_filters.items() if v[0] in wanted}
+    for other in sp.groups.values():  # groups already derived from this one now use finer's columns
+        if other.derive_from == group.key:
+            other.aggs = {k: group.aggs[k] for k in other.aggs}
+            other.row_filters = dict(group.row_filters)
 
 
 def _plan_prefilter(sp: SourcePlan) -> None:

@@ -209,6 +209,22 @@ def test_one_scan_per_source(example_catalog):
     assert ads.columns == {"ts", "channel", "clicks", "impressions", "cost", "revenue"}
 
 
+def test_coarser_grains_are_summed_from_one_daily_group_only_when_they_roll_up(example_catalog):
+    """Weeks and months of sums come from one group_by(day, channel); count-distinct never does."""
+    from kpi_engine.plan import Window
+    from kpi_engine.spec import Grain
+
+    plan = example_catalog.plan(Window(AS_OF))
+    scanned = {k: g for k, g in plan.sources["ads"].groups.items() if g.derive_from is None}
+    assert list(scanned) == [(Grain.DAY, ("channel",))]
+    derived = {k: g.derive_from for k, g in plan.sources["ads"].groups.items() if g.derive_from}
+    assert derived[(Grain.WEEK, ("channel",))] == (Grain.DAY, ("channel",))
+    assert derived[(Grain.MONTH, ("channel",))] == (Grain.DAY, ("channel",))
+    for group in plan.sources["sessions"].groups.values():
+        if any(r.agg.func == "count_distinct" for r in group.aggs.values()):
+            assert group.derive_from is None
+
+
 def test_streaming_engine_gives_the_same_numbers(example_catalog, result):
     streamed = example_catalog.evaluate(AS_OF, streaming=True)
     for kpi_id, frame in result.series.items():
