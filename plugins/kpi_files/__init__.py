@@ -8,7 +8,10 @@ import polars as pl
 
 from kpi_engine import hookimpl
 from kpi_engine.connectors import Connector, Env, ScanRequest, data_error, source_path
+from kpi_engine.errors import Diagnostic, KpiError
 from kpi_engine.spec import SourceSpec
+
+from . import diagnose
 
 _PATH = {"type": "string", "description": "File, directory or glob, relative to the spec file."}
 _DTYPES = {
@@ -75,12 +78,46 @@ class CsvConnector(_FileConnector):
     def _lazy(self, source: SourceSpec, env: Env) -> pl.LazyFrame:
         return pl.scan_csv(source_path(source, env), **self._options(source))
 
+    def schema(self, source: SourceSpec, env: Env) -> pl.Schema:
+        """Column types come from the data: a file with a header and no rows must declare them in ``dtypes``."""
+        schema = super().schema(source, env)
+        undeclared = [c for c in schema if c not in (source.options.get("dtypes") or {})]
+        try:
+            empty = (
+                bool(undeclared)
+                and pl.scan_csv(source_path(source, env), **self._options(source)).head(1).collect().is_empty()
+            )
+        except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
+            raise self.explain_error(source, env, exc) from None
+        if empty:
+            raise KpiError(
+                Diagnostic(
+                    f"data of source `{source.name}` has a header but no rows, so the types of "
+                    f"{', '.join(f'`{c}`' for c in undeclared)} cannot be inferred",
+                    source.loc("path"),
+                    hint="declare them, e.g. dtypes: {"
+                    + ", ".join(f"{c}: {'datetime' if c == source.time else 'int'}" for c in undeclared[:3])
+                    + "}",
+                )
+            )
+        return schema
+
     def scan(self, source: SourceSpec, request: ScanRequest, env: Env) -> pl.LazyFrame:
         """Every column is parsed: a lazy scan projected to a few columns would not notice ragged rows."""
         try:
             return pl.read_csv(source_path(source, env), **self._options(source)).lazy()
         except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
-            raise data_error(source, exc) from None
+            raise self.explain_error(source, env, exc) from None
+
+    def explain_error(self, source: SourceSpec, env: Env, exc: BaseException) -> KpiError:
+        """Name the file and line: the first non-UTF-8 byte or the first row with a wrong number of fields."""
+        files = diagnose.files_of(source_path(source, env))
+        found = None
+        if source.options.get("encoding", "utf8") == "utf8":
+            found = diagnose.not_utf8(source, files)
+        if found is None and "fields" in str(exc):
+            found = diagnose.ragged_row(source, files, source.options.get("separator", ","))
+        return found or data_error(source, exc)
 
 
 class ParquetConnector(_FileConnector):
@@ -92,6 +129,11 @@ class ParquetConnector(_FileConnector):
         return pl.scan_parquet(
             source_path(source, env, allow_dir=True), hive_partitioning=source.options.get("hive_partitioning")
         )
+
+    def explain_error(self, source: SourceSpec, env: Env, exc: BaseException) -> KpiError:
+        """Name the two files when a column's type changes between the files of a dataset."""
+        files = diagnose.files_of(source_path(source, env, allow_dir=True), ".parquet")
+        return (len(files) > 1 and diagnose.type_change(source, files)) or data_error(source, exc)
 
 
 class NdjsonConnector(_FileConnector):
