@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import errno
 import io
 import json
 import math
@@ -41,13 +42,7 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         os.close(fd)
     except OSError as exc:
-        raise KpiError(
-            Diagnostic(
-                f"cannot write {path}: {exc.strerror}",
-                Location(str(path)),
-                hint="check the folder exists and is writable",
-            )
-        ) from None
+        raise write_error(path, exc.errno, exc.strerror or str(exc)) from None
     try:
         write(Path(tmp))
         _failpoint("output.replace")
@@ -57,10 +52,39 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
         os.replace(tmp, path)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
-        raise KpiError(Diagnostic(f"cannot write {path}: {exc.strerror}", Location(str(path)))) from None
+        raise write_error(path, exc.errno, exc.strerror or str(exc)) from None
+    except Exception as exc:
+        Path(tmp).unlink(missing_ok=True)
+        cause = _os_cause(exc)  # writers in compiled code (polars' Parquet) wrap the OS error
+        if cause is None:
+            raise
+        raise write_error(path, cause, os.strerror(cause)) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+_FULL = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
+
+
+def write_error(path: Path, code: int | None, reason: str) -> KpiError:
+    """A failed output write: what the system said and, for a full disk, that the previous file is unchanged."""
+    hint = (
+        "the disk is full (or a quota or file size limit applies): free some space or write elsewhere; "
+        "the previous file, if any, is unchanged"
+        if code in _FULL
+        else "check the folder exists and is writable; the previous file, if any, is unchanged"
+    )
+    return KpiError(Diagnostic(f"cannot write {path}: {reason}", Location(str(path)), hint=hint))
+
+
+def _os_cause(exc: BaseException) -> int | None:
+    """The errno of an OS write error wrapped in another library's exception (matched on its message)."""
+    text = str(exc).lower()
+    for code in (*_FULL, errno.EACCES, errno.EROFS):
+        if os.strerror(code).lower() in text:
+            return code
+    return None
 
 
 def _number(value: float | None, unit: Unit) -> float | int | None:
@@ -181,8 +205,9 @@ def write_result(
     elif fmt == "parquet":
         if output is None:
             raise KpiError(Diagnostic("parquet output needs a file", hint="add -o results.parquet"))
-        frame = long_frame(result)
-        atomic_write(output, lambda p: frame.write_parquet(p))
+        buffer = io.BytesIO()  # written by Python, not polars: a full disk then surfaces as an OSError
+        long_frame(result).write_parquet(buffer)
+        atomic_write(output, lambda p: p.write_bytes(buffer.getvalue()))
         return None
     else:
         text = render_table(result, console_width, last_periods, assessments)

@@ -188,3 +188,41 @@ def test_killing_a_run_midway_keeps_the_previous_output(project, command):
     assert out.read_text() == "previous output"
     res = kpi(command[0], str(project), "--as-of", "2026-06-30", *command[1:], "-o", str(out))
     assert res.returncode == 0 and out.read_text() != "previous output"
+
+
+def _small_file_limit() -> None:
+    """In the child: any write past 4 KB fails with EFBIG, as a full disk fails with ENOSPC (Python ignores
+    SIGXFSZ, so the write raises instead of killing the process)."""
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+
+
+@pytest.mark.parametrize(
+    "command, name",
+    [
+        (["run", "--format", "json"], "r.json"),
+        (["run", "--format", "csv"], "r.csv"),
+        (["run", "--format", "parquet"], "r.parquet"),
+        (["report"], "r.html"),
+        (["report", "--format", "md"], "r.md"),
+    ],
+)
+def test_a_full_disk_gives_a_clear_error_and_keeps_the_previous_output(project, command, name):
+    out = project / "out" / name
+    out.parent.mkdir()
+    out.write_text("previous output")
+    res = subprocess.run(
+        [sys.executable, "-m", "kpi_engine", command[0], str(project), "--as-of", "2026-06-30", *command[1:]]
+        + ["-o", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=_small_file_limit,
+    )
+    assert res.returncode == 2, res.stderr
+    # Markdown writes its chart files first, so the first file refused may be one of them
+    assert f"cannot write {out.with_suffix('')}" in res.stderr and "Traceback" not in res.stderr, res.stderr
+    assert "disk is full" in res.stderr and "unchanged" in res.stderr, res.stderr
+    assert out.read_text() == "previous output"
+    assert not list(out.parent.rglob("*.tmp"))  # no temp file left behind
