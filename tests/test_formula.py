@@ -143,3 +143,11 @@ def test_print_parse_round_trip(node):
     text = to_source(node)
     assert parse(text) == node, text
     assert to_source(parse(text)) == text
+
+
+def test_nested_negation_prints_without_parentheses():
+    """Found by tests/fuzz/fuzz_formula.py: `-(-x)` added a nesting level per minus, so a long chain of
+    minus signs that parsed within the depth limit printed as a formula that did not."""
+    text = "minutes(" + "- " * 40 + "x)"
+    printed = to_source(parse(text))
+    assert "-(" not in printed and parse(printed) == parse(text)
