@@ -11,6 +11,7 @@ once fixed).
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import shutil
 import sys
 import tempfile
@@ -18,9 +19,14 @@ from pathlib import Path
 
 import atheris
 
-with atheris.instrument_imports(include=["kpi_engine"]):
+PIPELINE = ("yaml_loader", "spec", "schema", "formula", "resolve", "rowbind", "plan", "compile", "execute", "series")
+
+with atheris.instrument_imports(include=["kpi_engine"]):  # only modules imported here are instrumented
     import kpi_engine
     from kpi_engine.errors import KpiError
+
+    for module in PIPELINE:
+        importlib.import_module(f"kpi_engine.{module}")
 
 HERE = Path(__file__).parent
 FOLDER = Path(tempfile.mkdtemp(prefix="kpi-fuzz-"))
