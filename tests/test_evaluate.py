@@ -16,6 +16,21 @@ def result(example_catalog):
     return example_catalog.evaluate(AS_OF)
 
 
+def mentions_catalog(folder, example_dir, kpis: str):
+    """A catalogue over the example's social mentions with the given ``kpis:`` entries (one per line)."""
+    import shutil
+
+    import kpi_engine
+
+    shutil.copytree(example_dir / "data", folder / "data")
+    lines = [line.strip() for line in kpis.strip().splitlines()]
+    (folder / "kpis.yaml").write_text(
+        "version: 1\nsources:\n  mentions: {connector: ndjson, path: data/social_mentions.ndjson, time: ts}\n"
+        "kpis:\n" + "".join(f"  {line}\n" for line in lines)
+    )
+    return kpi_engine.load(folder)
+
+
 def engine_values(frame: pl.DataFrame, dim: str | None = None) -> dict:
     rows = frame.filter(pl.col("is_total") if dim is None else ~pl.col("is_total"))
     key = (lambda r: r["start"]) if dim is None else (lambda r: (r["start"], r[dim]))
@@ -236,27 +251,16 @@ def test_streaming_engine_gives_the_same_numbers(example_catalog, result):
 
 
 def test_filters_are_pushed_down_when_every_aggregate_is_filtered(tmp_path, example_dir, duck):
-    import shutil
-
     from kpi_engine.plan import Window
 
-    from conftest import write_spec
-
-    shutil.copytree(example_dir / "data", tmp_path / "data")
-    write_spec(
+    catalog = mentions_catalog(
         tmp_path,
+        example_dir,
         """
-        version: 1
-        sources:
-          mentions: {connector: ndjson, path: data/social_mentions.ndjson, time: ts}
-        kpis:
-          x_share: {unit: count, formula: sum(mentions.shares where platform == "x"), grain: month}
-          insta_mean: {unit: score, formula: mean(mentions.sentiment where platform == "instagram"), grain: month, dimensions: [platform]}
-    """,
+        x_share: {unit: count, formula: sum(mentions.shares where platform == "x"), grain: month}
+        insta_mean: {unit: score, formula: mean(mentions.sentiment where platform == "instagram"), grain: month, dimensions: [platform]}
+        """,
     )
-    import kpi_engine
-
-    catalog = kpi_engine.load(tmp_path)
     plan = catalog.plan(Window(AS_OF))
     assert len(plan.sources["mentions"].prefilter) == 2
     res = catalog.evaluate(AS_OF)
@@ -328,28 +332,18 @@ def test_kpis_evaluated_together_equal_each_evaluated_alone(tmp_path, example_di
     The batch mixes a KPI whose filter keeps one platform (so it shows one dimension value), one over every
     platform, a survey-style proportion (extra interval columns) and a previous() reference.
     """
-    import shutil
-
-    import kpi_engine
     from kpi_engine.plan import Window
 
-    from conftest import write_spec
-
-    shutil.copytree(example_dir / "data", tmp_path / "data")
-    write_spec(
+    catalog = mentions_catalog(
         tmp_path,
+        example_dir,
         """
-        version: 1
-        sources:
-          mentions: {connector: ndjson, path: data/social_mentions.ndjson, time: ts}
-        kpis:
-          x_shares: {unit: count, formula: sum(mentions.shares where platform == "x"), grain: week, dimensions: [platform]}
-          shares: {unit: count, formula: sum(mentions.shares), grain: week, dimensions: [platform]}
-          positive: {kind: qualitative, unit: percent, formula: 100 * count(mentions where sentiment > 0) / count(mentions), grain: week, dimensions: [platform]}
-          shares_change: {unit: count, formula: sum(mentions.shares) - previous(sum(mentions.shares)), grain: week, dimensions: [platform]}
-    """,
+        x_shares: {unit: count, formula: sum(mentions.shares where platform == "x"), grain: week, dimensions: [platform]}
+        shares: {unit: count, formula: sum(mentions.shares), grain: week, dimensions: [platform]}
+        positive: {kind: qualitative, unit: percent, formula: 100 * count(mentions where sentiment > 0) / count(mentions), grain: week, dimensions: [platform]}
+        shares_change: {unit: count, formula: sum(mentions.shares) - previous(sum(mentions.shares)), grain: week, dimensions: [platform]}
+        """,
     )
-    catalog = kpi_engine.load(tmp_path)
     together = catalog.evaluate(AS_OF)
     for kpi_id in catalog.project.kpis:
         alone = catalog.evaluate(AS_OF, kpis=[kpi_id])[kpi_id]
