@@ -1,7 +1,8 @@
 """The fuzz targets run briefly on every test run (KPI_FUZZ_SECONDS each, default 20) and must find nothing.
 
 Longer runs: ``python tests/fuzz/fuzz_spec.py -max_total_time=3600 corpus/ seeds/``. Findings are written
-as crash-* files; once fixed, each becomes a case in tests/bad_inputs.
+as crash-* files; once fixed, each goes to tests/fuzz/findings/<target>/ (replayed on every run as a seed)
+and, when it is a broken input, to tests/bad_inputs with the error it must give.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ def _seeds(target: str, folder: Path) -> None:
                 formulas.add(body["formula"])
     for n, formula in enumerate(sorted(formulas)):
         (folder / f"{n}.txt").write_text(formula)
+    for finding in sorted((HERE / "fuzz" / "findings" / target).glob("[!.]*")):  # replayed on every run
+        (folder / f"finding-{finding.name}").write_bytes(finding.read_bytes())
 
 
 @pytest.mark.parametrize("target", ["formula", "spec"])
