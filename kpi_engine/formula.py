@@ -431,9 +431,9 @@ def to_source(node: Node) -> str:
         if node.op == "not":
             return f"not {wrap(node.operand, _prec(node.operand) < _PREFIX_NOT)}"
         operand = node.operand
-        if (isinstance(operand, Number) and operand.value < 0) or isinstance(operand, Unary):
+        if (isinstance(operand, Number) and operand.value < 0) or (isinstance(operand, Unary) and operand.op == "-"):
             return f"- {to_source(operand)}"  # a space, not parentheses: they would add a nesting level
-        return f"-{wrap(operand, _prec(operand) < _PREFIX_NEG)}"
+        return f"-{wrap(operand, _prec(operand) < _PREFIX_NEG or isinstance(operand, Unary))}"
     if isinstance(node, InList):
         items = ", ".join(to_source(i) for i in node.items)
         return f"{wrap(node.operand, _prec(node.operand) <= 40)} {'not in' if node.negated else 'in'} [{items}]"
