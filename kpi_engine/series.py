@@ -36,6 +36,22 @@ class _Batch:
     grid_first: dt.date  # first period computed (earlier when previous() looks back)
     last: dt.date
     kpis: list[KpiPlan] = field(default_factory=list)
+    # columns shared by KPIs: coverage per set of sources, dimension-value flags per set of counted rows
+    source_sets: dict[tuple[str, ...], int] = field(default_factory=dict)
+    row_sets: dict[tuple, int] = field(default_factory=dict)
+    coverage_of: list[int] = field(default_factory=list)  # per KPI: its index in source_sets
+    active_of: list[int] = field(default_factory=list)  # per KPI: its index in row_sets (with dimensions)
+
+    def share(self, plan: Plan) -> None:
+        """Index the columns KPIs share, so that each is computed once however many KPIs read it."""
+        if self.coverage_of:
+            return
+        for kp in self.kpis:
+            sources = tuple(sorted(kp.kpi.sources))
+            self.coverage_of.append(self.source_sets.setdefault(sources, len(self.source_sets)))
+            if self.dims:
+                rows = tuple(sorted(_rows_ids(kp, plan, (self.grain, self.dims)).items()))
+                self.active_of.append(self.row_sets.setdefault(rows, len(self.row_sets)))
 
 
 def evaluate_plan(plan: Plan, data: Mapping[str, SourceData]) -> dict:
@@ -55,8 +71,9 @@ def evaluate_plan(plan: Plan, data: Mapping[str, SourceData]) -> dict:
     frames = pl.collect_all([_batch_frame(b, plan, data) for b in batches.values()])
     out: dict = {}
     for batch, frame in zip(batches.values(), frames, strict=True):
+        shared: dict[tuple[int, int], list[pl.Series]] = {}
         for n, kp in enumerate(batch.kpis):
-            out[kp.key] = _split(frame, kp, n, batch.dims)
+            out[kp.key] = _split(frame, batch, n, shared)
     return {kp.key: out[kp.key] for kp in plan.kpis}
 
 
@@ -74,22 +91,27 @@ def _first_periods(kp: KpiPlan, plan: Plan, data: Mapping[str, SourceData]) -> t
     return first, grid_first
 
 
-def _split(frame: pl.DataFrame, kp: KpiPlan, n: int, dims: tuple[str, ...]) -> pl.DataFrame:
+def _split(frame: pl.DataFrame, batch: _Batch, n: int, shared: dict[tuple[int, int], list[pl.Series]]) -> pl.DataFrame:
     """One KPI's series out of its batch's frame: its own rows (dimension values it counts) and columns.
 
-    Built from Series directly: a frame-level select or filter would touch every KPI's columns.
+    Built from Series directly (a frame-level select or filter would touch every KPI's columns); the columns
+    KPIs share are filtered once per (sources, counted rows) and reused.
     """
-    names = {c: c for c in SERIES_COLUMNS[:4]}
-    names |= {f"__has_data{n}": "has_data", f"__coverage{n}": "coverage", "is_total": "is_total"}
-    names |= {d: d for d in dims}
-    if _qualitative(kp):
-        names |= {f"__{c}{n}": c for c in QUALITATIVE}
-    names[f"__value{n}"] = "value"
-    columns = [frame.get_column(c).alias(name) for c, name in names.items()]
-    if dims:
-        keep = frame.get_column(f"__keep{n}")
+    kp, dims = batch.kpis[n], batch.dims
+    j, k = batch.coverage_of[n], (batch.active_of[n] if dims else -1)
+    keep = frame.get_column(f"__keep{k}") if dims else None
+    if (j, k) not in shared:
+        names = {c: c for c in SERIES_COLUMNS[:4]}
+        names |= {f"__has_data{j}": "has_data", f"__coverage{j}": "coverage", "is_total": "is_total"}
+        names |= {d: d for d in dims}
+        columns = [frame.get_column(c).alias(name) for c, name in names.items()]
+        shared[(j, k)] = [c.filter(keep) for c in columns] if keep is not None else columns
+    own = {f"__{c}{n}": c for c in QUALITATIVE} if _qualitative(kp) else {}
+    own[f"__value{n}"] = "value"
+    columns = [frame.get_column(c).alias(name) for c, name in own.items()]
+    if keep is not None:
         columns = [c.filter(keep) for c in columns]
-    return pl.DataFrame(columns)
+    return pl.DataFrame([*shared[(j, k)], *columns])
 
 
 def _qualitative(kp: KpiPlan) -> bool:
@@ -102,6 +124,7 @@ def _batch_frame(batch: _Batch, plan: Plan, data: Mapping[str, SourceData]) -> p
     grid_periods = periods.period_range(batch.grid_first, batch.last, grain, cal)
     ends = [periods.end_of(p, grain) for p in grid_periods]
     sources = sorted({s for kp in batch.kpis for s in kp.kpi.sources})
+    batch.share(plan)
     coverage = _coverage(sources, data, grid_periods, ends).lazy()
     parts = [_evaluate(batch, plan, data, coverage, dims)]
     if dims:
@@ -109,8 +132,8 @@ def _batch_frame(batch: _Batch, plan: Plan, data: Mapping[str, SourceData]) -> p
     frame = pl.concat(parts, how="diagonal_relaxed").filter(pl.col(PERIOD) >= batch.first)
     if dims:
         frame = frame.with_columns(
-            (pl.col("is_total") | pl.col(f"__active{n}").fill_null(False)).alias(f"__keep{n}")
-            for n in range(len(batch.kpis))
+            (pl.col("is_total") | pl.col(f"__active{k}").fill_null(False)).alias(f"__keep{k}")
+            for k in range(len(batch.row_sets))
         )
     labels = pl.DataFrame(
         {
@@ -152,16 +175,15 @@ def _rows_ids(kp: KpiPlan, plan: Plan, key: tuple) -> dict[str, tuple[str, ...]]
 
 
 def _dimension_values(batch: _Batch, plan: Plan, data: Mapping[str, SourceData]) -> tuple[pl.LazyFrame, list]:
-    """Every dimension value of the batch, with a flag per KPI: does that KPI count rows for it?
+    """Every dimension value of the batch, with a flag per set of counted rows: does it count any?
 
     A KPI shows the dimension values with at least one row counted by its aggregates, in any period.
     """
     key = (batch.grain, batch.dims)
     names: dict[tuple[str, tuple[str, ...]], str] = {}
-    per_kpi = []
-    for kp in batch.kpis:
-        own = [names.setdefault((s, ids), f"__act_{len(names)}") for s, ids in _rows_ids(kp, plan, key).items()]
-        per_kpi.append(own)
+    for rows in batch.row_sets:
+        for pair in rows:
+            names.setdefault(pair, f"__act_{len(names)}")
     frames = [
         data[source]
         .groups[key]
@@ -173,7 +195,7 @@ def _dimension_values(batch: _Batch, plan: Plan, data: Mapping[str, SourceData])
         for (source, ids), name in names.items()
     ]
     values = pl.concat(frames, how="diagonal_relaxed").group_by(batch.dims).agg(pl.col(list(names.values())).any())
-    flags = [pl.any_horizontal(own).alias(f"__active{n}") for n, own in enumerate(per_kpi)]
+    flags = [pl.any_horizontal([names[p] for p in rows]).alias(f"__active{k}") for rows, k in batch.row_sets.items()]
     return values, flags
 
 
@@ -218,15 +240,15 @@ def _evaluate(
         return finish(column, dims).cast(pl.Float64) if finish is not None else column
 
     raw, columns = [], []
+    for sources, j in batch.source_sets.items():
+        covs = [pl.col(f"__cov_{s}") for s in sources]
+        coverage = pl.min_horizontal(covs) if covs else pl.lit(1.0)
+        raw += [coverage.alias(f"__coverage{j}"), (coverage > 0).alias(f"__has_data{j}")]
     for n, kp in enumerate(batch.kpis):
-        covs = [pl.col(f"__cov_{s}") for s in kp.kpi.sources]
         raw.append(kpi_expr(kp.expr, column_of, dims).cast(pl.Float64).alias(f"__value{n}"))
-        raw.append((pl.min_horizontal(covs) if covs else pl.lit(1.0)).alias(f"__coverage{n}"))
-        value, has_data = pl.col(f"__value{n}"), pl.col(f"__coverage{n}") > 0
-        value = pl.when(value.is_nan() | value.is_infinite()).then(None).otherwise(value)
-        if batch.missing != "zero":
-            value = pl.when(has_data).then(value).otherwise(None)
-        columns += [value.alias(f"__value{n}"), has_data.alias(f"__has_data{n}")]
+        value, has_data = pl.col(f"__value{n}"), pl.col(f"__has_data{batch.coverage_of[n]}")
+        shown = value.is_finite() if batch.missing == "zero" else has_data & value.is_finite()
+        columns.append(pl.when(shown).then(value).alias(f"__value{n}"))  # never NaN or inf; null without data
         parts = proportion_parts(kp.expr) if kp.kpi.spec.kind == "qualitative" else None
         if parts is not None:
             numerator, denominator, scale = parts
@@ -236,9 +258,10 @@ def _evaluate(
                 for c, e in zip(QUALITATIVE, interval, strict=True)
             ]
     grid = grid.with_columns(raw).with_columns(*columns, pl.lit(not dims).alias("is_total"))
-    kept = [c for n in range(len(batch.kpis)) for c in (f"__value{n}", f"__coverage{n}", f"__has_data{n}")]
+    kept = [f"__value{n}" for n in range(len(batch.kpis))]
+    kept += [c for j in batch.source_sets.values() for c in (f"__coverage{j}", f"__has_data{j}")]
     kept += [f"__{c}{n}" for n, kp in enumerate(batch.kpis) if _qualitative(kp) for c in QUALITATIVE]
-    kept += [f"__active{n}" for n in range(len(batch.kpis))] if dims else []
+    kept += [f"__active{k}" for k in batch.row_sets.values()] if dims else []
     return grid.select(PERIOD, *dims, "is_total", *kept)
 
 
