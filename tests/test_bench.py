@@ -32,3 +32,25 @@ def test_benchmark_smoke_run_agrees():
     assert len(lines) == before + 1
     record = json.loads(lines[-1])
     assert record["rows"] == 100000 and record["ratios"]["fused_polars"] == 1.0
+
+
+def test_memory_cap_run_stops_a_mode_at_the_cap_and_lets_the_others_finish():
+    """bench/memory.py at 100k rows: with no practical cap every mode finishes; with a cap below what
+    Python and polars need to start, every mode is stopped (the watch works)."""
+    ok = subprocess.run(
+        [sys.executable, "bench/memory.py", "--rows", "100000", "--cap-mb", "100000"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert ok.stdout.count("finished: peak") == 3, ok.stdout
+    capped = subprocess.run(
+        [sys.executable, "bench/memory.py", "--rows", "100000", "--cap-mb", "30", "--modes", "streaming"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert capped.returncode == 0 and "streaming  stopped at the cap" in capped.stdout, capped.stdout + capped.stderr
