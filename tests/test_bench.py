@@ -13,17 +13,17 @@ import pytest
 ROOT = Path(__file__).parents[1]
 
 
+def bench(script: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, f"bench/{script}", *args], cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
+
+
 def test_benchmark_smoke_run_agrees():
     pytest.importorskip("duckdb")
     results = ROOT / "bench" / "results.jsonl"
     before = results.read_text().count("\n") if results.exists() else 0
-    res = subprocess.run(
-        [sys.executable, "bench/run.py", "--rows", "100000", "--repeat", "1"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    res = bench("run.py", "--rows", "100000", "--repeat", "1")
     assert res.returncode == 0, res.stdout + res.stderr
     assert "all approaches agree on" in res.stdout
     for name in ("engine", "fused_polars", "duckdb_sql", "naive_per_kpi"):
@@ -37,20 +37,8 @@ def test_benchmark_smoke_run_agrees():
 def test_memory_cap_run_stops_a_mode_at_the_cap_and_lets_the_others_finish():
     """bench/memory.py at 100k rows: with no practical cap every mode finishes; with a cap below what
     Python and polars need to start, every mode is stopped (the watch works)."""
-    ok = subprocess.run(
-        [sys.executable, "bench/memory.py", "--rows", "100000", "--cap-mb", "100000"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    ok = bench("memory.py", "--rows", "100000", "--cap-mb", "100000")
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert ok.stdout.count("finished: peak") == 3, ok.stdout
-    capped = subprocess.run(
-        [sys.executable, "bench/memory.py", "--rows", "100000", "--cap-mb", "30", "--modes", "streaming"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    capped = bench("memory.py", "--rows", "100000", "--cap-mb", "30", "--modes", "streaming")
     assert capped.returncode == 0 and "streaming  stopped at the cap" in capped.stdout, capped.stdout + capped.stderr
