@@ -146,6 +146,8 @@ def _derive_groups(sp: SourcePlan, groups: dict, plan: Plan) -> None:
     pending = [g for g in sp.groups.values() if g.derive_from is not None]
     while pending:
         ready = [g for g in pending if g.derive_from in groups]
+        if not ready:
+            raise RuntimeError(f"plan of source {sp.source.name} derives groups from groups it never builds")
         for group in ready:
             finer = groups[group.derive_from].lazy()
             if group.derive_from[0] != group.grain:

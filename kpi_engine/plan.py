@@ -267,13 +267,17 @@ def _derive(sp: SourcePlan, group: GroupRequest, finer: GroupRequest) -> None:
                 finer.row_filters[filter_key] = group.row_filters[filter_key]
             finer.aggs[key] = dataclasses.replace(request, rows_id=finer.row_filters[filter_key][0])
     group.derive_from = finer.key
+    _share_columns(group, finer)
+    for other in sp.groups.values():  # groups already derived from this one now use finer's columns
+        if other.derive_from == group.key:
+            _share_columns(other, group)
+
+
+def _share_columns(group: GroupRequest, finer: GroupRequest) -> None:
+    """Point ``group``'s aggregates and row counts at the columns ``finer`` computes for them."""
     group.aggs = {k: finer.aggs[k] for k in group.aggs}
     wanted = {a.rows_id for a in group.aggs.values()}
     group.row_filters = {k: v for k, v in finer.row_filters.items() if v[0] in wanted}
-    for other in sp.groups.values():  # groups already derived from this one now use finer's columns
-        if other.derive_from == group.key:
-            other.aggs = {k: group.aggs[k] for k in other.aggs}
-            other.row_filters = dict(group.row_filters)
 
 
 def _plan_prefilter(sp: SourcePlan) -> None:
