@@ -44,8 +44,6 @@ class _Batch:
 
     def share(self, plan: Plan) -> None:
         """Index the columns KPIs share, so that each is computed once however many KPIs read it."""
-        if self.coverage_of:
-            return
         for kp in self.kpis:
             sources = tuple(sorted(kp.kpi.sources))
             self.coverage_of.append(self.source_sets.setdefault(sources, len(self.source_sets)))
@@ -68,6 +66,8 @@ def evaluate_plan(plan: Plan, data: Mapping[str, SourceData]) -> dict:
         key = (kp.grain, spec.dimensions, spec.missing, first, grid_first, kp.last)
         batch = batches.setdefault(key, _Batch(kp.grain, spec.dimensions, spec.missing, first, grid_first, kp.last))
         batch.kpis.append(kp)
+    for batch in batches.values():
+        batch.share(plan)
     frames = pl.collect_all([_batch_frame(b, plan, data) for b in batches.values()])
     out: dict = {}
     for batch, frame in zip(batches.values(), frames, strict=True):
@@ -124,7 +124,6 @@ def _batch_frame(batch: _Batch, plan: Plan, data: Mapping[str, SourceData]) -> p
     grid_periods = periods.period_range(batch.grid_first, batch.last, grain, cal)
     ends = [periods.end_of(p, grain) for p in grid_periods]
     sources = sorted({s for kp in batch.kpis for s in kp.kpi.sources})
-    batch.share(plan)
     coverage = _coverage(sources, data, grid_periods, ends).lazy()
     parts = [_evaluate(batch, plan, data, coverage, dims)]
     if dims:
