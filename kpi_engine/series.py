@@ -233,10 +233,14 @@ def _evaluate(
     grid = grid.sort([*dims, PERIOD], nulls_last=True)
     functions = plan.functions
 
+    built: dict[str, pl.Expr] = {}  # polars expressions are immutable: one per aggregate, shared by KPIs
+
     def column_of(agg: Agg) -> pl.Expr:
-        column = pl.col(f"{agg.source}.{plan.sources[agg.source].groups[key].aggs[agg.key].id}")
-        finish = functions[agg.func].finish if agg.func in functions else None
-        return finish(column, dims).cast(pl.Float64) if finish is not None else column
+        if agg.key not in built:
+            column = pl.col(f"{agg.source}.{plan.sources[agg.source].groups[key].aggs[agg.key].id}")
+            finish = functions[agg.func].finish if agg.func in functions else None
+            built[agg.key] = finish(column, dims).cast(pl.Float64) if finish is not None else column
+        return built[agg.key]
 
     raw, columns = [], []
     for sources, j in batch.source_sets.items():
