@@ -63,6 +63,7 @@ def test_fuzz_target_finds_nothing(target: str, tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         timeout=SECONDS + 300,
+        env={**os.environ, "KPI_FUZZ_WORKDIR": str(tmp_path / "work")},
     )
     findings = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(("crash-", "timeout-", "oom-")))
     cut = res.stderr.find("=== Uncaught Python exception")

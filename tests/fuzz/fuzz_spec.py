@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
+import os
 import shutil
 import sys
 import tempfile
@@ -29,8 +30,12 @@ with atheris.instrument_imports(include=["kpi_engine"]):  # only modules importe
         importlib.import_module(f"kpi_engine.{module}")
 
 HERE = Path(__file__).parent
-FOLDER = Path(tempfile.mkdtemp(prefix="kpi-fuzz-"))
-shutil.copytree(HERE.parent / "bad_inputs" / "data", FOLDER / "data", ignore=shutil.ignore_patterns("broken"))
+# libFuzzer ends the process without running atexit: the caller names a folder it cleans up itself
+FOLDER = Path(os.environ.get("KPI_FUZZ_WORKDIR") or tempfile.mkdtemp(prefix="kpi-fuzz-"))
+FOLDER.mkdir(parents=True, exist_ok=True)
+shutil.copytree(
+    HERE.parent / "bad_inputs" / "data", FOLDER / "data", ignore=shutil.ignore_patterns("broken"), dirs_exist_ok=True
+)
 
 
 def test_one_input(data: bytes) -> None:
