@@ -233,13 +233,22 @@ def kpis_from_base(base: dict[str, pl.DataFrame]) -> Values:
 
 
 def agree(name: str, got: Values, want: Values) -> None:
-    """Every KPI value of ``want`` appears in ``got`` with the same value (relative 1e-9)."""
+    """Every KPI value of ``want`` appears in ``got`` with the same value (relative 1e-9, or 1e-12 absolute).
+
+    The absolute part is for means near zero: at 100M rows a week's mean sentiment of 1.04e-8 comes from
+    ~500k values between -1 and 1 cancelling out, and summing them in another order moves its ninth digit.
+    """
     for kpi_id, values in want.items():
         for key, value in values.items():
             other = got.get(kpi_id, {}).get(key, "missing")
             if value is None and other is None:
                 continue
-            if other == "missing" or other is None or value is None or not math.isclose(other, value, rel_tol=1e-9):
+            if (
+                other == "missing"
+                or other is None
+                or value is None
+                or not math.isclose(other, value, rel_tol=1e-9, abs_tol=1e-12)
+            ):
                 raise SystemExit(f"{name} disagrees on {kpi_id} {key}: {other} != {value}")
 
 
