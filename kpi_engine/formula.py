@@ -399,10 +399,15 @@ def _prec(node: Node) -> int:
 
 def to_source(node: Node) -> str:
     """Print an AST back to formula text, with only the parentheses precedence needs."""
+    return _source(node, tail=True)
 
-    def wrap(child: Node, parens: bool) -> str:
-        text = to_source(child)
-        return f"({text})" if parens else text
+
+def _source(node: Node, tail: bool) -> str:
+    """``tail``: nothing follows this text in its enclosing brackets, so a trailing low-precedence prefix
+    operator (``- not x``) needs no parentheses; each pair would add a nesting level the parser counts."""
+
+    def wrap(child: Node, parens: bool, child_tail: bool) -> str:
+        return f"({_source(child, True)})" if parens else _source(child, child_tail)
 
     if isinstance(node, Number):
         return repr(node.value)
@@ -417,28 +422,33 @@ def to_source(node: Node) -> str:
     if isinstance(node, Column):
         return f"{_name(node.source)}.{_name(node.column)}"
     if isinstance(node, Call):
-        args = ", ".join(to_source(a) for a in node.args)
+        args = ", ".join(_source(a, True) for a in node.args)
         if node.where is not None:
-            args += f" where {to_source(node.where)}"
+            args += f" where {_source(node.where, True)}"
         return f"{_name(node.func)}({args})"
     if isinstance(node, BinOp):
         p = _prec(node)
         cmp = p == 40
-        left = wrap(node.left, _prec(node.left) < p or (cmp and _prec(node.left) <= p))
-        right = wrap(node.right, _prec(node.right) <= p)
+        left = wrap(node.left, _prec(node.left) < p or (cmp and _prec(node.left) <= p), False)
+        # a prefix operator on the right needs no brackets when nothing follows it (`a - not b`)
+        right_parens = _prec(node.right) <= p and not (tail and isinstance(node.right, Unary))
+        right = wrap(node.right, right_parens, tail)
         return f"{left} {node.op} {right}"
     if isinstance(node, Unary):
         if node.op == "not":
-            return f"not {wrap(node.operand, _prec(node.operand) < _PREFIX_NOT)}"
+            return f"not {wrap(node.operand, _prec(node.operand) < _PREFIX_NOT, tail)}"
         operand = node.operand
         if (isinstance(operand, Number) and operand.value < 0) or (isinstance(operand, Unary) and operand.op == "-"):
-            return f"- {to_source(operand)}"  # a space, not parentheses: they would add a nesting level
-        return f"-{wrap(operand, _prec(operand) < _PREFIX_NEG or isinstance(operand, Unary))}"
+            return f"- {_source(operand, tail)}"  # a space, not parentheses: they would add a nesting level
+        if isinstance(operand, Unary):  # `not`: binds looser than `-`, so it needs brackets unless nothing follows
+            return f"- {_source(operand, tail)}" if tail else f"-({_source(operand, True)})"
+        return f"-{wrap(operand, _prec(operand) < _PREFIX_NEG, tail)}"
     if isinstance(node, InList):
-        items = ", ".join(to_source(i) for i in node.items)
-        return f"{wrap(node.operand, _prec(node.operand) <= 40)} {'not in' if node.negated else 'in'} [{items}]"
+        items = ", ".join(_source(i, True) for i in node.items)
+        operand = wrap(node.operand, _prec(node.operand) <= 40, False)
+        return f"{operand} {'not in' if node.negated else 'in'} [{items}]"
     if isinstance(node, IsNull):
-        return f"{wrap(node.operand, _prec(node.operand) <= 40)} is {'not ' if node.negated else ''}null"
+        return f"{wrap(node.operand, _prec(node.operand) <= 40, False)} is {'not ' if node.negated else ''}null"
     raise TypeError(f"not a formula node: {node!r}")
 
 

@@ -151,3 +151,13 @@ def test_nested_negation_prints_without_parentheses():
     text = "minutes(" + "- " * 40 + "x)"
     printed = to_source(parse(text))
     assert "-(" not in printed and parse(printed) == parse(text)
+
+
+def test_negated_not_prints_brackets_only_where_something_follows():
+    """Found by tests/fuzz/fuzz_formula.py: `-(not x)` added a nesting level per pair, so alternating chains
+    near the depth limit printed deeper than they parsed. Brackets are kept where an operator follows."""
+    text = "f(" + "- not " * 30 + "x)"
+    printed = to_source(parse(text))
+    assert "(not" not in printed and parse(printed) == parse(text)
+    assert to_source(parse("(-(not x)) is null")) == "-(not x) is null"
+    assert to_source(parse("-(not x) + 1")) == "-(not x) + 1"
