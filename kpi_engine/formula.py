@@ -406,8 +406,14 @@ def _source(node: Node, tail: bool) -> str:
     """``tail``: nothing follows this text in its enclosing brackets, so a trailing low-precedence prefix
     operator (``- not x``) needs no parentheses; each pair would add a nesting level the parser counts."""
 
-    def wrap(child: Node, parens: bool, child_tail: bool) -> str:
-        return f"({_source(child, True)})" if parens else _source(child, child_tail)
+    def brackets(child: Node, looser: bool, child_tail: bool) -> bool:
+        """A child that binds looser than its place needs brackets, except a prefix operator with nothing after it."""
+        return looser and not (child_tail and isinstance(child, Unary))
+
+    def wrap(child: Node, looser: bool, child_tail: bool) -> str:
+        if brackets(child, looser, child_tail):
+            return f"({_source(child, True)})"
+        return _source(child, child_tail)
 
     if isinstance(node, Number):
         return repr(node.value)
@@ -430,19 +436,14 @@ def _source(node: Node, tail: bool) -> str:
         p = _prec(node)
         cmp = p == 40
         left = wrap(node.left, _prec(node.left) < p or (cmp and _prec(node.left) <= p), False)
-        # a prefix operator on the right needs no brackets when nothing follows it (`a - not b`)
-        right_parens = _prec(node.right) <= p and not (tail and isinstance(node.right, Unary))
-        right = wrap(node.right, right_parens, tail)
-        return f"{left} {node.op} {right}"
+        return f"{left} {node.op} {wrap(node.right, _prec(node.right) <= p, tail)}"
     if isinstance(node, Unary):
         if node.op == "not":
             return f"not {wrap(node.operand, _prec(node.operand) < _PREFIX_NOT, tail)}"
-        operand = node.operand
-        if (isinstance(operand, Number) and operand.value < 0) or (isinstance(operand, Unary) and operand.op == "-"):
-            return f"- {_source(operand, tail)}"  # a space, not parentheses: they would add a nesting level
-        if isinstance(operand, Unary):  # `not`: binds looser than `-`, so it needs brackets unless nothing follows
-            return f"- {_source(operand, tail)}" if tail else f"-({_source(operand, True)})"
-        return f"-{wrap(operand, _prec(operand) < _PREFIX_NEG, tail)}"
+        operand, looser = node.operand, _prec(node.operand) < _PREFIX_NEG
+        signed = isinstance(operand, Unary) or (isinstance(operand, Number) and operand.value < 0)
+        gap = " " if signed and not brackets(operand, looser, tail) else ""  # `- -x`, `- not x`: no `--`
+        return f"-{gap}{wrap(operand, looser, tail)}"
     if isinstance(node, InList):
         items = ", ".join(_source(i, True) for i in node.items)
         operand = wrap(node.operand, _prec(node.operand) <= 40, False)
