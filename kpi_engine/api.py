@@ -15,13 +15,14 @@ from . import spec as spec_mod
 from .connectors import Env
 from .errors import Diagnostic, ErrorCollector, KpiError, did_you_mean
 from .execute import execute
-from .ir import BoundKpi, kind_of
+from .ir import BoundKpi
 from .periods import Span
 from .plan import Plan, Window, build_plan
 from .plugins import Registry, default_registry
 from .resolve import bind_project
 from .series import evaluate_plan
 from .spec import KpiSpec, Project
+from .timeparse import TimeOptions, time_expr
 
 
 @dataclass(frozen=True)
@@ -189,11 +190,14 @@ def read_schemas(
                 source.loc("time"),
                 hint=did_you_mean(time, schema, f"columns of {name}"),
             )
-        elif kind_of(schema[time]) not in ("date", "datetime") and schema[time] != pl.String:
+        elif time_expr(pl.col(time), schema[time], TimeOptions.of(source.options)) is None:
+            numeric = schema[time].is_numeric()
             errors.add(
                 f"time column `{time}` of source `{name}` is {schema[time]}, not a date or timestamp",
                 source.loc("time"),
-                hint=f"name a timestamp column, or declare it in `dtypes: {{{time}: datetime}}`",
+                hint="if it holds Unix epoch times, declare their unit: time_unit: s (or ms, us, ns)"
+                if numeric
+                else "name a timestamp column, or declare how to read it with time_format",
             )
         schemas[name] = schema
     return schemas

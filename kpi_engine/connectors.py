@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 import polars as pl
 
-from .errors import Diagnostic, KpiError
+from .errors import Diagnostic, KpiError, did_you_mean
 from .spec import SourceSpec
 
 
@@ -31,10 +31,15 @@ class ScanRequest:
 
 @dataclass
 class Env:
-    """Run-time context shared by connectors: in-memory frames for the Python API and path policy."""
+    """Run-time context shared by connectors: in-memory frames for the Python API and path policy.
+
+    Data may be read below a spec file's folder, below its ``data_root:``, and below any of ``data_dirs``
+    (``--data DIR``); ``allow_outside`` lifts the rule.
+    """
 
     frames: Mapping[str, pl.DataFrame | pl.LazyFrame] = field(default_factory=dict)
     allow_outside: bool = False
+    data_dirs: tuple[Path, ...] = ()
 
 
 class Connector:
@@ -60,27 +65,75 @@ class Connector:
         """
         return data_error(source, exc)
 
+    def locate_row(self, source: SourceSpec, env: Env, row: int) -> str | None:
+        """Where the source's ``row``-th row (0-based, in scan order) is, e.g. ``data/a.csv line 12``.
 
-def source_path(source: SourceSpec, env: Env, key: str = "path", allow_dir: bool = False) -> str:
-    """The source's ``path`` option resolved against its spec file's folder, checked to exist.
+        Called on the error path only; None when the connector cannot say.
+        """
+        return None
 
-    Glob patterns (``data/*.parquet``) must match at least one file.
-    """
-    raw = str(source.options[key])
+
+def allowed_roots(source: SourceSpec, env: Env) -> list[Path]:
+    """The folders a source's data may be read from: its spec folder, its ``data_root``, ``--data`` folders."""
+    return [source.base_dir.resolve(), *(r.resolve() for r in source.roots), *(d.resolve() for d in env.data_dirs)]
+
+
+def _resolve(raw: str, source: SourceSpec) -> Path:
     path = Path(raw).expanduser()
-    if not path.is_absolute():
-        path = source.base_dir / path
+    return path if path.is_absolute() else source.base_dir / path
+
+
+def check_file(path: Path, raw: str, source: SourceSpec, env: Env, key: str = "path") -> Path:
+    """``path`` (a match of option ``key``) as a resolved regular file inside the allowed folders.
+
+    Every link is followed before the check, so a link inside the folder that points outside is refused,
+    and so is anything that is not a regular file (a FIFO would block the run forever).
+    """
+    real = path.resolve()
     loc = source.loc(key)
-    if not env.allow_outside and not _inside(path, source.base_dir):
+    roots = allowed_roots(source, env)
+    if not env.allow_outside and not any(_within(real, root) for root in roots):
+        shown = ", ".join(str(r) for r in roots)
+        linked = path.is_symlink() or any(p.is_symlink() for p in path.parents)
+        via = f" (it is a link to {real})" if linked else ""
+        where = "the spec folder" if len(roots) == 1 else "the spec folder and its data folders"
         raise KpiError(
             Diagnostic(
-                f"path `{raw}` of source `{source.name}` is outside the spec folder",
+                f"path `{raw}` of source `{source.name}` is outside {where}{via}",
                 loc,
-                hint="move the data below the spec folder, or pass --allow-outside",
+                expected=f"a file below {shown}",
+                hint="data is read only below the spec folder, so that a spec cannot read other files: move the "
+                "data there, add `data_root: ../data` (relative to the spec file) to the spec file, pass "
+                "--data DIR, or pass --allow-outside",
             )
         )
+    if real.exists() and not real.is_file() and not real.is_dir():
+        raise KpiError(
+            Diagnostic(
+                f"`{raw}` of source `{source.name}` is not a regular file (a FIFO, socket or device)",
+                loc,
+                hint="point the source at a regular file; a pipe would block the run waiting for a writer",
+            )
+        )
+    return real
+
+
+def source_files(
+    source: SourceSpec, env: Env, key: str = "path", suffixes: tuple[str, ...] = (), allow_dir: bool = True
+) -> list[Path]:
+    """The files option ``key`` names (a file, a glob, or a folder's files ending in ``suffixes``), each checked.
+
+    Globs and folders are expanded here, once, and every match is resolved and checked with ``check_file``:
+    connectors read this list, never the pattern, so a link met during expansion cannot escape the check.
+    """
+    raw = str(source.options[key])
+    path = _resolve(raw, source)
+    loc = source.loc(key)
     if glob.has_magic(str(path)):
-        if not glob.glob(str(path), recursive=True):
+        matches = sorted(Path(m) for m in glob.glob(str(path), recursive=True))
+        files = [check_file(m, raw, source, env, key) for m in matches]
+        files = [f for f in files if f.is_file()]
+        if not files:
             raise KpiError(
                 Diagnostic(
                     f"no file matches `{raw}` for source `{source.name}`",
@@ -88,30 +141,57 @@ def source_path(source: SourceSpec, env: Env, key: str = "path", allow_dir: bool
                     hint=f"paths are relative to {source.base_dir}",
                 )
             )
-        return str(path)
-    if not path.exists():
+        return files
+    real = check_file(path, raw, source, env, key)
+    if not path.exists() and not path.is_symlink():
         siblings = sorted(p.name for p in path.parent.glob("*")) if path.parent.is_dir() else []
-        from .errors import did_you_mean
-
         hint = did_you_mean(path.name, siblings) or f"paths are relative to the spec file's folder ({source.base_dir})"
         raise KpiError(Diagnostic(f"data file `{raw}` of source `{source.name}` does not exist", loc, hint=hint))
-    if path.is_dir() and not allow_dir:
-        raise KpiError(
-            Diagnostic(
-                f"`{raw}` of source `{source.name}` is a directory, not a file",
-                loc,
-                hint="name a file, or a glob such as data/*.csv",
+    if not real.exists():
+        raise KpiError(Diagnostic(f"`{raw}` of source `{source.name}` is a link to {real}, which does not exist", loc))
+    if real.is_dir():
+        if not allow_dir:
+            raise KpiError(
+                Diagnostic(
+                    f"`{raw}` of source `{source.name}` is a directory, not a file",
+                    loc,
+                    hint="name a file, or a glob such as data/*.csv",
+                )
             )
-        )
-    return str(path)
+        found = sorted(p for p in real.rglob("*") if p.name.endswith(suffixes) and not p.name.startswith("."))
+        files = [check_file(p, raw, source, env, key) for p in found]
+        files = [f for f in files if f.is_file()]
+        if not files:
+            kinds = " or ".join(f"*{s}" for s in suffixes) or "files"
+            raise KpiError(Diagnostic(f"folder `{raw}` of source `{source.name}` holds no {kinds}", loc))
+        return files
+    return [real]
 
 
-def _inside(path: Path, root: Path) -> bool:
-    try:
-        path.resolve().relative_to(root.resolve())
-    except ValueError:
-        return False
-    return True
+def source_path(source: SourceSpec, env: Env, key: str = "path", allow_dir: bool = False) -> str:
+    """The source's ``path`` option as one checked file (or folder, with ``allow_dir``), resolved.
+
+    Globs are refused here: a connector that reads several files takes ``source_files``.
+    """
+    raw = str(source.options[key])
+    path = _resolve(raw, source)
+    if glob.has_magic(str(path)):
+        files = source_files(source, env, key)
+        if len(files) > 1:
+            raise KpiError(
+                Diagnostic(
+                    f"`{raw}` of source `{source.name}` matches {len(files)} files; this connector reads one",
+                    source.loc(key),
+                )
+            )
+        return str(files[0])
+    if allow_dir and path.is_dir() and not path.is_symlink():
+        return str(check_file(path, raw, source, env, key))
+    return str(source_files(source, env, key, allow_dir=False)[0])
+
+
+def _within(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
 
 
 def data_error(source: SourceSpec, exc: BaseException, what: str = "cannot read") -> KpiError:

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import polars as pl
 
-from . import periods
+from . import periods, timeparse
 from .compile import agg_expr, rollup_expr, row_expr
 from .connectors import Connector, Env, ScanRequest
 from .errors import Diagnostic, KpiError
 from .ir import MetricFunction
 from .plan import GroupRequest, Plan, SourcePlan
+from .spec import SourceSpec
+from .timeparse import TimeOptions, time_expr
 
 DATE = "__date"
 PERIOD = "__period"
@@ -23,22 +26,41 @@ PERIOD = "__period"
 class SourceData:
     """What execution produced for one source: its data span and one frame per (grain, dims) group."""
 
-    first: dt.date | None  # local date of the earliest row in the scanned window
-    last: dt.date | None  # local date of the latest row
+    first: dt.date | None  # local date of the source's earliest row (whatever --from/--to ask for)
+    last: dt.date | None  # local date of its latest row up to the end of the as-of day
     rows: int
     groups: Mapping[tuple, pl.DataFrame]
 
 
-def normalize_time(lf: pl.LazyFrame, column: str, dtype: pl.DataType) -> tuple[pl.LazyFrame, pl.DataType]:
-    """Text timestamps (CSV, SQLite) are parsed strictly; anything else must already be a date or datetime."""
-    if dtype == pl.String:
-        lf = lf.with_columns(pl.col(column).str.to_datetime(strict=True, time_unit="us"))
-        dtype = lf.collect_schema()[column]
-    return lf, dtype
+def normalize_time(lf: pl.LazyFrame, source: SourceSpec, dtype: pl.DataType) -> tuple[pl.LazyFrame, pl.DataType]:
+    """The time column as naive UTC timestamps or dates (see ``timeparse``); a value it cannot read fails."""
+    opts = TimeOptions.of(source.options)
+    col = pl.col(source.time)
+    expr = time_expr(col, dtype, opts)
+    if expr is None:
+        raise KpiError(
+            Diagnostic(
+                f"time column `{source.time}` of source `{source.name}` is {dtype}, not a date or timestamp",
+                source.loc("time"),
+                hint="numbers are read as times only with `time_unit: s` (or ms, us, ns: Unix epoch times)",
+            )
+        )
+    out = timeparse.output_type(dtype, opts)
+    if timeparse.needs_check(dtype, opts):
+        expr = timeparse.checked(col, expr, isinstance(out, pl.Date))
+    elif dtype == out:
+        return lf, dtype
+    return lf.with_columns(expr.alias(source.time)), out
 
 
-def source_frame(sp: SourcePlan, connector: Connector, plan: Plan, env: Env) -> tuple[pl.LazyFrame, pl.DataType]:
-    """The source's rows in the plan's window, with their local date, as one lazy frame."""
+def source_frame(
+    sp: SourcePlan, connector: Connector, plan: Plan, env: Env, windowed: bool = True
+) -> tuple[pl.LazyFrame, pl.DataType]:
+    """The source's rows in the plan's window, with their local date, as one lazy frame.
+
+    ``windowed=False`` keeps every row up to the end of the as-of day: the source's data span is taken from
+    those, so that a period's coverage never depends on the ``--from``/``--to`` a run asks for.
+    """
     tz = plan.calendar.timezone
     source = sp.source
     start = periods.local_midnight(sp.lower, tz) if sp.lower else None
@@ -46,19 +68,29 @@ def source_frame(sp: SourcePlan, connector: Connector, plan: Plan, env: Env) -> 
     request = ScanRequest(tuple(sorted(sp.columns)), source.time, start, end)
     lf = connector.scan(source, request, env)
     try:
-        lf, dtype = normalize_time(lf, source.time, sp.schema[source.time])
+        lf, dtype = normalize_time(lf, source, sp.schema[source.time])
     except pl.exceptions.PolarsError:
-        raise time_error(sp) from None
+        raise time_error(sp, connector, env) from None
     lf = lf.select(sorted(sp.columns))
     col = pl.col(source.time)
-    if sp.lower:
-        lf = lf.filter(col >= periods.bound_literal(sp.lower, dtype, tz))
-    if sp.upper:
-        lf = lf.filter(col < periods.bound_literal(sp.upper, dtype, tz))
+    lower, upper = (sp.lower, sp.upper) if windowed else (None, _as_of_end(plan))
+    if lower:
+        lf = lf.filter(col >= periods.bound_literal(lower, dtype, tz))
+    if upper:
+        lf = lf.filter(col < periods.bound_literal(upper, dtype, tz))
     return lf.with_columns(periods.local_date(col, dtype, tz).alias(DATE)), dtype
 
 
 STATS = ("__first", "__last", "__rows")
+
+
+def _as_of_end(plan: Plan) -> dt.date:
+    return plan.window.as_of + dt.timedelta(days=1)
+
+
+def spans_whole_source(sp: SourcePlan, plan: Plan) -> bool:
+    """Whether the plan reads every row up to as-of, so the data span can ride along in the groups."""
+    return sp.lower is None and sp.upper == _as_of_end(plan)
 
 
 def group_frame(
@@ -111,10 +143,15 @@ def execute(
         scanned = [g for g in sp.groups.values() if g.derive_from is None]
         # the data's first and last day ride along in the groups: a separate query over the same scan would
         # make polars hold the scanned columns in memory to share them (2x the peak RSS at 10M rows)
-        folded = not sp.prefilter and any(not isinstance(g.grain, periods.Span) for g in scanned)
+        # (only when the groups see every row up to as-of: a --from/--to window must not move the span)
+        whole = spans_whole_source(sp, plan)
+        folded = whole and not sp.prefilter and any(not isinstance(g.grain, periods.Span) for g in scanned)
         if not folded:
+            span_lf = lf if whole else source_frame(sp, connectors[sp.source.connector], plan, env, False)[0]
             queries.append(
-                lf.select(pl.col(DATE).min().alias("first"), pl.col(DATE).max().alias("last"), pl.len().alias("rows"))
+                span_lf.select(
+                    pl.col(DATE).min().alias("first"), pl.col(DATE).max().alias("last"), pl.len().alias("rows")
+                )
             )
             index.append((name, None))
         for group in scanned:
@@ -161,13 +198,48 @@ def _derive_groups(sp: SourcePlan, groups: dict, plan: Plan) -> None:
             pending.remove(group)
 
 
-def time_error(sp: SourcePlan) -> KpiError:
-    return KpiError(
-        Diagnostic(
-            f"cannot parse the time column `{sp.source.time}` of source `{sp.source.name}`",
-            sp.source.loc("time"),
-            hint="timestamps must be ISO 8601, e.g. 2026-04-01T09:30:00",
+def time_error(sp: SourcePlan, connector: Connector, env: Env) -> KpiError:
+    """The first time value of the source that cannot be read, with where it is (error path only)."""
+    source = sp.source
+    opts = TimeOptions.of(source.options)
+    try:
+        raw = connector.scan(source, ScanRequest((source.time,), source.time), env).select(source.time).collect()
+        found = timeparse.first_unread(raw, source.time, opts)
+    except KpiError:
+        raise
+    except Exception:  # noqa: BLE001 - the diagnosis must not hide the original problem
+        found = None
+    if found is None:
+        return KpiError(
+            Diagnostic(
+                f"cannot read the time column `{source.time}` of source `{source.name}`",
+                source.loc("time"),
+                hint="timestamps must be ISO 8601 (e.g. 2026-04-01T09:30:00), or declare time_format",
+            )
         )
+    row, value = found
+    where = connector.locate_row(source, env, row) or f"row {row + 1}"
+    if isinstance(value, int | float):
+        what = f"{value} is a number"
+        hint = "declare the unit of Unix epoch times: time_unit: s (or ms, us, ns)"
+        if opts.unit:
+            what = f"{value} {opts.unit} since 1970 is outside {timeparse.MIN_DATE}..{timeparse.MAX_DATE}"
+            hint = "check time_unit: s, ms, us or ns"
+    elif opts.formats:
+        shown = ", ".join(f'"{f}"' for f in opts.formats)
+        what = f"`{value}` matches no time_format ({shown}) within {timeparse.MIN_DATE}..{timeparse.MAX_DATE}"
+        hint = "add its format to the time_format list (tried in order), or fix the value"
+    elif opts.zone and isinstance(value, dt.datetime):
+        what = f"{value} does not exist in {opts.zone} (the clocks skip it)"
+        hint = "fix the value; local times inside a daylight-saving gap never happened"
+    elif isinstance(value, str) and re.match(timeparse.ISO_RE, value.strip()):
+        what = f"`{value}` is outside the dates the engine reads ({timeparse.MIN_DATE}..{timeparse.MAX_DATE})"
+        hint = "fix or drop the row (a placeholder such as 9999-12-31 is not a date to report on)"
+    else:
+        what = f"`{value}` is not ISO 8601 and the source declares no time_format"
+        hint = timeparse.describe_guess([str(value)])
+    return KpiError(
+        Diagnostic(f"cannot read source `{source.name}`: {where}: time {what}", source.loc("time"), hint=hint)
     )
 
 
@@ -181,7 +253,7 @@ def _locate(exc: BaseException, plan: Plan, connectors: Mapping[str, Connector],
         try:
             lf.select(DATE).collect()
         except (pl.exceptions.PolarsError, OSError):
-            return time_error(sp)
+            return time_error(sp, connectors[sp.source.connector], env)
         try:
             lf.collect()
         except (pl.exceptions.PolarsError, OSError) as inner:

@@ -10,6 +10,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from . import source_options
 from .errors import Diagnostic, ErrorCollector, KpiError, Location, did_you_mean
 from .schema import full_schema, schema_errors
 from .yaml_loader import Positions, load_yaml
@@ -58,6 +59,7 @@ class SourceSpec:
     options: Mapping[str, Any]
     base_dir: Path
     locations: Mapping[str, Location] = field(compare=False, repr=False)
+    roots: tuple[Path, ...] = ()  # more folders its data may be read from (the spec file's `data_root`)
 
     def loc(self, key: str = "") -> Location:
         return self.locations.get(key) or self.locations[""]
@@ -231,13 +233,15 @@ def load_project(path: str | Path, connector_schemas: Mapping[str, Mapping[str, 
                     )
                 calendar_seen.setdefault(key, (data[key], loc))
         base_dir = file.parent.resolve()
+        roots = source_options.data_root(data, base_dir, pos, errors)
         for name, body in (data.get("sources") or {}).items():
             loc = pos.location(("sources", name), key=True)
             if _dupe(errors, first_seen, "source", name, loc):
                 continue
             locations = {"": loc, **{k: pos.location(("sources", name, k)) for k in body}}
+            source_options.check_time_options(body, locations, errors)
             options = {k: v for k, v in body.items() if k not in ("connector", "time", "description")}
-            sources[name] = SourceSpec(name, body["connector"], body["time"], options, base_dir, locations)
+            sources[name] = SourceSpec(name, body["connector"], body["time"], options, base_dir, locations, roots)
         events.extend(_events(data.get("events", ())))
         for name, value in (data.get("params") or {}).items():
             loc = pos.location(("params", name), key=True)

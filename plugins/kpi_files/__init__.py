@@ -2,31 +2,31 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 from kpi_engine import hookimpl
-from kpi_engine.connectors import Connector, Env, ScanRequest, data_error, source_path
+from kpi_engine.connectors import Connector, Env, ScanRequest, data_error, source_files
 from kpi_engine.errors import Diagnostic, KpiError
 from kpi_engine.spec import SourceSpec
+from kpi_engine.timeparse import ISO_RE, TimeOptions, checked, parse_text
 
-from . import diagnose
+from . import csvread, diagnose
 
-_PATH = {"type": "string", "description": "File, directory or glob, relative to the spec file."}
+_PATH = {
+    "type": "string",
+    "description": "A file, a glob (data/*.csv, data/**/*.csv) or a folder (every file of the connector's type "
+    "below it), relative to the spec file.",
+}
 _DTYPES = {
     "type": "object",
     "description": "Column types to use instead of inferring them (int, float, str, bool, date, datetime).",
     "additionalProperties": {"enum": ["int", "float", "str", "bool", "date", "datetime"]},
 }
-_POLARS_TYPES: dict[str, Any] = {
-    "int": pl.Int64,
-    "float": pl.Float64,
-    "str": pl.String,
-    "bool": pl.Boolean,
-    "date": pl.Date,
-    "datetime": pl.Datetime("us"),
-}
+_POLARS_TYPES: dict[str, Any] = csvread.DTYPES
+CSV_SUFFIXES = (".csv", ".tsv", ".txt")
 
 
 def _overrides(source: SourceSpec) -> dict[str, Any] | None:
@@ -34,8 +34,165 @@ def _overrides(source: SourceSpec) -> dict[str, Any] | None:
     return {k: _POLARS_TYPES[v] for k, v in dtypes.items()} if dtypes else None
 
 
+class CsvConnector(Connector):
+    name = "csv"
+    description = "Delimited text exports with a header row: any separator, decimal commas, null markers, encodings."
+    options_schema = {
+        "properties": {
+            "path": _PATH,
+            "separator": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": 2,
+                "pattern": "^(.|\\\\t)$",
+                "description": "Field separator, one character: , ; | or \\t for tabs (default ,).",
+            },
+            "quote_char": {
+                "type": ["string", "null"],
+                "maxLength": 1,
+                "description": 'Quote character around fields holding the separator (default "; null: none).',
+            },
+            "skip_rows": {"type": "integer", "minimum": 0, "description": "Lines to skip before the header row."},
+            "null_values": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "Texts that mean 'no value', e.g. [NA, '-', 'n/a'] (an empty field always is).",
+            },
+            "decimal": {"enum": ["point", "comma"], "description": "Decimal mark of numbers: 1.5 or 1,5."},
+            "thousands": {
+                "enum": [",", ".", " ", "'", "\u00a0"],
+                "description": "Thousands mark to ignore in numbers, e.g. . for 1.234,5 with decimal: comma.",
+            },
+            "dtypes": _DTYPES,
+            "encoding": {
+                "enum": list(csvread.ENCODINGS),
+                "description": "Text encoding (default utf8; a byte-order mark is skipped). utf8-lossy replaces "
+                "bad bytes; latin1, cp1252 (Excel on Windows) and utf16 are decoded before reading.",
+            },
+        },
+        "required": ["path"],
+    }
+
+    def _files(self, source: SourceSpec, env: Env) -> list[Path]:
+        return source_files(source, env, suffixes=CSV_SUFFIXES)
+
+    def _read(self, source: SourceSpec, files: list[Path], n_rows: int | None) -> list[pl.DataFrame]:
+        """Each file's rows as text (the first ``n_rows`` rows in all when set), headers checked."""
+        opts = csvread.CsvOptions.of(source.options)
+        frames: list[pl.DataFrame] = []
+        left = n_rows
+        for path in files:
+            header = diagnose.header(path, opts)
+            dupes = sorted({c for c in header if header.count(c) > 1})
+            if dupes:
+                raise KpiError(
+                    Diagnostic(
+                        f"cannot read source `{source.name}`: the header of {csvread.shown(path, source)} names "
+                        f"column `{dupes[0]}` {header.count(dupes[0])} times",
+                        source.loc("path"),
+                        hint="rename the repeated column in the export: the engine will not pick one silently",
+                    )
+                )
+            if frames and header != frames[0].columns:
+                raise KpiError(
+                    Diagnostic(
+                        f"cannot read source `{source.name}`: {csvread.shown(path, source)} has columns "
+                        f"{header}, but {csvread.shown(files[0], source)} has {frames[0].columns}",
+                        source.loc("path"),
+                        hint="the files of one source must share their header",
+                    )
+                )
+            frames.append(csvread.read_text_frame(path, opts, left))
+            if left is not None:
+                left -= frames[-1].height
+                if left <= 0:
+                    break
+        return frames
+
+    def _guarded(self, source: SourceSpec, env: Env, read):  # type: ignore[no-untyped-def]
+        try:
+            return read()
+        except KpiError:
+            raise
+        except (pl.exceptions.PolarsError, OSError, ValueError, UnicodeError) as exc:
+            raise self.explain_error(source, env, exc) from None
+
+    def schema(self, source: SourceSpec, env: Env) -> pl.Schema:
+        """Types from the first rows (declared ``dtypes`` win); a header without rows must declare them."""
+        opts = csvread.CsvOptions.of(source.options)
+        files = self._files(source, env)
+        frames = self._guarded(source, env, lambda: self._read(source, files, csvread.INFER_ROWS))
+        sample = pl.concat(frames) if len(frames) > 1 else frames[0]
+        if sample.height >= csvread.INFER_ROWS and csvread.sparse(sample):
+            frames = self._guarded(source, env, lambda: self._read(source, files, None))
+            sample = pl.concat(frames) if len(frames) > 1 else frames[0]
+        types = csvread.types_of(sample, opts, source.time)
+        unknown = [c for c, t in types.items() if t is None]
+        if unknown:
+            raise KpiError(
+                Diagnostic(
+                    f"data of source `{source.name}` has a header but no rows, so the types of "
+                    f"{', '.join(f'`{c}`' for c in unknown)} cannot be inferred",
+                    source.loc("path"),
+                    hint="declare them, e.g. dtypes: {"
+                    + ", ".join(f"{c}: {'datetime' if c == source.time else 'int'}" for c in unknown[:3])
+                    + "}",
+                )
+            )
+        if types.get(source.time) == pl.String:
+            times = sample[source.time]
+            odd = (times.is_not_null() & ~times.str.strip_chars().str.contains(ISO_RE)).arg_true()
+            row = int(odd[0]) if not odd.is_empty() else 0
+            values = times.filter(times.is_not_null() & ~times.str.strip_chars().str.contains(ISO_RE)).head(50)
+            where = self.locate_row(source, env, row) or f"row {row + 1}"
+            raise csvread.not_iso_error(source, where, values.to_list() or [times[row]])
+        return pl.Schema(types)
+
+    def scan(self, source: SourceSpec, request: ScanRequest, env: Env) -> pl.LazyFrame:
+        """Every field of every file is read (a projected read would not notice ragged rows), then typed."""
+        opts = csvread.CsvOptions.of(source.options)
+        files = self._files(source, env)
+        frames = self._guarded(source, env, lambda: self._read(source, files, None))
+        frame = pl.concat(frames) if len(frames) > 1 else frames[0]
+        types = csvread.types_of(frame, opts, source.time)
+        wanted = {c: types[c] for c in request.columns if c in types} or types
+        text = frame.select(list(wanted))
+        try:
+            out = csvread.typed(text, wanted, opts, source.time)
+        except pl.exceptions.PolarsError:
+            out = None
+        if out is None or any(out[c].null_count() != text[c].null_count() for c in wanted):
+            found = csvread.first_misfit(text, wanted, opts, source.time)
+            if found is not None:
+                column, row, value = found
+                where = self.locate_row(source, env, row) or f"row {row + 1}"
+                raise csvread.misfit_error(source, where, column, value, wanted[column], column == source.time, opts)
+        return out.lazy()  # type: ignore[union-attr]
+
+    def locate_row(self, source: SourceSpec, env: Env, row: int) -> str | None:
+        """``file line N`` of the ``row``-th data row across the source's files."""
+        opts = csvread.CsvOptions.of(source.options)
+        for path in self._files(source, env):
+            starts = csvread.record_lines(path, opts)
+            if row < len(starts):
+                return f"{csvread.shown(path, source)} line {starts[row]}"
+            row -= len(starts)
+        return None
+
+    def explain_error(self, source: SourceSpec, env: Env, exc: BaseException) -> KpiError:
+        """Name the file and line: the first non-UTF-8 byte or the first row with a wrong number of fields."""
+        opts = csvread.CsvOptions.of(source.options)
+        files = self._files(source, env)
+        found = None
+        if opts.encoding == "utf8":
+            found = diagnose.not_utf8(source, files)
+        if found is None and "fields" in str(exc):
+            found = diagnose.ragged_row(source, files, opts.separator)
+        return found or data_error(source, exc)
+
+
 class _FileConnector(Connector):
-    allow_dir = False
+    """A connector whose lazy frame polars builds from the checked list of files."""
 
     def _lazy(self, source: SourceSpec, env: Env) -> pl.LazyFrame:
         raise NotImplementedError
@@ -44,80 +201,10 @@ class _FileConnector(Connector):
         try:
             return self._lazy(source, env).collect_schema()
         except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
-            raise data_error(source, exc) from None
+            raise self.explain_error(source, env, exc) from None
 
     def scan(self, source: SourceSpec, request: ScanRequest, env: Env) -> pl.LazyFrame:
         return self._lazy(source, env)
-
-
-class CsvConnector(_FileConnector):
-    name = "csv"
-    description = "Comma-separated (or other delimiter) text files, with a header row."
-    options_schema = {
-        "properties": {
-            "path": _PATH,
-            "separator": {"type": "string", "minLength": 1, "maxLength": 1},
-            "null_values": {"type": "array", "items": {"type": "string"}},
-            "dtypes": _DTYPES,
-            "encoding": {"enum": ["utf8", "utf8-lossy"]},
-        },
-        "required": ["path"],
-    }
-
-    def _options(self, source: SourceSpec) -> dict[str, Any]:
-        opts = source.options
-        return {
-            "separator": opts.get("separator", ","),
-            "null_values": opts.get("null_values"),
-            "schema_overrides": _overrides(source),
-            "try_parse_dates": True,
-            "infer_schema_length": 10_000,
-            "encoding": opts.get("encoding", "utf8"),
-        }
-
-    def _lazy(self, source: SourceSpec, env: Env) -> pl.LazyFrame:
-        return pl.scan_csv(source_path(source, env), **self._options(source))
-
-    def schema(self, source: SourceSpec, env: Env) -> pl.Schema:
-        """Column types come from the data: a file with a header and no rows must declare them in ``dtypes``."""
-        schema = super().schema(source, env)
-        undeclared = [c for c in schema if c not in (source.options.get("dtypes") or {})]
-        try:
-            empty = (
-                bool(undeclared)
-                and pl.scan_csv(source_path(source, env), **self._options(source)).head(1).collect().is_empty()
-            )
-        except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
-            raise self.explain_error(source, env, exc) from None
-        if empty:
-            raise KpiError(
-                Diagnostic(
-                    f"data of source `{source.name}` has a header but no rows, so the types of "
-                    f"{', '.join(f'`{c}`' for c in undeclared)} cannot be inferred",
-                    source.loc("path"),
-                    hint="declare them, e.g. dtypes: {"
-                    + ", ".join(f"{c}: {'datetime' if c == source.time else 'int'}" for c in undeclared[:3])
-                    + "}",
-                )
-            )
-        return schema
-
-    def scan(self, source: SourceSpec, request: ScanRequest, env: Env) -> pl.LazyFrame:
-        """Every column is parsed: a lazy scan projected to a few columns would not notice ragged rows."""
-        try:
-            return pl.read_csv(source_path(source, env), **self._options(source)).lazy()
-        except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
-            raise self.explain_error(source, env, exc) from None
-
-    def explain_error(self, source: SourceSpec, env: Env, exc: BaseException) -> KpiError:
-        """Name the file and line: the first non-UTF-8 byte or the first row with a wrong number of fields."""
-        files = diagnose.files_of(source_path(source, env))
-        found = None
-        if source.options.get("encoding", "utf8") == "utf8":
-            found = diagnose.not_utf8(source, files)
-        if found is None and "fields" in str(exc):
-            found = diagnose.ragged_row(source, files, source.options.get("separator", ","))
-        return found or data_error(source, exc)
 
 
 class ParquetConnector(_FileConnector):
@@ -126,13 +213,12 @@ class ParquetConnector(_FileConnector):
     options_schema = {"properties": {"path": _PATH, "hive_partitioning": {"type": "boolean"}}, "required": ["path"]}
 
     def _lazy(self, source: SourceSpec, env: Env) -> pl.LazyFrame:
-        return pl.scan_parquet(
-            source_path(source, env, allow_dir=True), hive_partitioning=source.options.get("hive_partitioning")
-        )
+        files = source_files(source, env, suffixes=(".parquet", ".pq"))
+        return pl.scan_parquet(files, hive_partitioning=source.options.get("hive_partitioning"))
 
     def explain_error(self, source: SourceSpec, env: Env, exc: BaseException) -> KpiError:
         """Name the two files when a column's type changes between the files of a dataset."""
-        files = diagnose.files_of(source_path(source, env, allow_dir=True), ".parquet")
+        files = source_files(source, env, suffixes=(".parquet", ".pq"))
         return (len(files) > 1 and diagnose.type_change(source, files)) or data_error(source, exc)
 
 
@@ -140,9 +226,32 @@ class NdjsonConnector(_FileConnector):
     name = "ndjson"
     description = "Newline-delimited JSON: one object per line (JSON Lines)."
     options_schema = {"properties": {"path": _PATH, "dtypes": _DTYPES}, "required": ["path"]}
+    suffixes = (".ndjson", ".jsonl", ".json")
 
     def _lazy(self, source: SourceSpec, env: Env) -> pl.LazyFrame:
-        return pl.scan_ndjson(source_path(source, env), infer_schema_length=10_000, schema_overrides=_overrides(source))
+        """Declared date and datetime columns are read as text and parsed like the time column (never guessed)."""
+        overrides = _overrides(source) or {}
+        temporal = {c: t for c, t in overrides.items() if t in (pl.Date, pl.Datetime("us"))}
+        overrides = {c: (pl.String if c in temporal else t) for c, t in overrides.items()}
+        temporal.pop(source.time, None)  # the engine parses the time column with the source's time options
+        files = source_files(source, env, suffixes=self.suffixes)
+        lf = pl.scan_ndjson(files, infer_schema_length=10_000, schema_overrides=overrides or None)
+        opts = TimeOptions(zone=source.options.get("time_zone"))
+        return lf.with_columns(
+            checked(pl.col(c), parse_text(pl.col(c), opts, t == pl.Date), t == pl.Date).alias(c)
+            for c, t in temporal.items()
+        )
+
+    def locate_row(self, source: SourceSpec, env: Env, row: int) -> str | None:
+        """``file line N``: each non-blank line is one row."""
+        for path in source_files(source, env, suffixes=self.suffixes):
+            with path.open("rb") as fh:
+                for number, line in enumerate(fh, 1):
+                    if line.strip():
+                        if row == 0:
+                            return f"{csvread.shown(path, source)} line {number}"
+                        row -= 1
+        return None
 
 
 @hookimpl

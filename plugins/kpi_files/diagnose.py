@@ -73,6 +73,27 @@ def _rows(path: Path, separator: str) -> Iterator[tuple[int, list[str]]]:
             yield reader.line_num, row
 
 
+def header(path: Path, opts) -> list[str]:  # type: ignore[no-untyped-def]
+    """A CSV file's header fields exactly as written (polars renames a repeated name; this does not)."""
+    from .csvread import PYTHON_ENCODINGS, _recode
+
+    if opts.encoding in PYTHON_ENCODINGS:
+        text = _recode(path, PYTHON_ENCODINGS[opts.encoding]).decode("utf-8")
+        lines = iter(text.splitlines(keepends=True))
+    else:
+        fh = path.open(newline="", encoding="utf-8-sig", errors="replace")
+        lines = iter(fh)
+    try:
+        for _ in range(opts.skip_rows):
+            next(lines, None)
+        quoting = csv.QUOTE_MINIMAL if opts.quote_char else csv.QUOTE_NONE
+        reader = csv.reader(lines, delimiter=opts.separator, quotechar=opts.quote_char or '"', quoting=quoting)
+        return [name.strip() for name in next(reader, [])]
+    finally:
+        if opts.encoding not in PYTHON_ENCODINGS:
+            fh.close()
+
+
 def ragged_row(source: SourceSpec, files: list[Path], separator: str) -> KpiError | None:
     """The first row whose number of fields differs from its file's header."""
     for path in files:

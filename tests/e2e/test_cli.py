@@ -218,7 +218,7 @@ def test_help_is_fast_and_lists_commands():
         ),
         (
             "ts,channel,impressions,clicks,cost\nyesterday,search,1,2,3\n2026-04-02T10:00:00,search,1,2,3\n",
-            "cannot parse the time column `ts` of source `ads`",
+            "ads.csv line 2: time `yesterday` is not ISO 8601",
         ),
     ],
 )

@@ -1,0 +1,205 @@
+"""Reading time columns exactly: ISO 8601 text, declared formats, epoch numbers, and naive local times.
+
+Every connector's time column goes through here, so a timestamp means the same thing whichever file or
+database it came from. The result is always a naive UTC ``Datetime("us")`` (the engine's convention) or a
+``Date``. Nothing is guessed: text that is not ISO 8601 needs ``time_format``, numbers need ``time_unit``,
+and a value no declared format reads is an error, never a null or a day-first misreading.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+#: The dates the engine accepts, in data and on the command line: a misread year (0011 for "11") or a
+#: sentinel (9999-12-31) lands outside and is reported instead of stretching a series over millennia.
+MIN_DATE = dt.date(1900, 1, 1)
+MAX_DATE = dt.date(2199, 12, 31)
+
+_ISO_DATE = r"\d{4}-\d{2}-\d{2}"
+_ISO_TIME = r"[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?"
+_ISO_ZONE = r"(Z|[+-]\d{2}:?\d{2})"
+ISO_DATE_RE = f"^{_ISO_DATE}$"
+ISO_RE = f"^{_ISO_DATE}({_ISO_TIME}{_ISO_ZONE}?)?$"
+_ISO_NAIVE = ("%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d %H:%M")
+_ISO_AWARE = ("%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%dT%H:%M%z", "%Y-%m-%d %H:%M:%S%.f%z", "%Y-%m-%d %H:%M%z")
+_TIME_DIRECTIVES = re.compile(r"%[HIMSfpTRrcsz:.]")
+UNITS = ("s", "ms", "us", "ns")
+
+
+@dataclass(frozen=True)
+class TimeOptions:
+    """How a source's time values are read (the source options ``time_format``, ``time_zone``, ``time_unit``)."""
+
+    formats: tuple[str, ...] = ()
+    zone: str | None = None  # the zone naive timestamps are in (default UTC)
+    unit: str | None = None  # epoch numbers: s, ms, us or ns
+
+    @classmethod
+    def of(cls, options: Mapping[str, Any]) -> TimeOptions:
+        raw = options.get("time_format") or ()
+        formats = (raw,) if isinstance(raw, str) else tuple(raw)
+        return cls(formats, options.get("time_zone"), options.get("time_unit"))
+
+    @property
+    def date_only(self) -> bool:
+        """Declared formats with no time of day read as dates."""
+        return bool(self.formats) and not any(_TIME_DIRECTIVES.search(f) for f in self.formats)
+
+
+def in_range(expr: pl.Expr) -> pl.Expr:
+    """Whether a date or datetime lies within the dates the engine accepts."""
+    day = expr.dt.date()
+    return day.is_between(pl.lit(MIN_DATE), pl.lit(MAX_DATE))
+
+
+def _bounded(expr: pl.Expr) -> pl.Expr:
+    return pl.when(in_range(expr)).then(expr)
+
+
+def _to_utc(expr: pl.Expr, zone: str | None) -> pl.Expr:
+    """Naive wall-clock times in ``zone`` as naive UTC (the earlier instant of a repeated autumn hour)."""
+    if not zone or zone == "UTC":
+        return expr
+    aware = expr.dt.replace_time_zone(zone, ambiguous="earliest", non_existent="null")
+    return aware.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
+
+
+def parse_text(expr: pl.Expr, opts: TimeOptions, date_only: bool = False) -> pl.Expr:
+    """Text timestamps as naive wall-clock times of the source's zone (or dates): ISO 8601 unless formats are
+    declared, tried in order. A value with an offset is converted to the zone's wall clock.
+
+    A value that no format reads, or reads to a date outside MIN_DATE..MAX_DATE, becomes null; callers wrap
+    the result in ``checked`` so that such a value fails the read instead.
+    """
+    text = expr.str.strip_chars()
+    zone = opts.zone or "UTC"
+    if date_only or opts.date_only:
+        dates = [_bounded(text.str.to_date(f, strict=False)) for f in opts.formats or ("%Y-%m-%d",)]
+        return pl.coalesce(dates) if len(dates) > 1 else dates[0]
+
+    def aware(f: str) -> pl.Expr:
+        parsed = text.str.replace(r"Z$", "+00:00").str.to_datetime(f, strict=False, time_unit="us", time_zone="UTC")
+        return parsed.dt.convert_time_zone(zone).dt.replace_time_zone(None)
+
+    if opts.formats:
+        parts = []
+        for f in opts.formats:
+            if "%z" in f or "%:z" in f:
+                parts.append(aware(f))
+            elif _TIME_DIRECTIVES.search(f):
+                parts.append(text.str.to_datetime(f, strict=False, time_unit="us"))
+            else:
+                parts.append(text.str.to_date(f, strict=False).cast(pl.Datetime("us")))
+        parts = [_bounded(p) for p in parts]
+        return pl.coalesce(parts) if len(parts) > 1 else parts[0]
+    naive = [text.str.to_datetime(f, strict=False, time_unit="us") for f in _ISO_NAIVE]
+    naive.append(text.str.to_date("%Y-%m-%d", strict=False).cast(pl.Datetime("us")))
+    parsed = pl.coalesce([*(aware(f) for f in _ISO_AWARE), *naive])
+    return pl.when(text.str.contains(ISO_RE)).then(_bounded(parsed))
+
+
+def from_number(expr: pl.Expr, unit: str) -> pl.Expr:
+    """Epoch numbers (seconds, ms, us or ns since 1970-01-01 UTC) as naive UTC datetimes, bounded."""
+    scale = {"s": 1_000_000, "ms": 1_000, "us": 1, "ns": 0.001}[unit]
+    micros = (expr.cast(pl.Float64) * scale).round(0).cast(pl.Int64, strict=False)
+    return _bounded(micros.cast(pl.Datetime("us")))
+
+
+def time_expr(expr: pl.Expr, dtype: pl.DataType, opts: TimeOptions, date_only: bool = False) -> pl.Expr | None:
+    """``expr`` (of type ``dtype``) as the engine's time type (naive UTC, or Date), None when it cannot be one.
+
+    Naive timestamps are wall-clock times of ``time_zone`` (default UTC). Numbers are read only with a
+    declared ``time_unit``: the engine never guesses whether 1700000000 is seconds or microseconds.
+    """
+    if dtype == pl.String:
+        parsed = parse_text(expr, opts, date_only)
+        return parsed if date_only or opts.date_only else _bounded(_to_utc(parsed, opts.zone))
+    if isinstance(dtype, pl.Date):
+        return expr
+    if isinstance(dtype, pl.Datetime):  # typed data is not bounded row by row: its span is checked instead
+        if dtype.time_zone is not None:
+            return expr.dt.convert_time_zone("UTC").dt.replace_time_zone(None).dt.cast_time_unit("us")
+        naive = _to_utc(expr, opts.zone)
+        return naive if dtype.time_unit == "us" else naive.dt.cast_time_unit("us")
+    if dtype.is_numeric() and opts.unit:
+        return from_number(expr, opts.unit)
+    if dtype.is_integer() and opts.formats:  # compact dates such as 20260401 read as integers
+        return time_expr(expr.cast(pl.String), pl.String(), opts, date_only)
+    return None
+
+
+def needs_check(dtype: pl.DataType, opts: TimeOptions) -> bool:
+    """Whether ``time_expr`` can turn a present value into null (text, numbers, local times in a DST gap)."""
+    return not isinstance(dtype, pl.Date | pl.Datetime) or (
+        isinstance(dtype, pl.Datetime) and dtype.time_zone is None and opts.zone not in (None, "UTC")
+    )
+
+
+def output_type(dtype: pl.DataType, opts: TimeOptions) -> pl.DataType:
+    """The type ``time_expr`` gives a column of ``dtype``."""
+    if isinstance(dtype, pl.Date) or opts.date_only:
+        return pl.Date()
+    return pl.Datetime("us")
+
+
+def checked(raw: pl.Expr, parsed: pl.Expr, date_only: bool = False) -> pl.Expr:
+    """``parsed``, failing the query when a non-null ``raw`` value was not read (lazily, at collect time).
+
+    The error path then finds the row with ``first_unread``: a value must never silently become null.
+    """
+    bad = raw.is_not_null() & parsed.is_null()
+    guard = pl.when(bad).then(pl.lit(UNREAD) + raw.cast(pl.String)).cast(pl.Int64, strict=True)
+    return parsed.fill_null(guard.cast(pl.Date if date_only else pl.Datetime("us")))
+
+
+UNREAD = "unread time value: "
+
+
+def first_unread(
+    frame: pl.DataFrame, column: str, opts: TimeOptions, date_only: bool = False
+) -> tuple[int, Any] | None:
+    """The first row (0-based) whose non-null ``column`` value is not read as a time, and that value."""
+    expr = time_expr(pl.col(column), frame.schema[column], opts, date_only)
+    values = frame.get_column(column)
+    if expr is None:
+        present = values.is_not_null().arg_true()
+        return None if present.is_empty() else (int(present[0]), values[int(present[0])])
+    bad = (values.is_not_null() & frame.select(expr).to_series().is_null()).arg_true()
+    return None if bad.is_empty() else (int(bad[0]), values[int(bad[0])])
+
+
+_DATE_PARTS = ("%m/%d/%Y", "%d/%m/%Y", "%m/%d/%y", "%d/%m/%y", "%d.%m.%Y", "%d-%m-%Y", "%m-%d-%Y", "%Y%m%d", "%Y/%m/%d")
+_TIME_PARTS = ("", " %H:%M", " %H:%M:%S", " %I:%M %p", " %I:%M:%S %p")
+_CANDIDATES = tuple(d + t for d in _DATE_PARTS for t in _TIME_PARTS)
+
+
+def guess_formats(values: Sequence[str]) -> list[str]:
+    """Each strptime format that reads every one of ``values`` (for a hint, never to read data)."""
+    series = pl.Series(values, dtype=pl.String)
+    out = []
+    for candidate in _CANDIDATES:
+        opts = TimeOptions((candidate,))
+        if pl.select(parse_text(pl.lit(series), opts)).to_series().null_count() == 0:
+            out.append(candidate)
+    return out
+
+
+def describe_guess(values: Sequence[str]) -> str:
+    """A hint for text no declared format reads: the formats that would, or why the choice is the user's."""
+    fits = guess_formats(values)
+    if not fits:
+        return 'declare how to read it, e.g. time_format: "%d/%m/%Y %H:%M" (strptime codes; a list is tried in order)'
+    day_first = [f for f in fits if f.startswith("%d")]
+    month_first = [f for f in fits if f.startswith("%m")]
+    if day_first and month_first:
+        return (
+            f"these values read both day-first and month-first, so the engine will not guess: declare "
+            f'time_format: "{month_first[0]}" (month first, US) or time_format: "{day_first[0]}" (day first)'
+        )
+    return f'declare it: time_format: "{fits[0]}"'
