@@ -22,6 +22,7 @@ from .plugins import Registry, default_registry
 from .resolve import bind_project
 from .series import evaluate_plan
 from .spec import KpiSpec, Project
+from .spec_dates import out_of_range
 from .timeparse import TimeOptions, time_expr
 
 
@@ -82,6 +83,10 @@ class Catalog:
         in the same scans.
         """
         as_of = as_of or today(self.project.calendar.timezone)
+        for day in (as_of, start, end):
+            problem = day and out_of_range(day)
+            if problem:
+                raise KpiError(Diagnostic(problem))
         if start and end and start > end:
             raise KpiError(Diagnostic(f"--from {start} is after --to {end}"))
         window = Window(as_of, start, end)

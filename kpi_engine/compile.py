@@ -103,9 +103,8 @@ def agg_expr(agg: Agg, schema: pl.Schema, functions: Mapping[str, MetricFunction
         keep = (lambda a: a.filter(cond)) if func in functions else (lambda a: pl.when(cond).then(a))
         args = [keep(a) if not isinstance(n, Number) else a for a, n in zip(args, agg.args, strict=True)]
         value = args[0]
-    if func == "sum":
-        dtype = pl.LazyFrame(schema=schema).select(row_expr(agg.args[0])).collect_schema().dtypes()[0]
-        return value.cast(pl.Int64 if isinstance(dtype, _INT_TYPES) else pl.Float64).sum()
+    if func == "sum":  # integers are summed in 128 bits: execution checks the result fits 64 (never wraps)
+        return value.cast(pl.Int128 if integer_sum(agg, schema) else pl.Float64).sum()
     if func == "count":
         return value.count().cast(pl.Int64)
     if func == "count_distinct":
@@ -121,26 +120,56 @@ def agg_expr(agg: Agg, schema: pl.Schema, functions: Mapping[str, MetricFunction
     return built if function.finish is not None else built.cast(pl.Float64)
 
 
+def integer_sum(agg: Agg, schema: pl.Schema) -> bool:
+    """Whether ``sum(...)`` adds integers (its result is then an exact integer)."""
+    dtype = pl.LazyFrame(schema=schema).select(row_expr(agg.args[0])).collect_schema().dtypes()[0]
+    return isinstance(dtype, _INT_TYPES)
+
+
+def is_integer(node: Node, schemas: Mapping[str, pl.Schema]) -> bool:
+    """Whether an aggregate-level expression is an exact integer: counts and integer sums combined by
+    ``+ - *``, integer literals, ``abs`` and ``previous``. Such KPIs stay Int64 to the output."""
+    if isinstance(node, Agg):
+        if node.func in ("count", "count_distinct"):
+            return True
+        return node.func == "sum" and integer_sum(node, schemas[node.source])
+    if isinstance(node, Number):
+        return isinstance(node.value, int) or float(node.value).is_integer() and abs(node.value) < 2**63
+    if isinstance(node, BinOp):
+        return node.op in ("+", "-", "*") and is_integer(node.left, schemas) and is_integer(node.right, schemas)
+    if isinstance(node, Unary):
+        return node.op == "-" and is_integer(node.operand, schemas)
+    if isinstance(node, Previous):
+        return is_integer(node.expr, schemas)
+    if isinstance(node, Call):
+        return node.func == "abs" and is_integer(node.args[0], schemas)
+    return False
+
+
 def rollup_expr(how: str, column: str) -> pl.Expr:
-    """Combine per-dimension results of an additive aggregate into a total."""
+    """Combine per-dimension results of an additive aggregate into a total (integer sums stay 128-bit)."""
     return getattr(pl.col(column), how)()
 
 
-def kpi_expr(node: Node, column_of: Callable[[Agg], pl.Expr], dims: tuple[str, ...]) -> pl.Expr:
-    """An aggregate-level node over a frame with one column per aggregate, sorted by period within dims."""
+def kpi_expr(node: Node, column_of: Callable[[Agg], pl.Expr], dims: tuple[str, ...], integer: bool = False) -> pl.Expr:
+    """An aggregate-level node over a frame with one column per aggregate, sorted by period within dims.
+
+    ``integer`` (see ``is_integer``) computes in 128-bit integers, checked against 64 bits afterwards.
+    """
     if isinstance(node, Agg):
-        return column_of(node)
+        return column_of(node).cast(pl.Int128) if integer else column_of(node)
     if isinstance(node, Number):
-        return pl.lit(float(node.value))
+        return pl.lit(int(node.value), dtype=pl.Int128) if integer else pl.lit(float(node.value))
     if isinstance(node, Null):
         return pl.lit(None, dtype=pl.Float64)
     if isinstance(node, BinOp):
-        return _binary(node.op, kpi_expr(node.left, column_of, dims), kpi_expr(node.right, column_of, dims))
+        left, right = kpi_expr(node.left, column_of, dims, integer), kpi_expr(node.right, column_of, dims, integer)
+        return _binary(node.op, left, right)
     if isinstance(node, Unary):
-        return -kpi_expr(node.operand, column_of, dims)
+        return -kpi_expr(node.operand, column_of, dims, integer)
     if isinstance(node, Previous):
-        inner = kpi_expr(node.expr, column_of, dims).shift(node.n)
+        inner = kpi_expr(node.expr, column_of, dims, integer).shift(node.n)
         return inner.over(dims) if dims else inner
     if isinstance(node, Call):
-        return _scalar_call(node, lambda a: kpi_expr(a, column_of, dims))
+        return _scalar_call(node, lambda a: kpi_expr(a, column_of, dims, integer))
     raise TypeError(f"not an aggregate-level node: {node!r}")

@@ -14,8 +14,9 @@ from .compile import agg_expr, rollup_expr, row_expr
 from .connectors import Connector, Env, ScanRequest
 from .errors import Diagnostic, KpiError
 from .ir import MetricFunction
-from .plan import GroupRequest, Plan, SourcePlan
+from .plan import GroupRequest, Plan, SourcePlan, aggregates_of
 from .spec import SourceSpec
+from .spec_dates import MIN_DATE
 from .timeparse import TimeOptions, time_expr
 
 DATE = "__date"
@@ -174,8 +175,51 @@ def execute(
             entry["groups"][key] = frame
     for name, sp in plan.sources.items():
         if name in out:
+            first = out[name].get("first")
+            if first is not None and first < MIN_DATE:
+                raise KpiError(
+                    Diagnostic(
+                        f"source `{name}` has rows dated {first}, before {MIN_DATE}",
+                        sp.source.loc("time"),
+                        hint="a misread or placeholder date: fix the data, or check time_unit/time_format",
+                    )
+                )
             _derive_groups(sp, out[name]["groups"], plan)
+            _narrow(sp, out[name]["groups"], plan)
     return {name: SourceData(v["first"], v["last"], v["rows"], v["groups"]) for name, v in out.items()}
+
+
+INT64 = (-(2**63), 2**63 - 1)
+
+
+def _narrow(sp: SourcePlan, groups: dict, plan: Plan) -> None:
+    """Integer sums were added in 128 bits: each must fit in 64, or the run stops naming it (never wraps)."""
+    for key, frame in groups.items():
+        wide = [c for c, t in frame.schema.items() if t == pl.Int128]
+        for column in wide:
+            outside = frame.filter(~pl.col(column).is_between(*INT64))
+            if not outside.is_empty():
+                group = sp.groups[key]
+                agg = next(r.agg for r in group.aggs.values() if r.id == column)
+                raise overflow_error(
+                    agg.key,
+                    [kp.id for kp in plan.kpis if agg in aggregates_of(kp.expr)],
+                    periods.label(outside[PERIOD][0], group.grain, plan.calendar),
+                    outside[column][0],
+                )
+        if wide:
+            groups[key] = frame.with_columns(pl.col(wide).cast(pl.Int64))
+
+
+def overflow_error(what: str, kpis: list[str], period: str, value: int) -> KpiError:
+    """An exact integer result past the 64-bit range: reported, never printed wrapped or rounded."""
+    return KpiError(
+        Diagnostic(
+            f"{what} is {value} in {period}, past the 64-bit integer range (±9.2e18)"
+            + (f"; KPIs: {', '.join(sorted(kpis))}" if kpis else ""),
+            hint="check the column's values (a unit error or a corrupt row), or sum a float column instead",
+        )
+    )
 
 
 def _derive_groups(sp: SourcePlan, groups: dict, plan: Plan) -> None:

@@ -6,6 +6,7 @@ Pure Python on purpose: no polars here, and nothing is ever evaluated as code.
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
 
@@ -58,10 +59,11 @@ class Token:
     value: object = None
 
 
+MAX_LITERAL = 1e300  # beyond this a literal is a typo or an attack, and float arithmetic overflows
 _TOKEN_RE = re.compile(
     r"""
     (?P<ws>\s+)
-  | (?P<number>(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?)
+  | (?P<number>(?:[0-9]+\.[0-9]*|\.[0-9]+|[0-9]+)(?:[eE][+-]?[0-9]+)?)
   | (?P<ident>[A-Za-z_][A-Za-z0-9_]*)
   | (?P<quoted>`[^`]*`)
   | (?P<string>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')
@@ -107,11 +109,17 @@ def tokenize(text: str) -> list[Token]:
                 hint = "use `and`, `or`, `not`"
             elif ch in "\"'":
                 hint = "close the string with a matching quote"
+            elif ch.isdigit() or ch.isnumeric():
+                hint = "write numbers with the ASCII digits 0-9"
             raise FormulaSyntaxError(f"unexpected character `{ch}`", (pos, pos + 1), hint)
         kind = m.lastgroup or ""
         raw = m.group()
         if kind == "number":
             value: object = float(raw) if any(c in raw for c in ".eE") else int(raw)
+            if not math.isfinite(float(raw)) or abs(float(raw)) > MAX_LITERAL:
+                raise FormulaSyntaxError(
+                    "number too large", (pos, m.end()), f"numbers in formulas are at most {MAX_LITERAL:g} in size"
+                )
             tokens.append(Token("number", raw, pos, m.end(), value))
         elif kind == "ident":
             tokens.append(Token("kw" if raw in KEYWORDS else "ident", raw, pos, m.end(), raw))

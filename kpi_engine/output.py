@@ -6,7 +6,6 @@ import dataclasses
 import datetime as dt
 import errno
 import io
-import json
 import math
 import os
 import tempfile
@@ -18,6 +17,7 @@ import polars as pl
 
 from .api import Result
 from .errors import Diagnostic, KpiError, Location
+from .jsonout import json_text
 from .series import QUALITATIVE, SERIES_COLUMNS
 from .spec import KpiSpec, Unit
 from .units import format_value
@@ -173,17 +173,32 @@ def to_json_dict(
     }
 
 
-def long_frame(result: Result) -> pl.DataFrame:
-    """All KPIs in one long table: kpi, period, start, end, complete, has_data, is_total, dims..., value."""
+def long_frame(result: Result, text_values: bool = False) -> pl.DataFrame:
+    """All KPIs in one long table: kpi, period, start, end, complete, has_data, is_total, dims..., value.
+
+    Integer KPIs (counts, integer sums) stay exact: ``value`` is Int64 when every KPI is an integer; else it
+    is Float64 and ``value_int`` holds the integer KPIs' exact values, or, with ``text_values`` (CSV),
+    ``value`` is text in which integers print as integers.
+    """
     parts = [
         frame.with_columns(pl.lit(kpi_id).alias("kpi"), pl.lit(result.project.kpis[kpi_id].unit.value).alias("unit"))
         for kpi_id, frame in result.series.items()
     ]
+    integer = [p.schema["value"].is_integer() for p in parts]
+    mixed = any(integer) and not all(integer)
+    if text_values:
+        parts = [p.with_columns(pl.col("value").cast(pl.String)) for p in parts]
+    elif mixed:
+        parts = [
+            p.with_columns(pl.col("value").alias("value_int") if i else pl.lit(None, pl.Int64).alias("value_int"))
+            for p, i in zip(parts, integer, strict=True)
+        ]
     frame = pl.concat(parts, how="diagonal_relaxed")
     fixed = ("kpi", "unit", *SERIES_COLUMNS)
     extra = [c for c in QUALITATIVE if c in frame.columns]
-    dims = sorted(set(frame.columns) - {*fixed, *extra, "value"})
-    return frame.select(*fixed, *dims, *extra, "value")
+    values = ["value", "value_int"] if mixed and not text_values else ["value"]
+    dims = sorted(set(frame.columns) - {*fixed, *extra, *values})
+    return frame.select(*fixed, *dims, *extra, *values)
 
 
 def write_result(
@@ -199,9 +214,9 @@ def write_result(
     """Write ``result`` as ``fmt`` to ``output`` (atomically) or return the text for stdout."""
     if fmt == "json":
         doc = to_json_dict(result, engine_version, assessments, smart)
-        text = json.dumps(doc, indent=2, ensure_ascii=False, default=_default) + "\n"
+        text = json_text(doc, default=_default) + "\n"
     elif fmt == "csv":
-        text = long_frame(result).write_csv()
+        text = long_frame(result, text_values=True).write_csv()
     elif fmt == "parquet":
         if output is None:
             raise KpiError(Diagnostic("parquet output needs a file", hint="add -o results.parquet"))

@@ -210,7 +210,7 @@ def build_plan(
                     if filter_key not in group.row_filters:
                         group.row_filters[filter_key] = (f"n{next(counter)}", agg.where)
                     fill = (
-                        0.0
+                        0  # an int keeps integer sums integers (a float fill would upcast them)
                         if agg.func in ZERO_WHEN_EMPTY
                         else (functions[agg.func].fill if agg.func in functions else None)
                     )

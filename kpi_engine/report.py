@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 from markupsafe import Markup
 
 from . import charts
@@ -29,9 +30,12 @@ def environment(registry: Registry, user_templates: Path | None = None) -> jinja
     folders = [user_templates] if user_templates else []
     folders += [f.templates_dir for f in registry.formats.values() if f.templates_dir is not None]
     loader = jinja2.ChoiceLoader([jinja2.FileSystemLoader(str(f)) for f in dict.fromkeys(folders)])
-    env = jinja2.Environment(
+    # the sandbox: a template (yours, a plugin's, or one passed with --templates) reads the report's data and
+    # cannot reach Python internals (``cycler.__init__.__globals__.os`` and the like raise SecurityError)
+    env = ImmutableSandboxedEnvironment(
         loader=loader,
-        autoescape=lambda name: name is not None and ".html" in name,  # HTML is escaped, Markdown and text are not
+        autoescape=lambda name: name is not None and ".html" in name,  # HTML is escaped; Markdown: see _finalize
+        finalize=_finalize,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
@@ -43,9 +47,36 @@ def environment(registry: Registry, user_templates: Path | None = None) -> jinja
         line_chart=lambda chart: Markup(charts.line_chart(chart)),
         bar_chart=lambda pair: Markup(charts.bar_chart(pair[0], pair[1].unit, pair[1].name)),
         sparkline=lambda values: Markup(charts.sparkline(values)),
-        md=lambda text: re.sub(r"([\\`*_|\[\]<>])", r"\\\1", str(text)),
+        md=lambda text: Markup(md_escape(text)),
+        code=lambda text: Markup(md_code(text)),
     )
     return env
+
+
+_MD_SPECIAL = re.compile(r"([\\`*_|\[\]<>#!~]|&(?=#|[A-Za-z]+;))")  # & only where it starts an entity
+
+
+def md_escape(value: Any) -> str:
+    """Text shown literally in Markdown: its special characters backslash-escaped, line breaks folded, so
+    spec text cannot add HTML, links or emphasis, or break a table row or list item."""
+    return _MD_SPECIAL.sub(r"\\\1", re.sub(r"\s*[\r\n]+\s*", " ", str(value)))
+
+
+def md_code(value: Any) -> str:
+    """An inline code span that holds any text: fenced by more backticks than the text's longest run."""
+    text = re.sub(r"\s*[\r\n]+\s*", " ", str(value))
+    fence = "`" * (max((len(r) for r in re.findall(r"`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+@jinja2.pass_context
+def _finalize(context: Any, value: Any) -> Any:
+    """Every ``{{ ... }}`` of a Markdown template is escaped unless marked safe (as autoescape does for HTML)."""
+    name = context.name or ""
+    if ".md" in name and isinstance(value, str) and not isinstance(value, Markup):
+        return md_escape(value)
+    return value
 
 
 def render_template(env: jinja2.Environment, name: str, report: Report, **extra: Any) -> str:
@@ -64,6 +95,13 @@ def render_template(env: jinja2.Environment, name: str, report: Report, **extra:
         ) from None
     except jinja2.UndefinedError as exc:
         raise KpiError(Diagnostic(f"template error in `{name}`: {exc.message}")) from None
+    except SecurityError as exc:
+        raise KpiError(
+            Diagnostic(
+                f"template `{name}` tried something templates may not do: {exc}",
+                hint="templates render inside Jinja's sandbox: they read the report's data and call no Python",
+            )
+        ) from None
 
 
 def write_html(report: Report, env: jinja2.Environment, output: Path) -> list[Path]:

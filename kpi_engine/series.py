@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from . import periods
-from .compile import kpi_expr
-from .execute import PERIOD, SourceData
+from .compile import is_integer, kpi_expr
+from .execute import INT64, PERIOD, SourceData, overflow_error
 from .formula import BinOp, Node, Number
 from .ir import Agg
 from .plan import KpiPlan, Plan, aggregates_of
@@ -71,10 +71,22 @@ def evaluate_plan(plan: Plan, data: Mapping[str, SourceData]) -> dict:
     frames = pl.collect_all([_batch_frame(b, plan, data) for b in batches.values()])
     out: dict = {}
     for batch, frame in zip(batches.values(), frames, strict=True):
+        frame = _narrow(frame, batch)
         shared: dict[tuple[int, int], list[pl.Series]] = {}
         for n, kp in enumerate(batch.kpis):
             out[kp.key] = _split(frame, batch, n, shared)
     return {kp.key: out[kp.key] for kp in plan.kpis}
+
+
+def _narrow(frame: pl.DataFrame, batch: _Batch) -> pl.DataFrame:
+    """Integer KPIs were computed in 128 bits: each value must fit in 64 (never printed wrapped or rounded)."""
+    wide = [f"__value{n}" for n in range(len(batch.kpis)) if frame.schema[f"__value{n}"] == pl.Int128]
+    for column in wide:
+        outside = frame.filter(~pl.col(column).is_between(*INT64))
+        if not outside.is_empty():
+            kp = batch.kpis[int(column.removeprefix("__value"))]
+            raise overflow_error(f"KPI `{kp.id}`", [], outside["period"][0], outside[column][0])
+    return frame.with_columns(pl.col(wide).cast(pl.Int64)) if wide else frame
 
 
 def _first_periods(kp: KpiPlan, plan: Plan, data: Mapping[str, SourceData]) -> tuple[dt.date, dt.date]:
@@ -247,10 +259,14 @@ def _evaluate(
         covs = [pl.col(f"__cov_{s}") for s in sources]
         coverage = pl.min_horizontal(covs) if covs else pl.lit(1.0)
         raw += [coverage.alias(f"__coverage{j}"), (coverage > 0).alias(f"__has_data{j}")]
+    schemas = {name: sp.schema for name, sp in plan.sources.items()}
     for n, kp in enumerate(batch.kpis):
-        raw.append(kpi_expr(kp.expr, column_of, dims).cast(pl.Float64).alias(f"__value{n}"))
+        integer = is_integer(kp.expr, schemas)
+        expr = kpi_expr(kp.expr, column_of, dims, integer)
+        raw.append((expr if integer else expr.cast(pl.Float64)).alias(f"__value{n}"))
         value, has_data = pl.col(f"__value{n}"), pl.col(f"__has_data{batch.coverage_of[n]}")
-        shown = value.is_finite() if batch.missing == "zero" else has_data & value.is_finite()
+        finite = value.is_not_null() if integer else value.is_finite()
+        shown = finite if batch.missing == "zero" else has_data & finite
         columns.append(pl.when(shown).then(value).alias(f"__value{n}"))  # never NaN or inf; null without data
         parts = proportion_parts(kp.expr) if kp.kpi.spec.kind == "qualitative" else None
         if parts is not None:

@@ -6,12 +6,13 @@ Checked when specs load, before any data is touched, so that a bad zone or forma
 from __future__ import annotations
 
 import datetime as dt
+import math
 import zoneinfo
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .errors import ErrorCollector, Location, did_you_mean
+from .errors import Diagnostic, ErrorCollector, Location, did_you_mean
 from .yaml_loader import Positions
 
 
@@ -66,3 +67,37 @@ def format_round_trips(fmt: str) -> bool:
     except ValueError:
         return False
     return back.date() == sample.date()
+
+
+MAX_NUMBER = 1e300  # past this a number is a typo or an attack; float arithmetic on it overflows
+
+
+def bad_numbers(data: Any, pos: Positions, path: tuple = ()) -> list[Diagnostic]:
+    """Every number of a spec must be finite and of a sane size: ``.nan`` or ``.inf`` in a target would
+    make every status meaningless, and a 400-digit integer overflows floats."""
+    out: list[Diagnostic] = []
+    if isinstance(data, Mapping):
+        for key, value in data.items():
+            out += bad_numbers(value, pos, (*path, key))
+    elif isinstance(data, list):
+        for i, value in enumerate(data):
+            out += bad_numbers(value, pos, (*path, i))
+    elif isinstance(data, float) and not math.isfinite(data):
+        out.append(
+            Diagnostic(
+                f"`{data}` is not a finite number",
+                pos.location(path),
+                expected="a finite number (not .nan, .inf or -.inf)",
+                hint="write the value the target or param stands for",
+            )
+        )
+    elif isinstance(data, int | float) and not isinstance(data, bool) and abs(data) > MAX_NUMBER:
+        shown = str(data) if len(str(data)) < 30 else f"{str(data)[:12]}... ({len(str(data))} digits)"
+        out.append(
+            Diagnostic(
+                f"number {shown} is too large",
+                pos.location(path),
+                expected=f"a number of at most {MAX_NUMBER:g} in size",
+            )
+        )
+    return out

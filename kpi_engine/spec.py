@@ -217,7 +217,7 @@ def load_project(path: str | Path, connector_schemas: Mapping[str, Mapping[str, 
         if data is None:
             errors.add("spec file is empty", Location(display, 1, 1), hint="start it with `version: 1` and `kpis:`")
             continue
-        problems = schema_errors(data, schema, pos)
+        problems = schema_errors(data, schema, pos) + source_options.bad_numbers(data, pos)
         if problems:
             errors.extend(problems)
             continue
@@ -382,6 +382,8 @@ def _build_target(
         err("give either `value` or `change`, not both", "change")
     if target.change is not None and target.baseline is None and not target.baseline_auto:
         err("a relative `change` needs a `baseline` (a number or auto)", "change")
+    if target.change is not None and target.baseline == 0:
+        err("a relative `change` of a zero baseline is zero whatever the percentage", "change")
     if target.baseline_auto and period is None:
         err(
             "`baseline: auto` needs a `baseline_period` with start and end",

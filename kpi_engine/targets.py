@@ -72,7 +72,8 @@ def target_value(t: TargetSpec, day: dt.date, baseline: float | None) -> float |
     if revision is not None:
         return revision.value
     if t.value is None and t.change is not None and baseline is not None:
-        return baseline * (1 + t.change)
+        # relative to the baseline's size: +20% of -100 is -80, a rise, as an `increase` target means
+        return baseline + t.change * abs(baseline) if baseline else None
     return t.value
 
 

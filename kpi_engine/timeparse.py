@@ -8,7 +8,6 @@ and a value no declared format reads is an error, never a null or a day-first mi
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -16,10 +15,7 @@ from typing import Any
 
 import polars as pl
 
-#: The dates the engine accepts, in data and on the command line: a misread year (0011 for "11") or a
-#: sentinel (9999-12-31) lands outside and is reported instead of stretching a series over millennia.
-MIN_DATE = dt.date(1900, 1, 1)
-MAX_DATE = dt.date(2199, 12, 31)
+from .spec_dates import MAX_DATE, MIN_DATE
 
 _ISO_DATE = r"\d{4}-\d{2}-\d{2}"
 _ISO_TIME = r"[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?"

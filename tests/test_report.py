@@ -155,7 +155,7 @@ def test_markdown_email_and_template_override(fixture_project, tmp_path):
     text = md.read_text()
     assert "| KPI | owner | period | value |" in text and "\\<script\\>alert(1)\\</script\\> & co" in text
     charts = sorted((tmp_path / "r_files").glob("*.svg"))
-    assert len(charts) == 8 and all(f"(r_files/{c.name})" in text for c in charts)
+    assert len(charts) == 8 and all(f"(<r_files/{c.name}>)" in text for c in charts)
     eml = tmp_path / "r.eml"
     assert kpi("report", str(fixture_project), "--as-of", AS_OF, "--meeting", "Review", "-o", str(eml)).returncode == 0
     message = email.message_from_bytes(eml.read_bytes())

@@ -57,3 +57,269 @@ def test_window_does_not_move_the_data_span(tmp_path: Path) -> None:
     by_period = [{r["period"]: r for r in o["kpis"][0]["series"]} for o in outputs]
     for period, row in by_period[2].items():
         assert all(b[period] == row for b in by_period if period in b)
+
+
+def _spec(root: Path, sources: str, kpis: str) -> str:
+    write_spec(root, f"version: 1\nsources:\n{sources}\nkpis:\n{kpis}\n")
+    return str(root / "kpis.yaml")
+
+
+# 2. Non-ISO dates are read only with a declared format, never day-first by guess.
+def test_us_dates_need_a_declared_format(tmp_path: Path) -> None:
+    (tmp_path / "orders.csv").write_text(
+        "InvoiceDate,qty\n12/1/2010 08:26,1\n12/06/2010 10:08,2\n2/20/11 11:39,4\n1/12/2011 10:00,8\n"
+    )
+    spec = _spec(
+        tmp_path,
+        "  o: {connector: csv, path: orders.csv, time: InvoiceDate, dtypes: {InvoiceDate: datetime}}",
+        "  q: {name: Q, unit: count, formula: sum(o.qty), grain: month}",
+    )
+    code, _, err = run("run", spec, "--as-of", "2011-12-31")
+    assert code == 2
+    assert "orders.csv line 2: time `12/1/2010 08:26` is not ISO 8601" in err
+    assert 'time_format: "%m/%d/%Y %H:%M" (month first, US) or time_format: "%d/%m/%Y %H:%M"' in err
+    text = Path(spec).read_text().replace(
+        "dtypes: {InvoiceDate: datetime}", 'time_format: ["%m/%d/%Y %H:%M", "%m/%d/%y %H:%M"]'
+    )
+    Path(spec).write_text(text)
+    out = run_json("run", spec, "--as-of", "2011-12-31")
+    values = {r["period"]: r["value"] for r in out["kpis"][0]["series"] if r["value"]}
+    assert values == {"2010-12": 3, "2011-01": 8, "2011-02": 4}
+    Path(spec).write_text(text.replace('["%m/%d/%Y %H:%M", "%m/%d/%y %H:%M"]', '"%m/%d/%Y %H:%M"'))
+    code, _, err = run("run", spec, "--as-of", "2011-12-31")
+    assert code == 2, err
+    assert 'orders.csv line 4: time `2/20/11 11:39` matches no time_format ("%m/%d/%Y %H:%M")' in err
+
+
+def test_a_format_that_cannot_read_a_date_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "a.csv").write_text("d,x\n20260401,1\n")
+    spec = _spec(tmp_path, '  a: {connector: csv, path: a.csv, time: d, time_format: "%H:%M"}', "  n: {unit: count, formula: count(a), grain: day}")
+    code, _, err = run("validate", spec)
+    assert code == 2 and "kpis.yaml:3:58: time_format `%H:%M` cannot read the dates it describes" in err
+
+
+def test_compact_dates_of_analytics_exports(tmp_path: Path) -> None:
+    (tmp_path / "ga.csv").write_text("date,users\n20260401,10\n20260402,12\n20260501,7\n")
+    spec = _spec(tmp_path, '  ga: {connector: csv, path: ga.csv, time: date, time_format: "%Y%m%d"}', "  u: {unit: count, formula: sum(ga.users), grain: month}")
+    out = run_json("run", spec, "--as-of", "2026-05-31")
+    assert [(r["period"], r["value"]) for r in out["kpis"][0]["series"]] == [("2026-04", 22), ("2026-05", 7)]
+
+
+# 3. and 4. Integer sums never wrap and integer KPIs never pass through a float.
+def test_integer_sums_are_exact_or_refused(tmp_path: Path) -> None:
+    big = 2**53 + 1
+    (tmp_path / "d.csv").write_text(f"ts,x\n2026-04-01T10:00:00,{5 * 10**18}\n2026-04-01T11:00:00,{5 * 10**18}\n")
+    spec = _spec(tmp_path, "  b: {connector: csv, path: d.csv, time: ts}", "  n: {name: N, unit: count, formula: sum(b.x), grain: day}")
+    code, out, err = run("run", spec, "--as-of", "2026-04-01", "--format", "json")
+    assert code == 2 and out == ""
+    assert "sum(b.x) is 10000000000000000000 in 2026-04-01, past the 64-bit integer range" in err
+    (tmp_path / "d.csv").write_text(f"ts,x\n2026-04-01T10:00:00,{big}\n2026-04-02T10:00:00,1\n")
+    Path(spec).write_text(Path(spec).read_text() + "  r: {name: R, unit: ratio, formula: sum(b.x) / 2, grain: day}\n")
+    out = run_json("run", spec, "--as-of", "2026-04-02")
+    assert out["kpis"][0]["series"][0]["value"] == big
+    code, text, _ = run("run", spec, "--as-of", "2026-04-02", "--format", "csv")
+    assert f"n,count,2026-04-01,2026-04-01,2026-04-01,true,true,1.0,true,{big}\n" in text
+    assert "n,count,2026-04-02,2026-04-02,2026-04-02,true,true,1.0,true,1\n" in text  # 26: not 1.0
+    code, _, err = run("run", spec, "--as-of", "2026-04-02", "--format", "parquet", "-o", str(tmp_path / "o.parquet"))
+    frame = pl.read_parquet(tmp_path / "o.parquet")
+    assert frame.filter(pl.col("kpi") == "n")["value_int"].to_list() == [big, 1]
+    assert frame.filter(pl.col("kpi") == "r")["value"].to_list() == [big / 2, 0.5]
+
+
+# 5. Epoch numbers are read with a declared unit, never as microseconds (1970).
+def test_epoch_timestamps_need_a_unit(tmp_path: Path) -> None:
+    import sqlite3
+
+    con = sqlite3.connect(tmp_path / "crm.db")
+    con.execute("CREATE TABLE t (ts TIMESTAMP, n INTEGER)")
+    con.executemany("INSERT INTO t VALUES (?, ?)", [(1775001600, 1), (1777593600, 2)])  # 2026-04-01, 2026-05-01
+    con.commit()
+    con.close()
+    spec = _spec(tmp_path, "  t: {connector: sql, path: crm.db, table: t, time: ts}", "  n: {name: N, unit: count, formula: sum(t.n), grain: month}")
+    code, _, err = run("run", spec, "--as-of", "2026-05-31")
+    assert code == 2
+    assert "table `t` column `ts` is declared TIMESTAMP but row 1 holds 1775001600" in err
+    assert "time_unit: s" in err
+    Path(spec).write_text(Path(spec).read_text().replace("time: ts}", "time: ts, time_unit: s}"))
+    out = run_json("run", spec, "--as-of", "2026-05-31")
+    assert out["sources"]["t"] == "2026-05-01"
+    assert [(r["period"], r["value"]) for r in out["kpis"][0]["series"]] == [("2026-04", 1), ("2026-05", 2)]
+
+
+# 8. A header naming a column twice is refused.
+def test_duplicated_csv_column(tmp_path: Path) -> None:
+    (tmp_path / "a.csv").write_text("ts,clicks,clicks\n2026-04-01T10:00:00,1,2\n")
+    spec = _spec(tmp_path, "  a: {connector: csv, path: a.csv, time: ts}", "  n: {unit: count, formula: sum(a.clicks), grain: day}")
+    code, _, err = run("validate", spec)
+    assert code == 2 and "the header of a.csv names column `clicks` 2 times" in err
+
+
+# 10. and 17. Every glob match is resolved and checked; only regular files are read.
+@pytest.mark.parametrize("pattern", ["data/*.csv", "d*/x.csv", "data/**/*.csv"])
+def test_links_out_of_the_folder_are_refused(tmp_path: Path, pattern: str) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "x.csv").write_text("ts,v\n2026-04-01T10:00:00,666\n")
+    root = tmp_path / "spec"
+    (root / "data" / "sub").mkdir(parents=True)
+    (root / "data" / "a.csv").write_text("ts,v\n2026-04-01T10:00:00,1\n")
+    if pattern == "data/*.csv":
+        (root / "data" / "x.csv").symlink_to(outside / "x.csv")
+    elif pattern == "d*/x.csv":
+        (root / "dlinked").symlink_to(outside)
+    else:
+        (root / "data" / "sub" / "linked").symlink_to(outside)
+    spec = _spec(root, f"  a: {{connector: csv, path: '{pattern}', time: ts}}", "  n: {unit: count, formula: sum(a.v), grain: day}")
+    code, _, err = run("run", spec, "--as-of", "2026-04-01")
+    assert code == 2
+    assert f"path `{pattern}` of source `a` is outside the spec folder (it is a link to {outside / 'x.csv'})" in err
+    assert "666" not in err
+
+
+def test_a_fifo_is_refused_not_waited_on(tmp_path: Path) -> None:
+    import os
+
+    os.mkfifo(tmp_path / "pipe.csv")
+    spec = _spec(tmp_path, "  a: {connector: csv, path: pipe.csv, time: ts}", "  n: {unit: count, formula: count(a), grain: day}")
+    code, _, err = run("validate", spec)
+    assert code == 2 and "`pipe.csv` of source `a` is not a regular file (a FIFO, socket or device)" in err
+
+
+# 21. and 22. Data problems name the row; offsets are valid data.
+def test_sql_text_times_with_offsets_and_bad_integers(tmp_path: Path) -> None:
+    import sqlite3
+
+    con = sqlite3.connect(tmp_path / "crm.db")
+    con.execute("CREATE TABLE t (at TEXT, n INTEGER)")
+    con.executemany("INSERT INTO t VALUES (?, ?)", [("2026-04-01T23:30:00+02:00", 1), ("2026-04-01T23:30:00Z", 2)])
+    con.commit()
+    spec = _spec(tmp_path, "  t: {connector: sql, path: crm.db, table: t, time: at}", "  n: {name: N, unit: count, formula: sum(t.n), grain: day}")
+    out = run_json("run", spec, "--as-of", "2026-04-02")
+    assert [(r["period"], r["value"]) for r in out["kpis"][0]["series"]] == [("2026-04-01", 3), ("2026-04-02", None)]
+    con.execute("INSERT INTO t VALUES ('2026-04-02T10:00:00', 'lots')")
+    con.commit()
+    con.close()
+    code, _, err = run("run", spec, "--as-of", "2026-04-02")
+    assert code == 2, err
+    assert "table `t` column `n` is declared INTEGER but row 3 holds 'lots'" in err
+
+
+def test_a_type_change_after_inference_names_the_line(tmp_path: Path) -> None:
+    rows = "".join(f"2026-04-01T10:00:00,{i}\n" for i in range(10_005))
+    (tmp_path / "a.csv").write_text("ts,v\n" + rows + "2026-04-01T11:00:00,n/a\n")
+    spec = _spec(tmp_path, "  a: {connector: csv, path: a.csv, time: ts}", "  n: {unit: count, formula: sum(a.v), grain: day}")
+    code, _, err = run("run", spec, "--as-of", "2026-04-01")
+    assert code == 2
+    assert "a.csv line 10007: column `v` holds `n/a`, but it is read as integers from its first rows" in err
+    assert "add `n/a` to null_values" in err
+    Path(spec).write_text(Path(spec).read_text().replace("time: ts}", "time: ts, null_values: [n/a]}"))
+    assert run_json("run", spec, "--as-of", "2026-04-01")["kpis"][0]["series"][0]["value"] == sum(range(10_005))
+
+
+# 6. and 18. Non-finite and absurdly large numbers are refused with their line; JSON never holds NaN.
+def test_non_finite_and_huge_numbers_are_refused(tmp_path: Path) -> None:
+    (tmp_path / "a.csv").write_text("ts,x\n2026-04-01T10:00:00,1\n")
+    huge = "1" + "0" * 400
+    spec = _spec(
+        tmp_path,
+        f"  a: {{connector: csv, path: a.csv, time: ts}}\nparams:\n  huge: {huge}",
+        "  n:\n    unit: count\n    formula: count(a)\n    grain: day\n"
+        "    target: {direction: increase, value: .nan, baseline: -.inf, start: 2026-01-01, deadline: 2026-12-31}",
+    )
+    code, _, err = run("validate", spec)
+    assert code == 2
+    assert "kpis.yaml:5:9: number 100000000000... (401 digits) is too large" in err
+    assert "kpis.yaml:11:42: `nan` is not a finite number" in err
+    assert "kpis.yaml:11:58: `-inf` is not a finite number" in err
+    Path(spec).write_text(f"version: 1\nsources:\n  a: {{connector: csv, path: a.csv, time: ts}}\nkpis:\n  n: {{unit: count, formula: count(a) * {huge}, grain: day}}\n")
+    code, _, err = run("validate", spec)
+    assert code == 2 and "number too large" in err and "Traceback" not in err
+
+
+def test_json_never_holds_nan() -> None:
+    from kpi_engine.jsonout import json_text
+
+    text = json_text({"a": float("nan"), "b": [float("inf"), 1.5], "c": -float("inf")})
+    assert json.loads(text) == {"a": None, "b": [None, 1.5], "c": None}
+
+
+# 7. change: is relative to the size of the baseline.
+def test_change_of_a_negative_baseline_goes_the_right_way() -> None:
+    from kpi_engine.spec import TargetSpec
+    from kpi_engine.targets import target_value
+
+    up = TargetSpec("increase", change=0.2, baseline=-100.0)
+    assert target_value(up, dt.date(2026, 1, 1), -100.0) == -80.0
+    assert target_value(TargetSpec("decrease", change=-0.1, baseline=50.0), dt.date(2026, 1, 1), 50.0) == 45.0
+    assert target_value(up, dt.date(2026, 1, 1), 0.0) is None
+
+
+# 9. Formula literals are ASCII digits only.
+@pytest.mark.parametrize("digit", ["৪", "３"])
+def test_non_ascii_digits_are_not_numbers(tmp_path: Path, digit: str) -> None:
+    (tmp_path / "a.csv").write_text("ts,x\n2026-04-01T10:00:00,1\n")
+    spec = _spec(tmp_path, "  a: {connector: csv, path: a.csv, time: ts}", f"  n: {{unit: count, formula: 'sum(a.x) * {digit}', grain: day}}")
+    code, _, err = run("validate", spec)
+    assert code == 2
+    assert f"unexpected character `{digit}`" in err and "write numbers with the ASCII digits 0-9" in err
+
+
+# 13. and 14. Templates run in Jinja's sandbox; Markdown escapes every field a spec supplies.
+HOSTILE = """
+version: 1
+sources:
+  a: {connector: csv, path: a.csv, time: ts}
+events:
+  - {date: 2026-03-01, label: "<img src=x onerror=alert(1)> launch"}
+kpis:
+  clicks:
+    name: "<script>alert(1)</script> *clicks*"
+    owner: "growth | team"
+    unit: count
+    formula: sum(a.clicks)
+    grain: month
+    dimensions: [channel]
+    notes: ["check [link](http://evil) <b>bold</b>", "second | note"]
+    target: {objective: "Grow <i>clicks</i>", direction: increase, value: 500, baseline: 100, start: 2026-01-01, deadline: 2026-12-31}
+    review: {cadence: monthly, meeting: "Growth sync"}
+"""
+
+
+@pytest.fixture()
+def hostile(tmp_path: Path) -> Path:
+    rows = ["ts,channel,clicks"]
+    day = dt.date(2026, 1, 1)
+    while day <= dt.date(2026, 6, 30):
+        rows += [f"{day}T10:00:00,search,{day.day}", f"{day}T11:00:00,social,{day.month}"]
+        day += dt.timedelta(days=1)
+    (tmp_path / "a.csv").write_text("\n".join(rows) + "\n")
+    write_spec(tmp_path, HOSTILE)
+    return tmp_path
+
+
+def test_a_template_cannot_run_python(hostile: Path) -> None:
+    (hostile / "tpl").mkdir()
+    marker = hostile / "pwned"
+    (hostile / "tpl" / "report.html.j2").write_text(
+        "{{ cycler.__init__.__globals__.os.popen('touch " + str(marker) + "').read() }}"
+    )
+    out = hostile / "r.html"
+    code, _, err = run("report", str(hostile), "--as-of", "2026-06-30", "--templates", str(hostile / "tpl"), "-o", str(out))
+    assert code == 2 and not marker.exists() and not out.exists()
+    assert "template `report.html.j2` tried something templates may not do" in err
+
+
+def test_markdown_report_escapes_spec_text(hostile: Path) -> None:
+    from markdown_it import MarkdownIt
+
+    out = hostile / "r.md"
+    code, _, err = run("report", str(hostile), "--as-of", "2026-06-30", "--format", "md", "-o", str(out))
+    assert code == 0, err
+    html = MarkdownIt("commonmark").enable("table").render(out.read_text())
+    for tag in ("<script", "<img src=x", "<i>", "<b>", "<em>", 'href="http://evil"'):
+        assert tag not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; *clicks*" in html
+    scorecard = html.split("<tbody>")[1].split("</tr>")[0]
+    assert scorecard.count("<td") == 10 and "growth | team" in scorecard
+    notes = html.split("Agenda and actions:")[1]
+    assert "<li>check [link](http://evil) &lt;b&gt;bold&lt;/b&gt;</li>" in notes and "<li>second | note</li>" in notes

@@ -12,6 +12,8 @@ from typing import Any
 
 import click
 
+from ..spec_dates import out_of_range
+
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 1
 
@@ -49,9 +51,13 @@ def _date(ctx: click.Context, param: click.Parameter, value: str | None) -> dt.d
     if value is None:
         return None
     try:
-        return dt.date.fromisoformat(value)
+        day = dt.date.fromisoformat(value)
     except ValueError:
         raise click.BadParameter(f"`{value}` is not a date; expected YYYY-MM-DD, e.g. 2026-06-30") from None
+    problem = out_of_range(day)
+    if problem:
+        raise click.BadParameter(problem)
+    return day
 
 
 _PATH = click.argument("path", type=click.Path(path_type=Path))

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from ..jsonout import json_text
 from . import _ALLOW_OUTSIDE, _HISTORY, _PATH, EXIT_BAD_INPUT, _date, _evaluate_with_targets, _handle_errors, main
 
 
@@ -23,7 +24,6 @@ def check(path: Path, as_of: dt.date | None, kpis: tuple[str, ...], fmt: str, al
 
     Key KPIs are those marked `key: true`; when none is, every KPI with a target is checked.
     """
-    import json
 
     from ..api import load
     from ..targets import assessments_json, overall
@@ -46,7 +46,7 @@ def check(path: Path, as_of: dt.date | None, kpis: tuple[str, ...], fmt: str, al
             "exit_code": code,
             "kpis": [{"id": i, **assessments_json(assessments[i])} for i in ids if i in assessments],
         }
-        click.echo(json.dumps(doc, indent=2, default=str))
+        click.echo(json_text(doc))
     else:
         for kpi_id in ids:
             for a in assessments.get(kpi_id, []):
@@ -66,7 +66,6 @@ def check(path: Path, as_of: dt.date | None, kpis: tuple[str, ...], fmt: str, al
 @_handle_errors
 def due(path: Path, as_of: dt.date | None, days: int, fmt: str, allow_outside: bool) -> None:
     """List KPI reviews falling due, by meeting and owner, with the period each covers and its comparisons."""
-    import json
 
     from ..api import load, today
     from ..review import covered_periods, due_reviews, span_requests, with_values
@@ -81,7 +80,7 @@ def due(path: Path, as_of: dt.date | None, days: int, fmt: str, allow_outside: b
     if not reviews:
         click.echo(f"no review due on {as_of}" + (f" or the {days - 1} days after" if days > 1 else ""), err=True)
         if fmt == "json":
-            click.echo(json.dumps({"as_of": as_of.isoformat(), "reviews": []}))
+            click.echo(json_text({"as_of": as_of.isoformat(), "reviews": []}, indent=None))
         return
     ids = sorted({r.kpi.id for r in reviews})
     spans = span_requests(reviews) + [(k, s) for k, s in target_spans(project, as_of) if k in ids]
@@ -90,7 +89,7 @@ def due(path: Path, as_of: dt.date | None, days: int, fmt: str, allow_outside: b
     statuses = assess(result)
     if fmt == "json":
         doc = {"as_of": as_of.isoformat(), "reviews": [_review_json(r, project, statuses) for r in reviews]}
-        click.echo(json.dumps(doc, indent=2, default=str))
+        click.echo(json_text(doc))
         return
     meeting = owner = None
     for r in reviews:
@@ -161,7 +160,6 @@ def _review_json(r, project, statuses) -> dict:  # type: ignore[no-untyped-def]
 @_handle_errors
 def lint_command(path: Path, as_of: dt.date | None, strict: bool, fmt: str, allow_outside: bool) -> None:
     """Score every KPI on the SMART letters, with the reason for each miss."""
-    import json
 
     from ..api import load
     from ..lint import LETTERS, lint, meeting_warnings
@@ -177,7 +175,7 @@ def lint_command(path: Path, as_of: dt.date | None, strict: bool, fmt: str, allo
             "kpis": {k: r.as_json() for k, r in report.items()},
             "warnings": warnings,
         }
-        click.echo(json.dumps(doc, indent=2))
+        click.echo(json_text(doc))
     else:
         for kpi_id, r in report.items():
             marks = " ".join(letter if ok else "·" for letter, ok in r.letters.items())
@@ -200,7 +198,6 @@ def lint_command(path: Path, as_of: dt.date | None, strict: bool, fmt: str, allo
 def history_command(path: Path, kpi_id: str, history_path: Path | None, fmt: str) -> None:
     """Print a KPI's recorded review snapshots and what changed between them (PATH: the spec folder)."""
     import dataclasses
-    import json
 
     from .. import history
     from ..errors import KpiError, did_you_mean
@@ -219,7 +216,7 @@ def history_command(path: Path, kpi_id: str, history_path: Path | None, fmt: str
         out.append({**dataclasses.asdict(snap), "changes": history.changes(previous, snap)})
         previous = snap
     if fmt == "json":
-        click.echo(json.dumps({"kpi": kpi_id, "snapshots": out}, indent=2))
+        click.echo(json_text({"kpi": kpi_id, "snapshots": out}))
         return
     for item in out:
         value = "-" if item["value"] is None else f"{item['value']:.6g}"

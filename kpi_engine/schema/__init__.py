@@ -12,6 +12,7 @@ from typing import Any
 import jsonschema
 
 from ..errors import Diagnostic, did_you_mean
+from ..spec_dates import MAX_DATE, MIN_DATE
 from ..yaml_loader import Positions
 
 
@@ -127,6 +128,25 @@ def _explain(err: jsonschema.ValidationError, pos: Positions) -> list[Diagnostic
                 pos.location(path),
                 expected="a date YYYY-MM-DD",
                 hint="for example 2026-06-30",
+            )
+        ]
+    if v == "pattern" and schema.get("pattern", "").startswith("^(19|20|21)"):
+        return [
+            Diagnostic(
+                f"date `{err.instance}` is outside the dates the engine reads",
+                pos.location(path),
+                expected=f"a date from {MIN_DATE} to {MAX_DATE}",
+            )
+        ]
+    if v == "pattern" and schema.get("pattern", "").startswith("^[^\\u0000"):
+        char = next(c for c in str(err.instance) if ord(c) < 32 or ord(c) == 127)
+        return [
+            Diagnostic(
+                f"`{path[-1]}` holds a control character ({char!r})",
+                pos.location(path),
+                expected="one line of text",
+                hint="remove the line break or control character: names, owners and meetings go into report "
+                "tables and e-mail headers",
             )
         ]
     return [Diagnostic(err.message, pos.location(path))]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ import polars as pl
 
 from kpi_engine.errors import Diagnostic, KpiError
 from kpi_engine.spec import SourceSpec
+from kpi_engine.spec_dates import MAX_DATE, MIN_DATE
 from kpi_engine.timeparse import ISO_DATE_RE, ISO_RE, TimeOptions, checked, describe_guess, parse_text
 
 INFER_ROWS = 10_000
@@ -231,6 +233,15 @@ def misfit_error(
     source: SourceSpec, where: str, column: str, value: str, dtype: Any, is_time: bool, opts: CsvOptions
 ) -> KpiError:
     """The error for a value that does not fit its column, naming the file and line."""
+    if dtype in (pl.Date, pl.Datetime("us")) and re.match(ISO_RE, value.strip()):
+        problem = f"`{value}` is outside the dates the engine reads ({MIN_DATE} to {MAX_DATE})"
+        return KpiError(
+            Diagnostic(
+                f"cannot read source `{source.name}`: {where}: {'time' if is_time else f'column `{column}`'} {problem}",
+                source.loc("time" if is_time else "path"),
+                hint="fix or drop the row: a placeholder such as 9999-12-31 is not a date to report on",
+            )
+        )
     if is_time and dtype in (pl.Date, pl.Datetime("us")):
         if opts.time.formats:
             formats = ", ".join(f'"{f}"' for f in opts.time.formats)

@@ -18,6 +18,7 @@ from kpi_engine import hookimpl
 from kpi_engine.connectors import Connector, Env, ScanRequest, data_error, source_path
 from kpi_engine.errors import Diagnostic, KpiError
 from kpi_engine.spec import SourceSpec
+from kpi_engine.timeparse import TimeOptions, time_expr
 
 _SQLITE_TYPES = (
     ("INT", pl.Int64),
@@ -155,7 +156,7 @@ class SqlConnector(Connector):
         frame = self._read(source, env, sql, params)
         schema = self.schema(source, env) if kind == "sqlite" else None
         if schema is not None:
-            frame = _coerce(frame, schema)
+            frame = _coerce(frame, schema, source)
         return frame.lazy()
 
 
@@ -172,21 +173,62 @@ def _sqlite_type(declared: str) -> pl.DataType:
     return pl.String()
 
 
-def _coerce(frame: pl.DataFrame, schema: pl.Schema) -> pl.DataFrame:
-    """SQLite stores dates as text and booleans as integers: give the columns their declared types."""
+def _coerce(frame: pl.DataFrame, schema: pl.Schema, source: SourceSpec) -> pl.DataFrame:
+    """SQLite stores dates as text or numbers and lets any column hold any value: give each column its
+    declared type, reading times like every other connector (ISO 8601, ``time_format``, ``time_unit``), and
+    name the table, column and row of a value that does not fit."""
+    opts = TimeOptions.of(source.options)
     exprs = []
     for name in frame.columns:
-        want = schema.get(name)
-        have = frame.schema[name]
+        want, have = schema.get(name), frame.schema[name]
         if want is None or have == want:
             continue
-        col = pl.col(name)
-        if isinstance(want, pl.Datetime | pl.Date) and have == pl.String:
-            parsed = col.str.to_datetime(strict=True, time_unit="us")
-            exprs.append((parsed.dt.date() if isinstance(want, pl.Date) else parsed).alias(name))
+        if isinstance(want, pl.Datetime | pl.Date):
+            date_only = isinstance(want, pl.Date) and have == pl.String
+            expr = time_expr(pl.col(name), have, opts, date_only)
+            if expr is None:
+                raise _misfit(frame, source, name, want, have, None)
+            if isinstance(want, pl.Date) and not date_only:
+                expr = expr.dt.date()
         else:
-            exprs.append(col.cast(want, strict=True))
+            expr = pl.col(name).cast(want, strict=False)
+        converted = frame.select(expr.alias(name)).to_series()
+        if converted.null_count() != frame[name].null_count():
+            raise _misfit(frame, source, name, want, have, converted)
+        exprs.append(converted)
     return frame.with_columns(exprs) if exprs else frame
+
+
+def _sql_name(dtype: pl.DataType) -> str:
+    for marker, polars_type in _SQLITE_TYPES:
+        if dtype == polars_type:
+            return {"INT": "INTEGER", "FLOA": "FLOAT", "DOUB": "DOUBLE", "NUM": "NUMERIC", "DEC": "DECIMAL"}.get(
+                marker, marker
+            )
+    return str(dtype)
+
+
+def _misfit(
+    frame: pl.DataFrame, source: SourceSpec, name: str, want: pl.DataType, have: pl.DataType, converted: Any
+) -> KpiError:
+    values = frame[name]
+    bad = values.is_not_null() & (converted.is_null() if converted is not None else True)
+    row = int(bad.arg_true()[0])
+    what = f"table `{source.options.get('table', 'query')}`"
+    if have.is_numeric() and isinstance(want, pl.Datetime | pl.Date):
+        hint = "if these are Unix epoch times, declare their unit on the source: time_unit: s (or ms, us, ns)"
+    elif isinstance(want, pl.Datetime | pl.Date):
+        hint = 'timestamps must be ISO 8601 (2026-04-01T09:30:00+02:00), or declare time_format: "%d/%m/%Y %H:%M"'
+    else:
+        hint = "fix the row, or declare the column with a type that fits its values"
+    return KpiError(
+        Diagnostic(
+            f"cannot read source `{source.name}`: {what} column `{name}` is declared {_sql_name(want)} "
+            f"but row {row + 1} holds {values[row]!r}",
+            source.loc(),
+            hint=hint,
+        )
+    )
 
 
 @hookimpl
