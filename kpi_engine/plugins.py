@@ -65,11 +65,18 @@ def plugin_manager(
                 continue
             try:
                 pm.register(ep.load(), name=ep.name)
-            except Exception as exc:  # a broken third-party plugin must not take the engine down
-                failures.append(PluginFailure(ep.name, "import", f"{type(exc).__name__}: {exc}"))
+            except (Exception, SystemExit) as exc:  # a broken third-party plugin must not take the engine down
+                failures.append(PluginFailure(ep.name, "import", _describe(exc)))
     for i, plugin in enumerate(extra):
         pm.register(plugin, name=getattr(plugin, "__name__", None) or f"plugin_{i}")
     return pm, failures
+
+
+def _describe(exc: BaseException) -> str:
+    """What a failing plugin did; ``sys.exit()`` in a plugin is contained and reported like any error."""
+    if isinstance(exc, SystemExit):
+        return f"called sys.exit({exc.code!r})"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def build_registry(extra: Iterable[object] = (), entry_points: bool = True) -> Registry:
@@ -89,8 +96,8 @@ def build_registry(extra: Iterable[object] = (), entry_points: bool = True) -> R
             found: list[Any] = []
             try:
                 impl(register=found.append)
-            except Exception as exc:
-                reg.failures.append(PluginFailure(name, hook, f"{type(exc).__name__}: {exc}"))
+            except (Exception, SystemExit) as exc:
+                reg.failures.append(PluginFailure(name, hook, _describe(exc)))
                 continue
             for item in found:
                 key = item.name

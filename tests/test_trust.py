@@ -323,3 +323,98 @@ def test_markdown_report_escapes_spec_text(hostile: Path) -> None:
     assert scorecard.count("<td") == 10 and "growth | team" in scorecard
     notes = html.split("Agenda and actions:")[1]
     assert "<li>check [link](http://evil) &lt;b&gt;bold&lt;/b&gt;</li>" in notes and "<li>second | note</li>" in notes
+
+
+# 11. and 12. SQL sources stay inside the folder too, whatever form names the database.
+def _crm(path: Path) -> None:
+    import sqlite3
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE t (ts TEXT, n INTEGER)")
+    con.execute("INSERT INTO t VALUES ('2026-04-01T10:00:00', 7)")
+    con.commit()
+    con.close()
+
+
+@pytest.mark.parametrize("form", ["relative", "absolute"])
+def test_sql_urls_are_checked_like_paths(tmp_path: Path, form: str) -> None:
+    _crm(tmp_path / "outside" / "crm.db")
+    root = tmp_path / "spec"
+    url = "sqlite:///../outside/crm.db" if form == "relative" else f"sqlite:///{tmp_path / 'outside' / 'crm.db'}"
+    spec = _spec(root, f"  t: {{connector: sql, url: '{url}', table: t, time: ts}}", "  n: {unit: count, formula: sum(t.n), grain: day}")
+    code, _, err = run("validate", spec)
+    assert code == 2 and "of source `t` is outside the spec folder" in err
+    code, _, err = run("validate", spec, "--allow-outside")
+    assert code == 0, err
+
+
+def test_percent_encoded_names_are_not_decoded(tmp_path: Path) -> None:
+    _crm(tmp_path / "outside" / "crm.db")
+    root = tmp_path / "spec"
+    root.mkdir()
+    (root / "x%2F..%2F..%2Foutside%2Fcrm.db").write_bytes(b"")  # an empty file inside the folder
+    spec = _spec(root, "  t: {connector: sql, path: 'x%2F..%2F..%2Foutside%2Fcrm.db', table: t, time: ts}", "  n: {unit: count, formula: sum(t.n), grain: day}")
+    code, _, err = run("validate", spec)
+    assert code == 2 and "table `t` not found" in err  # the empty file was opened, not ../outside/crm.db
+
+
+def test_duckdb_queries_cannot_read_other_files(tmp_path: Path) -> None:
+    duckdb = pytest.importorskip("duckdb")
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "x.csv").write_text("ts,n\n2026-04-01 10:00:00,666\n")
+    root = tmp_path / "spec"
+    root.mkdir()
+    with duckdb.connect(str(root / "w.duckdb")) as con:
+        con.execute("CREATE TABLE t AS SELECT TIMESTAMP '2026-04-01 10:00:00' AS ts, 7 AS n")
+    query = "SELECT * FROM read_csv_auto('../outside/x.csv')"
+    spec = _spec(root, f'  t: {{connector: sql, path: w.duckdb, query: "{query}", time: ts}}', "  n: {unit: count, formula: sum(t.n), grain: day}")
+    code, _, err = run("run", spec, "--as-of", "2026-04-01")
+    assert code == 2 and "666" not in err
+    assert "cannot query source `t`" in err
+
+
+# 19. Extreme dates are refused with the range, never an internal error.
+@pytest.mark.parametrize("flag, day", [("--as-of", "9999-12-31"), ("--as-of", "0001-01-01"), ("--from", "1800-01-01")])
+def test_extreme_dates_on_the_command_line(tmp_path: Path, flag: str, day: str) -> None:
+    (tmp_path / "a.csv").write_text("ts,x\n2026-04-01T10:00:00,1\n")
+    spec = _spec(tmp_path, "  a: {connector: csv, path: a.csv, time: ts}", "  n: {unit: count, formula: count(a), grain: week}")
+    args = ["run", spec, flag, day] + (["--as-of", "2026-04-05"] if flag != "--as-of" else [])
+    code, _, err = run(*args)
+    assert code == 2 and f"{day} is outside the dates the engine reads (1900-01-01 to 2199-12-31)" in err
+
+
+def test_extreme_dates_in_data_and_specs(tmp_path: Path) -> None:
+    (tmp_path / "a.csv").write_text("ts,x\n2026-04-01T10:00:00,1\n9999-12-31T10:00:00,1\n")
+    spec = _spec(tmp_path, "  a: {connector: csv, path: a.csv, time: ts}", "  n: {unit: count, formula: count(a), grain: week}")
+    code, _, err = run("run", spec, "--as-of", "2026-04-05")
+    assert code == 2
+    assert "a.csv line 3: time `9999-12-31T10:00:00` is outside the dates the engine reads" in err
+    pl.DataFrame({"ts": [dt.datetime(11, 2, 20), dt.datetime(2026, 4, 1)]}).write_parquet(tmp_path / "p.parquet")
+    spec = _spec(tmp_path, "  p: {connector: parquet, path: p.parquet, time: ts}", "  n: {unit: count, formula: count(p), grain: week}")
+    code, _, err = run("run", spec, "--as-of", "2026-04-05")
+    assert code == 2 and "source `p` has rows dated 0011-02-20, before 1900-01-01" in err
+    Path(spec).write_text(Path(spec).read_text() + "    events: [{date: 9999-12-31, label: x}]\n".replace("    events", "  m: {unit: count, formula: count(p), grain: week, events: [{date: 9999-12-31, label: x}]}\n#"))
+    code, _, err = run("validate", spec)
+    assert code == 2 and "date `9999-12-31` is outside the dates the engine reads" in err
+
+
+# 20. A plugin that calls sys.exit() at import is contained and reported.
+def test_a_plugin_calling_sys_exit_is_contained(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    site = tmp_path / "site"
+    (site / "kpi_exits-1.0.dist-info").mkdir(parents=True)
+    (site / "kpi_exits.py").write_text("import sys\nsys.exit(3)\n")
+    (site / "kpi_exits-1.0.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: kpi-exits\nVersion: 1.0\n")
+    (site / "kpi_exits-1.0.dist-info" / "entry_points.txt").write_text("[kpi_engine]\nexits = kpi_exits\n")
+    (tmp_path / "a.csv").write_text("ts,x\n2026-04-01T10:00:00,1\n")
+    spec = _spec(tmp_path, "  a: {connector: csv, path: a.csv, time: ts}", "  n: {unit: count, formula: count(a), grain: day}")
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    plugins = subprocess.run([sys.executable, "-m", "kpi_engine", "plugins"], capture_output=True, text=True, env=env, timeout=120)
+    assert plugins.returncode == 0, plugins.stderr
+    assert "FAILED exits (import): called sys.exit(3)" in plugins.stderr
+    check = subprocess.run([sys.executable, "-m", "kpi_engine", "validate", spec], capture_output=True, text=True, env=env, timeout=120)
+    assert check.returncode == 0 and check.stdout.startswith("ok: 1 KPIs"), check.stdout + check.stderr

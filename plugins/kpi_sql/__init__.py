@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 from kpi_engine import hookimpl
-from kpi_engine.connectors import Connector, Env, ScanRequest, data_error, source_path
+from kpi_engine.connectors import Connector, Env, ScanRequest, check_file, data_error, source_path
 from kpi_engine.errors import Diagnostic, KpiError
 from kpi_engine.spec import SourceSpec
 from kpi_engine.timeparse import TimeOptions, time_expr
@@ -77,16 +78,17 @@ class SqlConnector(Connector):
         url = str(opts["url"])
         for scheme in ("sqlite", "duckdb"):
             if url.startswith(f"{scheme}:///"):
-                path = Path(url[len(scheme) + 4 :])
-                if not path.is_absolute():
-                    path = source.base_dir / path
-                if not path.exists():
+                raw = url[len(scheme) + 4 :]
+                path = Path(raw) if Path(raw).is_absolute() else source.base_dir / raw
+                # the same rule as a `path:`: below the spec folder (or a data root), links resolved
+                real = check_file(path, raw, source, env, "url")
+                if not real.is_file():
                     raise KpiError(
                         Diagnostic(
-                            f"database file `{path}` of source `{source.name}` does not exist", source.loc("url")
+                            f"database file `{raw}` of source `{source.name}` does not exist", source.loc("url")
                         )
                     )
-                return scheme, str(path)
+                return scheme, str(real)
         return "uri", url
 
     def _from(self, source: SourceSpec) -> str:
@@ -97,7 +99,7 @@ class SqlConnector(Connector):
         kind, target = self._target(source, env)
         try:
             if kind == "sqlite":
-                con = sqlite3.connect(f"file:{target}?mode=ro", uri=True)
+                con = _sqlite(target)
                 try:
                     cur = con.execute(sql, params)
                     names = [d[0] for d in cur.description]
@@ -108,7 +110,9 @@ class SqlConnector(Connector):
             if kind == "duckdb":
                 import duckdb
 
-                with duckdb.connect(target, read_only=True) as con:
+                # queries read this database only: no read_csv('../x.csv'), no httpfs, no ATTACH of other files
+                config = {"enable_external_access": False}
+                with duckdb.connect(target, read_only=True, config=config) as con:
                     return con.sql(sql, params=params or None).pl()
             if params:
                 raise AssertionError("URI databases get no parameters")
@@ -122,7 +126,7 @@ class SqlConnector(Connector):
     def schema(self, source: SourceSpec, env: Env) -> pl.Schema:
         kind, target = self._target(source, env)
         if kind == "sqlite" and "table" in source.options:
-            con = sqlite3.connect(f"file:{target}?mode=ro", uri=True)
+            con = _sqlite(target)
             try:
                 info = con.execute(f"PRAGMA table_info({quote(source.options['table'])})").fetchall()
             except sqlite3.Error as exc:
@@ -158,6 +162,12 @@ class SqlConnector(Connector):
         if schema is not None:
             frame = _coerce(frame, schema, source)
         return frame.lazy()
+
+
+def _sqlite(path: str) -> sqlite3.Connection:
+    """A read-only connection to the database file at ``path``: the path is percent-quoted in the URI, so a
+    file named ``a%2F..%2Fb.db`` is that file, not ``a/../b.db``."""
+    return sqlite3.connect(f"file:{urllib.parse.quote(path)}?mode=ro", uri=True)
 
 
 def _sql_time(instant: dt.datetime, kind: str) -> Any:
