@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import errno
+import glob
 import io
 import math
 import os
@@ -39,7 +40,8 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        sweep_temporaries(path)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
         os.close(fd)
     except OSError as exc:
         raise write_error(path, exc.errno, exc.strerror or str(exc)) from None
@@ -62,6 +64,34 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def sweep_temporaries(path: Path) -> list[Path]:
+    """Remove temporary files of ``path`` left by writers that died (SIGKILL, power loss) before renaming.
+
+    A temporary file names its writer's process id; one whose process is gone is stale. A live writer's file
+    (another run writing the same output right now) is left alone.
+    """
+    removed = []
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        pid = tmp.name[len(path.name) + 2 :].split(".", 1)[0]
+        if pid.isdigit() and _alive(int(pid)):
+            continue
+        tmp.unlink(missing_ok=True)
+        removed.append(tmp)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return pid < 2**31  # exists but is another user's
+    return True
 
 
 _FULL = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}

@@ -16,6 +16,7 @@ Path_ = tuple[str | int, ...]
 
 MAX_NODES = 200_000  # alias expansion beyond this is an attack or a mistake
 MAX_DEPTH = 64
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")  # what YAML refuses, found with its place
 MAX_BYTES = 5_000_000
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: composing is ~10x faster
 
@@ -101,7 +102,8 @@ class _Builder:
         self.file = file
         self.swaps = swaps or {}
         self.constructor = SafeConstructor()
-        self.count = 0
+        self.expanded = 0  # nodes built again because an alias repeats them
+        self.seen: set[int] = set()
         self.pos = Positions(file, {}, {}, {})
 
     def _fail(self, node: yaml.Node, message: str, hint: str | None = None) -> KpiError:
@@ -109,13 +111,16 @@ class _Builder:
         return KpiError(Diagnostic(message, Location(self.file, mark.line + 1, mark.column + 1), hint=hint))
 
     def build(self, node: yaml.Node, path: Path_, depth: int) -> Any:
-        self.count += 1
-        if self.count > MAX_NODES:
-            raise self._fail(
-                node,
-                f"document expands to more than {MAX_NODES:,} values",
-                hint="YAML aliases (*name) that repeat large anchors are refused",
-            )
+        if id(node) in self.seen:  # only alias expansion counts: a large plain file is not an attack
+            self.expanded += 1
+            if self.expanded > MAX_NODES:
+                raise self._fail(
+                    node,
+                    f"YAML aliases expand to more than {MAX_NODES:,} values",
+                    hint="YAML aliases (*name) that repeat large anchors are refused",
+                )
+        else:
+            self.seen.add(id(node))
         if depth > MAX_DEPTH:
             raise self._fail(node, f"nesting deeper than {MAX_DEPTH} levels")
         self.pos.values[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
@@ -194,6 +199,17 @@ def load_yaml(text: str, file: str) -> tuple[Any, Positions]:
                         hint="YAML indents with spaces only; replace the tab with spaces",
                     )
                 )
+    bad = _CONTROL.search(text)
+    if bad:
+        line = text.count("\n", 0, bad.start()) + 1
+        col = bad.start() - (text.rfind("\n", 0, bad.start()) + 1) + 1
+        raise KpiError(
+            Diagnostic(
+                f"control character U+{ord(bad.group()):04X} is not allowed in a spec file",
+                Location(file, line, col),
+                hint="the file may be binary or damaged: remove the character, or re-save the file as text",
+            )
+        )
     text, swaps = _protect_formulas(text)
     try:
         node = yaml.compose(text, Loader=_LOADER)

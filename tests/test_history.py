@@ -186,8 +186,25 @@ def test_killing_a_run_midway_keeps_the_previous_output(project, command):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert out.read_text() == "previous output"
+    stale = list(out.parent.glob(f".{out.name}.*.tmp"))
+    assert len(stale) == 1  # SIGKILL gives no chance to clean up: the next write sweeps it (issue 11, item 24)
     res = kpi(command[0], str(project), "--as-of", "2026-06-30", *command[1:], "-o", str(out))
     assert res.returncode == 0 and out.read_text() != "previous output"
+    assert sorted(p.name for p in out.parent.iterdir()) == [out.name]
+
+
+def test_a_live_writers_temporary_file_is_kept(tmp_path):
+    from kpi_engine.output import sweep_temporaries
+
+    out = tmp_path / "r.json"
+    live = tmp_path / f".r.json.{os.getppid()}.abc.tmp"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / f".r.json.{int(dead.stdout)}.xyz.tmp"
+    other = tmp_path / f".r.jsonl.{int(dead.stdout)}.xyz.tmp"
+    for p in (live, stale, other):
+        p.write_text("partial")
+    assert sweep_temporaries(out) == [stale]
+    assert live.exists() and other.exists()
 
 
 def _small_file_limit() -> None:

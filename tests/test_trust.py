@@ -418,3 +418,33 @@ def test_a_plugin_calling_sys_exit_is_contained(tmp_path: Path) -> None:
     assert "FAILED exits (import): called sys.exit(3)" in plugins.stderr
     check = subprocess.run([sys.executable, "-m", "kpi_engine", "validate", spec], capture_output=True, text=True, env=env, timeout=120)
     assert check.returncode == 0 and check.stdout.startswith("ok: 1 KPIs"), check.stdout + check.stderr
+
+
+# 23. A NUL byte is located; a large plain spec is not mistaken for an alias bomb.
+def test_a_nul_byte_in_a_spec_is_located(tmp_path: Path) -> None:
+    (tmp_path / "kpis.yaml").write_bytes(b"version: 1\nkpis:\n  n: {unit: count, formula: \"cou\x00nt(a)\", grain: day}\n")
+    code, _, err = run("validate", str(tmp_path / "kpis.yaml"))
+    assert code == 2 and "kpis.yaml:3:33: control character U+0000 is not allowed in a spec file" in err
+
+
+def test_a_large_plain_spec_loads(tmp_path: Path) -> None:
+    (tmp_path / "a.csv").write_text("ts,x\n2026-04-01T10:00:00,1\n")
+    lines = ["version: 1", "sources:", "  a: {connector: csv, path: a.csv, time: ts}", "kpis:"]
+    size, i = 0, 0
+    while size < 4_900_000:
+        line = f"  k{i}: {{name: KPI number {i}, unit: count, formula: sum(a.x) + count(a), grain: day, owner: growth}}"
+        lines.append(line)
+        size += len(line) + 1
+        i += 1
+    (tmp_path / "kpis.yaml").write_text("\n".join(lines) + "\n")
+    code, out, err = run("validate", str(tmp_path / "kpis.yaml"))
+    assert code == 0, err
+    assert out.startswith(f"ok: {i} KPIs")
+
+
+def test_an_alias_bomb_is_still_refused(tmp_path: Path) -> None:
+    bomb = ["version: 1", "a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    bomb += [f"a{n}: &a{n} [*a{n - 1}, *a{n - 1}, *a{n - 1}, *a{n - 1}, *a{n - 1}, *a{n - 1}, *a{n - 1}, *a{n - 1}, *a{n - 1}, *a{n - 1}]" for n in range(1, 9)]
+    (tmp_path / "kpis.yaml").write_text("\n".join(bomb) + "\n")
+    code, _, err = run("validate", str(tmp_path / "kpis.yaml"))
+    assert code == 2 and "YAML aliases expand to more than 200,000 values" in err
