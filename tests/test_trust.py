@@ -14,8 +14,9 @@ import polars as pl
 import pytest
 from click.testing import CliRunner
 
-from conftest import write_spec
 from kpi_engine.cli import main
+
+from conftest import write_spec
 
 
 def run(*args: str) -> tuple[int, str, str]:
