@@ -26,6 +26,7 @@ from .formula import (
     Number,
     String,
     Unary,
+    _children,
     parse,
     to_source,
     walk,
@@ -45,6 +46,24 @@ from .ir import (
 )
 from .rowbind import KIND_WORDS, Failed, KpiContext, RowBinder
 from .spec import KpiSpec, Project
+
+#: References are inlined, so ``k1: k0 + k0, k2: k1 + k1, ...`` doubles at each level: 40 levels would be 2^40
+#: terms to plan and compile. Sizes are counted on the shared tree (memoised), so counting is linear.
+MAX_EXPANDED = 10_000
+
+
+def expanded_size(node: Node, memo: dict[int, int] | None = None) -> int:
+    """How many nodes ``node`` has once every shared subtree (an inlined KPI) is counted each time it appears."""
+    memo = {} if memo is None else memo
+    if id(node) not in memo:
+        if isinstance(node, Previous):
+            children: list[Node] = [node.expr]
+        elif isinstance(node, Agg):
+            children = []
+        else:
+            children = _children(node)
+        memo[id(node)] = 1 + sum(expanded_size(c, memo) for c in children)
+    return memo[id(node)]
 
 
 class Binder(RowBinder):
@@ -132,6 +151,17 @@ class Binder(RowBinder):
                             or "every source a KPI reads must have its dimension columns",
                         )
                         raise Failed()
+            size = expanded_size(expr)
+            if size > MAX_EXPANDED:
+                used = ", ".join(f"`{u}`" for u in sorted(ctx.uses)[:5])
+                raise self.fail(
+                    kpi,
+                    tree,
+                    f"formula expands to {size:,} terms once the KPIs it references ({used}) are inlined",
+                    expected=f"at most {MAX_EXPANDED:,} terms",
+                    hint="a KPI referenced twice at each level doubles at each level: reference fewer times, "
+                    "or write the formula over aggregates directly",
+                )
             result: BoundKpi | None = BoundKpi(
                 kpi,
                 expr,

@@ -449,3 +449,19 @@ def test_an_alias_bomb_is_still_refused(tmp_path: Path) -> None:
     (tmp_path / "kpis.yaml").write_text("\n".join(bomb) + "\n")
     code, _, err = run("validate", str(tmp_path / "kpis.yaml"))
     assert code == 2 and "YAML aliases expand to more than 200,000 values" in err
+
+
+# 16. References that double at each level are bounded at validation, in time.
+def test_reference_blowup_is_refused_quickly(tmp_path: Path) -> None:
+    import time
+
+    (tmp_path / "a.csv").write_text("ts,clicks\n2026-04-01T10:00:00,1\n")
+    kpis = ["  k0: {unit: count, formula: sum(a.clicks), grain: day}"]
+    kpis += [f"  k{i}: {{unit: count, formula: k{i - 1} + k{i - 1}, grain: day}}" for i in range(1, 41)]
+    spec = _spec(tmp_path, "  a: {connector: csv, path: a.csv, time: ts}", "\n".join(kpis))
+    started = time.monotonic()
+    code, _, err = run("run", spec, "--kpi", "k40", "--as-of", "2026-04-01")
+    assert time.monotonic() - started < 60  # was minutes and gigabytes; a bound, not a benchmark
+    assert code == 2 and "formula expands to 16,383 terms" in err and "kpis.k13.formula" in err
+    out = run_json("run", spec, "--kpi", "k12", "--as-of", "2026-04-01")
+    assert out["kpis"][0]["series"][0]["value"] == 2**12  # 12 doublings of one click, below the bound
