@@ -16,7 +16,7 @@ from .api import Catalog, Result
 from .periods import Span
 from .spec import Event, Grain, KpiSpec, Project, Unit
 from .targets import Assessment, target_value
-from .units import format_change, format_date, format_value
+from .units import format_change, format_date, format_value, formatter
 
 STATUS_LABELS = {
     "achieved": "Achieved",
@@ -247,7 +247,6 @@ def _section(
     notes: list[str],
 ) -> KpiSection:
     unit, grain, as_of = kpi.unit, kpi.grain, result.as_of
-    fmt = lambda v: format_value(v, unit)  # noqa: E731
     frame = result.series[kpi.id]
     totals = _total(frame)
     done = totals.filter(pl.col("complete"))
@@ -260,6 +259,8 @@ def _section(
     value = current["value"] if current else None
     if a is not None and a.value is not None:
         value = a.value
+    # the scorecard's value, target and expected now print with the digits it takes to tell them apart
+    fmt = formatter([value, *((a.target, a.expected) if a else ())], unit)
 
     def value_at(start: dt.date) -> float | None:
         hit = totals.filter(pl.col("start") == start)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import sqlite3
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -143,13 +144,31 @@ def snapshots(path: Path, kpi_id: str) -> list[Snapshot]:
     return [Snapshot(*r[:-1], json.loads(r[-1]) if r[-1] else None) for r in rows]
 
 
+#: Values recorded at two reviews are the same when within this relative tolerance (or 1e-12 absolute): a
+#: sum added in another order differs in its last bits, which is not a change.
+REL_TOL = 1e-9
+
+
+def same_value(a: float, b: float) -> bool:
+    return math.isclose(a, b, rel_tol=REL_TOL, abs_tol=1e-12)
+
+
+def _digits(a: float, b: float) -> str:
+    """``a -> b`` with the significant digits it takes for the two to read differently."""
+    for digits in range(6, 18):
+        left, right = f"{a:.{digits}g}", f"{b:.{digits}g}"
+        if left != right:
+            return f"{left} -> {right}"
+    return f"{a!r} -> {b!r}"
+
+
 def changes(previous: Snapshot | None, current: Snapshot) -> list[str]:
     """What changed since the previous snapshot: value, status, and target revisions."""
     if previous is None:
         return ["first recorded review"]
     out = []
-    if previous.value is not None and current.value is not None and previous.value != current.value:
-        out.append(f"value {previous.value:.6g} -> {current.value:.6g}")
+    if previous.value is not None and current.value is not None and not same_value(previous.value, current.value):
+        out.append(f"value {_digits(previous.value, current.value)}")
     if previous.status != current.status:
         out.append(f"status {previous.status or '-'} -> {current.status or '-'}")
     if previous.target != current.target:

@@ -20,7 +20,7 @@ from .api import Result
 from .ir import Agg
 from .periods import Span
 from .spec import KpiSpec, Project, Revision, TargetSpec
-from .units import format_date, format_value
+from .units import format_date, format_value, formatter
 
 STATUSES = ("achieved", "on_track", "at_risk", "off_track", "no_data", "not_started", "missed")
 MIN_FORECAST_POINTS = 3
@@ -210,6 +210,8 @@ def assess_one(
     ref_day = p_end or review_day
     expected = expected_value(t, ref_day, baseline) if t.direction in ("increase", "decrease") else None
     common["expected"] = expected
+    # as many digits as it takes for the numbers compared in the why text to read differently when they are
+    fmt = formatter([value, final, expected, baseline, t.min, t.max, t.tolerance], unit)
     status, band, why = _judge(t, value, final, expected, baseline, ref_day, as_of, fmt, label)
     if common["revision"] is not None:
         r = common["revision"]

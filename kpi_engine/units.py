@@ -4,22 +4,34 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Callable, Iterable
 
 from .spec import Unit
 
 
-def format_value(value: float | None, unit: Unit) -> str:
-    """A value as a person reads it: 2.31%, 1,234.50, 1,234, 12.5 min."""
+def format_value(value: float | None, unit: Unit, extra: int = 0) -> str:
+    """A value as a person reads it: 2.31%, 1,234.50, 1,234, 12.5 min (``extra`` more digits when asked)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
     if unit is Unit.PERCENT:
-        return f"{value:,.2f}%"
+        return f"{value:,.{2 + extra}f}%"
     if unit is Unit.CURRENCY:
-        return f"{value:,.2f}"
+        return f"{value:,.{2 + extra}f}"
     if unit is Unit.COUNT:
-        return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.2f}"
+        return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.{2 + extra}f}"
     suffix = {Unit.MINUTES: " min", Unit.SECONDS: " s", Unit.HOURS: " h", Unit.DAYS: " d"}.get(unit, "")
-    return f"{value:,.3g}{suffix}" if abs(value) < 1 else f"{value:,.2f}{suffix}"
+    return f"{value:,.{3 + extra}g}{suffix}" if abs(value) < 1 else f"{value:,.{2 + extra}f}{suffix}"
+
+
+def formatter(values: Iterable[float | None], unit: Unit) -> Callable[[float | None], str]:
+    """``format_value`` with enough decimals that values which differ read differently (0.0175% and
+    0.0190%, not 0.02% and 0.02%); values equal within 1e-9 relative may still print alike."""
+    present = sorted({float(v) for v in values if v is not None and math.isfinite(v)})
+    distinct = [(a, b) for a, b in zip(present, present[1:], strict=False) if not math.isclose(a, b, rel_tol=1e-9)]
+    extra = 0
+    while extra < 12 and any(format_value(a, unit, extra) == format_value(b, unit, extra) for a, b in distinct):
+        extra += 1
+    return lambda v: format_value(v, unit, extra)
 
 
 def format_date(day: dt.date) -> str:

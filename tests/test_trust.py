@@ -466,3 +466,44 @@ def test_reference_blowup_is_refused_quickly(tmp_path: Path) -> None:
     spec = _spec(tmp_path, "  a: {connector: csv, path: a.csv, time: ts}", "\n".join(kpis[:13]))
     out = run_json("run", spec, "--kpi", "k12", "--as-of", "2026-04-01")
     assert out["kpis"][0]["series"][0]["value"] == 2**12  # 12 doublings of one click, below the bound
+
+
+# 25. A float-summation difference is not a change; a real one prints with the digits that show it.
+def test_history_compares_values_at_a_tolerance() -> None:
+    from kpi_engine.history import Snapshot, changes
+
+    def snap(value: float) -> Snapshot:
+        return Snapshot(1, "", "2026-06-30", "h", "k", "2026-06", value, None, None, "on_track", "", None, None)
+
+    assert changes(snap(22576.9), snap(22576.899999999998)) == []
+    assert changes(snap(22576.9), snap(22576.91)) == ["value 22576.9 -> 22576.91"]
+    assert changes(snap(0.1 + 0.2), snap(0.3)) == []
+
+
+# 31. Why texts and the scorecard never round away the difference they report.
+def test_values_compared_read_differently() -> None:
+    from kpi_engine.spec import Unit
+    from kpi_engine.units import formatter
+
+    fmt = formatter([0.0175, 0.0190, 0.0150], Unit.PERCENT)
+    assert (fmt(0.0175), fmt(0.0190), fmt(0.0150)) == ("0.018%", "0.019%", "0.015%")
+    fmt = formatter([1234.5, 1234.5], Unit.CURRENCY)
+    assert fmt(1234.5) == "1,234.50"
+    fmt = formatter([0.123456, 0.123457], Unit.RATIO)
+    assert fmt(0.123456) != fmt(0.123457)
+
+
+def test_status_text_shows_the_difference(tmp_path: Path) -> None:
+    rows = ["ts,clicks,views"]
+    for day in range(1, 31):
+        rows.append(f"2026-04-{day:02d}T10:00:00,{175 if day <= 30 else 0},1000000")
+    (tmp_path / "a.csv").write_text("\n".join(rows) + "\n")
+    spec = _spec(
+        tmp_path,
+        "  a: {connector: csv, path: a.csv, time: ts}",
+        "  ctr:\n    unit: percent\n    formula: 100 * sum(a.clicks) / sum(a.views)\n    grain: month\n"
+        "    target: {direction: increase, value: 0.0190, baseline: 0.0190, start: 2026-04-01, deadline: 2026-12-31, pace: none}",
+    )
+    out = run_json("run", spec, "--as-of", "2026-05-01")
+    why = out["kpis"][0]["status"]["why"]
+    assert why.startswith("off track: 0.018% in 2026-04 vs target 0.019%"), why  # was 0.02% vs 0.02%
