@@ -310,10 +310,21 @@ def is_additive(node: Any) -> bool:
 def forecast_at_deadline(
     kpi: KpiSpec, t: TargetSpec, frame: pl.DataFrame, result: Result, dims: Mapping[str, Any], final: float | None
 ) -> Forecast | None:
-    """Least squares over the complete periods of the target window (plus earlier ones when fewer than 4)."""
+    """Least squares over the complete periods of the target window (plus earlier ones when fewer than 4).
+
+    Only periods that start by the deadline and whose every day has data count: a period after the deadline
+    would make the forecast move with --as-of once the deadline has passed, and a period 3% covered by its
+    source is not a point on the trend.
+    """
     if t.deadline is None:
         return None
-    rows = _total(frame, dims).filter(pl.col("complete") & pl.col("has_data") & pl.col("value").is_not_null())
+    rows = _total(frame, dims).filter(
+        pl.col("complete")
+        & pl.col("has_data")
+        & pl.col("value").is_not_null()
+        & (pl.col("coverage") >= 1.0)
+        & (pl.col("start") <= t.deadline)
+    )
     inside = rows.filter(pl.col("start") >= t.start) if t.start else rows
     before = rows.filter(pl.col("start") < t.start) if t.start else rows.clear()
     used = inside

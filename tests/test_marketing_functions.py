@@ -65,3 +65,22 @@ def test_retention_by_dimension(tmp_path):
     assert seg[("2026-02", "y")] == pytest.approx(100.0)  # c of {c}
     assert seg[("2026-03", "y")] == pytest.approx(50.0)  # d of {c, d}
     assert seg[("2026-03", "x")] == pytest.approx(0.0)  # e is new; a did not come back
+
+
+def test_retention_is_zero_when_a_period_has_no_customers(tmp_path):
+    """Issue 11, item 29: a channel with customers in January and none in February kept 0% of them."""
+    rows = [(1, "a", "x"), (1, "b", "y"), (2, "b", "y"), (3, "c", "y")]
+    frame = pl.DataFrame(
+        {
+            "ts": [D(2026, m, 10) for m, _, _ in rows],
+            "customer": [c for _, c, _ in rows],
+            "seg": [g for _, _, g in rows],
+        }
+    )
+    res = run(
+        tmp_path, frame, "  r: {unit: percent, formula: 100 * retention(s.customer), grain: month, dimensions: [seg]}\n"
+    )
+    seg = {(r["period"], r["seg"]): r["value"] for r in res["r"].filter(~pl.col("is_total")).iter_rows(named=True)}
+    assert seg[("2026-02", "x")] == 0.0  # a of {a}: none came back (was null)
+    assert seg[("2026-02", "y")] == pytest.approx(100.0)
+    assert seg[("2026-03", "x")] is None  # no customers before either: nothing to retain

@@ -507,3 +507,29 @@ def test_status_text_shows_the_difference(tmp_path: Path) -> None:
     out = run_json("run", spec, "--as-of", "2026-05-01")
     why = out["kpis"][0]["status"]["why"]
     assert why.startswith("off track: 0.018% in 2026-04 vs target 0.019%"), why  # was 0.02% vs 0.02%
+
+
+# 30. A forecast uses only complete, covered periods of the target window: it stops moving after the deadline.
+def test_forecast_ignores_periods_after_the_deadline(tmp_path: Path) -> None:
+    import numpy as np
+
+    rows = ["ts,n"]
+    day = dt.date(2026, 1, 1)
+    while day <= dt.date(2026, 9, 1):  # the export stops on 1 Sep: September is 1/30 covered
+        rows.append(f"{day}T10:00:00,{day.month * 10 + (day.day % 3)}")
+        day += dt.timedelta(days=1)
+    (tmp_path / "a.csv").write_text("\n".join(rows) + "\n")
+    target = "{direction: increase, value: 5000, baseline: 300, start: 2026-01-01, deadline: 2026-06-30}"
+    spec = _spec(tmp_path, "  a: {connector: csv, path: a.csv, time: ts}", f"  s: {{unit: count, formula: sum(a.n), grain: month, target: {target}}}")
+    forecasts = {
+        as_of: run_json("run", spec, "--as-of", as_of)["kpis"][0]["status"]["forecast"]
+        for as_of in ("2026-07-15", "2026-08-31", "2026-09-30", "2026-11-30")
+    }
+    assert len({f["value"] for f in forecasts.values()}) == 1, forecasts
+    frame = pl.read_csv(tmp_path / "a.csv", try_parse_dates=True).group_by(pl.col("ts").dt.month_start()).agg(pl.col("n").sum()).sort("ts")
+    months = frame.filter(pl.col("ts") < dt.datetime(2026, 7, 1))
+    x = np.array([(d.date() - dt.date(2026, 1, 1)).days for d in months["ts"]], dtype=float)
+    slope, intercept = np.polyfit(x, months["n"].to_numpy().astype(float), 1)
+    expected = intercept + slope * (dt.date(2026, 6, 1) - dt.date(2026, 1, 1)).days
+    assert forecasts["2026-11-30"]["value"] == pytest.approx(expected)
+    assert forecasts["2026-11-30"]["periods"] == [f"2026-{m:02d}" for m in range(1, 7)]

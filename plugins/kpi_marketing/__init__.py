@@ -27,7 +27,9 @@ def _customers(customer: pl.Expr) -> pl.Expr:
 def _retention(customers: pl.Expr, dims: tuple[str, ...]) -> pl.Expr:
     previous = customers.shift(1).over(dims) if dims else customers.shift(1)
     before = previous.list.len()
-    kept = customers.list.set_intersection(previous).list.len()
+    # a period with no customers (no rows for this dimension value) kept none of them: 0%, not "unknown";
+    # periods outside the source's data are masked by the engine as no data
+    kept = pl.when(customers.is_null()).then(0).otherwise(customers.list.set_intersection(previous).list.len())
     return pl.when(before > 0).then(kept / before).otherwise(None)
 
 
