@@ -14,6 +14,7 @@ import polars as pl
 from . import cadence, periods
 from .api import Catalog, Result
 from .periods import Span
+from .review import partial_warning
 from .spec import Event, Grain, KpiSpec, Project, Unit
 from .targets import Assessment, target_value
 from .units import format_change, format_date, format_value, formatter
@@ -237,6 +238,15 @@ def build(
     )
 
 
+def _change_text(value: float, other: tuple[float | None, float, Span], unit: Unit) -> str:
+    """The change against another period, flagged when that period's data is partial."""
+    before, coverage, span = other
+    if before is None:
+        return "–"
+    warning = partial_warning(coverage, span)
+    return format_change(value - before, unit) + (f" ({warning})" if warning else "")
+
+
 def _section(
     project: Project,
     result: Result,
@@ -262,9 +272,11 @@ def _section(
     # the scorecard's value, target and expected now print with the digits it takes to tell them apart
     fmt = formatter([value, *((a.target, a.expected) if a else ())], unit)
 
-    def value_at(start: dt.date) -> float | None:
+    def value_at(start: dt.date) -> tuple[float | None, float, Span]:
+        """A period's value, its coverage and its days (comparisons with a partly covered period say so)."""
         hit = totals.filter(pl.col("start") == start)
-        return hit["value"][0] if hit.height else None
+        span = Span(start, periods.end_of(start, grain))
+        return (hit["value"][0], hit["coverage"][0], span) if hit.height else (None, 1.0, span)
 
     change_prev = change_year = "–"
     window = kpi.target is not None and kpi.target.measure == "window"  # the value is not one period's
@@ -272,8 +284,8 @@ def _section(
         prev = value_at(periods.shift(current["start"], grain, -1))
         align = {Grain.WEEK: "week", Grain.DAY: "weekday"}.get(grain, "date")
         year = value_at(periods.year_earlier(current["start"], align))
-        change_prev = format_change(current["value"] - prev, unit) if prev is not None else "–"
-        change_year = format_change(current["value"] - year, unit) if year is not None else "–"
+        change_prev = _change_text(current["value"], prev, unit)
+        change_year = _change_text(current["value"], year, unit)
     history = done.tail(HISTORY_PERIODS[grain])  # complete periods only: a partial one would read as a drop
     section = KpiSection(
         id=kpi.id,

@@ -29,6 +29,20 @@ class Comparison:
     change: float | None  # reviewed value minus this one
     change_pct: float | None
     significant: bool | None = None  # qualitative KPIs: False when the 95% intervals overlap
+    coverage: float | None = None  # share of the comparison period's days inside the sources' data
+
+    @property
+    def warning(self) -> str | None:
+        """Said with every comparison against a period its sources only partly cover (a false rise or drop)."""
+        return partial_warning(self.coverage, self.span)
+
+
+def partial_warning(coverage: float | None, span: Span) -> str | None:
+    """``partial: data for 4 of 7 days``, when ``coverage`` of ``span`` is less than full."""
+    if coverage is None or coverage >= 1.0:
+        return None
+    days = (span.end - span.start).days + 1
+    return f"partial: data for {round(coverage * days)} of {days} days"
 
 
 @dataclass(frozen=True)
@@ -146,7 +160,8 @@ def with_values(
             significant = None
             if current and row and "ci_low" in current and current["ci_low"] is not None and row["ci_low"] is not None:
                 significant = current["ci_high"] < row["ci_low"] or row["ci_high"] < current["ci_low"]
-            comparisons.append(Comparison(label, span, other, change, pct, significant))
+            coverage = row.get("coverage") if row else None
+            comparisons.append(Comparison(label, span, other, change, pct, significant, coverage))
         filled.append(DueReview(r.kpi, r.day, r.span, r.partial, r.previous, r.year_ago, value, tuple(comparisons)))
     return filled
 

@@ -533,3 +533,26 @@ def test_forecast_ignores_periods_after_the_deadline(tmp_path: Path) -> None:
     expected = intercept + slope * (dt.date(2026, 6, 1) - dt.date(2026, 1, 1)).days
     assert forecasts["2026-11-30"]["value"] == pytest.approx(expected)
     assert forecasts["2026-11-30"]["periods"] == [f"2026-{m:02d}" for m in range(1, 7)]
+
+
+# 32. A comparison against a partly covered period says so.
+def test_comparisons_with_partial_periods_are_flagged(tmp_path: Path) -> None:
+    rows = ["ts,spend"] + [f"2026-04-{d:02d}T10:00:00,100" for d in range(9, 27)]  # from Thursday 9 April
+    (tmp_path / "a.csv").write_text("\n".join(rows) + "\n")
+    spec = _spec(
+        tmp_path,
+        "  a: {connector: csv, path: a.csv, time: ts}",
+        "  spend: {unit: currency, formula: sum(a.spend), grain: week, review: {cadence: weekly, day: monday, meeting: Sync}}",
+    )
+    code, out, err = run("due", spec, "--as-of", "2026-04-20", "--format", "json")
+    assert code == 0, err
+    review = json.loads(out)["reviews"][0]
+    previous = review["comparisons"][0]
+    assert (previous["label"], previous["value"], previous["warning"]) == ("previous review", 400, "partial: data for 4 of 7 days")
+    assert previous["coverage"] == pytest.approx(4 / 7, abs=1e-4)
+    code, text, _ = run("due", spec, "--as-of", "2026-04-20")
+    assert "[partial: data for 4 of 7 days]" in text
+    out_file = tmp_path / "r.md"
+    code, _, err = run("report", spec, "--as-of", "2026-04-20", "--format", "md", "-o", str(out_file))
+    assert code == 0, err
+    assert "+300.00 (partial: data for 4 of 7 days)" in out_file.read_text()

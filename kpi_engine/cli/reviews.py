@@ -113,7 +113,8 @@ def due(path: Path, as_of: dt.date | None, days: int, fmt: str, allow_outside: b
                 + (f" ({c.change_pct:+.1f}%)" if c.change_pct is not None else "")
             )
             sig = {True: ", significant", False: ", not significant (intervals overlap)"}.get(c.significant, "")
-            click.echo(f"      vs {c.label} ({c.span}): {format_value(c.value, unit)}{move}{sig}")
+            warn = f" [{c.warning}]" if c.warning else ""
+            click.echo(f"      vs {c.label} ({c.span}): {format_value(c.value, unit)}{move}{sig}{warn}")
         for a in statuses.get(r.kpi.id, [])[:1]:
             click.echo(f"      {a.why}")
 
@@ -144,6 +145,8 @@ def _review_json(r, project, statuses) -> dict:  # type: ignore[no-untyped-def]
                 "change": c.change,
                 "change_pct": c.change_pct,
                 "significant": c.significant,
+                "coverage": c.coverage,
+                "warning": c.warning,
             }
             for c in r.comparisons
         ],
