@@ -21,7 +21,7 @@ from .plan import Plan, Window, build_plan
 from .plugins import Registry, default_registry
 from .resolve import bind_project
 from .series import evaluate_plan
-from .spec import KpiSpec, Project
+from .spec import KpiSpec, Project, Unit
 from .spec_dates import out_of_range
 from .timeparse import TimeOptions, time_expr
 
@@ -102,7 +102,9 @@ class Catalog:
         series = {k: v for k, v in frames.items() if isinstance(k, str)}
         windows = {k: v for k, v in frames.items() if not isinstance(k, str)}
         freshness = {name: d.last for name, d in data.items()}
-        return Result(as_of, self.project, series, freshness, plan, windows, failures)
+        result = Result(as_of, self.project, series, freshness, plan, windows, failures)
+        result.warnings = data_warnings(result, end is not None)
+        return result
 
 
 @dataclass
@@ -116,6 +118,8 @@ class Result:
     plan: Plan | None = None
     spans: dict[tuple[str, Span], pl.DataFrame] = field(default_factory=dict)
     failures: list[PluginError] = field(default_factory=list)
+
+    warnings: list[str] = field(default_factory=list)
 
     def errors(self) -> list[str]:
         """One line per failed plugin, naming the KPIs it kept from running."""
@@ -132,6 +136,37 @@ class Result:
 
     def kpi(self, kpi_id: str) -> KpiSpec:
         return self.project.kpis[kpi_id]
+
+
+STALE_DAYS = 7  # a source whose latest row is more than this before as-of is called stale
+
+
+def data_warnings(result: Result, explicit_end: bool) -> list[str]:
+    """One line per thing a reader of the numbers should know: stale sources, fractional counts."""
+    out = []
+    stale = {n: d for n, d in result.freshness.items() if d is not None and (result.as_of - d).days > STALE_DAYS}
+    if stale:
+        cut = "" if explicit_end else "; series stop at the first period without data (pass --to for more)"
+        if len(stale) == 1:
+            ((name, day),) = stale.items()
+            what = f"source `{name}` ends on {day}, {(result.as_of - day).days} days before as-of {result.as_of}"
+        else:
+            names = ", ".join(f"`{n}` ({d})" for n, d in sorted(stale.items()))
+            days = min((result.as_of - d).days for d in stale.values())
+            what = f"sources {names} end {days} or more days before as-of {result.as_of}"
+        out.append(f"stale data: {what}{cut}")
+    for kpi_id, frame in result.series.items():
+        spec = result.project.kpis[kpi_id]
+        if spec.unit is not Unit.COUNT or frame.schema["value"].is_integer():
+            continue
+        odd = frame.filter(pl.col("value").is_not_null() & (pl.col("value") != pl.col("value").round(0)))
+        if odd.height:
+            row = odd.row(0, named=True)
+            out.append(
+                f"KPI `{kpi_id}` is a count but is {row['value']:g} in {row['period']} ({odd.height} fractional "
+                "values): check that its formula counts or sums whole numbers (a shifted column?), or change its unit"
+            )
+    return out
 
 
 def today(tz: str) -> dt.date:

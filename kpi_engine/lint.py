@@ -5,6 +5,7 @@ Rules (letter, code):
   M no-target           no target to measure progress against
   M generic-unit        unit is the generic `number`
   M zero-denominator    the formula divides by zero (or nothing) in most complete periods
+  M fractional-count    a `count` KPI has values that are not whole numbers (a float column, shifted rows)
   A no-baseline         an increase/decrease target without a baseline cannot be paced
   A baseline-off        the baseline is more than 25% away from the KPI's value just before the start
   A steep-target        the target needs a per-period improvement over 3x the best ever observed
@@ -15,6 +16,9 @@ Rules (letter, code):
   T no-review           no review cadence
   T cadence-too-slow    reviews are further apart than the whole target window
 Meeting warning: more than 5 key KPIs in one meeting (focus on 3 to 5).
+
+A KPI with ``role: diagnostic`` explains other KPIs and has no target of its own: instead of the target rules
+(no-objective, no-target, no-deadline) it is asked for a description (S no-description).
 """
 
 from __future__ import annotations
@@ -68,10 +72,13 @@ def lint_kpi(kpi: KpiSpec, result: Result | None) -> KpiLint:
     out = KpiLint(kpi.id)
     add = lambda letter, rule, message: out.findings.append(Finding(letter, rule, message))  # noqa: E731
     t = kpi.target
-    if t is None or not t.objective:
+    diagnostic = kpi.role == "diagnostic"
+    if diagnostic and not kpi.description:
+        add("S", "no-description", "no description: say which KPI this one helps explain, and how (`description:`)")
+    if not diagnostic and (t is None or not t.objective):
         add("S", "no-objective", "no objective: say what the target is for, e.g. `objective: Lift CTR to 2.5% by Q2`")
-    if t is None:
-        add("M", "no-target", "no target: add a `target` with a direction and a value")
+    if t is None and not diagnostic:
+        add("M", "no-target", "no target: add a `target` with a direction and a value (or `role: diagnostic`)")
     if kpi.unit is Unit.NUMBER:
         add("M", "generic-unit", "unit is the generic `number`: say what it measures (count, currency, percent...)")
     if t is not None and t.direction in ("increase", "decrease") and t.baseline is None and not t.baseline_auto:
@@ -80,7 +87,9 @@ def lint_kpi(kpi: KpiSpec, result: Result | None) -> KpiLint:
         add("R", "no-owner", "no owner: name the team or person accountable (`owner:`)")
     if not kpi.stakeholders:
         add("R", "no-stakeholders", "no stakeholders: name who relies on this KPI (`stakeholders: [...]`)")
-    if t is None or t.deadline is None or t.start is None:
+    if t is None and diagnostic:
+        pass  # time-bound through its review cadence
+    elif t is None or t.deadline is None or t.start is None:
         add("T", "no-deadline", "no time bound: the target needs a `start` and a `deadline`")
     elif t.deadline <= t.start:
         add("T", "deadline-before-start", f"deadline {t.deadline} is not after start {t.start}")
@@ -107,6 +116,15 @@ def _history(frame: pl.DataFrame) -> pl.DataFrame:
 
 def _data_rules(kpi: KpiSpec, result: Result, add) -> None:  # type: ignore[no-untyped-def]
     history = _history(result.series[kpi.id])
+    if kpi.unit is Unit.COUNT and not history["value"].dtype.is_integer():
+        odd = history.filter(pl.col("value").is_not_null() & (pl.col("value") != pl.col("value").round(0)))
+        if odd.height:
+            add(
+                "M",
+                "fractional-count",
+                f"a count that is not a whole number: {odd['value'][0]:g} in {odd['period'][0]} ({odd.height} of "
+                f"{history.height} periods); check the formula sums a whole-number column, or change the unit",
+            )
     if history.height >= 3 and history["value"].null_count() > history.height / 2:
         add(
             "M",

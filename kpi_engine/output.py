@@ -199,6 +199,7 @@ def to_json_dict(
         "spec_hash": result.project.spec_hash,
         "sources": {name: (d.isoformat() if d else None) for name, d in result.freshness.items()},
         "errors": result.errors(),
+        "warnings": result.warnings,
         "kpis": kpis,
     }
 

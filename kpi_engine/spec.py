@@ -130,6 +130,7 @@ class KpiSpec:
     owner: str | None = None
     stakeholders: tuple[str, ...] = ()
     kind: str = "quantitative"
+    role: str = "target"  # target | diagnostic (explains other KPIs; no target of its own)
     key: bool = False
     missing: str | None = None  # zero | null | None (default handling)
     target: TargetSpec | None = None
@@ -317,6 +318,7 @@ def _build_kpi(kpi_id: str, body: Mapping[str, Any], pos: Positions, errors: Err
         owner=body.get("owner"),
         stakeholders=tuple(body.get("stakeholders", ())),
         kind=body.get("kind", "quantitative"),
+        role=body.get("role", "target"),
         key=bool(body.get("key", False)),
         missing=("null" if body["missing"] is None else body["missing"]) if "missing" in body else None,
         events=_events(body.get("events", ())),

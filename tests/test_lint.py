@@ -28,19 +28,19 @@ def linted(tmp_path_factory):
         "{objective: Grow., direction: increase, baseline: 174, value: 250, start: 2026-04-01, deadline: 2026-12-31}"
     )
     lines = [
-        f"  smart: {{unit: count, formula: mean(m.v), grain: month, {GOOD}}}",
-        "  no_target: {unit: count, formula: mean(m.v), grain: month, owner: ops, stakeholders: [x], review: {cadence: monthly}}",
-        "  no_objective: {unit: count, formula: mean(m.v), grain: month, owner: ops, stakeholders: [x], review: {cadence: monthly}, target: {direction: increase, baseline: 174, value: 250, start: 2026-04-01, deadline: 2026-12-31}}",
+        f"  smart: {{unit: score, formula: mean(m.v), grain: month, {GOOD}}}",
+        "  no_target: {unit: score, formula: mean(m.v), grain: month, owner: ops, stakeholders: [x], review: {cadence: monthly}}",
+        "  no_objective: {unit: score, formula: mean(m.v), grain: month, owner: ops, stakeholders: [x], review: {cadence: monthly}, target: {direction: increase, baseline: 174, value: 250, start: 2026-04-01, deadline: 2026-12-31}}",
         f"  generic_unit: {{unit: number, formula: mean(m.v), grain: month, {GOOD}}}",
         f"  zero_denominator: {{unit: ratio, formula: sum(m.v) / count(m where v > 1000), grain: month, {GOOD}}}",
-        "  no_baseline: {unit: count, formula: mean(m.v), grain: month, owner: ops, stakeholders: [x], review: {cadence: monthly}, target: {objective: Grow., direction: increase, value: 250, start: 2026-04-01, deadline: 2026-12-31}}",
-        "  baseline_off: {unit: count, formula: mean(m.v), grain: month, owner: ops, stakeholders: [x], review: {cadence: monthly}, target: {objective: Grow., direction: increase, baseline: 100, value: 250, start: 2026-04-01, deadline: 2026-12-31}}",
-        "  steep: {unit: count, formula: mean(m.v), grain: month, owner: ops, stakeholders: [x], review: {cadence: monthly}, target: {objective: Grow., direction: increase, baseline: 174, value: 474, start: 2026-04-01, deadline: 2026-06-30}}",
-        f"  no_owner: {{unit: count, formula: mean(m.v), grain: month, stakeholders: [x], review: {{cadence: monthly}}, target: {target}}}",
-        f"  no_stakeholders: {{unit: count, formula: mean(m.v), grain: month, owner: ops, review: {{cadence: monthly}}, target: {target}}}",
-        "  no_deadline: {unit: count, formula: mean(m.v), grain: month, owner: ops, stakeholders: [x], review: {cadence: monthly}, target: {objective: Grow., direction: increase, baseline: 174, value: 250}}",
-        f"  no_review: {{unit: count, formula: mean(m.v), grain: month, owner: ops, stakeholders: [x], target: {target}}}",
-        "  slow_cadence: {unit: count, formula: mean(m.v), grain: month, owner: ops, stakeholders: [x], review: {cadence: quarterly}, target: {objective: Grow., direction: increase, baseline: 174, value: 180, start: 2026-04-01, deadline: 2026-05-01}}",
+        "  no_baseline: {unit: score, formula: mean(m.v), grain: month, owner: ops, stakeholders: [x], review: {cadence: monthly}, target: {objective: Grow., direction: increase, value: 250, start: 2026-04-01, deadline: 2026-12-31}}",
+        "  baseline_off: {unit: score, formula: mean(m.v), grain: month, owner: ops, stakeholders: [x], review: {cadence: monthly}, target: {objective: Grow., direction: increase, baseline: 100, value: 250, start: 2026-04-01, deadline: 2026-12-31}}",
+        "  steep: {unit: score, formula: mean(m.v), grain: month, owner: ops, stakeholders: [x], review: {cadence: monthly}, target: {objective: Grow., direction: increase, baseline: 174, value: 474, start: 2026-04-01, deadline: 2026-06-30}}",
+        f"  no_owner: {{unit: score, formula: mean(m.v), grain: month, stakeholders: [x], review: {{cadence: monthly}}, target: {target}}}",
+        f"  no_stakeholders: {{unit: score, formula: mean(m.v), grain: month, owner: ops, review: {{cadence: monthly}}, target: {target}}}",
+        "  no_deadline: {unit: score, formula: mean(m.v), grain: month, owner: ops, stakeholders: [x], review: {cadence: monthly}, target: {objective: Grow., direction: increase, baseline: 174, value: 250}}",
+        f"  no_review: {{unit: score, formula: mean(m.v), grain: month, owner: ops, stakeholders: [x], target: {target}}}",
+        "  slow_cadence: {unit: score, formula: mean(m.v), grain: month, owner: ops, stakeholders: [x], review: {cadence: quarterly}, target: {objective: Grow., direction: increase, baseline: 174, value: 180, start: 2026-04-01, deadline: 2026-05-01}}",
     ]
     for i in range(6):
         lines.append(

@@ -83,7 +83,7 @@ def test_billion_laughs_is_refused_quickly():
     for i in range(1, 10):
         lines.append(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]")
     start = time.perf_counter()
-    with pytest.raises(KpiError, match="expands to more than"):
+    with pytest.raises(KpiError, match="expand to more than"):
         load_yaml("\n".join(lines) + "\n", "bomb.yaml")
     assert time.perf_counter() - start < 5
 

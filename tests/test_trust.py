@@ -556,3 +556,57 @@ def test_comparisons_with_partial_periods_are_flagged(tmp_path: Path) -> None:
     code, _, err = run("report", spec, "--as-of", "2026-04-20", "--format", "md", "-o", str(out_file))
     assert code == 0, err
     assert "+300.00 (partial: data for 4 of 7 days)" in out_file.read_text()
+
+
+# 33. A stale source gives one warning and a series that stops at the first period without data.
+def test_stale_sources_warn_and_stop_the_series(tmp_path: Path) -> None:
+    rows = ["ts,x"] + [f"2020-{m:02d}-15T10:00:00,1" for m in range(1, 13)]
+    (tmp_path / "a.csv").write_text("\n".join(rows) + "\n")
+    spec = _spec(tmp_path, "  a: {connector: csv, path: a.csv, time: ts}", "  n: {name: N, unit: count, formula: count(a), grain: week}")
+    code, out, err = run("run", spec, "--as-of", "2026-06-30", "--format", "json")
+    assert code == 0
+    doc = json.loads(out)
+    warning = "stale data: source `a` ends on 2020-12-15, 2023 days before as-of 2026-06-30; series stop at the first period without data (pass --to for more)"
+    assert doc["warnings"] == [warning] and err == f"warning: {warning}\n"
+    series = doc["kpis"][0]["series"]
+    assert series[-1]["period"] == "2020-W52" and series[-1]["has_data"] is False
+    assert [r for r in series if not r["has_data"]] == [series[-1]]
+    explicit = run_json("run", spec, "--as-of", "2026-06-30", "--to", "2021-03-31")
+    assert explicit["kpis"][0]["series"][-1]["period"] == "2021-W13"
+
+
+# 34. A count that is not a whole number is flagged in the run and by lint.
+def test_fractional_counts_are_flagged(tmp_path: Path) -> None:
+    (tmp_path / "a.csv").write_text("ts,orders\n2026-04-01T10:00:00,2.5\n2026-04-02T10:00:00,3\n")
+    spec = _spec(tmp_path, "  a: {connector: csv, path: a.csv, time: ts}", "  orders: {name: Orders, unit: count, formula: sum(a.orders), grain: month}")
+    code, out, err = run("run", spec, "--as-of", "2026-05-31", "--format", "json")
+    assert code == 0
+    assert "warning: KPI `orders` is a count but is 5.5 in 2026-04 (1 fractional values)" in err
+    code, out, err = run("lint", spec, "--as-of", "2026-05-31")
+    assert "a count that is not a whole number: 5.5 in 2026-04" in out + err
+
+
+# 35. and 28. Diagnostic KPIs are linted as such; the README's tour KPIs are SMART as written.
+def test_diagnostic_kpis_and_the_readme_tour(tmp_path: Path) -> None:
+    import re
+
+    from kpi_engine.lint import lint_kpi
+    from kpi_engine.plugins import default_registry
+    from kpi_engine.spec import load_project
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    tour = re.search(r"## A tour of the spec\n\n```yaml\n(.*?)```", readme, re.S).group(1)
+    (tmp_path / "tour.yaml").write_text(tour)
+    project = load_project(tmp_path / "tour.yaml", default_registry().connector_schemas())
+    scores = {k: lint_kpi(kpi, None) for k, kpi in project.kpis.items()}
+    assert scores["ctr"].score == 5 and scores["ctr"].findings == []
+    assert scores["spend"].score == 5 and scores["spend"].findings == []  # role: diagnostic, no target
+    assert {f.rule for f in scores["cpl"].findings} >= {"no-target", "no-objective", "no-owner"}
+    bare = load_project(_write(tmp_path / "d.yaml", "version: 1\nsources:\n  a: {connector: csv, path: a.csv, time: ts}\nkpis:\n  d: {unit: count, formula: count(a), grain: day, role: diagnostic}\n"), default_registry().connector_schemas())
+    rules = {f.rule for f in lint_kpi(bare.kpis["d"], None).findings}
+    assert "no-description" in rules and not rules & {"no-target", "no-objective", "no-deadline"}
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path

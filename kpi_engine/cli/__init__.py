@@ -173,7 +173,10 @@ def run(
 
 
 def _exit_on_plugin_errors(result) -> None:  # type: ignore[no-untyped-def]
-    """A plugin that failed is reported by name after the partial result, and the exit code is 1."""
+    """Warnings about the data, one line each; then a plugin that failed is reported by name after the
+    partial result, and the exit code is 1."""
+    for line in result.warnings:
+        click.echo(f"warning: {line}", err=True)
     errors = result.errors()
     if errors:
         click.echo("errors (partial result):", err=True)
