@@ -186,8 +186,8 @@ def load(
     """
     registry = registry or default_registry()
     env = Env(frames or {}, allow_outside)
-    project = spec_mod.load_project(path, registry.connector_schemas())
-    errors = ErrorCollector()
+    errors = ErrorCollector()  # spec, data and formula problems, all reported in one pass
+    project = spec_mod.load_project(path, registry.connector_schemas(), errors)
     failures: list[PluginError] = []
     schemas = read_schemas(project, registry, env, errors, failures)
     bound, problems = bind_project(project, schemas, registry.functions)

@@ -248,6 +248,8 @@ class Binder(RowBinder):
             )
         if name in AGGREGATES or name in self.functions:
             raise self.fail(kpi, node, f"function `{name}` needs arguments", hint=f"call it: {name}(...)")
+        if name in self.project.unchecked:
+            raise Failed()  # a KPI or source left out for errors already reported
         candidates = [*self.project.kpis, *self.project.params]
         raise self.fail(
             kpi,
@@ -382,6 +384,8 @@ class Binder(RowBinder):
                         hint="aggregate once, then combine: sum(a.x) / count(a)",
                     )
         for name, col in found.items():
+            if name in self.project.unchecked:
+                raise Failed()
             if name not in self.project.sources:
                 raise self.fail(
                     kpi, col, f"unknown source `{name}`", hint=did_you_mean(name, self.project.sources, "sources")
@@ -402,6 +406,13 @@ class Binder(RowBinder):
                     raise self.fail(
                         kpi, node, f"{node.func}() of a whole source", hint=f"name a column: {node.func}({name}.column)"
                     )
+            if len(args) == 1 and isinstance(args[0], Name) and args[0].name not in self.project.sources:
+                name = args[0].name
+                if name in self.project.unchecked:
+                    raise Failed()
+                close = did_you_mean(name, self.project.sources, "sources")
+                if node.func == "count" or close:  # count(visit where ...) names a source: which one was meant?
+                    raise self.fail(kpi, args[0], f"unknown source `{name}`", hint=close)
             owners = [s for s, schema in self.schemas.items() if bare and bare[0] in schema]
             hint = f"write `{owners[0]}.{bare[0]}`" if owners else "write source.column, e.g. sum(ads.clicks)"
             raise self.fail(kpi, node, f"`{node.func}(...)` does not say which source it reads", hint=hint)

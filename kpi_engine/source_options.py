@@ -72,17 +72,34 @@ def format_round_trips(fmt: str) -> bool:
 MAX_NUMBER = 1e300  # past this a number is a typo or an attack; float arithmetic on it overflows
 
 
-def bad_numbers(data: Any, pos: Positions, path: tuple = ()) -> list[Diagnostic]:
+def bad_number_paths(data: Any, path: tuple = ()) -> list[tuple]:
+    """Where the numbers that ``bad_numbers`` refuses are."""
+    if isinstance(data, Mapping):
+        return [p for key, value in data.items() for p in bad_number_paths(value, (*path, key))]
+    if isinstance(data, list):
+        return [p for i, value in enumerate(data) for p in bad_number_paths(value, (*path, i))]
+    if isinstance(data, float) and not math.isfinite(data):
+        return [path]
+    if isinstance(data, int | float) and not isinstance(data, bool) and abs(data) > MAX_NUMBER:
+        return [path]
+    return []
+
+
+def bad_numbers(data: Any, pos: Positions) -> list[Diagnostic]:
     """Every number of a spec must be finite and of a sane size: ``.nan`` or ``.inf`` in a target would
     make every status meaningless, and a 400-digit integer overflows floats."""
     out: list[Diagnostic] = []
-    if isinstance(data, Mapping):
-        for key, value in data.items():
-            out += bad_numbers(value, pos, (*path, key))
-    elif isinstance(data, list):
-        for i, value in enumerate(data):
-            out += bad_numbers(value, pos, (*path, i))
-    elif isinstance(data, float) and not math.isfinite(data):
+    for path in bad_number_paths(data):
+        out += _bad_number(data, pos, path)
+    return out
+
+
+def _bad_number(doc: Any, pos: Positions, path: tuple) -> list[Diagnostic]:
+    data = doc
+    for key in path:
+        data = data[key]
+    out: list[Diagnostic] = []
+    if isinstance(data, float) and not math.isfinite(data):
         out.append(
             Diagnostic(
                 f"`{data}` is not a finite number",

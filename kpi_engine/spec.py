@@ -12,7 +12,7 @@ from typing import Any
 
 from . import source_options
 from .errors import Diagnostic, ErrorCollector, KpiError, Location, did_you_mean
-from .schema import full_schema, schema_errors
+from .schema import error_paths, full_schema, salvage, schema_errors
 from .yaml_loader import Positions, load_yaml
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -156,6 +156,8 @@ class Project:
     root: Path
     spec_hash: str = ""
     events: tuple[Event, ...] = ()
+    #: KPIs and sources dropped for errors already reported: a reference to one is not reported again
+    unchecked: frozenset[str] = frozenset()
 
 
 def spec_files(path: Path) -> list[Path]:
@@ -183,13 +185,22 @@ def spec_files(path: Path) -> list[Path]:
     return files
 
 
-def load_project(path: str | Path, connector_schemas: Mapping[str, Mapping[str, Any]]) -> Project:
-    """Load, validate and merge the spec files at ``path``; every problem is reported at once."""
+def load_project(
+    path: str | Path, connector_schemas: Mapping[str, Mapping[str, Any]], errors: ErrorCollector | None = None
+) -> Project:
+    """Load, validate and merge the spec files at ``path``; every problem is reported at once.
+
+    With ``errors``, problems are added there and the parts that are valid are still returned (invalid KPIs
+    and sources left out, invalid optional fields dropped), so that the caller can go on checking formulas
+    and columns and report everything in one pass; the caller must raise.
+    """
     import hashlib
 
     root = Path(path)
     files = spec_files(root)
-    errors = ErrorCollector()
+    deferred = errors is not None
+    errors = errors if errors is not None else ErrorCollector()
+    unchecked: set[str] = set()
     schema = full_schema(connector_schemas)
     calendar_seen: dict[str, tuple[Any, Location]] = {}
     sources: dict[str, SourceSpec] = {}
@@ -221,7 +232,10 @@ def load_project(path: str | Path, connector_schemas: Mapping[str, Mapping[str, 
         problems = schema_errors(data, schema, pos) + source_options.bad_numbers(data, pos)
         if problems:
             errors.extend(problems)
-            continue
+            paths = error_paths(data, schema) + source_options.bad_number_paths(data)
+            data = salvage(data, paths, unchecked) if deferred else None
+            if data is None:
+                continue
         for key in ("timezone", "week_start", "fiscal_year_start"):
             if key in data:
                 loc = pos.location((key,))
@@ -256,7 +270,8 @@ def load_project(path: str | Path, connector_schemas: Mapping[str, Mapping[str, 
     calendar = _build_calendar(calendar_seen, errors)
     for name in params.keys() & kpis.keys():
         errors.add(f"`{name}` is both a param and a KPI id", kpis[name].loc(), hint="rename one of them")
-    errors.raise_if_any()
+    if not deferred or not kpis:
+        errors.raise_if_any()
     if not kpis:
         raise KpiError(Diagnostic("no KPIs defined", Location(str(root)), hint="add a `kpis:` mapping to a spec file"))
     return Project(
@@ -268,6 +283,7 @@ def load_project(path: str | Path, connector_schemas: Mapping[str, Mapping[str, 
         root,
         digest.hexdigest()[:12],
         tuple(sorted(events, key=lambda e: e.date)),
+        frozenset(unchecked),
     )
 
 

@@ -105,7 +105,8 @@ def test_all_schema_errors_of_all_files_are_reported(tmp_path):
     text = info.value.render()
     assert "one.yaml:3:13: invalid value `percnt`" in text
     assert "two.yaml:1:10: invalid value `2`" in text
-    assert len(info.value.diagnostics) == 2
+    assert "one.yaml:3:30: unknown name `x`" in text  # a bad unit no longer hides the formula's problem
+    assert len(info.value.diagnostics) == 3
 
 
 def test_kpi_name_defaults_to_id_and_targets_are_typed(tmp_path, ads):

@@ -610,3 +610,34 @@ def test_diagnostic_kpis_and_the_readme_tour(tmp_path: Path) -> None:
 def _write(path: Path, text: str) -> Path:
     path.write_text(text)
     return path
+
+
+# validate shows every problem in one pass: a bad grain no longer hides a misspelt column or source.
+def test_validate_reports_spec_data_and_formula_problems_together(tmp_path: Path) -> None:
+    (tmp_path / "ads.csv").write_text("ts,clicks,channel\n2026-04-01T10:00:00,1,a\n")
+    write_spec(
+        tmp_path,
+        """
+        version: 1
+        sources:
+          visits: {connector: csv, path: ads.csv, time: ts}
+          broken: {connector: csv, time: ts}
+        kpis:
+          a: {unit: count, formula: sum(visits.clikcs), grain: monthly}
+          b: {unit: count, formula: count(visit where clicks > 1), grain: day}
+          c: {unit: count, formula: sum(broken.x), grain: day}
+          d: {unit: count, formula: a + c, grain: day, target: {direction: up}}
+        """,
+    )
+    code, _, err = run("validate", str(tmp_path / "kpis.yaml"))
+    assert code == 2
+    for line in (
+        "kpis.yaml:6:56: invalid value `monthly` (at `kpis.a.grain`)",
+        "kpis.yaml:9:68: invalid value `up` (at `kpis.d.target.direction`)",
+        "kpis.yaml:4:11: missing required field `path` (at `sources.broken`)",
+        "kpis.yaml:6:33: unknown column `clikcs` in source `visits` (at `kpis.a.formula`)",
+        "kpis.yaml:7:35: unknown source `visit` (at `kpis.b.formula`)",
+        "hint: did you mean `visits`? (sources: visits)",
+    ):
+        assert line in err
+    assert err.rstrip().endswith("5 errors")  # nothing said twice about `broken` or the KPIs built on it

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from collections.abc import Mapping
@@ -62,6 +63,46 @@ def schema_errors(data: Any, schema: dict[str, Any], pos: Positions) -> list[Dia
             seen.add(d.render())
             unique.append(d)
     return unique
+
+
+def error_paths(data: Any, schema: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """Where each schema error is (an invalid key's own path for a bad name), to salvage the rest."""
+    validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+    out = []
+    for err in validator.iter_errors(data):
+        path = tuple(err.absolute_path)
+        out.append(path + (err.instance,) if "propertyNames" in err.relative_schema_path else path)
+    return out
+
+
+_REPAIRED = {"grain": "day", "unit": "number"}  # stand-ins so that the KPI's formula is still checked
+_OPTIONAL = {"target", "review", "events", "notes", "name", "owner", "stakeholders", "description", "kind", "key"}
+_OPTIONAL |= {"missing", "role"}
+
+
+def salvage(data: Any, paths: list[tuple[Any, ...]], unchecked: set[str]) -> Any:
+    """``data`` without the parts the schema refused (already reported), or None when nothing is usable."""
+    if not isinstance(data, dict):
+        return None
+    data = copy.deepcopy(data)
+    for path in paths:
+        if not path:
+            return None
+        section = data.get(path[0])
+        if path[0] in ("kpis", "sources", "params") and len(path) >= 2 and isinstance(section, dict):
+            body = section.get(path[1])
+            if path[0] == "kpis" and len(path) >= 3 and isinstance(body, dict) and path[2] in _REPAIRED:
+                body[path[2]] = _REPAIRED[path[2]]
+            elif path[0] == "kpis" and len(path) >= 3 and isinstance(body, dict) and path[2] in _OPTIONAL:
+                body.pop(path[2], None)
+            elif path[1] in section:
+                del section[path[1]]
+                unchecked.add(str(path[1]))
+        else:
+            if path[0] in ("kpis", "sources", "params") and isinstance(section, dict):
+                unchecked.update(map(str, section))
+            data.pop(path[0], None)
+    return data if "version" in data or data else None
 
 
 def _explain(err: jsonschema.ValidationError, pos: Positions) -> list[Diagnostic]:
