@@ -12,7 +12,7 @@ from pathlib import Path
 import polars as pl
 
 from . import spec as spec_mod
-from .connectors import Env
+from .connectors import Env, OutsideData
 from .errors import Diagnostic, ErrorCollector, KpiError, did_you_mean
 from .execute import execute
 from .ir import BoundKpi
@@ -53,6 +53,7 @@ class Catalog:
     schemas: dict[str, pl.Schema]
     bound: dict[str, BoundKpi]
     failures: list[PluginError] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what was not checked, and why
 
     def plan(self, window: Window, kpis: Iterable[str] | None = None, spans: Iterable[tuple[str, Span]] = ()) -> Plan:
         wanted = spec_mod.iter_kpis(self.project, kpis)
@@ -179,13 +180,17 @@ def load(
     frames: Mapping[str, pl.DataFrame | pl.LazyFrame] | None = None,
     registry: Registry | None = None,
     allow_outside: bool = False,
+    data_dirs: Iterable[str | Path] = (),
+    skip_outside: bool = False,
 ) -> Catalog:
     """Load and fully validate the spec file or directory at ``path``; raises KpiError with every problem.
 
-    Data paths must stay below the spec's folder unless ``allow_outside`` is set.
+    Data paths must stay below the spec's folder, its ``data_root`` or one of ``data_dirs`` unless
+    ``allow_outside`` is set. With ``skip_outside`` (validate, lint), a source whose data lies elsewhere is not
+    read and its KPIs' columns are not checked; ``Catalog.notes`` says so.
     """
     registry = registry or default_registry()
-    env = Env(frames or {}, allow_outside)
+    env = Env(frames or {}, allow_outside, tuple(Path(d) for d in data_dirs), skip_outside)
     errors = ErrorCollector()  # spec, data and formula problems, all reported in one pass
     project = spec_mod.load_project(path, registry.connector_schemas(), errors)
     failures: list[PluginError] = []
@@ -193,7 +198,13 @@ def load(
     bound, problems = bind_project(project, schemas, registry.functions)
     errors.extend(problems)
     errors.raise_if_any()
-    return Catalog(project, registry, env, schemas, bound, failures)
+    skipped = [n for n in project.sources if n in env.skipped]
+    notes = [
+        f"source `{n}` reads data outside the folders data may be read from, so its columns were not checked; "
+        "kpi run will need --data DIR (or data_root: in the spec, or --allow-outside)"
+        for n in skipped
+    ]
+    return Catalog(project, registry, env, schemas, bound, failures, notes)
 
 
 def read_schemas(
@@ -216,6 +227,9 @@ def read_schemas(
             continue
         try:
             schema = connector.schema(source, env)
+        except OutsideData:
+            env.skipped.add(name)  # validate and lint do not read it; the note says so
+            continue
         except KpiError as exc:
             errors.extend(exc.diagnostics)
             continue

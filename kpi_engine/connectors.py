@@ -40,6 +40,12 @@ class Env:
     frames: Mapping[str, pl.DataFrame | pl.LazyFrame] = field(default_factory=dict)
     allow_outside: bool = False
     data_dirs: tuple[Path, ...] = ()
+    skip_outside: bool = False  # validate/lint: data outside is not read (OutsideData), and not an error
+    skipped: set[str] = field(default_factory=set)
+
+
+class OutsideData(KpiError):
+    """Data outside the allowed folders, met while ``Env.skip_outside`` is set: the source is left unread."""
 
 
 class Connector:
@@ -93,6 +99,8 @@ def check_file(path: Path, raw: str, source: SourceSpec, env: Env, key: str = "p
     loc = source.loc(key)
     roots = allowed_roots(source, env)
     if not env.allow_outside and not any(_within(real, root) for root in roots):
+        if env.skip_outside:
+            raise OutsideData(Diagnostic(f"data of source `{source.name}` is outside the spec folder", loc))
         shown = ", ".join(str(r) for r in roots)
         linked = path.is_symlink() or any(p.is_symlink() for p in path.parents)
         via = f" (it is a link to {real})" if linked else ""

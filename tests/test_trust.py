@@ -344,9 +344,11 @@ def test_sql_urls_are_checked_like_paths(tmp_path: Path, form: str) -> None:
     root = tmp_path / "spec"
     url = "sqlite:///../outside/crm.db" if form == "relative" else f"sqlite:///{tmp_path / 'outside' / 'crm.db'}"
     spec = _spec(root, f"  t: {{connector: sql, url: '{url}', table: t, time: ts}}", "  n: {unit: count, formula: sum(t.n), grain: day}")
-    code, _, err = run("validate", spec)
+    code, _, err = run("run", spec, "--as-of", "2026-04-01")
     assert code == 2 and "of source `t` is outside the spec folder" in err
-    code, _, err = run("validate", spec, "--allow-outside")
+    code, _, err = run("validate", spec)
+    assert code == 0 and "note: source `t` reads data outside" in err  # validate reads no outside data
+    code, _, err = run("run", spec, "--as-of", "2026-04-01", "--allow-outside")
     assert code == 0, err
 
 
@@ -641,3 +643,46 @@ def test_validate_reports_spec_data_and_formula_problems_together(tmp_path: Path
     ):
         assert line in err
     assert err.rstrip().endswith("5 errors")  # nothing said twice about `broken` or the KPIs built on it
+
+
+# Data beside the spec folder: data_root, --data, and validate/lint without --allow-outside.
+@pytest.fixture()
+def beside(tmp_path: Path) -> Path:
+    (tmp_path / "kpis").mkdir()
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "a.csv").write_text("ts,clicks\n2026-04-01T10:00:00,3\n")
+    (tmp_path / "kpis" / "k.yaml").write_text(
+        "version: 1\nsources:\n  a: {connector: csv, path: ../data/a.csv, time: ts}\n"
+        "kpis:\n  n: {unit: count, formula: sum(a.clicks), grain: day}\n"
+    )
+    return tmp_path
+
+
+def test_data_beside_the_spec_folder(beside: Path) -> None:
+    spec = str(beside / "kpis")
+    code, _, err = run("run", spec, "--as-of", "2026-04-01")
+    assert code == 2 and "path `../data/a.csv` of source `a` is outside the spec folder" in err
+    assert "add `data_root: ../data`" in err and "--data DIR" in err
+    out = run_json("run", spec, "--as-of", "2026-04-01", "--data", str(beside / "data"))
+    assert out["kpis"][0]["series"][0]["value"] == 3
+    code, out, err = run("validate", spec)
+    assert code == 0 and out.startswith("ok: 1 KPIs")
+    assert "note: source `a` reads data outside the folders data may be read from" in err
+    code, out, err = run("lint", spec, "--as-of", "2026-04-01")
+    assert code == 0 and "note: source `a`" in err
+    code, out, err = run("test", spec, "--data", str(beside / "data"))
+    assert "no such option" not in err
+    text = (beside / "kpis" / "k.yaml").read_text()
+    (beside / "kpis" / "k.yaml").write_text("data_root: ../data\n" + text)
+    assert run_json("run", spec, "--as-of", "2026-04-01")["kpis"][0]["series"][0]["value"] == 3
+    (beside / "kpis" / "k.yaml").write_text("data_root: ../nowhere\n" + text)
+    code, _, err = run("validate", spec)
+    assert code == 2 and "data_root `../nowhere` is not a folder" in err
+
+
+def test_a_symlinked_data_folder_is_explained(beside: Path) -> None:
+    (beside / "kpis" / "data").symlink_to(beside / "data")
+    (beside / "kpis" / "k.yaml").write_text((beside / "kpis" / "k.yaml").read_text().replace("../data/a.csv", "data/a.csv"))
+    code, _, err = run("run", str(beside / "kpis"), "--as-of", "2026-04-01")
+    assert code == 2
+    assert f"path `data/a.csv` of source `a` is outside the spec folder (it is a link to {beside / 'data' / 'a.csv'})" in err

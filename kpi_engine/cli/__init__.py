@@ -61,7 +61,28 @@ def _date(ctx: click.Context, param: click.Parameter, value: str | None) -> dt.d
 
 
 _PATH = click.argument("path", type=click.Path(path_type=Path))
-_ALLOW_OUTSIDE = click.option("--allow-outside", is_flag=True, help="Allow data paths outside the spec folder.")
+
+
+def _ALLOW_OUTSIDE(command: Callable[..., Any]) -> Callable[..., Any]:  # noqa: N802 - used like the options
+    """``--data DIR`` (repeatable) and ``--allow-outside``: where data may be read from, given to the command as
+    ``access`` (keyword arguments for ``kpi_engine.load``)."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, data_dirs: tuple[Path, ...], allow_outside: bool, **kwargs: Any) -> Any:
+        return command(*args, access={"allow_outside": allow_outside, "data_dirs": data_dirs}, **kwargs)
+
+    wrapper = click.option("--allow-outside", is_flag=True, help="Read data from anywhere (trust the spec like code).")(
+        wrapper
+    )
+    return click.option(
+        "--data",
+        "data_dirs",
+        multiple=True,
+        type=click.Path(path_type=Path, file_okay=False, exists=True),
+        help="A folder data may also be read from (repeatable), besides the spec folder and its data_root.",
+    )(wrapper)
+
+
 _HISTORY = click.option(
     "--history",
     "history_path",
@@ -80,11 +101,17 @@ def main() -> None:
 @_PATH
 @_ALLOW_OUTSIDE
 @_handle_errors
-def validate(path: Path, allow_outside: bool) -> None:
-    """Check spec files (PATH: a file or a directory) and report every problem at once."""
+def validate(path: Path, access: dict) -> None:
+    """Check spec files (PATH: a file or a directory) and report every problem at once.
+
+    Data outside the folders it may be read from is not read (its columns are then not checked): validating
+    a spec never needs --allow-outside.
+    """
     from ..api import load
 
-    catalog = load(path, allow_outside=allow_outside)
+    catalog = load(path, skip_outside=True, **access)
+    for line in catalog.notes:
+        click.echo(f"note: {line}", err=True)
     project = catalog.project
     for failure in catalog.failures:
         click.echo(f"error: {failure.message()}", err=True)
@@ -138,7 +165,7 @@ def run(
     streaming: bool,
     record: bool,
     history_path: Path | None,
-    allow_outside: bool,
+    access: dict,
 ) -> None:
     """Evaluate KPIs over their data and print or write every KPI's series."""
     from .. import __version__
@@ -146,7 +173,7 @@ def run(
     from ..output import write_result
     from ..plan import Window
 
-    catalog = load(path, allow_outside=allow_outside)
+    catalog = load(path, **access)
     if explain:
         as_of = as_of or today(catalog.project.calendar.timezone)
         click.echo(catalog.plan(Window(as_of, start, end), kpis).describe())

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from . import _PATH, EXIT_BAD_INPUT, _handle_errors, main
+from . import _ALLOW_OUTSIDE, _PATH, EXIT_BAD_INPUT, _handle_errors, main
 
 
 @main.command("test")
@@ -18,9 +18,14 @@ from . import _PATH, EXIT_BAD_INPUT, _handle_errors, main
     type=click.Path(path_type=Path, exists=True),
     help="Test files or a folder of them (default: the *.test.yaml files below PATH).",
 )
+@_ALLOW_OUTSIDE
 @_handle_errors
-def test_command(path: Path, tests_path: Path | None) -> None:
-    """Run the KPI fixture tests (*.test.yaml) beside the specs; exit 1 on any failure."""
+def test_command(path: Path, tests_path: Path | None, access: dict) -> None:
+    """Run the KPI fixture tests (*.test.yaml) beside the specs; exit 1 on any failure.
+
+    Tests read only the rows they give, never the sources' data: --data and --allow-outside are accepted
+    so that the same options work for run, test and report.
+    """
     from ..testing import run_tests
 
     outcomes = run_tests(path, tests_path)

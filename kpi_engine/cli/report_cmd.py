@@ -52,7 +52,7 @@ def report_command(
     notes_path: Path | None,
     record: bool,
     history_path: Path | None,
-    allow_outside: bool,
+    access: dict,
 ) -> None:
     """Render the review report: needs attention first, scorecard, then a section per KPI."""
     from .. import __version__, content, history
@@ -63,7 +63,7 @@ def report_command(
     from ..targets import assess, span_requests
     from . import _exit_on_plugin_errors, _record
 
-    catalog = load(path, allow_outside=allow_outside)
+    catalog = load(path, **access)
     project = catalog.project
     registry = catalog.registry
     as_of = as_of or today(project.calendar.timezone)

@@ -19,7 +19,7 @@ from . import _ALLOW_OUTSIDE, _HISTORY, _PATH, EXIT_BAD_INPUT, _date, _evaluate_
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 @_ALLOW_OUTSIDE
 @_handle_errors
-def check(path: Path, as_of: dt.date | None, kpis: tuple[str, ...], fmt: str, allow_outside: bool) -> None:
+def check(path: Path, as_of: dt.date | None, kpis: tuple[str, ...], fmt: str, access: dict) -> None:
     """Judge key KPIs against their targets; exit 0 all on track, 1 any at risk, 3 any off track/missed/no data.
 
     Key KPIs are those marked `key: true`; when none is, every KPI with a target is checked.
@@ -28,7 +28,7 @@ def check(path: Path, as_of: dt.date | None, kpis: tuple[str, ...], fmt: str, al
     from ..api import load
     from ..targets import assessments_json, overall
 
-    catalog = load(path, allow_outside=allow_outside)
+    catalog = load(path, **access)
     project = catalog.project
     ids = (
         list(kpis)
@@ -64,7 +64,7 @@ def check(path: Path, as_of: dt.date | None, kpis: tuple[str, ...], fmt: str, al
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 @_ALLOW_OUTSIDE
 @_handle_errors
-def due(path: Path, as_of: dt.date | None, days: int, fmt: str, allow_outside: bool) -> None:
+def due(path: Path, as_of: dt.date | None, days: int, fmt: str, access: dict) -> None:
     """List KPI reviews falling due, by meeting and owner, with the period each covers and its comparisons."""
 
     from ..api import load, today
@@ -73,7 +73,7 @@ def due(path: Path, as_of: dt.date | None, days: int, fmt: str, allow_outside: b
     from ..targets import span_requests as target_spans
     from ..units import format_change, format_date, format_value
 
-    catalog = load(path, allow_outside=allow_outside)
+    catalog = load(path, **access)
     project = catalog.project
     as_of = as_of or today(project.calendar.timezone)
     reviews = due_reviews(project, as_of, days)
@@ -161,13 +161,15 @@ def _review_json(r, project, statuses) -> dict:  # type: ignore[no-untyped-def]
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 @_ALLOW_OUTSIDE
 @_handle_errors
-def lint_command(path: Path, as_of: dt.date | None, strict: bool, fmt: str, allow_outside: bool) -> None:
+def lint_command(path: Path, as_of: dt.date | None, strict: bool, fmt: str, access: dict) -> None:
     """Score every KPI on the SMART letters, with the reason for each miss."""
 
     from ..api import load
     from ..lint import LETTERS, lint, meeting_warnings
 
-    catalog = load(path, allow_outside=allow_outside)
+    catalog = load(path, skip_outside=True, **access)  # lint never needs --allow-outside: see validate
+    for line in catalog.notes:
+        click.echo(f"note: {line}", err=True)
     result, _ = _evaluate_with_targets(catalog, as_of)
     report = lint(catalog.project, result)
     warnings = meeting_warnings(catalog.project)
