@@ -71,6 +71,11 @@ class Connector:
         """
         return data_error(source, exc)
 
+    def sniff(self, path: Path) -> dict[str, Any] | None:
+        """How this connector would read the file at ``path`` (``kpi inspect``): ``{"options": {...}, "time":
+        column or None}``, or None when the file is not of its kind. May raise KpiError (ambiguous dates)."""
+        return None
+
     def locate_row(self, source: SourceSpec, env: Env, row: int) -> str | None:
         """Where the source's ``row``-th row (0-based, in scan order) is, e.g. ``data/a.csv line 12``.
 

@@ -172,14 +172,14 @@ def first_unread(
 
 _DATE_PARTS = ("%m/%d/%Y", "%d/%m/%Y", "%m/%d/%y", "%d/%m/%y", "%d.%m.%Y", "%d-%m-%Y", "%m-%d-%Y", "%Y%m%d", "%Y/%m/%d")
 _TIME_PARTS = ("", " %H:%M", " %H:%M:%S", " %I:%M %p", " %I:%M:%S %p")
-_CANDIDATES = tuple(d + t for d in _DATE_PARTS for t in _TIME_PARTS)
+CANDIDATE_FORMATS = tuple(d + t for d in _DATE_PARTS for t in _TIME_PARTS)
 
 
 def guess_formats(values: Sequence[str]) -> list[str]:
     """Each strptime format that reads every one of ``values`` (for a hint, never to read data)."""
     series = pl.Series(values, dtype=pl.String)
     out = []
-    for candidate in _CANDIDATES:
+    for candidate in CANDIDATE_FORMATS:
         opts = TimeOptions((candidate,))
         if pl.select(parse_text(pl.lit(series), opts)).to_series().null_count() == 0:
             out.append(candidate)

@@ -296,7 +296,7 @@ def plugins() -> None:
         click.echo(f"FAILED {failure.plugin} ({failure.stage}): {failure.error}", err=True)
 
 
-from . import authoring, report_cmd, reviews  # noqa: E402,F401  (registers their commands on `main`)
+from . import authoring, inspect_cmd, report_cmd, reviews  # noqa: E402,F401  (registers their commands on `main`)
 
 if __name__ == "__main__":
     main()

@@ -13,7 +13,7 @@ from kpi_engine.errors import Diagnostic, KpiError
 from kpi_engine.spec import SourceSpec
 from kpi_engine.timeparse import ISO_RE, TimeOptions, checked, parse_text
 
-from . import csvread, diagnose
+from . import csvread, diagnose, sniff
 
 _PATH = {
     "type": "string",
@@ -169,6 +169,12 @@ class CsvConnector(Connector):
                 raise csvread.misfit_error(source, where, column, value, wanted[column], column == source.time, opts)
         return out.lazy()  # type: ignore[union-attr]
 
+    def sniff(self, path: Path) -> dict[str, Any] | None:
+        """Separator, preamble, encoding, number marks, null markers and time format, from the first lines."""
+        if not path.name.lower().endswith(CSV_SUFFIXES):
+            return None
+        return sniff.sniff_csv(path)
+
     def locate_row(self, source: SourceSpec, env: Env, row: int) -> str | None:
         """``file line N`` of the ``row``-th data row across the source's files."""
         opts = csvread.CsvOptions.of(source.options)
@@ -216,6 +222,13 @@ class ParquetConnector(_FileConnector):
         files = source_files(source, env, suffixes=(".parquet", ".pq"))
         return pl.scan_parquet(files, hive_partitioning=source.options.get("hive_partitioning"))
 
+    def sniff(self, path: Path) -> dict[str, Any] | None:
+        """Parquet carries its types: only the time column is to be chosen."""
+        if not path.name.lower().endswith((".parquet", ".pq")):
+            return None
+        schema = pl.read_parquet_schema(path)
+        return {"options": {}, "time": _first_temporal(schema)}
+
     def explain_error(self, source: SourceSpec, env: Env, exc: BaseException) -> KpiError:
         """Name the two files when a column's type changes between the files of a dataset."""
         files = source_files(source, env, suffixes=(".parquet", ".pq"))
@@ -242,6 +255,14 @@ class NdjsonConnector(_FileConnector):
             for c, t in temporal.items()
         )
 
+    def sniff(self, path: Path) -> dict[str, Any] | None:
+        """JSON has no dates: a text column named like a time is the time column (ISO 8601, or declare it)."""
+        if not path.name.lower().endswith(self.suffixes):
+            return None
+        schema = pl.read_ndjson(path, n_rows=1000).schema
+        named = [c for c, t in schema.items() if sniff.TIME_NAMES.search(c) and t in (pl.String, pl.Datetime)]
+        return {"options": {}, "time": _first_temporal(schema) or (named[0] if named else None)}
+
     def locate_row(self, source: SourceSpec, env: Env, row: int) -> str | None:
         """``file line N``: each non-blank line is one row."""
         for path in source_files(source, env, suffixes=self.suffixes):
@@ -252,6 +273,10 @@ class NdjsonConnector(_FileConnector):
                             return f"{csvread.shown(path, source)} line {number}"
                         row -= 1
         return None
+
+
+def _first_temporal(schema: Any) -> str | None:
+    return next((c for c, t in schema.items() if isinstance(t, pl.Date | pl.Datetime)), None)
 
 
 @hookimpl
