@@ -686,3 +686,48 @@ def test_a_symlinked_data_folder_is_explained(beside: Path) -> None:
     code, _, err = run("run", str(beside / "kpis"), "--as-of", "2026-04-01")
     assert code == 2
     assert f"path `data/a.csv` of source `a` is outside the spec folder (it is a link to {beside / 'data' / 'a.csv'})" in err
+
+
+# 27. A folder path reads every file of the connector's type below it; their headers must agree.
+def test_a_folder_of_csv_files(tmp_path: Path) -> None:
+    (tmp_path / "data" / "2026").mkdir(parents=True)
+    (tmp_path / "data" / "jan.csv").write_text("ts,n\n2026-01-10T10:00:00,1\n")
+    (tmp_path / "data" / "2026" / "feb.csv").write_text("ts,n\n2026-02-10T10:00:00,2\n2026-02-11T10:00:00,3\n")
+    (tmp_path / "data" / "notes.md").write_text("not data")
+    spec = _spec(tmp_path, "  a: {connector: csv, path: data, time: ts}", "  n: {unit: count, formula: sum(a.n), grain: month}")
+    out = run_json("run", spec, "--as-of", "2026-02-28")
+    assert [(r["period"], r["value"]) for r in out["kpis"][0]["series"]] == [("2026-01", 1), ("2026-02", 5)]
+    (tmp_path / "data" / "mar.csv").write_text("ts,count\n2026-03-10T10:00:00,2\n")
+    code, _, err = run("run", spec, "--as-of", "2026-03-31")
+    assert code == 2 and "data/mar.csv has columns ['ts', 'count'], but data/2026/feb.csv has ['ts', 'n']" in err
+
+
+# csv options that the exports test does not reach: quotes, UTF-16, Latin-1, lossy UTF-8.
+@pytest.mark.parametrize(
+    "options, payload, expected",
+    [
+        ("quote_char: \"'\"", "ts,label,n\n2026-04-01T10:00:00,'a, b',4\n".encode(), 4),
+        ("quote_char: null", 'ts,label,n\n2026-04-01T10:00:00,"a b",4\n'.encode(), 4),
+        ("encoding: utf16, separator: \"\\t\"", "ts\tlabel\tn\n2026-04-01T10:00:00\tété\t4\n".encode("utf-16"), 4),
+        ("encoding: latin1", "ts,label,n\n2026-04-01T10:00:00,été,4\n".encode("latin-1"), 4),
+        ("encoding: utf8-lossy", b"ts,label,n\n2026-04-01T10:00:00,\xe9t\xe9,4\n", 4),
+        ("skip_rows: 2", b"Report: April\nGenerated 2026-05-01\nts,label,n\n2026-04-01T10:00:00,x,4\n", 4),
+    ],
+)
+def test_csv_options(tmp_path: Path, options: str, payload: bytes, expected: int) -> None:
+    (tmp_path / "a.csv").write_bytes(payload)
+    spec = _spec(tmp_path, f"  a: {{connector: csv, path: a.csv, time: ts, {options}}}", "  n: {unit: count, formula: sum(a.n), grain: day}")
+    assert run_json("run", spec, "--as-of", "2026-04-01")["kpis"][0]["series"][0]["value"] == expected
+
+
+def test_ndjson_time_options(tmp_path: Path) -> None:
+    (tmp_path / "e.ndjson").write_text(
+        '{"at": "30/06/2026 23:30", "n": 1}\n\n{"at": "01/07/2026 00:10", "n": 2}\n{"at": 1782864000, "n": 4}\n'
+    )
+    spec = _spec(tmp_path, '  e: {connector: ndjson, path: e.ndjson, time: at, time_format: "%d/%m/%Y %H:%M", time_zone: Europe/London}', "  n: {unit: count, formula: sum(e.n), grain: month}")
+    code, _, err = run("run", spec, "--as-of", "2026-07-31")
+    assert code == 2 and "e.ndjson line 4: time `1782864000` matches no time_format" in err
+    (tmp_path / "e.ndjson").write_text('{"at": "30/06/2026 23:30", "n": 1}\n{"at": "01/07/2026 00:10", "n": 2}\n')
+    out = run_json("run", spec, "--as-of", "2026-07-31")
+    # 00:10 on 1 July in London is 23:10 UTC on 30 June: a June order in this UTC calendar
+    assert [(r["period"], r["value"]) for r in out["kpis"][0]["series"]] == [("2026-06", 3), ("2026-07", None)]
