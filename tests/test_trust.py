@@ -598,8 +598,10 @@ def test_diagnostic_kpis_and_the_readme_tour(tmp_path: Path) -> None:
 
     readme = (Path(__file__).parents[1] / "README.md").read_text()
     tour = re.search(r"## A tour of the spec\n\n```yaml\n(.*?)```", readme, re.S).group(1)
-    (tmp_path / "tour.yaml").write_text(tour)
-    project = load_project(tmp_path / "tour.yaml", default_registry().connector_schemas())
+    (tmp_path / "kpis").mkdir()
+    (tmp_path / "data").mkdir()  # the tour's data_root
+    (tmp_path / "kpis" / "tour.yaml").write_text(tour)
+    project = load_project(tmp_path / "kpis" / "tour.yaml", default_registry().connector_schemas())
     scores = {k: lint_kpi(kpi, None) for k, kpi in project.kpis.items()}
     assert scores["ctr"].score == 5 and scores["ctr"].findings == []
     assert scores["spend"].score == 5 and scores["spend"].findings == []  # role: diagnostic, no target
