@@ -146,7 +146,17 @@ class CsvConnector(Connector):
             values = times.filter(times.is_not_null() & ~times.str.strip_chars().str.contains(ISO_RE)).head(50)
             where = self.locate_row(source, env, row) or f"row {row + 1}"
             raise csvread.not_iso_error(source, where, values.to_list() or [times[row]])
+        self._check_times(source, env, sample, types, opts)
         return pl.Schema(types)
+
+    def _check_times(self, source: SourceSpec, env: Env, sample: pl.DataFrame, types: dict, opts: Any) -> None:
+        """The sample's time values must all be read (a placeholder 9999-12-31 is found at validation)."""
+        time = {source.time: types[source.time]} if source.time in types else {}
+        found = csvread.first_misfit(sample.select(list(time)), time, opts, source.time) if time else None
+        if found is not None:
+            column, row, value = found
+            where = self.locate_row(source, env, row) or f"row {row + 1}"
+            raise csvread.misfit_error(source, where, column, value, time[column], True, opts)
 
     def scan(self, source: SourceSpec, request: ScanRequest, env: Env) -> pl.LazyFrame:
         """Every field of every file is read (a projected read would not notice ragged rows), then typed."""
