@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from collections.abc import Callable, Iterable
 
 from .spec import Unit
@@ -40,9 +41,16 @@ def format_date(day: dt.date) -> str:
 
 
 def format_change(change: float | None, unit: Unit) -> str:
-    """A difference between two values: +0.19 pp for percentages, -1,234.50 for money, +12 for counts."""
+    """A difference between two values: +0.19 pp for percentages, -1,234.50 for money, +12 for counts; a
+    change too small for the usual digits gets more (+0.004 pp, never +0.00 pp for a real change)."""
     if change is None:
         return "–"
+    if abs(change) < 1e-9:  # float summation noise, not a change
+        change = 0.0
+    extra = 0
+    while extra < 8 and change != 0 and not re.search(r"[1-9]", format_value(abs(change), unit, extra)):
+        extra += 1
+    text = format_value(abs(change), unit, extra)
     if unit is Unit.PERCENT:
-        return f"{change:+,.2f} pp"
-    return ("+" if change >= 0 else "-") + format_value(abs(change), unit)
+        text = text.removesuffix("%") + " pp"
+    return ("+" if change >= 0 else "-") + text

@@ -493,6 +493,11 @@ def test_values_compared_read_differently() -> None:
     assert fmt(1234.5) == "1,234.50"
     fmt = formatter([0.123456, 0.123457], Unit.RATIO)
     assert fmt(0.123456) != fmt(0.123457)
+    from kpi_engine.units import format_change
+
+    assert format_change(0.0042, Unit.PERCENT) == "+0.004 pp"  # was +0.00 pp
+    assert format_change(-0.19, Unit.PERCENT) == "-0.19 pp"
+    assert format_change(1e-13, Unit.CURRENCY) == "+0.00"
 
 
 def test_status_text_shows_the_difference(tmp_path: Path) -> None:
