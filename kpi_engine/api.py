@@ -104,7 +104,7 @@ class Catalog:
         windows = {k: v for k, v in frames.items() if not isinstance(k, str)}
         freshness = {name: d.last for name, d in data.items()}
         result = Result(as_of, self.project, series, freshness, plan, windows, failures)
-        result.warnings = data_warnings(result, end is not None)
+        result.warnings = data_warnings(result)
         return result
 
 
@@ -142,12 +142,34 @@ class Result:
 STALE_DAYS = 7  # a source whose latest row is more than this before as-of is called stale
 
 
-def data_warnings(result: Result, explicit_end: bool) -> list[str]:
+def stale_sources(result: Result) -> dict[str, dt.date]:
+    """Sources whose latest row is more than STALE_DAYS before as-of."""
+    return {n: d for n, d in result.freshness.items() if d is not None and (result.as_of - d).days > STALE_DAYS}
+
+
+def trim_stale(result: Result) -> bool:
+    """Cut each series after its first period without data when its data ends before that period (a stale
+    export): a run's output then holds the real values and one empty period, not years of them. Targets
+    and reviews are judged before trimming. Returns whether anything was cut."""
+    cut = False
+    for kpi_id, frame in result.series.items():
+        with_data = frame.filter(pl.col("has_data"))["start"]
+        if with_data.is_empty():
+            continue
+        later = frame.filter(pl.col("start") > with_data.max())["start"]
+        if later.is_empty():
+            continue
+        kept = frame.filter(pl.col("start") <= later.min())
+        cut = cut or kept.height < frame.height
+        result.series[kpi_id] = kept
+    return cut
+
+
+def data_warnings(result: Result) -> list[str]:
     """One line per thing a reader of the numbers should know: stale sources, fractional counts."""
     out = []
-    stale = {n: d for n, d in result.freshness.items() if d is not None and (result.as_of - d).days > STALE_DAYS}
+    stale = stale_sources(result)
     if stale:
-        cut = "" if explicit_end else "; series stop at the first period without data (pass --to for more)"
         if len(stale) == 1:
             ((name, day),) = stale.items()
             what = f"source `{name}` ends on {day}, {(result.as_of - day).days} days before as-of {result.as_of}"
@@ -155,7 +177,7 @@ def data_warnings(result: Result, explicit_end: bool) -> list[str]:
             names = ", ".join(f"`{n}` ({d})" for n, d in sorted(stale.items()))
             days = min((result.as_of - d).days for d in stale.values())
             what = f"sources {names} end {days} or more days before as-of {result.as_of}"
-        out.append(f"stale data: {what}{cut}")
+        out.append(f"stale data: {what}")
     for kpi_id, frame in result.series.items():
         spec = result.project.kpis[kpi_id]
         if spec.unit is not Unit.COUNT or frame.schema["value"].is_integer():

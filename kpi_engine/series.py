@@ -62,10 +62,9 @@ def evaluate_plan(plan: Plan, data: Mapping[str, SourceData]) -> dict:
     batches: dict[tuple, _Batch] = {}
     for kp in plan.kpis:
         first, grid_first = _first_periods(kp, plan, data)
-        last = _last_period(kp, plan, data)
         spec = kp.kpi.spec
-        key = (kp.grain, spec.dimensions, spec.missing, first, grid_first, last)
-        batch = batches.setdefault(key, _Batch(kp.grain, spec.dimensions, spec.missing, first, grid_first, last))
+        key = (kp.grain, spec.dimensions, spec.missing, first, grid_first, kp.last)
+        batch = batches.setdefault(key, _Batch(kp.grain, spec.dimensions, spec.missing, first, grid_first, kp.last))
         batch.kpis.append(kp)
     for batch in batches.values():
         batch.share(plan)
@@ -88,18 +87,6 @@ def _narrow(frame: pl.DataFrame, batch: _Batch) -> pl.DataFrame:
             kp = batch.kpis[int(column.removeprefix("__value"))]
             raise overflow_error(f"KPI `{kp.id}`", [], outside["period"][0], outside[column][0])
     return frame.with_columns(pl.col(wide).cast(pl.Int64)) if wide else frame
-
-
-def _last_period(kp: KpiPlan, plan: Plan, data: Mapping[str, SourceData]) -> dt.date:
-    """The last period shown: up to as-of, but when the KPI's data ends earlier (a stale export) and no --to
-    asks for more, the series stops at the first period without data instead of running on empty for years."""
-    if plan.window.end is not None or isinstance(kp.grain, periods.Span):
-        return kp.last
-    lasts = [data[s].last for s in kp.kpi.sources]
-    if not lasts or any(d is None for d in lasts):
-        return kp.last
-    first_without = periods.shift(periods.start_of(min(lasts), kp.grain, plan.calendar), kp.grain, 1)  # type: ignore[type-var]
-    return min(kp.last, first_without)
 
 
 def _first_periods(kp: KpiPlan, plan: Plan, data: Mapping[str, SourceData]) -> tuple[dt.date, dt.date]:

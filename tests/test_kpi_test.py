@@ -79,7 +79,7 @@ def test_a_failing_test_shows_a_diff_and_exits_1(tmp_path):
     assert "ctr 2026-W15: expected 2.0, got 1.0" in res.stdout
     assert "ctr 2026-W16: expected 1.0, got None" in res.stdout  # no rows that week: no data
     assert (
-        "ctr 2026-W30: expected 1.0, but there is no such row (periods: 2026-W15, 2026-W16)"
+        "ctr 2026-W30: expected 1.0, but there is no such row (periods: 2026-W15, 2026-W16, 2026-W17, 2026-W18)"
         in res.stdout
     )
     assert res.stdout.strip().endswith("0 passed, 1 failed")

@@ -169,7 +169,7 @@ def run(
 ) -> None:
     """Evaluate KPIs over their data and print or write every KPI's series."""
     from .. import __version__
-    from ..api import load, today
+    from ..api import load, stale_sources, today, trim_stale
     from ..output import write_result
     from ..plan import Window
 
@@ -182,6 +182,11 @@ def run(
         suffix = output.suffix.lower().lstrip(".") if output else ""
         fmt = suffix if suffix in ("json", "csv", "parquet") else "table"
     result, assessments = _evaluate_with_targets(catalog, as_of, start=start, end=end, kpis=kpis, streaming=streaming)
+    if end is None and stale_sources(result) and trim_stale(result):
+        result.warnings = [
+            w + "; series stop at the first period without data (pass --to for more)" if w.startswith("stale") else w
+            for w in result.warnings
+        ]
     if last_periods is None and start is None:
         last_periods = 12
     from ..lint import lint
