@@ -738,3 +738,13 @@ def test_ndjson_time_options(tmp_path: Path) -> None:
     out = run_json("run", spec, "--as-of", "2026-07-31")
     # 00:10 on 1 July in London is 23:10 UTC on 30 June: a June order in this UTC calendar
     assert [(r["period"], r["value"]) for r in out["kpis"][0]["series"]] == [("2026-06", 3), ("2026-07", None)]
+
+
+def test_bad_source_options_say_what_is_expected(tmp_path: Path) -> None:
+    (tmp_path / "a.csv").write_text("ts,x\n2026-04-01T10:00:00,1\n")
+    spec = _spec(tmp_path, '  a: {connector: csv, path: a.csv, time: ts, time_format: 5, time_unit: h, separator: ";;"}', "  n: {unit: count, formula: count(a), grain: day}")
+    code, _, err = run("validate", spec)
+    assert code == 2
+    assert 'invalid value `";;"` (at `sources.a.separator`)\n  expected: Field separator, one character' in err
+    assert "invalid value `5` (at `sources.a.time_format`)\n  expected: How to read a text" in err
+    assert "invalid value `h` (at `sources.a.time_unit`)\n  expected: one of: s, ms, us, ns" in err

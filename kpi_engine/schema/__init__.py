@@ -190,7 +190,24 @@ def _explain(err: jsonschema.ValidationError, pos: Positions) -> list[Diagnostic
                 "tables and e-mail headers",
             )
         ]
+    if v in ("pattern", "oneOf", "anyOf", "minLength", "maxLength", "minItems") and schema.get("description"):
+        return [
+            Diagnostic(f"invalid value `{_short(err.instance)}`", pos.location(path), expected=schema["description"])
+        ]
+    if v in ("pattern", "oneOf", "anyOf", "minLength", "maxLength", "minItems"):
+        parent = _parent_description(err)
+        if parent:
+            return [Diagnostic(f"invalid value `{_short(err.instance)}`", pos.location(path), expected=parent)]
     return [Diagnostic(err.message, pos.location(path))]
+
+
+def _parent_description(err: jsonschema.ValidationError) -> str | None:
+    """The description of the property whose (sub)schema refused the value, when the failing part has none."""
+    while err.parent is not None:
+        err = err.parent
+        if isinstance(err.schema, dict) and err.schema.get("description"):
+            return str(err.schema["description"])
+    return None
 
 
 _TYPE_WORDS = {
