@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import re
 import zoneinfo
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -217,6 +218,10 @@ def load(
     project = spec_mod.load_project(path, registry.connector_schemas(), errors)
     failures: list[PluginError] = []
     schemas = read_schemas(project, registry, env, errors, failures)
+    for (kind, name), _plugins in registry.clashes.items():
+        for kpi in project.kpis.values() if kind == "function" else ():
+            if re.search(rf"\b{re.escape(name)}\s*\(", kpi.formula):
+                errors.add(registry.clash(kind, name) or "", kpi.loc("formula"))
     bound, problems = bind_project(project, schemas, registry.functions)
     errors.extend(problems)
     errors.raise_if_any()
@@ -241,10 +246,11 @@ def read_schemas(
     for name, source in project.sources.items():
         connector = registry.connectors.get(source.connector)
         if connector is None:  # the schema already rejected unknown names; this is a plugin that failed
+            clash = registry.clash("connector", source.connector)
             errors.add(
-                f"connector `{source.connector}` of source `{name}` is not available",
+                clash or f"connector `{source.connector}` of source `{name}` is not available",
                 source.loc("connector"),
-                hint=did_you_mean(source.connector, registry.connectors, "connectors"),
+                hint=None if clash else did_you_mean(source.connector, registry.connectors, "connectors"),
             )
             continue
         try:

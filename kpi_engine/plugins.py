@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import importlib.metadata
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pluggy
 
 from . import hookspecs
@@ -47,29 +49,68 @@ class Registry:
     plugins: dict[str, list[str]] = field(default_factory=dict)  # plugin name -> what it registered
     failures: list[PluginFailure] = field(default_factory=list)
     connector_plugin: dict[str, str] = field(default_factory=dict)
+    #: (kind, name) -> the plugins that all registered it: none of them is used (see ``clash``)
+    clashes: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    clash_schemas: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def connector_schemas(self) -> dict[str, dict[str, Any]]:
-        return {name: c.options_schema for name, c in self.connectors.items()}
+        """Each connector's option schema; a clashing name keeps one so that specs using it still validate
+        and the clash is reported where the connector is used."""
+        return {**self.clash_schemas, **{name: c.options_schema for name, c in self.connectors.items()}}
+
+    def clash(self, kind: str, name: str) -> str | None:
+        """Why ``name`` (a connector, function or format) cannot be used: two plugins registered it."""
+        plugins = self.clashes.get((kind, name))
+        if not plugins:
+            return None
+        return (
+            f"{kind} `{name}` is registered by plugins {', '.join(f'`{p}`' for p in plugins)}, so neither is used: "
+            "uninstall one of them (the engine never picks one silently)"
+        )
 
 
 def plugin_manager(
     extra: Iterable[object] = (), entry_points: bool = True
 ) -> tuple[pluggy.PluginManager, list[PluginFailure]]:
-    """A pluggy manager with every installed plugin loaded; a plugin that fails to import is recorded, not fatal."""
+    """A pluggy manager with every installed plugin loaded; a plugin that fails to import is recorded, not fatal.
+
+    Two installed packages that use the same entry-point name are both reported, and the second is not loaded.
+    """
     pm = pluggy.PluginManager("kpi_engine")
     pm.add_hookspecs(hookspecs)
     failures: list[PluginFailure] = []
+    seen: dict[str, str] = {}
     if entry_points:
-        for ep in sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-            if pm.get_plugin(ep.name) is not None:
+        for ep in sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=_ep_order):
+            dist = getattr(getattr(ep, "dist", None), "name", None) or "?"
+            if ep.name in seen:
+                if seen[ep.name] != dist or pm.get_plugin(ep.name) is None:
+                    failures.append(
+                        PluginFailure(
+                            ep.name,
+                            "import",
+                            f"packages `{seen[ep.name]}` and `{dist}` both install a plugin named `{ep.name}`; "
+                            f"only `{seen[ep.name]}`'s is loaded: uninstall one",
+                        )
+                    )
                 continue
+            seen[ep.name] = dist
             try:
                 pm.register(ep.load(), name=ep.name)
             except (Exception, SystemExit) as exc:  # a broken third-party plugin must not take the engine down
                 failures.append(PluginFailure(ep.name, "import", _describe(exc)))
     for i, plugin in enumerate(extra):
         pm.register(plugin, name=getattr(plugin, "__name__", None) or f"plugin_{i}")
+    try:
+        pm.check_pending()  # a misspelt hook (register_connector) is reported, not silently ignored
+    except pluggy.PluginValidationError as exc:
+        failures.append(PluginFailure(pm.get_name(exc.plugin) or "?", "hooks", str(exc)))
     return pm, failures
+
+
+def _ep_order(ep: Any) -> tuple[str, str]:
+    """Entry points in a stable order: by name, then by the package that installs them."""
+    return ep.name, getattr(getattr(ep, "dist", None), "name", None) or ""
 
 
 def _describe(exc: BaseException) -> str:
@@ -79,36 +120,73 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+HOOKS = (
+    ("register_connectors", "connector", "connectors", Connector),
+    ("register_functions", "function", "functions", MetricFunction),
+    ("register_report_formats", "format", "formats", ReportFormat),
+)
+
+
 def build_registry(extra: Iterable[object] = (), entry_points: bool = True) -> Registry:
-    """Call every plugin's registration hooks, one plugin at a time so that one failure stays local."""
+    """Call every plugin's registration hooks through the plugin manager, one plugin at a time so that one
+    failure stays local and every registration is attributed to its plugin.
+
+    A name two plugins register (a third-party ``csv`` beside the built-in one) is used by neither: the clash
+    is reported by ``kpi plugins`` and wherever the name is used, instead of whichever loads last winning.
+    """
     pm, failures = plugin_manager(extra, entry_points)
     reg = Registry(failures=failures)
+    owner: dict[tuple[str, str], str] = {}
     for name, plugin in pm.list_name_plugin():
         reg.plugins.setdefault(name, [])
-        for hook, store, label in (
-            ("register_connectors", reg.connectors, "connector"),
-            ("register_functions", reg.functions, "function"),
-            ("register_report_formats", reg.formats, "format"),
-        ):
-            impl = getattr(plugin, hook, None)
-            if impl is None:
+        others = [p for p in pm.get_plugins() if p is not plugin]
+        for hook, kind, attr, cls in HOOKS:
+            if not any(impl.plugin is plugin for impl in getattr(pm.hook, hook).get_hookimpls()):
                 continue
             found: list[Any] = []
             try:
-                impl(register=found.append)
+                pm.subset_hook_caller(hook, remove_plugins=others)(register=found.append)
             except (Exception, SystemExit) as exc:
                 reg.failures.append(PluginFailure(name, hook, _describe(exc)))
                 continue
             for item in found:
-                key = item.name
-                if label == "function" and key in AGGREGATES:
-                    reg.failures.append(PluginFailure(name, hook, f"function `{key}` shadows a built-in aggregate"))
+                problem = _invalid(item, kind, cls)
+                if problem:
+                    reg.failures.append(PluginFailure(name, hook, problem))
                     continue
-                store[key] = item  # type: ignore[index]
-                reg.plugins[name].append(f"{label}:{key}")
-                if label == "connector":
+                key = item.name
+                if (kind, key) in owner:
+                    reg.clashes.setdefault((kind, key), [owner[(kind, key)]]).append(name)
+                    continue
+                owner[(kind, key)] = name
+                getattr(reg, attr)[key] = item
+                reg.plugins[name].append(f"{kind}:{key}")
+                if kind == "connector":
                     reg.connector_plugin[key] = name
+    for (kind, key), plugins in reg.clashes.items():
+        removed = getattr(reg, f"{kind}s").pop(key)
+        if kind == "connector":
+            reg.clash_schemas[key] = removed.options_schema
+            reg.connector_plugin.pop(key, None)
+        reg.failures.append(PluginFailure(plugins[-1], f"register_{kind}s", reg.clash(kind, key) or ""))
     return reg
+
+
+def _invalid(item: Any, kind: str, cls: type) -> str | None:
+    """Why a registered object cannot be used (checked at registration, so that a plugin's mistake is its own)."""
+    if not isinstance(item, cls):
+        return f"register() was given {type(item).__name__}, not a {cls.__name__}"
+    name = getattr(item, "name", "")
+    if not isinstance(name, str) or not re.fullmatch(r"[a-z][a-z0-9_]*", name):
+        return f"{kind} name {name!r} must be lower-case snake_case"
+    if kind == "function" and name in AGGREGATES:
+        return f"function `{name}` shadows a built-in aggregate"
+    if kind == "connector":
+        try:
+            jsonschema.Draft202012Validator.check_schema({"type": "object", **item.options_schema})
+        except jsonschema.SchemaError as exc:
+            return f"connector `{name}` has an invalid options_schema: {exc.message}"
+    return None
 
 
 _DEFAULT: Registry | None = None

@@ -284,3 +284,103 @@ def test_a_connector_that_raises_leaves_a_partial_result_and_exit_1(tmp_path):
     doc = json.loads(res.stdout)
     assert [k["id"] for k in doc["kpis"]] == ["fine"] and len(doc["errors"]) == 2
     assert "errors (partial result):" in res.stderr and "skipped KPIs: broken" in res.stderr
+
+
+def _module(name: str, **hooks) -> types.ModuleType:
+    """A plugin module written in the test, with the given hook implementations."""
+    module = types.ModuleType(name)
+    for hook, impl in hooks.items():
+        setattr(module, hook, hookimpl(impl))
+    return module
+
+
+class _Thousand(Connector):
+    """A third-party `csv` connector that reads nothing and claims 1,000 clicks."""
+
+    name = "csv"
+    options_schema = {"properties": {"path": {"type": "string"}}, "required": ["path"]}
+
+    def schema(self, source, env):
+        return pl.Schema({"ts": pl.Datetime("us"), "clicks": pl.Int64})
+
+    def scan(self, source, request, env):
+        return pl.LazyFrame({"ts": [D(2026, 4, 1)], "clicks": [1000]})
+
+
+def test_a_name_two_plugins_register_is_used_by_neither(tmp_path):
+    """Issue 12, items 3 and 10: a third-party `csv` made kpi run print 1,000 where the data gives 5."""
+    (tmp_path / "a.csv").write_text("ts,clicks\n2026-04-01T10:00:00,5\n")
+    write_spec(tmp_path, "version: 1\nsources:\n  a: {connector: csv, path: a.csv, time: ts}\nkpis:\n  n: {unit: count, formula: sum(a.clicks), grain: day}\n")
+    evil = _module("kpi_evil", register_connectors=lambda register: register(_Thousand()))
+    reg = build_registry(extra=[evil])
+    assert "csv" not in reg.connectors
+    assert any(f.plugin == "kpi_evil" and "`files`, `kpi_evil`" in f.error for f in reg.failures)
+    with pytest.raises(kpi_engine.KpiError) as info:
+        kpi_engine.load(tmp_path, registry=reg)
+    assert "connector `csv` is registered by plugins `files`, `kpi_evil`, so neither is used" in info.value.render()
+    assert kpi_engine.load(tmp_path).evaluate(dt.date(2026, 4, 1))["n"]["value"].to_list() == [5]
+
+
+def test_a_function_and_a_format_two_plugins_register(tmp_path, monkeypatch):
+    from kpi_engine import ReportFormat
+
+    rival = _module(
+        "kpi_rival",
+        register_functions=lambda register: register(MetricFunction("nps", lambda s: s.count().cast(pl.Float64))),
+        register_report_formats=lambda register: register(ReportFormat("md", "md", render=lambda report: "x")),
+    )
+    reg = build_registry(extra=[rival])
+    assert "nps" not in reg.functions and "md" not in reg.formats
+    write_spec(tmp_path, "version: 1\nsources:\n  s: {connector: dataframe, time: ts}\nkpis:\n  n: {unit: score, formula: nps(s.score), grain: month}\n")
+    frames = {"s": pl.DataFrame({"ts": [D(2026, 4, 1)], "score": [10]})}
+    with pytest.raises(kpi_engine.KpiError) as info:
+        kpi_engine.load(tmp_path, frames=frames, registry=reg)
+    assert "function `nps` is registered by plugins `marketing`, `kpi_rival`, so neither is used" in info.value.render()
+
+
+def test_registration_mistakes_are_the_plugins_own():
+    class NoSchema(Connector):
+        name = "rest"
+        options_schema = {"properties": {"url": {"type": "strng"}}}
+
+    def misspelt(register):  # not a hook: pluggy reports it instead of ignoring it
+        register(NoSchema())
+
+    plugin = _module("kpi_sloppy", register_connectors=lambda register: (register({"name": "x"}), register(NoSchema())))
+    plugin.register_connector = hookimpl(misspelt)
+    reg = build_registry(extra=[plugin])
+    errors = [f.error for f in reg.failures if f.plugin == "kpi_sloppy"]
+    assert "register() was given dict, not a Connector" in errors
+    assert any("connector `rest` has an invalid options_schema" in e for e in errors)
+    assert any(f.stage == "hooks" and "register_connector" in f.error for f in reg.failures)
+    assert "csv" in reg.connectors and "rest" not in reg.connectors
+
+
+def test_two_packages_with_one_plugin_name(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    site = tmp_path / "site"
+    for dist in ("kpi-one", "kpi-two"):
+        info = site / f"{dist.replace('-', '_')}-1.0.dist-info"
+        info.mkdir(parents=True)
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.0\n")
+        (info / "entry_points.txt").write_text(f"[kpi_engine]\nshared = {dist.replace('-', '_')}\n")
+        (site / f"{dist.replace('-', '_')}.py").write_text("")
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    res = subprocess.run([sys.executable, "-m", "kpi_engine", "plugins"], capture_output=True, text=True, env=env, timeout=120)
+    assert res.returncode == 1
+    assert "packages `kpi-one` and `kpi-two` both install a plugin named `shared`" in res.stderr
+
+
+def test_report_format_comes_from_a_known_suffix(tmp_path):
+    from click.testing import CliRunner
+
+    from kpi_engine.cli import main
+
+    write_spec(tmp_path, "version: 1\nsources:\n  a: {connector: csv, path: a.csv, time: ts}\nkpis:\n  n: {unit: count, formula: count(a), grain: day}\n")
+    (tmp_path / "a.csv").write_text("ts,x\n2026-04-01T10:00:00,1\n")
+    res = CliRunner().invoke(main, ["report", str(tmp_path), "--as-of", "2026-04-01", "-o", str(tmp_path / "r.json")])
+    assert res.exit_code == 2 and not (tmp_path / "r.json").exists()
+    assert "cannot tell which report format `r.json` is" in res.stderr

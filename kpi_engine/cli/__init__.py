@@ -299,6 +299,8 @@ def plugins() -> None:
         click.echo(f"  function {name}(): {f.doc}")
     for failure in reg.failures:
         click.echo(f"FAILED {failure.plugin} ({failure.stage}): {failure.error}", err=True)
+    if reg.failures:
+        sys.exit(EXIT_INTERNAL)  # a plugin that failed to load is not a clean bill of health
 
 
 from . import authoring, inspect_cmd, report_cmd, reviews  # noqa: E402,F401  (registers their commands on `main`)

@@ -73,10 +73,19 @@ def report_command(
         owners = {k.owner for k in project.kpis.values() if k.owner}
         hint = did_you_mean(meeting, meetings, "meetings") if meeting else did_you_mean(owner or "", owners, "owners")
         raise KpiError("no KPI matches the selection", hint=hint)
-    if fmt is None:
-        fmt = {".md": "md", ".pdf": "pdf", ".eml": "email"}.get(output.suffix.lower(), "html") if output else "html"
+    if fmt is None and output is not None:  # from the output's suffix, among the registered formats
+        by_suffix = {f".{f.extension}": f.name for f in reversed(list(registry.formats.values()))}
+        fmt = by_suffix.get(output.suffix.lower())
+        if fmt is None:
+            raise KpiError(
+                f"cannot tell which report format `{output.name}` is",
+                hint=f"pass --format ({', '.join(sorted(registry.formats))}) or name the file "
+                + ", ".join(sorted({f".{f.extension}" for f in registry.formats.values()})),
+            )
+    fmt = fmt or "html"
     if fmt not in registry.formats:
-        raise KpiError(f"unknown report format `{fmt}`", hint=did_you_mean(fmt, registry.formats, "formats"))
+        clash = registry.clash("format", fmt)
+        raise KpiError(clash or f"unknown report format `{fmt}`", hint=did_you_mean(fmt, registry.formats, "formats"))
     ids = [k.id for k in kpis]
     spans = [(k, s) for k, s in span_requests(project, as_of) if k in ids] + content.event_spans(project, kpis, as_of)
     notes = _read_notes(notes_path, project) if notes_path else {}
