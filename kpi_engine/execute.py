@@ -94,6 +94,26 @@ def spans_whole_source(sp: SourcePlan, plan: Plan) -> bool:
     return sp.lower is None and sp.upper == _as_of_end(plan)
 
 
+def period_column(grain: periods.Period) -> str:
+    """The shared frame's column holding each row's period start at ``grain``."""
+    if isinstance(grain, periods.Span):
+        return f"__period_{grain.start}_{grain.end}"
+    return f"__period_{grain}"
+
+
+def keyed_frame(lf: pl.LazyFrame, sp: SourcePlan, groups: list[GroupRequest], plan: Plan) -> pl.LazyFrame:
+    """The one frame all of a source's groups read: rows passing the prefilter, with a period column per grain.
+
+    Every grain's period is computed here once, not in each group's query.
+    """
+    if sp.prefilter:
+        lf = lf.filter(pl.any_horizontal([row_expr(f).fill_null(False) for f in sp.prefilter]))
+    grains = dict.fromkeys(g.grain for g in groups)
+    return lf.with_columns(
+        periods.period_start(pl.col(DATE), grain, plan.calendar).alias(period_column(grain)) for grain in grains
+    )
+
+
 def group_frame(
     lf: pl.LazyFrame,
     group: GroupRequest,
@@ -102,10 +122,12 @@ def group_frame(
     functions: Mapping[str, MetricFunction],
     stats: bool = False,
 ) -> pl.LazyFrame:
-    """One ``group_by(period, *dims)`` with all of the group's aggregates; ``stats`` adds the data's span."""
-    if sp.prefilter:
-        lf = lf.filter(pl.any_horizontal([row_expr(f).fill_null(False) for f in sp.prefilter]))
-    keyed = lf.with_columns(periods.period_start(pl.col(DATE), group.grain, plan.calendar).alias(PERIOD))
+    """One ``group_by(period, *dims)`` with all of the group's aggregates; ``stats`` adds the data's span.
+
+    ``lf`` is the source's shared frame (``keyed_frame``): every group of a source starts from the very same
+    lazy frame, so that polars caches it and reads the source once for all of them.
+    """
+    keyed = lf.rename({period_column(group.grain): PERIOD})
     if isinstance(group.grain, periods.Span):
         keyed = keyed.filter(pl.col(PERIOD).is_not_null())
     aggs = [agg_expr(r.agg, sp.schema, functions).alias(r.id) for r in group.aggs.values()]
@@ -127,38 +149,7 @@ def execute(
     failures: list | None = None,
 ) -> dict[str, SourceData]:
     """Run the plan: build every lazy query, collect them in one ``collect_all`` (shared scans)."""
-    queries: list[pl.LazyFrame] = []
-    index: list[tuple[str, tuple | None]] = []
-    for name, sp in list(plan.sources.items()):
-        try:
-            lf, _ = source_frame(sp, connectors[sp.source.connector], plan, env)
-        except KpiError:
-            raise
-        except Exception as exc:  # a connector plugin's bug: skip its source, the other KPIs still run
-            if failures is None:
-                raise
-            from .api import PluginError
-
-            failures.append(PluginError(name, sp.source.connector, "", f"{type(exc).__name__}: {exc}"))
-            continue
-        scanned = [g for g in sp.groups.values() if g.derive_from is None]
-        # the data's first and last day ride along in the groups: a separate query over the same scan would
-        # make polars hold the scanned columns in memory to share them (2x the peak RSS at 10M rows)
-        # (only when the groups see every row up to as-of: a --from/--to window must not move the span)
-        whole = spans_whole_source(sp, plan)
-        folded = whole and not sp.prefilter and any(not isinstance(g.grain, periods.Span) for g in scanned)
-        if not folded:
-            span_lf = lf if whole else source_frame(sp, connectors[sp.source.connector], plan, env, False)[0]
-            queries.append(
-                span_lf.select(
-                    pl.col(DATE).min().alias("first"), pl.col(DATE).max().alias("last"), pl.len().alias("rows")
-                )
-            )
-            index.append((name, None))
-        for group in scanned:
-            stats = folded and not isinstance(group.grain, periods.Span)
-            queries.append(group_frame(lf, group, sp, plan, functions, stats))
-            index.append((name, group.key))
+    queries, index = build_queries(plan, connectors, functions, env, failures)
     try:
         frames = pl.collect_all(queries, engine="streaming" if streaming else "auto")
     except (pl.exceptions.PolarsError, OSError) as exc:
@@ -187,6 +178,58 @@ def execute(
             _derive_groups(sp, out[name]["groups"], plan)
             _narrow(sp, out[name]["groups"], plan)
     return {name: SourceData(v["first"], v["last"], v["rows"], v["groups"]) for name, v in out.items()}
+
+
+def build_queries(
+    plan: Plan,
+    connectors: Mapping[str, Connector],
+    functions: Mapping[str, MetricFunction],
+    env: Env,
+    failures: list | None = None,
+) -> tuple[list[pl.LazyFrame], list[tuple[str, tuple | None]]]:
+    """Every lazy query of the plan (a group's ``group_by``, or a source's data span) and what each is for.
+
+    Separate from ``execute`` so that tests and ``--explain`` can read the optimised plans polars will run.
+    """
+    queries: list[pl.LazyFrame] = []
+    index: list[tuple[str, tuple | None]] = []
+    for name, sp in list(plan.sources.items()):
+        try:
+            lf, _ = source_frame(sp, connectors[sp.source.connector], plan, env)
+        except KpiError:
+            raise
+        except Exception as exc:  # a connector plugin's bug: skip its source, the other KPIs still run
+            if failures is None:
+                raise
+            from .api import PluginError
+
+            failures.append(PluginError(name, sp.source.connector, "", f"{type(exc).__name__}: {exc}"))
+            continue
+        scanned = [g for g in sp.groups.values() if g.derive_from is None]
+        # the data's first and last day ride along in the groups: a separate query over the same scan would
+        # make polars hold the scanned columns in memory to share them (2x the peak RSS at 10M rows)
+        # (only when the groups see every row up to as-of: a --from/--to window must not move the span)
+        whole = spans_whole_source(sp, plan)
+        folded = whole and not sp.prefilter and any(not isinstance(g.grain, periods.Span) for g in scanned)
+        # one scan per source: every query of the source reads one cached frame (polars' own common-subplan
+        # elimination misses it once projection pushdown has given each group different columns). A --from/--to
+        # window is the exception: its data span is a second read of the time column alone (see spans_whole_source)
+        readers = len(scanned) + (1 if whole and not folded else 0)
+        lf = lf.cache() if readers > 1 else lf
+        if not folded:
+            span_lf = lf if whole else source_frame(sp, connectors[sp.source.connector], plan, env, False)[0]
+            queries.append(
+                span_lf.select(
+                    pl.col(DATE).min().alias("first"), pl.col(DATE).max().alias("last"), pl.len().alias("rows")
+                )
+            )
+            index.append((name, None))
+        keyed = keyed_frame(lf, sp, scanned, plan)
+        for group in scanned:
+            stats = folded and not isinstance(group.grain, periods.Span)
+            queries.append(group_frame(keyed, group, sp, plan, functions, stats))
+            index.append((name, group.key))
+    return queries, index
 
 
 INT64 = (-(2**63), 2**63 - 1)

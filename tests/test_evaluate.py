@@ -214,7 +214,8 @@ def test_int32_sums_do_not_overflow(result, example_dir):
     assert (week_totals.drop_nulls() > 0).all()
 
 
-def test_one_scan_per_source(example_catalog):
+def test_aggregates_shared_by_kpis_are_planned_once(example_catalog):
+    """(Scans are counted for real in test_scans.py.)"""
     plan = example_catalog.plan(__import__("kpi_engine.plan", fromlist=["Window"]).Window(AS_OF))
     assert set(plan.sources) == {"ads", "sessions", "tickets", "mentions"}
     ads = plan.sources["ads"]
