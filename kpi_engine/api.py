@@ -17,31 +17,14 @@ from .connectors import Env, OutsideData
 from .errors import Diagnostic, ErrorCollector, KpiError, did_you_mean
 from .execute import execute
 from .ir import BoundKpi
+from .model import KpiSpec, Project, Unit, iter_kpis
 from .periods import Span
 from .plan import Plan, Window, build_plan
-from .plugins import Registry, default_registry
-from .resolve import bind_project
+from .plugins import PluginError, Registry, default_registry
+from .resolve import bind_project, sources_read
 from .series import evaluate_plan
-from .spec import KpiSpec, Project, Unit
 from .spec_dates import out_of_range
 from .timeparse import TimeOptions, time_expr
-
-
-@dataclass(frozen=True)
-class PluginError:
-    """A connector plugin that raised on a source: the KPIs reading it are skipped, the others still run."""
-
-    source: str
-    connector: str
-    plugin: str
-    error: str
-
-    def message(self, kpis: Iterable[str] = ()) -> str:
-        skipped = f"; skipped KPIs: {', '.join(sorted(kpis))}" if kpis else ""
-        return (
-            f"connector `{self.connector}` (plugin `{self.plugin}`) failed on source `{self.source}`: "
-            f"{self.error}{skipped}"
-        )
 
 
 @dataclass
@@ -57,7 +40,7 @@ class Catalog:
     notes: list[str] = field(default_factory=list)  # what was not checked, and why
 
     def plan(self, window: Window, kpis: Iterable[str] | None = None, spans: Iterable[tuple[str, Span]] = ()) -> Plan:
-        wanted = spec_mod.iter_kpis(self.project, kpis)
+        wanted = iter_kpis(self.project, kpis)
         requests: list[BoundKpi | tuple[BoundKpi, Span]] = [self.bound[k.id] for k in wanted if k.id in self.bound]
         requests += [(self.bound[k], span) for k, span in dict.fromkeys(spans) if k in self.bound]
         return build_plan(
@@ -125,8 +108,6 @@ class Result:
 
     def errors(self) -> list[str]:
         """One line per failed plugin, naming the KPIs it kept from running."""
-        from .testing import sources_read
-
         out = []
         for f in self.failures:
             kpis = [k for k in self.project.kpis if f.source in sources_read(self.project, k)]

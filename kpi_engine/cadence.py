@@ -6,7 +6,7 @@ import datetime as dt
 import re
 
 from .errors import did_you_mean
-from .spec import WEEKDAYS, Calendar, Grain, ReviewSpec
+from .model import WEEKDAYS, Calendar, Grain, ReviewSpec
 
 NAMED = ("weekly", "biweekly", "monthly", "quarterly")
 ORDINALS = {"first": 1, "second": 2, "third": 3, "fourth": 4, "last": -1}

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 import polars as pl
 
 from .errors import Diagnostic, KpiError, did_you_mean
-from .spec import SourceSpec
+from .model import SourceSpec
 
 
 @dataclass(frozen=True)

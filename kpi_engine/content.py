@@ -13,9 +13,9 @@ import polars as pl
 
 from . import cadence, periods
 from .api import Catalog, Result
+from .model import Event, Grain, KpiSpec, Project, Unit
 from .periods import Span
 from .review import partial_warning
-from .spec import Event, Grain, KpiSpec, Project, Unit
 from .targets import Assessment, target_value
 from .units import format_change, format_date, format_value, formatter
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .spec import KpiSpec, Project, TargetSpec
+from .model import KpiSpec, Project, TargetSpec
 from .units import format_value
 
 HEADER = "<!-- Generated from the spec files by `kpi docs`: edit the specs, not this file. -->\n"

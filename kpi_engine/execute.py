@@ -14,8 +14,8 @@ from .compile import agg_expr, rollup_expr, row_expr
 from .connectors import Connector, Env, ScanRequest
 from .errors import Diagnostic, KpiError
 from .ir import MetricFunction
+from .model import SourceSpec
 from .plan import GroupRequest, Plan, SourcePlan, aggregates_of
-from .spec import SourceSpec
 from .spec_dates import MIN_DATE
 from .timeparse import TimeOptions, time_expr
 
@@ -201,7 +201,7 @@ def build_queries(
         except Exception as exc:  # a connector plugin's bug: skip its source, the other KPIs still run
             if failures is None:
                 raise
-            from .api import PluginError
+            from .plugins import PluginError
 
             failures.append(PluginError(name, sp.source.connector, "", f"{type(exc).__name__}: {exc}"))
             continue

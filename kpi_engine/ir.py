@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from .formula import Node, to_source
-from .spec import KpiSpec
+from .model import KpiSpec
 
 AGGREGATES = {"sum", "count", "count_distinct", "mean", "median", "min", "max", "quantile"}
 SCALAR_FUNCS = {"abs": (1, 1), "round": (1, 2), "coalesce": (2, 16)}

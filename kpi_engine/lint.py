@@ -31,7 +31,7 @@ import polars as pl
 
 from . import cadence, periods
 from .api import Result
-from .spec import KpiSpec, Project, Unit
+from .model import KpiSpec, Project, Unit
 
 LETTERS = ("S", "M", "A", "R", "T")
 BASELINE_TOLERANCE = 0.25

@@ -19,8 +19,8 @@ import polars as pl
 from .api import Result
 from .errors import Diagnostic, KpiError, Location
 from .jsonout import json_text
+from .model import KpiSpec, Unit
 from .series import QUALITATIVE, SERIES_COLUMNS
-from .spec import KpiSpec, Unit
 from .units import format_value
 
 FORMATS = ("table", "json", "csv", "parquet")

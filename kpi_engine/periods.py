@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import polars as pl
 
-from .spec import Calendar, Grain
+from .model import Calendar, Grain
 
 
 @dataclass(frozen=True)

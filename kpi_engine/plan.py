@@ -17,8 +17,8 @@ import polars as pl
 from . import periods
 from .formula import BinOp, Call, Column, Node, Unary, to_source, walk
 from .ir import Agg, BoundKpi, MetricFunction, Previous
+from .model import Calendar, Grain, SourceSpec
 from .periods import Period, Span
-from .spec import Calendar, Grain, SourceSpec
 
 MAX_PREFILTERS = 16
 ROLLUPS = {"sum": "sum", "count": "sum", "min": "min", "max": "max"}

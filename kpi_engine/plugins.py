@@ -33,6 +33,23 @@ class ReportFormat:
 
 
 @dataclass(frozen=True)
+class PluginError:
+    """A connector plugin that raised on a source: the KPIs reading it are skipped, the others still run."""
+
+    source: str
+    connector: str
+    plugin: str
+    error: str
+
+    def message(self, kpis: Iterable[str] = ()) -> str:
+        skipped = f"; skipped KPIs: {', '.join(sorted(kpis))}" if kpis else ""
+        return (
+            f"connector `{self.connector}` (plugin `{self.plugin}`) failed on source `{self.source}`: "
+            f"{self.error}{skipped}"
+        )
+
+
+@dataclass(frozen=True)
 class PluginFailure:
     plugin: str
     stage: str

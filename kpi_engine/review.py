@@ -15,8 +15,8 @@ from typing import Any
 import polars as pl
 
 from . import cadence, periods
+from .model import Calendar, KpiSpec, Project
 from .periods import Span
-from .spec import Calendar, KpiSpec, Project
 
 
 @dataclass(frozen=True)

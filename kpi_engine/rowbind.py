@@ -20,7 +20,7 @@ from .ir import (
     MetricFunction,
     kind_of,
 )
-from .spec import KpiSpec, Project
+from .model import KpiSpec, Project
 
 
 class Failed(Exception):

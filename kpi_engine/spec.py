@@ -5,159 +5,46 @@ from __future__ import annotations
 import datetime as dt
 import zoneinfo
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from . import source_options
 from .errors import Diagnostic, ErrorCollector, KpiError, Location, did_you_mean
+from .model import (  # re-exported: plugins import SourceSpec and friends from here
+    SPEC_SUFFIXES,
+    WEEKDAYS,
+    Calendar,
+    Event,
+    Grain,
+    KpiSpec,
+    Project,
+    ReviewSpec,
+    Revision,
+    SourceSpec,
+    TargetSpec,
+    Unit,
+    iter_kpis,
+)
 from .schema import error_paths, full_schema, salvage, schema_errors
 from .yaml_loader import Positions, load_yaml
 
-WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-SPEC_SUFFIXES = (".yaml", ".yml")
-
-
-class Grain(StrEnum):
-    DAY = "day"
-    WEEK = "week"
-    MONTH = "month"
-    QUARTER = "quarter"
-    YEAR = "year"
-
-
-class Unit(StrEnum):
-    PERCENT = "percent"
-    CURRENCY = "currency"
-    COUNT = "count"
-    RATIO = "ratio"
-    SCORE = "score"
-    NUMBER = "number"
-    SECONDS = "seconds"
-    MINUTES = "minutes"
-    HOURS = "hours"
-    DAYS = "days"
-
-
-@dataclass(frozen=True)
-class Calendar:
-    """The one calendar every KPI and source follows."""
-
-    timezone: str = "UTC"
-    week_start: int = 0  # 0 = Monday ... 6 = Sunday
-    fiscal_year_start: int = 1  # month 1-12
-
-
-@dataclass(frozen=True)
-class SourceSpec:
-    """A named data source: which connector reads it, with what options, and its time column."""
-
-    name: str
-    connector: str
-    time: str
-    options: Mapping[str, Any]
-    base_dir: Path
-    locations: Mapping[str, Location] = field(compare=False, repr=False)
-    roots: tuple[Path, ...] = ()  # more folders its data may be read from (the spec file's `data_root`)
-
-    def loc(self, key: str = "") -> Location:
-        return self.locations.get(key) or self.locations[""]
-
-
-@dataclass(frozen=True)
-class Revision:
-    """A target change effective from a date: periods before it are judged by the earlier target."""
-
-    start: dt.date
-    value: float
-    reason: str | None = None
-
-
-@dataclass(frozen=True)
-class TargetSpec:
-    """A SMART target as written (see ``targets`` for what it means at a date)."""
-
-    direction: str
-    objective: str | None = None
-    value: float | None = None
-    change: float | None = None  # relative to baseline: 0.2 for "+20%"
-    baseline: float | None = None
-    baseline_auto: bool = False
-    baseline_period: tuple[dt.date, dt.date] | None = None
-    start: dt.date | None = None
-    deadline: dt.date | None = None
-    measure: str = "latest"
-    pace: str = "linear"
-    tolerance: float | None = None
-    min: float | None = None
-    max: float | None = None
-    path: tuple[tuple[dt.date, float], ...] = ()
-    revisions: tuple[Revision, ...] = ()
-    by: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
-    at_risk: float = 0.1
-
-
-@dataclass(frozen=True)
-class Event:
-    """A dated annotation (a campaign launch, a price change) shown on charts."""
-
-    date: dt.date
-    label: str
-
-
-@dataclass(frozen=True)
-class ReviewSpec:
-    """How often a KPI is reviewed, on which day, in which meeting."""
-
-    cadence: str
-    day: str | None = None
-    meeting: str | None = None
-    anchor: dt.date | None = None
-
-
-@dataclass(frozen=True)
-class KpiSpec:
-    """One KPI as written; its formula is parsed and bound later (see ``resolve``)."""
-
-    id: str
-    name: str
-    unit: Unit
-    formula: str
-    grain: Grain
-    dimensions: tuple[str, ...] = ()
-    description: str | None = None
-    owner: str | None = None
-    stakeholders: tuple[str, ...] = ()
-    kind: str = "quantitative"
-    role: str = "target"  # target | diagnostic (explains other KPIs; no target of its own)
-    key: bool = False
-    missing: str | None = None  # zero | null | None (default handling)
-    target: TargetSpec | None = None
-    review: ReviewSpec | None = None
-    events: tuple[Event, ...] = ()
-    notes: tuple[str, ...] = ()
-    locations: Mapping[str, Location] = field(default_factory=dict, compare=False, repr=False)
-    formula_offset: int | None = field(default=None, compare=False, repr=False)
-
-    def loc(self, key: str = "") -> Location:
-        return self.locations.get(key) or self.locations.get("") or Location()
-
-
-@dataclass(frozen=True)
-class Project:
-    """Every spec file of a directory (or one file), merged: calendar, sources, params and KPIs."""
-
-    calendar: Calendar
-    sources: Mapping[str, SourceSpec]
-    params: Mapping[str, float]
-    kpis: Mapping[str, KpiSpec]
-    files: tuple[Path, ...]
-    root: Path
-    spec_hash: str = ""
-    events: tuple[Event, ...] = ()
-    #: KPIs and sources dropped for errors already reported: a reference to one is not reported again
-    unchecked: frozenset[str] = frozenset()
+__all__ = [  # the loader, and the model re-exported for plugins written against kpi_engine.spec
+    "load_project",
+    "spec_files",
+    "SPEC_SUFFIXES",
+    "WEEKDAYS",
+    "Calendar",
+    "Event",
+    "Grain",
+    "KpiSpec",
+    "Project",
+    "ReviewSpec",
+    "Revision",
+    "SourceSpec",
+    "TargetSpec",
+    "Unit",
+    "iter_kpis",
+]
 
 
 def spec_files(path: Path) -> list[Path]:
@@ -460,15 +347,3 @@ def _formula_column(pos: Positions, path: tuple[str, ...]) -> int | None:
     if line_col is None or style in ("|", ">"):
         return None
     return line_col[1] + (1 if style in ("'", '"') else 0)
-
-
-def iter_kpis(project: Project, ids: Iterable[str] | None = None) -> list[KpiSpec]:
-    """The KPIs to run: all of them, or the ids asked for (unknown ids are an error with a hint)."""
-    if not ids:
-        return list(project.kpis.values())
-    out = []
-    for kpi_id in ids:
-        if kpi_id not in project.kpis:
-            raise KpiError(Diagnostic(f"unknown KPI `{kpi_id}`", hint=did_you_mean(kpi_id, project.kpis, "KPIs")))
-        out.append(project.kpis[kpi_id])
-    return out

@@ -18,8 +18,8 @@ import polars as pl
 from . import periods
 from .api import Result
 from .ir import Agg
+from .model import KpiSpec, Project, Revision, TargetSpec
 from .periods import Span
-from .spec import KpiSpec, Project, Revision, TargetSpec
 from .units import format_date, format_value, formatter
 
 STATUSES = ("achieved", "on_track", "at_risk", "off_track", "no_data", "not_started", "missed")

@@ -27,10 +27,10 @@ from typing import Any
 import polars as pl
 
 from .errors import Diagnostic, ErrorCollector, KpiError, Location, did_you_mean
-from .formula import Column, Name, walk
+from .model import Project, SourceSpec
 from .plugins import Registry, default_registry
 from .schema import schema_errors
-from .spec import Project, SourceSpec, load_project
+from .spec import load_project
 from .yaml_loader import Positions, load_yaml
 
 TEST_SUFFIXES = (".test.yaml", ".test.yml")
@@ -112,37 +112,13 @@ def _frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
     return frame.with_columns(parsed) if parsed else frame
 
 
-def sources_read(project: Project, kpi_id: str, seen: set[str] | None = None) -> set[str]:
-    """Sources a KPI's formula reads, through the KPIs it references (read from the parsed formula)."""
-    from .formula import FormulaSyntaxError, parse
-
-    seen = seen if seen is not None else set()
-    if kpi_id in seen or kpi_id not in project.kpis:
-        return set()
-    seen.add(kpi_id)
-    try:
-        tree = parse(project.kpis[kpi_id].formula.strip())
-    except FormulaSyntaxError:
-        return set()
-    out: set[str] = set()
-    for node in walk(tree):
-        if isinstance(node, Column) and node.source in project.sources:
-            out.add(node.source)
-        elif isinstance(node, Name):
-            if node.name in project.sources:
-                out.add(node.name)
-            elif node.name in project.kpis:
-                out |= sources_read(project, node.name, seen)
-    return out
-
-
 def run_test(
     project: Project, registry: Registry, file: Path, name: str, body: dict[str, Any], pos: Positions
 ) -> Outcome:
     """Evaluate one test's KPIs on its given rows and compare with what it expects."""
     from .api import Catalog
     from .connectors import Env
-    from .resolve import Binder
+    from .resolve import Binder, sources_read
 
     outcome = Outcome(file, name, location=pos.location(("tests", name), key=True))
     wanted = list(body["expect"])

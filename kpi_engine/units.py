@@ -7,7 +7,7 @@ import math
 import re
 from collections.abc import Callable, Iterable
 
-from .spec import Unit
+from .model import Unit
 
 
 def format_value(value: float | None, unit: Unit, extra: int = 0) -> str:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from . import _ALLOW_OUTSIDE, _PATH, EXIT_BAD_INPUT, _handle_errors, main
+from .common import _ALLOW_OUTSIDE, _PATH, EXIT_BAD_INPUT, _handle_errors, main
 
 
 @main.command("test")

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from . import _handle_errors, main
+from .common import _handle_errors, main
 
 
 @main.command("inspect")
@@ -24,8 +24,8 @@ def inspect_command(file: Path, name: str | None) -> None:
     """
     from ..connectors import Env
     from ..errors import Diagnostic, KpiError, Location
+    from ..model import SourceSpec
     from ..plugins import default_registry
-    from ..spec import SourceSpec
 
     registry = default_registry()
     found = next(((c, r) for c in registry.connectors.values() if (r := c.sniff(file)) is not None), None)

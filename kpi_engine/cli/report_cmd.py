@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from . import _ALLOW_OUTSIDE, _HISTORY, _PATH, _date, _handle_errors, main
+from .common import _ALLOW_OUTSIDE, _HISTORY, _PATH, _date, _handle_errors, main
 
 
 @main.command("report")
@@ -61,7 +61,7 @@ def report_command(
     from ..lint import lint
     from ..report import write_report
     from ..targets import assess, span_requests
-    from . import _exit_on_plugin_errors, _record
+    from .common import _exit_on_plugin_errors, _record
 
     catalog = load(path, **access)
     project = catalog.project

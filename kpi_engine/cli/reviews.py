@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from ..jsonout import json_text
-from . import _ALLOW_OUTSIDE, _HISTORY, _PATH, EXIT_BAD_INPUT, _date, _evaluate_with_targets, _handle_errors, main
+from .common import _ALLOW_OUTSIDE, _HISTORY, _PATH, EXIT_BAD_INPUT, _date, _evaluate_with_targets, _handle_errors, main
 
 
 @main.command()
