@@ -78,10 +78,14 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=50_000_000)
     parser.add_argument("--cap-mb", type=float, default=1500)
     parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
+    parser.add_argument("--data", type=Path, default=HERE / "data", help="where to generate the data (default bench/data)")
+    parser.add_argument(
+        "--results", type=Path, default=HERE / "results.jsonl", help="the JSON-lines file a run appends to"
+    )
     args = parser.parse_args()
     from run import prepare
 
-    folder = prepare(args.rows)
+    folder = prepare(args.rows, args.data)
     size = sum(f.stat().st_size for f in folder.glob("*.parquet")) / 1e6
     print(f"{args.rows:,} rows per table ({size:,.0f} MB of Parquet), cap {args.cap_mb:,.0f} MB resident")
     results = []
@@ -92,7 +96,7 @@ def main() -> None:
             print(f"{mode:<10} finished: peak {r['peak_mb']:,.0f} MB, {r['seconds']:.1f} s, {r['rows']:,} series rows")
         else:
             print(f"{mode:<10} stopped at the cap: {r['peak_mb']:,.0f} MB after {r['stopped_after_s']:.1f} s")
-    with open(HERE / "results.jsonl", "a") as fh:
+    with open(args.results, "a") as fh:
         record = {
             "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "kind": "memory_cap",

@@ -6,7 +6,8 @@ hand-written DuckDB SQL, and naive per-KPI evaluation, on the same Parquet files
     python bench/run.py --rows 1000000 --kpis      # planning and run time for 20, 200, 2,000 KPIs
 
 All four must produce the same numbers (checked before any time is reported). Peak RSS of each approach is
-measured in a separate process. Every run appends a JSON line to bench/results.jsonl.
+measured in a separate process. Every run appends a JSON line to bench/results.jsonl (or --results FILE);
+the data is generated under bench/data (or --data DIR).
 """
 
 from __future__ import annotations
@@ -46,8 +47,8 @@ WEEK_CHANNEL = [
 ]
 
 
-def prepare(rows: int) -> Path:
-    folder = HERE / "data" / str(rows)
+def prepare(rows: int, data: Path = HERE / "data") -> Path:
+    folder = data / str(rows)
     generate(rows, folder)
     shutil.copy(HERE / "catalogue.yaml", folder / "kpis.yaml")
     return folder
@@ -359,8 +360,12 @@ def main() -> None:
     parser.add_argument("--rss", action="store_true", help="also measure peak RSS of each approach")
     parser.add_argument("--kpis", action="store_true", help="also measure 20, 200 and 2,000 KPIs")
     parser.add_argument("--skip-naive", action="store_true")
+    parser.add_argument("--data", type=Path, default=HERE / "data", help="where to generate the data (default bench/data)")
+    parser.add_argument(
+        "--results", type=Path, default=HERE / "results.jsonl", help="the JSON-lines file a run appends to"
+    )
     args = parser.parse_args()
-    folder = prepare(args.rows)
+    folder = prepare(args.rows, args.data)
     results = {name: fn(folder) for name, fn in APPROACHES.items() if not (args.skip_naive and name == "naive_per_kpi")}
     reference = results["fused_polars"]
     for name, values in results.items():
@@ -403,7 +408,7 @@ def main() -> None:
                 f"{row['kpis']:>5} KPIs ({kind}): plan {row['planning_s'] * 1000:7.1f} ms, run {row['run_s']:.3f} s, "
                 f"{row['scans']} scan(s), {row['group_bys']} group_by(s), {row['aggregates']} aggregates"
             )
-    with open(HERE / "results.jsonl", "a") as fh:
+    with open(args.results, "a") as fh:
         fh.write(json.dumps(record) + "\n")
 
 

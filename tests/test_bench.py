@@ -13,16 +13,23 @@ import pytest
 ROOT = Path(__file__).parents[1]
 
 
-def bench(script: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, f"bench/{script}", *args], cwd=ROOT, capture_output=True, text=True, timeout=600
-    )
+@pytest.fixture()
+def bench(tmp_path: Path):
+    """Run a benchmark script with its data and results under tmp_path: tests never write into the tree."""
+
+    def run(script: str, *args: str) -> subprocess.CompletedProcess:
+        where = ["--data", str(tmp_path / "data"), "--results", str(tmp_path / "results.jsonl")]
+        return subprocess.run(
+            [sys.executable, f"bench/{script}", *args, *where], cwd=ROOT, capture_output=True, text=True, timeout=600
+        )
+
+    return run
 
 
-def test_benchmark_smoke_run_agrees():
+def test_benchmark_smoke_run_agrees(bench, tmp_path):
     pytest.importorskip("duckdb")
-    results = ROOT / "bench" / "results.jsonl"
-    before = results.read_text().count("\n") if results.exists() else 0
+    results = tmp_path / "results.jsonl"
+    before = 0
     res = bench("run.py", "--rows", "100000", "--repeat", "1")
     assert res.returncode == 0, res.stdout + res.stderr
     assert "all approaches agree on" in res.stdout
@@ -34,7 +41,7 @@ def test_benchmark_smoke_run_agrees():
     assert record["rows"] == 100000 and record["ratios"]["fused_polars"] == 1.0
 
 
-def test_memory_cap_run_stops_a_mode_at_the_cap_and_lets_the_others_finish():
+def test_memory_cap_run_stops_a_mode_at_the_cap_and_lets_the_others_finish(bench):
     """bench/memory.py at 100k rows: with no practical cap every mode finishes; with a cap below what
     Python and polars need to start, every mode is stopped (the watch works)."""
     ok = bench("memory.py", "--rows", "100000", "--cap-mb", "100000")

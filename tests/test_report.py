@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 import sys
 import textwrap
 from html.parser import HTMLParser
@@ -18,7 +19,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-ARTIFACTS = Path(__file__).parent / "artifacts"
+# screenshots for a person to look at: KPI_TEST_ARTIFACTS=DIR keeps them; by default they go to a temporary
+# folder, so that running the tests never writes into the working tree
+ARTIFACTS = Path(os.environ.get("KPI_TEST_ARTIFACTS") or tempfile.mkdtemp(prefix="kpi-artifacts-"))
 AS_OF = "2026-04-15"
 
 
@@ -271,7 +274,7 @@ def test_chromium_renders_the_report_without_console_errors(html_report):
         if os.environ.get("CI"):
             pytest.fail("CI must install Debian's chromium for the browser test")
         pytest.skip("chromium is not installed")
-    ARTIFACTS.mkdir(exist_ok=True)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shot = ARTIFACTS / "report.png"
     shot.unlink(missing_ok=True)
     run = subprocess.run(
