@@ -17,35 +17,49 @@ try:
 except PackageNotFoundError:  # running from a source tree
     __version__ = "0.0.0"
 
-__all__ = [
-    "hookimpl",
-    "load",
-    "evaluate",
-    "KpiError",
-    "MetricFunction",
-    "ReportFormat",
-    "Catalog",
-    "Result",
-    "__version__",
-]
+#: The public API: the pipeline in a call, and everything a plugin needs (connectors, functions, formats,
+#: errors, the spec objects a connector reads, and the time-reading helpers every connector shares).
+#: Plugins import from here, never from internal modules; heavy modules load on first use (`kpi --help`).
+_EXPORTS = {
+    "load": "api",
+    "evaluate": "api",
+    "Catalog": "api",
+    "Result": "api",
+    "KpiError": "errors",
+    "Diagnostic": "errors",
+    "Location": "errors",
+    "did_you_mean": "errors",
+    "MetricFunction": "ir",
+    "kind_of": "ir",
+    "ReportFormat": "plugins",
+    "PluginError": "plugins",
+    "Connector": "connectors",
+    "ScanRequest": "connectors",
+    "Env": "connectors",
+    "source_files": "connectors",
+    "source_path": "connectors",
+    "check_file": "connectors",
+    "data_error": "connectors",
+    "SourceSpec": "model",
+    "TimeOptions": "timeparse",
+    "time_expr": "timeparse",
+    "parse_text": "timeparse",
+    "checked": "timeparse",
+    "describe_guess": "timeparse",
+    "ISO_RE": "timeparse",
+    "ISO_DATE_RE": "timeparse",
+    "CANDIDATE_FORMATS": "timeparse",
+    "MIN_DATE": "spec_dates",
+    "MAX_DATE": "spec_dates",
+}
+
+__all__ = ["hookimpl", "__version__", *_EXPORTS]
 
 
 def __getattr__(name: str):  # type: ignore[no-untyped-def]
     """Heavy modules (polars) load on first use, so that `kpi --help` stays fast."""
-    if name in ("load", "evaluate", "Catalog", "Result"):
-        from . import api
+    if name in _EXPORTS:
+        import importlib
 
-        return getattr(api, name)
-    if name == "KpiError":
-        from .errors import KpiError
-
-        return KpiError
-    if name == "MetricFunction":
-        from .ir import MetricFunction
-
-        return MetricFunction
-    if name == "ReportFormat":
-        from .plugins import ReportFormat
-
-        return ReportFormat
+        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
     raise AttributeError(name)

@@ -79,3 +79,19 @@ def test_modules_stay_small():
 def test_no_eval_or_exec():
     for path in (ROOT / "kpi_engine").rglob("*.py"):
         assert not re.search(r"\b(eval|exec)\(", path.read_text()), path
+
+
+def test_plugins_use_only_the_public_namespace():
+    """First-party plugins are written like a third party's: `from kpi_engine import ...`, nothing internal."""
+    import ast
+
+    for path in (ROOT / "plugins").rglob("*.py"):
+        if "tests" in path.parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("kpi_engine."):
+                raise AssertionError(f"{path.relative_to(ROOT)} imports {node.module}: use `from kpi_engine import`")
+    import kpi_engine
+
+    for name in kpi_engine.__all__:
+        assert getattr(kpi_engine, name) is not None, name

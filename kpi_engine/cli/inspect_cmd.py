@@ -42,14 +42,13 @@ def inspect_command(file: Path, name: str | None) -> None:
     options: dict[str, Any] = {"path": file.name, **sniffed["options"]}
     source = SourceSpec(name, connector.name, time or "", options, file.parent.resolve(), {"": Location(str(file))})
     schema = connector.schema(source, Env())
-    from kpi_files.sniff import schema_rows  # noqa: PLC0415 - the words are the formula language's
 
     click.echo(f"{file}: read by connector `{connector.name}`")
     for key, value in sniffed["options"].items():
         click.echo(f"  {key}: {json.dumps(value, ensure_ascii=False)}")
     width = max(len(c) for c in schema) if schema else 0
     click.echo("columns:")
-    for column, kind in schema_rows(schema):
+    for column, kind in _type_words(schema):
         mark = "  <- time" if column == time else ""
         click.echo(f"  {column.ljust(width)}  {kind}{mark}")
     click.echo("\nsources:")
@@ -60,3 +59,11 @@ def inspect_command(file: Path, name: str | None) -> None:
             click.echo(f"    # {key}: which column places each row in a period?")
         else:
             click.echo(f"    {key}: {json.dumps(value, ensure_ascii=False)}")
+
+
+def _type_words(schema: Any) -> list[tuple[str, str]]:
+    """Column names with the formula language's words for their types."""
+    from ..ir import kind_of
+
+    words = {"num": "number", "str": "text", "bool": "true/false", "date": "date", "datetime": "timestamp"}
+    return [(name, words.get(kind_of(dtype), str(dtype))) for name, dtype in schema.items()]

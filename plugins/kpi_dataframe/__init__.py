@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from kpi_engine import hookimpl
-from kpi_engine.connectors import Connector, Env, ScanRequest
-from kpi_engine.errors import Diagnostic, KpiError, did_you_mean
-from kpi_engine.spec import SourceSpec
+from kpi_engine import Connector, Diagnostic, Env, KpiError, ScanRequest, SourceSpec, did_you_mean, hookimpl
 
 
 class DataFrameConnector(Connector):

@@ -16,9 +16,7 @@ from pathlib import Path
 
 import polars as pl
 
-from kpi_engine import hookimpl
-from kpi_engine.connectors import Connector, Env, ScanRequest
-from kpi_engine.spec import SourceSpec
+from kpi_engine import Connector, Env, ScanRequest, SourceSpec, hookimpl
 
 GENERATOR_VERSION = 3
 TABLES = (

@@ -7,11 +7,21 @@ from typing import Any
 
 import polars as pl
 
-from kpi_engine import hookimpl
-from kpi_engine.connectors import Connector, Env, ScanRequest, data_error, source_files
-from kpi_engine.errors import Diagnostic, KpiError
-from kpi_engine.spec import SourceSpec
-from kpi_engine.timeparse import ISO_RE, TimeOptions, checked, parse_text
+from kpi_engine import (
+    ISO_RE,
+    Connector,
+    Diagnostic,
+    Env,
+    KpiError,
+    ScanRequest,
+    SourceSpec,
+    TimeOptions,
+    checked,
+    data_error,
+    hookimpl,
+    parse_text,
+    source_files,
+)
 
 from . import csvread, diagnose, sniff
 

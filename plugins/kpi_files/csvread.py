@@ -19,10 +19,19 @@ from typing import Any
 
 import polars as pl
 
-from kpi_engine.errors import Diagnostic, KpiError
-from kpi_engine.spec import SourceSpec
-from kpi_engine.spec_dates import MAX_DATE, MIN_DATE
-from kpi_engine.timeparse import ISO_DATE_RE, ISO_RE, TimeOptions, checked, describe_guess, parse_text
+from kpi_engine import (
+    ISO_DATE_RE,
+    ISO_RE,
+    MAX_DATE,
+    MIN_DATE,
+    Diagnostic,
+    KpiError,
+    SourceSpec,
+    TimeOptions,
+    checked,
+    describe_guess,
+    parse_text,
+)
 
 INFER_ROWS = 10_000
 POLARS_ENCODINGS = {"utf8": "utf8", "utf8-lossy": "utf8-lossy"}

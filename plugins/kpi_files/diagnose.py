@@ -9,8 +9,7 @@ from pathlib import Path
 
 import polars as pl
 
-from kpi_engine.errors import Diagnostic, KpiError
-from kpi_engine.spec import SourceSpec
+from kpi_engine import Diagnostic, KpiError, SourceSpec
 
 CHUNK = 1 << 20
 

@@ -16,8 +16,7 @@ from typing import Any
 
 import polars as pl
 
-from kpi_engine.errors import Diagnostic, KpiError, Location
-from kpi_engine.timeparse import CANDIDATE_FORMATS, ISO_RE, TimeOptions, parse_text
+from kpi_engine import CANDIDATE_FORMATS, ISO_RE, Diagnostic, KpiError, Location, TimeOptions, parse_text
 
 _RANK = {f: i for i, f in enumerate(CANDIDATE_FORMATS)}
 
@@ -208,11 +207,3 @@ def _swapped(fmt: str) -> str:
 
 def _month_first(fmt: str) -> str:
     return fmt if fmt.find("%m") < fmt.find("%d") else _swapped(fmt)
-
-
-def schema_rows(schema: pl.Schema) -> list[tuple[str, str]]:
-    """Column names with the type words of the formula language."""
-    from kpi_engine.ir import kind_of
-
-    words = {"num": "number", "str": "text", "bool": "true/false", "date": "date", "datetime": "timestamp"}
-    return [(name, words.get(kind_of(dtype), str(dtype))) for name, dtype in schema.items()]

@@ -15,11 +15,20 @@ from typing import Any
 
 import polars as pl
 
-from kpi_engine import hookimpl
-from kpi_engine.connectors import Connector, Env, ScanRequest, check_file, data_error, source_path
-from kpi_engine.errors import Diagnostic, KpiError
-from kpi_engine.spec import SourceSpec
-from kpi_engine.timeparse import TimeOptions, time_expr
+from kpi_engine import (
+    Connector,
+    Diagnostic,
+    Env,
+    KpiError,
+    ScanRequest,
+    SourceSpec,
+    TimeOptions,
+    check_file,
+    data_error,
+    hookimpl,
+    source_path,
+    time_expr,
+)
 
 _SQLITE_TYPES = (
     ("INT", pl.Int64),
@@ -84,9 +93,7 @@ class SqlConnector(Connector):
                 real = check_file(path, raw, source, env, "url")
                 if not real.is_file():
                     raise KpiError(
-                        Diagnostic(
-                            f"database file `{raw}` of source `{source.name}` does not exist", source.loc("url")
-                        )
+                        Diagnostic(f"database file `{raw}` of source `{source.name}` does not exist", source.loc("url"))
                     )
                 return scheme, str(real)
         return "uri", url

@@ -15,9 +15,7 @@ from pathlib import Path
 import polars as pl
 
 import kpi_engine
-from kpi_engine.connectors import Connector, Env, ScanRequest, data_error, source_path
-from kpi_engine.errors import Diagnostic, KpiError
-from kpi_engine.spec import SourceSpec
+from kpi_engine import Connector, Diagnostic, Env, KpiError, ScanRequest, SourceSpec, data_error, source_path
 
 DATE = r"(\d{4}-\d{2}-\d{2})"
 
