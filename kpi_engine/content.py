@@ -282,8 +282,8 @@ def _section(
     window = kpi.target is not None and kpi.target.measure == "window"  # the value is not one period's
     if current is not None and current["value"] is not None and not window:
         prev = value_at(periods.shift(current["start"], grain, -1))
-        align = {Grain.WEEK: "week", Grain.DAY: "weekday"}.get(grain, "date")
-        year = value_at(periods.year_earlier(current["start"], align))
+        this = Span(current["start"], periods.end_of(current["start"], grain))
+        year = value_at(periods.year_earlier_span(this, project.calendar).start)
         change_prev = _change_text(current["value"], prev, unit)
         change_year = _change_text(current["value"], year, unit)
     history = done.tail(HISTORY_PERIODS[grain])  # complete periods only: a partial one would read as a drop

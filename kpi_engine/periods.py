@@ -153,6 +153,24 @@ def year_earlier(day: dt.date, align: str) -> dt.date:
         return day.replace(year=day.year - 1, day=28)
 
 
+def year_earlier_span(span: Span, cal: Calendar) -> Span:
+    """The same period a year earlier: THE rule for every "vs a year ago" (the scorecard and `kpi due`).
+
+    The span's shape decides, never the cadence or grain that produced it: whole ISO weeks (Monday starts)
+    keep their ISO week numbers, whole months, quarters and years keep their calendar dates (February keeps
+    its length), anything else (days, weeks starting on another day, odd spans) goes back 52 weeks, so that
+    weekdays line up.
+    """
+    days = (span.end - span.start).days + 1
+    after = span.end + dt.timedelta(days=1)
+    if days % 7 == 0 and span.start.weekday() == 0 == cal.week_start:
+        start = year_earlier(span.start, "week")
+        return Span(start, start + (span.end - span.start))
+    if span.start.day == 1 and after.day == 1:
+        return Span(year_earlier(span.start, "date"), year_earlier(after, "date") - dt.timedelta(days=1))
+    return Span(span.start - dt.timedelta(weeks=52), span.end - dt.timedelta(weeks=52))
+
+
 def local_midnight(day: dt.date, tz: str) -> dt.datetime:
     """The instant a local day starts, as an aware datetime in ``tz``."""
     return dt.datetime.combine(day, dt.time(), ZoneInfo(tz))

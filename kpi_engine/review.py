@@ -66,15 +66,6 @@ class DueReview:
         return self.kpi.owner or "(no owner)"
 
 
-def year_ago(span: Span, review_cadence: str) -> Span:
-    """The same period a year earlier: same ISO weeks for weekly cadences, same calendar dates otherwise."""
-    if review_cadence in ("weekly", "biweekly"):
-        start = periods.year_earlier(span.start, "week")
-        return Span(start, start + (span.end - span.start))
-    align = "date" if review_cadence in ("monthly", "quarterly") else "weekday"
-    return Span(periods.year_earlier(span.start, align), periods.year_earlier(span.end, align))
-
-
 def _cut(span: Span, days: int) -> Span:
     return Span(span.start, min(span.end, span.start + dt.timedelta(days=days - 1)))
 
@@ -101,7 +92,7 @@ def due_reviews(project: Project, as_of: dt.date, days: int = 1) -> list[DueRevi
             if previous_day is not None:
                 p_start, p_end = cadence.covered_span(review, cal, previous_day)
                 previous = _cut(Span(p_start, p_end), elapsed) if partial else Span(p_start, p_end)
-            ago = year_ago(full, review.cadence.strip())
+            ago = periods.year_earlier_span(full, cal)
             out.append(DueReview(kpi, day, covered, partial, previous, _cut(ago, elapsed) if partial else ago))
     return sorted(out, key=lambda r: (r.meeting, r.owner, r.day, r.kpi.id))
 

@@ -11,9 +11,9 @@ import polars as pl
 import pytest
 
 from kpi_engine import cadence
-from kpi_engine.periods import Span
-from kpi_engine.review import year_ago
+from kpi_engine.periods import Span, year_earlier_span
 from kpi_engine.spec import Calendar, ReviewSpec
+from kpi_engine.units import format_change
 
 D = dt.date
 CAL = Calendar()
@@ -98,13 +98,53 @@ def test_invalid_cadences(review, message):
 
 
 def test_year_ago_aligns_iso_weeks_and_calendar_months():
-    week = year_ago(Span(D(2026, 5, 25), D(2026, 5, 31)), "weekly")
+    cal = Calendar()
+    week = year_earlier_span(Span(D(2026, 5, 25), D(2026, 5, 31)), cal)
     assert week == Span(D(2025, 5, 26), D(2025, 6, 1))
     assert week.start.isocalendar()[1] == D(2026, 5, 25).isocalendar()[1]
-    assert year_ago(Span(D(2026, 1, 1), D(2026, 3, 10)), "quarterly") == Span(D(2025, 1, 1), D(2025, 3, 10))
-    assert year_ago(Span(D(2028, 2, 1), D(2028, 2, 29)), "monthly") == Span(D(2027, 2, 1), D(2027, 2, 28))
-    w53 = year_ago(Span(D(2026, 12, 28), D(2027, 1, 3)), "weekly")  # 2026-W53 has no twin in 2025
+    assert year_earlier_span(Span(D(2026, 1, 1), D(2026, 3, 31)), cal) == Span(D(2025, 1, 1), D(2025, 3, 31))
+    assert year_earlier_span(Span(D(2028, 2, 1), D(2028, 2, 29)), cal) == Span(D(2027, 2, 1), D(2027, 2, 28))
+    w53 = year_earlier_span(Span(D(2026, 12, 28), D(2027, 1, 3)), cal)  # 2026-W53 has no twin in 2025
     assert w53.start == D.fromisocalendar(2025, 52, 1)
+    day = year_earlier_span(Span(D(2026, 6, 30), D(2026, 6, 30)), cal)  # a Tuesday: the Tuesday 52 weeks back
+    assert day == Span(D(2025, 7, 1), D(2025, 7, 1)) and day.start.weekday() == 1
+    sunday_weeks = year_earlier_span(Span(D(2026, 6, 21), D(2026, 6, 27)), Calendar(week_start=6))
+    assert sunday_weeks == Span(D(2025, 6, 22), D(2025, 6, 28))  # Sunday to Saturday, 52 weeks back
+
+
+def test_a_year_ago_is_one_rule_in_kpi_due_and_the_scorecard(tmp_path):
+    """Issue 12, item 5: `kpi due` aligned a year earlier by cadence, the report's scorecard by grain. A
+    monthly KPI reviewed monthly and a weekly KPI reviewed weekly now compare the same spans in both."""
+    import kpi_engine
+    from kpi_engine import content
+    from kpi_engine.review import due_reviews
+
+    rows = ["ts,n"]
+    day = D(2024, 12, 30)
+    while day <= D(2026, 7, 5):
+        rows.append(f"{day}T10:00:00,{day.toordinal() % 97}")
+        day += dt.timedelta(days=1)
+    (tmp_path / "a.csv").write_text("\n".join(rows) + "\n")
+    review = "{cadence: %s, day: monday}"
+    (tmp_path / "k.yaml").write_text(
+        "version: 1\nsources:\n  a: {connector: csv, path: a.csv, time: ts}\nkpis:\n"
+        f"  weekly: {{unit: count, formula: sum(a.n), grain: week, review: {review % 'weekly'}}}\n"
+        f"  monthly: {{unit: count, formula: sum(a.n), grain: month, review: {{cadence: monthly, day: \"1\"}}}}\n"
+        '  cron: {unit: count, formula: sum(a.n), grain: month, review: {cadence: "0 9 1 * *"}}\n'
+    )
+    catalog = kpi_engine.load(tmp_path)
+    project = catalog.project
+    due = {r.kpi.id: r for day in (D(2026, 6, 29), D(2026, 7, 1)) for r in due_reviews(project, day)}
+    assert not due["weekly"].partial and not due["monthly"].partial and due["cron"].span == Span(D(2026, 6, 1), D(2026, 6, 30))
+    june = Span(D(2025, 6, 1), D(2025, 6, 30))  # a cron review on the 1st covered June, compared with 52 weeks back
+    for kpi_id, expected in (("weekly", Span(D(2025, 6, 23), D(2025, 6, 29))), ("monthly", june), ("cron", june)):
+        assert due[kpi_id].year_ago == expected
+        result = catalog.evaluate(due[kpi_id].span.end)  # the scorecard's latest complete period is due's
+        section = content._section(project, result, project.kpis[kpi_id], None, None, None, [])
+        frame = result[kpi_id].filter(pl.col("is_total"))
+        this = frame.filter(pl.col("start") == due[kpi_id].span.start)["value"][0]
+        ago = frame.filter(pl.col("start") == expected.start)["value"][0]
+        assert section.change_year == format_change(this - ago, project.kpis[kpi_id].unit)
 
 
 @pytest.fixture(scope="module")
