@@ -11,11 +11,12 @@ import pytest
 TESTS = Path(__file__).parent
 sys.path.insert(0, str(TESTS))
 
-import datagen  # noqa: E402
 import tempfile  # noqa: E402
 
 from hypothesis import settings  # noqa: E402
 from hypothesis.configuration import set_hypothesis_home_dir  # noqa: E402
+
+import datagen  # noqa: E402
 
 # the tests never write into the working tree: no example database, and hypothesis' caches in a temp folder
 set_hypothesis_home_dir(tempfile.mkdtemp(prefix="kpi-hypothesis-"))

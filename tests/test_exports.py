@@ -12,10 +12,10 @@ import json
 import math
 from pathlib import Path
 
+import exports
 import pytest
 from click.testing import CliRunner
 
-import exports
 from kpi_engine.cli import main
 
 duckdb = pytest.importorskip("duckdb")

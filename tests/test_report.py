@@ -10,8 +10,8 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 import sys
+import tempfile
 import textwrap
 from html.parser import HTMLParser
 from pathlib import Path

@@ -713,8 +713,8 @@ def test_a_folder_of_csv_files(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "options, payload, expected",
     [
-        ("quote_char: \"'\"", "ts,label,n\n2026-04-01T10:00:00,'a, b',4\n".encode(), 4),
-        ("quote_char: null", 'ts,label,n\n2026-04-01T10:00:00,"a b",4\n'.encode(), 4),
+        ("quote_char: \"'\"", b"ts,label,n\n2026-04-01T10:00:00,'a, b',4\n", 4),
+        ("quote_char: null", b'ts,label,n\n2026-04-01T10:00:00,"a b",4\n', 4),
         ("encoding: utf16, separator: \"\\t\"", "ts\tlabel\tn\n2026-04-01T10:00:00\tété\t4\n".encode("utf-16"), 4),
         ("encoding: latin1", "ts,label,n\n2026-04-01T10:00:00,été,4\n".encode("latin-1"), 4),
         ("encoding: utf8-lossy", b"ts,label,n\n2026-04-01T10:00:00,\xe9t\xe9,4\n", 4),
