@@ -13,6 +13,7 @@ import polars as pl
 
 from . import cadence, periods
 from .api import Catalog, Result
+from .frame import by_dimension, totals
 from .model import Event, Grain, KpiSpec, Project, Unit
 from .periods import Span
 from .review import partial_warning
@@ -162,8 +163,7 @@ def event_spans(project: Project, kpis: Iterable[KpiSpec], as_of: dt.date) -> li
     return out
 
 
-def _total(frame: pl.DataFrame | None) -> pl.DataFrame:
-    return frame.filter(pl.col("is_total")) if frame is not None else pl.DataFrame()
+_total = totals
 
 
 def build(
@@ -364,7 +364,7 @@ def _chart(project: Project, kpi: KpiSpec, history: pl.DataFrame, a: Assessment 
 def _breakdowns(kpi: KpiSpec, frame: pl.DataFrame, current: dict[str, Any] | None) -> list[Breakdown]:
     if not kpi.dimensions or current is None:
         return []
-    rows = frame.filter(~pl.col("is_total") & (pl.col("start") == current["start"]))
+    rows = by_dimension(frame).filter(pl.col("start") == current["start"])
     out = []
     for dim in kpi.dimensions:
         items = []

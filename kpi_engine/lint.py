@@ -31,6 +31,7 @@ import polars as pl
 
 from . import cadence, periods
 from .api import Result
+from .frame import complete_totals
 from .model import KpiSpec, Project, Unit
 
 LETTERS = ("S", "M", "A", "R", "T")
@@ -111,7 +112,7 @@ def lint_kpi(kpi: KpiSpec, result: Result | None) -> KpiLint:
 
 
 def _history(frame: pl.DataFrame) -> pl.DataFrame:
-    return frame.filter(pl.col("is_total") & pl.col("complete") & pl.col("has_data"))
+    return complete_totals(frame).filter(pl.col("has_data"))
 
 
 def _data_rules(kpi: KpiSpec, result: Result, add) -> None:  # type: ignore[no-untyped-def]

@@ -18,12 +18,11 @@ import polars as pl
 
 from .api import Result
 from .errors import Diagnostic, KpiError, Location
+from .frame import by_dimension, totals
 from .jsonout import json_text
 from .model import KpiSpec, Unit
 from .series import QUALITATIVE, SERIES_COLUMNS
 from .units import format_value
-
-FORMATS = ("table", "json", "csv", "parquet")
 
 
 def _failpoint(name: str) -> None:
@@ -298,12 +297,7 @@ def render_table(
         table = Table()
         table.add_column("period")
         if spec.dimensions:
-            labels = (
-                frame.filter(~pl.col("is_total"))
-                .select(spec.dimensions)
-                .unique()
-                .sort(spec.dimensions, nulls_last=True)
-            )
+            labels = by_dimension(frame).select(spec.dimensions).unique().sort(spec.dimensions, nulls_last=True)
             keys = [tuple(r) for r in labels.iter_rows()]
             for key in keys:
                 table.add_column(" / ".join("∅" if v is None else str(v) for v in key), justify="right")
@@ -312,10 +306,8 @@ def render_table(
             keys = []
             table.add_column("value", justify="right")
         for (period,), rows in frame.group_by(["period"], maintain_order=True):
-            by_key = {
-                tuple(r[d] for d in spec.dimensions): r for r in rows.filter(~pl.col("is_total")).iter_rows(named=True)
-            }
-            total = rows.filter(pl.col("is_total")).row(0, named=True)
+            by_key = {tuple(r[d] for d in spec.dimensions): r for r in by_dimension(rows).iter_rows(named=True)}
+            total = totals(rows).row(0, named=True)
             mark = "" if total["complete"] else " (partial)"
             if not total["has_data"]:
                 mark += " (no data)"

@@ -15,6 +15,7 @@ from typing import Any
 import polars as pl
 
 from . import cadence, periods
+from .frame import total_row
 from .model import Calendar, KpiSpec, Project
 from .periods import Span
 
@@ -105,11 +106,7 @@ def span_requests(reviews: list[DueReview]) -> list[tuple[str, Span]]:
     return out
 
 
-def _total_row(frame: pl.DataFrame | None) -> dict[str, Any] | None:
-    if frame is None or not frame.height:
-        return None
-    rows = frame.filter(pl.col("is_total"))
-    return rows.row(0, named=True) if rows.height else None
+_total_row = total_row
 
 
 def with_values(

@@ -17,6 +17,7 @@ import polars as pl
 
 from . import periods
 from .api import Result
+from .frame import rows_for
 from .ir import Agg
 from .model import KpiSpec, Project, Revision, TargetSpec
 from .periods import Span
@@ -112,13 +113,7 @@ def window_span(t: TargetSpec, as_of: dt.date) -> Span:
     return Span(t.start, end)  # type: ignore[arg-type]
 
 
-def _total(frame: pl.DataFrame, dims: Mapping[str, Any] | None = None) -> pl.DataFrame:
-    if not dims:
-        return frame.filter(pl.col("is_total"))
-    cond = ~pl.col("is_total")
-    for k, v in dims.items():
-        cond = cond & (pl.col(k) == v)
-    return frame.filter(cond)
+_total = rows_for
 
 
 def baseline_of(kpi: KpiSpec, result: Result) -> float | None:

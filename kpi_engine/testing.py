@@ -27,6 +27,7 @@ from typing import Any
 import polars as pl
 
 from .errors import Diagnostic, ErrorCollector, KpiError, Location, did_you_mean
+from .frame import by_dimension, totals
 from .model import Project, SourceSpec
 from .plugins import Registry, default_registry
 from .schema import schema_errors
@@ -180,7 +181,7 @@ def _compare(kpi_id: str, frame: pl.DataFrame, row: dict[str, Any], tolerance: f
     dims = row.get("dims") or {}
     where = f"{kpi_id} {row['period']}" + "".join(f" [{k}={v}]" for k, v in dims.items())
     match = frame.filter(pl.col("period") == row["period"])
-    match = match.filter(~pl.col("is_total")) if dims else match.filter(pl.col("is_total"))
+    match = by_dimension(match) if dims else totals(match)
     for k, v in dims.items():
         if k not in frame.columns:
             return [f"{where}: `{k}` is not a dimension of {kpi_id}"]

@@ -131,8 +131,7 @@ def _record(store: Path, result, assessments) -> None:  # type: ignore[no-untype
 
 def _snapshot_rows(result, assessments) -> dict:  # type: ignore[no-untyped-def]
     """One history row per KPI: the assessed value and status when it has a target, else its latest value."""
-    import polars as pl
-
+    from ..frame import complete_totals
     from ..output import target_json
 
     rows = {}
@@ -151,7 +150,7 @@ def _snapshot_rows(result, assessments) -> dict:  # type: ignore[no-untyped-def]
                 "target_spec": target_json(spec),
             }
             continue
-        done = frame.filter(pl.col("is_total") & pl.col("complete"))
+        done = complete_totals(frame)
         last = done.row(-1, named=True) if done.height else None
         rows[kpi_id] = {"period": last["period"] if last else None, "value": last["value"] if last else None}
     return rows

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from ..formats import FILE_FORMATS, RUN_FORMATS
 from .common import (
     _ALLOW_OUTSIDE,
     _HISTORY,
@@ -54,7 +55,7 @@ def validate(path: Path, access: dict) -> None:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["table", "json", "csv", "parquet"]),
+    type=click.Choice(RUN_FORMATS),
     default=None,
     help="Output format (default: from the -o suffix, else table).",
 )
@@ -106,7 +107,7 @@ def run(
         return
     if fmt is None:
         suffix = output.suffix.lower().lstrip(".") if output else ""
-        fmt = suffix if suffix in ("json", "csv", "parquet") else "table"
+        fmt = suffix if suffix in FILE_FORMATS else "table"
     result, assessments = _evaluate_with_targets(catalog, as_of, start=start, end=end, kpis=kpis, streaming=streaming)
     if end is None and stale_sources(result) and trim_stale(result):
         result.warnings = [
