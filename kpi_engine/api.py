@@ -21,7 +21,8 @@ from .model import KpiSpec, Project, Unit, iter_kpis
 from .periods import Span
 from .plan import Plan, Window, build_plan
 from .plugins import PluginError, Registry, default_registry
-from .resolve import bind_project, sources_read
+from .references import sources_read
+from .resolve import bind_project
 from .series import evaluate_plan
 from .spec_dates import out_of_range
 from .timeparse import TimeOptions, time_expr

@@ -4,7 +4,7 @@ built once, then rendered by any format's templates, so that every format shows 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,6 +13,7 @@ import polars as pl
 
 from . import cadence, periods
 from .api import Catalog, Result
+from .events import EventComparison, event_comparisons, events_of
 from .frame import by_dimension, totals
 from .model import Event, Grain, KpiSpec, Project, Unit
 from .periods import Span
@@ -32,7 +33,6 @@ STATUS_LABELS = {
 }
 ATTENTION = ("missed", "off_track", "no_data", "at_risk")  # most severe first
 HISTORY_PERIODS = {Grain.DAY: 60, Grain.WEEK: 26, Grain.MONTH: 18, Grain.QUARTER: 8, Grain.YEAR: 6}
-EVENT_WINDOW_DAYS = 28
 
 
 @dataclass
@@ -54,16 +54,6 @@ class Breakdown:
     dim: str
     period: str
     rows: list[dict[str, Any]]  # label, value, text
-
-
-@dataclass
-class EventComparison:
-    label: str
-    date: dt.date
-    before: float | None
-    after: float | None
-    days: int
-    text: str
 
 
 @dataclass
@@ -141,25 +131,6 @@ def select(
         if owner and kpi.owner != owner:
             continue
         out.append(kpi)
-    return out
-
-
-def _events(project: Project, kpi: KpiSpec) -> list[Event]:
-    return sorted({*project.events, *kpi.events}, key=lambda e: e.date)
-
-
-def event_spans(project: Project, kpis: Iterable[KpiSpec], as_of: dt.date) -> list[tuple[str, Span]]:
-    """Before/after windows around each event: the same number of days on each side, up to as-of."""
-    out = []
-    for kpi in kpis:
-        for event in _events(project, kpi):
-            if event.date > as_of:
-                continue
-            days = min(EVENT_WINDOW_DAYS, (as_of - event.date).days + 1)
-            out += [
-                (kpi.id, Span(event.date - dt.timedelta(days=days), event.date - dt.timedelta(days=1))),
-                (kpi.id, Span(event.date, event.date + dt.timedelta(days=days - 1))),
-            ]
     return out
 
 
@@ -322,7 +293,7 @@ def _section(
             f"{fmt(current['ci_high'])} (Wilson)"
         )
     section.events = [
-        e for e in _event_comparisons(project, kpi, result) if section.chart.x and section.chart.x[0] <= e.date
+        e for e in event_comparisons(project, kpi, result) if section.chart.x and section.chart.x[0] <= e.date
     ]
     section.changes = _changes(history_path, kpi.id, a, as_of)
     section.notes = notes
@@ -335,7 +306,7 @@ def _chart(project: Project, kpi: KpiSpec, history: pl.DataFrame, a: Assessment 
     t = kpi.target
     if x:
         chart.events = [
-            e for e in _events(project, kpi) if x[0] <= e.date <= (t.deadline if t and t.deadline else x[-1])
+            e for e in events_of(project, kpi) if x[0] <= e.date <= (t.deadline if t and t.deadline else x[-1])
         ]
     if t is None or a is None or not x:
         return chart
@@ -372,30 +343,6 @@ def _breakdowns(kpi: KpiSpec, frame: pl.DataFrame, current: dict[str, Any] | Non
             label = "(none)" if r[dim] is None else str(r[dim])
             items.append({"label": label, "value": r["value"], "text": format_value(r["value"], kpi.unit)})
         out.append(Breakdown(dim, current["period"], items))
-    return out
-
-
-def _event_comparisons(project: Project, kpi: KpiSpec, result: Result) -> list[EventComparison]:
-    out = []
-    for event in _events(project, kpi):
-        if event.date > result.as_of:
-            continue
-        days = min(EVENT_WINDOW_DAYS, (result.as_of - event.date).days + 1)
-        before_span = Span(event.date - dt.timedelta(days=days), event.date - dt.timedelta(days=1))
-        after_span = Span(event.date, event.date + dt.timedelta(days=days - 1))
-        before_rows = _total(result.spans.get((kpi.id, before_span)))
-        after_rows = _total(result.spans.get((kpi.id, after_span)))
-        if not before_rows.height or not after_rows.height:
-            continue
-        before, after = before_rows["value"][0], after_rows["value"][0]
-        if before is None and after is None:
-            continue
-        change = format_change(after - before, kpi.unit) if before is not None and after is not None else "–"
-        text = (
-            f"{days} days before: {format_value(before, kpi.unit)}; {days} days after: "
-            f"{format_value(after, kpi.unit)} ({change})"
-        )
-        out.append(EventComparison(event.label, event.date, before, after, days, text))
     return out
 
 

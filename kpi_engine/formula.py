@@ -1,16 +1,17 @@
-"""The formula language: tokenizer and Pratt parser into a frozen AST, and a printer back to text.
+"""The formula language: tokenizer and Pratt parser into a frozen AST (``nodes``); ``printer`` writes it back.
 
 Pure Python on purpose: no polars here, and nothing is ever evaluated as code.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass
 
-from .nodes import BinOp, Bool, Call, Column, InList, IsNull, Name, Node, Null, Number, String, Unary
+from .grammar import _INFIX, _PREFIX_NEG, _PREFIX_NOT, COMPARISONS, KEYWORDS
+from .nodes import BinOp, Bool, Call, Column, InList, IsNull, Name, Node, Null, Number, String, Unary, children, walk
+from .printer import to_source
 
 MAX_TOKENS = 4096
 MAX_DEPTH = 64
@@ -34,9 +35,6 @@ __all__ = [
     "tokenize",
     "walk",
 ]
-
-KEYWORDS = {"and", "or", "not", "in", "is", "null", "true", "false", "where"}
-COMPARISONS = ("==", "!=", "<=", ">=", "<", ">")
 
 
 class FormulaSyntaxError(Exception):
@@ -143,27 +141,6 @@ def tokenize(text: str) -> list[Token]:
 
 
 # --- parser ----------------------------------------------------------------------------------------
-
-_INFIX = {
-    "or": 10,
-    "and": 20,
-    "==": 40,
-    "!=": 40,
-    "<": 40,
-    "<=": 40,
-    ">": 40,
-    ">=": 40,
-    "in": 40,
-    "is": 40,
-    "not": 40,
-    "+": 50,
-    "-": 50,
-    "*": 60,
-    "/": 60,
-    "%": 60,
-}
-_PREFIX_NOT = 30
-_PREFIX_NEG = 70
 
 
 class _Parser:
@@ -370,110 +347,5 @@ def parse(text: str) -> Node:
                 node.span,
                 "split it into several KPIs that reference each other",
             )
-        stack.extend((child, depth + 1) for child in _children(node))
+        stack.extend((child, depth + 1) for child in children(node))
     return tree
-
-
-def _children(node: Node) -> list[Node]:
-    if isinstance(node, Call):
-        return [*node.args, *([node.where] if node.where is not None else [])]
-    if isinstance(node, BinOp):
-        return [node.left, node.right]
-    if isinstance(node, Unary | IsNull):
-        return [node.operand]
-    if isinstance(node, InList):
-        return [node.operand, *node.items]
-    return []
-
-
-# --- printer ---------------------------------------------------------------------------------------
-
-_IDENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-
-
-def _name(name: str) -> str:
-    return name if _IDENT_RE.match(name) and name not in KEYWORDS else f"`{name}`"
-
-
-def _prec(node: Node) -> int:
-    if isinstance(node, BinOp):
-        return _INFIX[node.op]
-    if isinstance(node, InList | IsNull):
-        return 40
-    if isinstance(node, Unary):
-        return _PREFIX_NOT if node.op == "not" else _PREFIX_NEG
-    return 100
-
-
-def to_source(node: Node) -> str:
-    """Print an AST back to formula text, with only the parentheses precedence needs."""
-    return _source(node, tail=True)
-
-
-def _source(node: Node, tail: bool) -> str:
-    """``tail``: nothing follows this text in its enclosing brackets, so a trailing low-precedence prefix
-    operator (``- not x``) needs no parentheses; each pair would add a nesting level the parser counts."""
-
-    def brackets(child: Node, looser: bool, child_tail: bool) -> bool:
-        """A child that binds looser than its place needs brackets, except a prefix operator with nothing after it."""
-        return looser and not (child_tail and isinstance(child, Unary))
-
-    def wrap(child: Node, looser: bool, child_tail: bool) -> str:
-        if brackets(child, looser, child_tail):
-            return f"({_source(child, True)})"
-        return _source(child, child_tail)
-
-    if isinstance(node, Number):
-        return repr(node.value)
-    if isinstance(node, String):
-        return json.dumps(node.value, ensure_ascii=False)
-    if isinstance(node, Bool):
-        return "true" if node.value else "false"
-    if isinstance(node, Null):
-        return "null"
-    if isinstance(node, Name):
-        return _name(node.name)
-    if isinstance(node, Column):
-        return f"{_name(node.source)}.{_name(node.column)}"
-    if isinstance(node, Call):
-        args = ", ".join(_source(a, True) for a in node.args)
-        if node.where is not None:
-            args += f" where {_source(node.where, True)}"
-        return f"{_name(node.func)}({args})"
-    if isinstance(node, BinOp):
-        p = _prec(node)
-        cmp = p == 40
-        left = wrap(node.left, _prec(node.left) < p or (cmp and _prec(node.left) <= p), False)
-        return f"{left} {node.op} {wrap(node.right, _prec(node.right) <= p, tail)}"
-    if isinstance(node, Unary):
-        if node.op == "not":
-            return f"not {wrap(node.operand, _prec(node.operand) < _PREFIX_NOT, tail)}"
-        operand, looser = node.operand, _prec(node.operand) < _PREFIX_NEG
-        signed = isinstance(operand, Unary) or (isinstance(operand, Number) and operand.value < 0)
-        gap = " " if signed and not brackets(operand, looser, tail) else ""  # `- -x`, `- not x`: no `--`
-        return f"-{gap}{wrap(operand, looser, tail)}"
-    if isinstance(node, InList):
-        items = ", ".join(_source(i, True) for i in node.items)
-        operand = wrap(node.operand, _prec(node.operand) <= 40, False)
-        return f"{operand} {'not in' if node.negated else 'in'} [{items}]"
-    if isinstance(node, IsNull):
-        return f"{wrap(node.operand, _prec(node.operand) <= 40, False)} is {'not ' if node.negated else ''}null"
-    raise TypeError(f"not a formula node: {node!r}")
-
-
-def walk(node: Node):  # type: ignore[no-untyped-def]
-    """Yield ``node`` and every node below it, depth first."""
-    yield node
-    if isinstance(node, Call):
-        for a in node.args:
-            yield from walk(a)
-        if node.where is not None:
-            yield from walk(node.where)
-    elif isinstance(node, BinOp):
-        yield from walk(node.left)
-        yield from walk(node.right)
-    elif isinstance(node, Unary | InList | IsNull):
-        yield from walk(node.operand)
-        if isinstance(node, InList):
-            for i in node.items:
-                yield from walk(i)

@@ -136,7 +136,7 @@ def _data_rules(kpi: KpiSpec, result: Result, add) -> None:  # type: ignore[no-u
     t = kpi.target
     if t is None or t.start is None or t.direction not in ("increase", "decrease"):
         return
-    from .targets import bound_expr, is_additive
+    from .forecast import bound_expr, is_additive
 
     if t.measure == "window" and is_additive(bound_expr(result, kpi.id)):
         return  # a cumulative target starts from zero: per-period history says nothing about its baseline

@@ -78,3 +78,34 @@ class InList(Node):
 class IsNull(Node):
     operand: Node
     negated: bool = False
+
+
+def children(node: Node) -> list[Node]:
+    """The nodes directly below ``node`` (a call's arguments and filter, an operator's operands)."""
+    if isinstance(node, Call):
+        return [*node.args, *([node.where] if node.where is not None else [])]
+    if isinstance(node, BinOp):
+        return [node.left, node.right]
+    if isinstance(node, Unary | IsNull):
+        return [node.operand]
+    if isinstance(node, InList):
+        return [node.operand, *node.items]
+    return []
+
+
+def walk(node: Node):  # type: ignore[no-untyped-def]
+    """Yield ``node`` and every node below it, depth first."""
+    yield node
+    if isinstance(node, Call):
+        for a in node.args:
+            yield from walk(a)
+        if node.where is not None:
+            yield from walk(node.where)
+    elif isinstance(node, BinOp):
+        yield from walk(node.left)
+        yield from walk(node.right)
+    elif isinstance(node, Unary | InList | IsNull):
+        yield from walk(node.operand)
+        if isinstance(node, InList):
+            for i in node.items:
+                yield from walk(i)

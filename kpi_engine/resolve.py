@@ -26,7 +26,6 @@ from .formula import (
     Number,
     String,
     Unary,
-    _children,
     parse,
     to_source,
     walk,
@@ -45,25 +44,8 @@ from .ir import (
     Previous,
 )
 from .model import KpiSpec, Project
+from .references import MAX_EXPANDED, expanded_size
 from .rowbind import KIND_WORDS, Failed, KpiContext, RowBinder
-
-#: References are inlined, so ``k1: k0 + k0, k2: k1 + k1, ...`` doubles at each level: 40 levels would be 2^40
-#: terms to plan and compile. Sizes are counted on the shared tree (memoised), so counting is linear.
-MAX_EXPANDED = 10_000
-
-
-def expanded_size(node: Node, memo: dict[int, int] | None = None) -> int:
-    """How many nodes ``node`` has once every shared subtree (an inlined KPI) is counted each time it appears."""
-    memo = {} if memo is None else memo
-    if id(node) not in memo:
-        if isinstance(node, Previous):
-            children: list[Node] = [node.expr]
-        elif isinstance(node, Agg):
-            children = []
-        else:
-            children = _children(node)
-        memo[id(node)] = 1 + sum(expanded_size(c, memo) for c in children)
-    return memo[id(node)]
 
 
 class Binder(RowBinder):
@@ -417,28 +399,6 @@ class Binder(RowBinder):
             hint = f"write `{owners[0]}.{bare[0]}`" if owners else "write source.column, e.g. sum(ads.clicks)"
             raise self.fail(kpi, node, f"`{node.func}(...)` does not say which source it reads", hint=hint)
         return next(iter(found))
-
-
-def sources_read(project: Project, kpi_id: str, seen: set[str] | None = None) -> set[str]:
-    """Sources a KPI's formula reads, through the KPIs it references (read from the parsed formula)."""
-    seen = seen if seen is not None else set()
-    if kpi_id in seen or kpi_id not in project.kpis:
-        return set()
-    seen.add(kpi_id)
-    try:
-        tree = parse(project.kpis[kpi_id].formula.strip())
-    except FormulaSyntaxError:
-        return set()
-    out: set[str] = set()
-    for node in walk(tree):
-        if isinstance(node, Column) and node.source in project.sources:
-            out.add(node.source)
-        elif isinstance(node, Name):
-            if node.name in project.sources:
-                out.add(node.name)
-            elif node.name in project.kpis:
-                out |= sources_read(project, node.name, seen)
-    return out
 
 
 def bind_project(

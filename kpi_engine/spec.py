@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,21 @@ def spec_files(path: Path) -> list[Path]:
     return files
 
 
+@dataclass
+class _Merge:
+    """What the spec files of a project add up to while they are read, file after file."""
+
+    errors: ErrorCollector
+    deferred: bool
+    unchecked: set[str] = field(default_factory=set)
+    calendar_seen: dict[str, tuple[Any, Location]] = field(default_factory=dict)
+    sources: dict[str, SourceSpec] = field(default_factory=dict)
+    params: dict[str, float] = field(default_factory=dict)
+    kpis: dict[str, KpiSpec] = field(default_factory=dict)
+    events: list[Event] = field(default_factory=list)
+    first_seen: dict[tuple[str, str], Location] = field(default_factory=dict)
+
+
 def load_project(
     path: str | Path, connector_schemas: Mapping[str, Mapping[str, Any]], errors: ErrorCollector | None = None
 ) -> Project:
@@ -85,93 +101,103 @@ def load_project(
 
     root = Path(path)
     files = spec_files(root)
-    deferred = errors is not None
-    errors = errors if errors is not None else ErrorCollector()
-    unchecked: set[str] = set()
+    merge = _Merge(errors if errors is not None else ErrorCollector(), errors is not None)
     schema = full_schema(connector_schemas)
-    calendar_seen: dict[str, tuple[Any, Location]] = {}
-    sources: dict[str, SourceSpec] = {}
-    params: dict[str, float] = {}
-    kpis: dict[str, KpiSpec] = {}
-    events: list[Event] = []
-    first_seen: dict[tuple[str, str], Location] = {}
     digest = hashlib.sha256()
     for file in files:
-        display = str(file)
-        try:
-            raw = file.read_bytes()
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            errors.add(f"file is not UTF-8 text (byte {exc.start})", Location(display), hint="save the file as UTF-8")
+        read = _read_file(file, merge.errors)
+        if read is None:
             continue
-        except OSError as exc:
-            errors.add(f"cannot read file: {exc.strerror}", Location(display))
-            continue
-        digest.update(display.encode() + b"\0" + raw)
-        try:
-            data, pos = load_yaml(text, display)
-        except KpiError as exc:
-            errors.extend(exc.diagnostics)
-            continue
-        if data is None:
-            errors.add("spec file is empty", Location(display, 1, 1), hint="start it with `version: 1` and `kpis:`")
-            continue
-        problems = schema_errors(data, schema, pos) + source_options.bad_numbers(data, pos)
-        if problems:
-            errors.extend(problems)
-            paths = error_paths(data, schema) + source_options.bad_number_paths(data)
-            data = salvage(data, paths, unchecked) if deferred else None
-            if data is None:
-                continue
-        for key in ("timezone", "week_start", "fiscal_year_start"):
-            if key in data:
-                loc = pos.location((key,))
-                if key in calendar_seen and calendar_seen[key][0] != data[key]:
-                    prev_value, prev_loc = calendar_seen[key]
-                    errors.add(
-                        f"`{key}: {data[key]}` disagrees with `{key}: {prev_value}` in {prev_loc.file}:{prev_loc.line}",
-                        loc,
-                        hint="all spec files share one calendar; set it once",
-                    )
-                calendar_seen.setdefault(key, (data[key], loc))
-        base_dir = file.parent.resolve()
-        roots = source_options.data_root(data, base_dir, pos, errors)
-        for name, body in (data.get("sources") or {}).items():
-            loc = pos.location(("sources", name), key=True)
-            if _dupe(errors, first_seen, "source", name, loc):
-                continue
-            locations = {"": loc, **{k: pos.location(("sources", name, k)) for k in body}}
-            source_options.check_time_options(body, locations, errors)
-            options = {k: v for k, v in body.items() if k not in ("connector", "time", "description")}
-            sources[name] = SourceSpec(name, body["connector"], body["time"], options, base_dir, locations, roots)
-        events.extend(_events(data.get("events", ())))
-        for name, value in (data.get("params") or {}).items():
-            loc = pos.location(("params", name), key=True)
-            if not _dupe(errors, first_seen, "param", name, loc):
-                params[name] = float(value)
-        for kpi_id, body in (data.get("kpis") or {}).items():
-            loc = pos.location(("kpis", kpi_id), key=True)
-            if _dupe(errors, first_seen, "KPI", kpi_id, loc):
-                continue
-            kpis[kpi_id] = _build_kpi(kpi_id, body, pos, errors)
-    calendar = _build_calendar(calendar_seen, errors)
-    for name in params.keys() & kpis.keys():
-        errors.add(f"`{name}` is both a param and a KPI id", kpis[name].loc(), hint="rename one of them")
-    if not deferred or not kpis:
-        errors.raise_if_any()
-    if not kpis:
+        raw, data, pos = read
+        digest.update(str(file).encode() + b"\0" + raw)
+        data = _validated(data, pos, schema, merge)
+        if data is not None:
+            _merge_file(file, data, pos, merge)
+    calendar = _build_calendar(merge.calendar_seen, merge.errors)
+    for name in merge.params.keys() & merge.kpis.keys():
+        merge.errors.add(f"`{name}` is both a param and a KPI id", merge.kpis[name].loc(), hint="rename one of them")
+    if not merge.deferred or not merge.kpis:
+        merge.errors.raise_if_any()
+    if not merge.kpis:
         raise KpiError(Diagnostic("no KPIs defined", Location(str(root)), hint="add a `kpis:` mapping to a spec file"))
     return Project(
         calendar,
-        sources,
-        params,
-        kpis,
+        merge.sources,
+        merge.params,
+        merge.kpis,
         tuple(files),
         root,
         digest.hexdigest()[:12],
-        tuple(sorted(events, key=lambda e: e.date)),
-        frozenset(unchecked),
+        tuple(sorted(merge.events, key=lambda e: e.date)),
+        frozenset(merge.unchecked),
     )
+
+
+def _read_file(file: Path, errors: ErrorCollector) -> tuple[bytes, Any, Positions] | None:
+    """A spec file's bytes and its YAML with positions; None (with the error added) when it cannot be read."""
+    display = str(file)
+    try:
+        raw = file.read_bytes()
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        errors.add(f"file is not UTF-8 text (byte {exc.start})", Location(display), hint="save the file as UTF-8")
+        return None
+    except OSError as exc:
+        errors.add(f"cannot read file: {exc.strerror}", Location(display))
+        return None
+    try:
+        data, pos = load_yaml(text, display)
+    except KpiError as exc:
+        errors.extend(exc.diagnostics)
+        return None
+    if data is None:
+        errors.add("spec file is empty", Location(display, 1, 1), hint="start it with `version: 1` and `kpis:`")
+        return None
+    return raw, data, pos
+
+
+def _validated(data: Any, pos: Positions, schema: dict[str, Any], merge: _Merge) -> Any:
+    """``data`` when the schema accepts it; else its problems are added and what is still usable is kept
+    (deferred) or nothing is (None)."""
+    problems = schema_errors(data, schema, pos) + source_options.bad_numbers(data, pos)
+    if not problems:
+        return data
+    merge.errors.extend(problems)
+    paths = error_paths(data, schema) + source_options.bad_number_paths(data)
+    return salvage(data, paths, merge.unchecked) if merge.deferred else None
+
+
+def _merge_file(file: Path, data: Mapping[str, Any], pos: Positions, merge: _Merge) -> None:
+    """Add one file's calendar settings, sources, events, params and KPIs to the project being built."""
+    errors = merge.errors
+    for key in ("timezone", "week_start", "fiscal_year_start"):
+        if key in data:
+            loc = pos.location((key,))
+            if key in merge.calendar_seen and merge.calendar_seen[key][0] != data[key]:
+                prev_value, prev_loc = merge.calendar_seen[key]
+                errors.add(
+                    f"`{key}: {data[key]}` disagrees with `{key}: {prev_value}` in {prev_loc.file}:{prev_loc.line}",
+                    loc,
+                    hint="all spec files share one calendar; set it once",
+                )
+            merge.calendar_seen.setdefault(key, (data[key], loc))
+    base_dir = file.parent.resolve()
+    roots = source_options.data_root(data, base_dir, pos, errors)
+    for name, body in (data.get("sources") or {}).items():
+        loc = pos.location(("sources", name), key=True)
+        if _dupe(errors, merge.first_seen, "source", name, loc):
+            continue
+        locations = {"": loc, **{k: pos.location(("sources", name, k)) for k in body}}
+        source_options.check_time_options(body, locations, errors)
+        options = {k: v for k, v in body.items() if k not in ("connector", "time", "description")}
+        merge.sources[name] = SourceSpec(name, body["connector"], body["time"], options, base_dir, locations, roots)
+    merge.events.extend(_events(data.get("events", ())))
+    for name, value in (data.get("params") or {}).items():
+        if not _dupe(errors, merge.first_seen, "param", name, pos.location(("params", name), key=True)):
+            merge.params[name] = float(value)
+    for kpi_id, body in (data.get("kpis") or {}).items():
+        if not _dupe(errors, merge.first_seen, "KPI", kpi_id, pos.location(("kpis", kpi_id), key=True)):
+            merge.kpis[kpi_id] = _build_kpi(kpi_id, body, pos, errors)
 
 
 def _dupe(errors: ErrorCollector, seen: dict[tuple[str, str], Location], what: str, name: str, loc: Location) -> bool:
@@ -242,8 +268,8 @@ def _build_target(
 ) -> TargetSpec:
     where = base + ("target",)
 
-    def err(message: str, key: str = "", hint: str | None = None) -> None:
-        errors.add(message, pos.location(where + ((key,) if key else ())), hint=hint)
+    def err(message: str, key: str = "", hint: str | None = None, loc: Location | None = None) -> None:
+        errors.add(message, loc or pos.location(where + ((key,) if key else ())), hint=hint)
 
     date = dt.date.fromisoformat
     start = date(t["start"]) if "start" in t else None
@@ -272,9 +298,18 @@ def _build_target(
         by={dim: dict(values) for dim, values in t.get("by", {}).items()},
         at_risk=float(t.get("at_risk", 0.1)),
     )
-    if start and deadline and deadline <= start:
+    _check_target(target, kpi.get("dimensions", []), err, lambda dim: pos.location(where + ("by", dim), key=True))
+    return target
+
+
+def _check_target(
+    target: TargetSpec, dims: list[str], err: Callable[..., None], by_loc: Callable[[str], Location]
+) -> None:
+    """The rules a target must follow beyond its schema, each reported with the field at fault."""
+    period = target.baseline_period
+    if target.start and target.deadline and target.deadline <= target.start:
         err(
-            f"target deadline {deadline} is not after its start {start}",
+            f"target deadline {target.deadline} is not after its start {target.start}",
             "deadline",
             hint="a time-bound target ends after it starts",
         )
@@ -303,25 +338,23 @@ def _build_target(
         err("a `maintain` target needs a `tolerance`", hint="e.g. value: 150, tolerance: 10")
     if target.min is not None and target.max is not None and target.min > target.max:
         err(f"target min {target.min} is above max {target.max}", "min")
-    if (target.measure == "window" or target.path or target.revisions) and start is None:
+    if (target.measure == "window" or target.path or target.revisions) and target.start is None:
         err("this target needs a `start` date", hint="window measures, paths and revisions are dated from the start")
     dates = [d for d, _ in target.path]
     if dates != sorted(dates) or len(set(dates)) != len(dates):
         err("`path` dates must be distinct and in order", "path")
-    if start and deadline and any(not start <= d <= deadline for d in dates):
-        err(f"`path` dates must lie between start {start} and deadline {deadline}", "path")
+    if target.start and target.deadline and any(not target.start <= d <= target.deadline for d in dates):
+        err(f"`path` dates must lie between start {target.start} and deadline {target.deadline}", "path")
     revision_dates = [r.start for r in target.revisions]
     if revision_dates != sorted(revision_dates):
         err("`revisions` must be in date order", "revisions")
-    dims = kpi.get("dimensions", [])
     for dim in target.by:
         if dim not in dims:
-            errors.add(
+            err(
                 f"per-dimension target for `{dim}`, which is not a dimension of this KPI",
-                pos.location(where + ("by", dim), key=True),
                 hint=did_you_mean(dim, dims, "dimensions"),
+                loc=by_loc(dim),
             )
-    return target
 
 
 WEEKDAY_WORDS = {name: i for i, name in enumerate(WEEKDAYS)}

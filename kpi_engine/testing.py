@@ -119,7 +119,8 @@ def run_test(
     """Evaluate one test's KPIs on its given rows and compare with what it expects."""
     from .api import Catalog
     from .connectors import Env
-    from .resolve import Binder, sources_read
+    from .references import sources_read
+    from .resolve import Binder
 
     outcome = Outcome(file, name, location=pos.location(("tests", name), key=True))
     wanted = list(body["expect"])

@@ -55,7 +55,7 @@ def report_command(
     access: dict,
 ) -> None:
     """Render the review report: needs attention first, scorecard, then a section per KPI."""
-    from .. import __version__, content, history
+    from .. import __version__, content, events, history
     from ..api import load, today
     from ..errors import KpiError, did_you_mean
     from ..lint import lint
@@ -87,7 +87,7 @@ def report_command(
         clash = registry.clash("format", fmt)
         raise KpiError(clash or f"unknown report format `{fmt}`", hint=did_you_mean(fmt, registry.formats, "formats"))
     ids = [k.id for k in kpis]
-    spans = [(k, s) for k, s in span_requests(project, as_of) if k in ids] + content.event_spans(project, kpis, as_of)
+    spans = [(k, s) for k, s in span_requests(project, as_of) if k in ids] + events.event_spans(project, kpis, as_of)
     notes = _read_notes(notes_path, project) if notes_path else {}
     with _progress(len(kpis)) as step:
         result = catalog.evaluate(as_of, kpis=ids, spans=spans)

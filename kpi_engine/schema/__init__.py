@@ -171,6 +171,13 @@ def _explain(err: jsonschema.ValidationError, pos: Positions) -> list[Diagnostic
                 hint="for example 2026-06-30",
             )
         ]
+    return _explain_value(err, pos, path) or [Diagnostic(err.message, pos.location(path))]
+
+
+def _explain_value(err: jsonschema.ValidationError, pos: Positions, path: tuple) -> list[Diagnostic] | None:
+    """Errors about one value's content (a date out of range, a control character, a pattern or a choice of
+    forms), said with what the field expects."""
+    v, schema = err.validator, err.schema
     if v == "pattern" and schema.get("pattern", "").startswith("^(19|20|21)"):
         return [
             Diagnostic(
@@ -198,7 +205,7 @@ def _explain(err: jsonschema.ValidationError, pos: Positions) -> list[Diagnostic
         parent = _parent_description(err)
         if parent:
             return [Diagnostic(f"invalid value `{_short(err.instance)}`", pos.location(path), expected=parent)]
-    return [Diagnostic(err.message, pos.location(path))]
+    return None
 
 
 def _parent_description(err: jsonschema.ValidationError) -> str | None:
