@@ -50,6 +50,10 @@ _EXPORTS = {
     "ISO_DATE_RE": "timeparse",
     "CANDIDATE_FORMATS": "timeparse",
     "MIN_DATE": "spec_dates",
+    "Report": "content",
+    "render_template": "report",
+    "atomic_write": "output",
+    "line_chart": "charts",
     "MAX_DATE": "spec_dates",
 }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
 import re
 from collections.abc import Callable, Iterable
@@ -21,15 +22,23 @@ ENTRY_POINT_GROUP = "kpi_engine"
 
 @dataclass(frozen=True)
 class ReportFormat:
-    """An output format of ``kpi report``: a template (or a render callable) and the file extension."""
+    """An output format of ``kpi report``. Give one of, from simplest to fullest:
+
+    - ``template``: a Jinja2 template name, looked up in ``templates_dir`` first, then ``--templates``, then
+      the built-in templates; the engine renders it with ``report`` (a ``kpi_engine.Report``) and writes it;
+    - ``render(report) -> str | bytes``: the file's content; the engine writes it (atomically);
+    - ``write(report, env, output) -> list[Path]``: writes the file (and any beside it) itself, e.g. with
+      ``kpi_engine.atomic_write``; returns what it wrote. The built-in HTML, Markdown, PDF and e-mail do this.
+    """
 
     name: str
     extension: str
     template: str | None = None
-    render: Callable[..., str | bytes] | None = None
+    render: Callable[[Any], str | bytes] | None = None
     templates_dir: Path | None = None
     description: str = ""
     plugin: str = ""
+    write: Callable[[Any, Any, Path], list[Path]] | None = None
 
 
 @dataclass(frozen=True)
@@ -176,6 +185,8 @@ def build_registry(extra: Iterable[object] = (), entry_points: bool = True) -> R
                     reg.clashes.setdefault((kind, key), [owner[(kind, key)]]).append(name)
                     continue
                 owner[(kind, key)] = name
+                if kind == "format":
+                    item = dataclasses.replace(item, plugin=name)
                 getattr(reg, attr)[key] = item
                 reg.plugins[name].append(f"{kind}:{key}")
                 if kind == "connector":
@@ -198,6 +209,8 @@ def _invalid(item: Any, kind: str, cls: type) -> str | None:
         return f"{kind} name {name!r} must be lower-case snake_case"
     if kind == "function" and name in AGGREGATES:
         return f"function `{name}` shadows a built-in aggregate"
+    if kind == "format" and sum(x is not None for x in (item.template, item.render, item.write)) != 1:
+        return f"format `{name}` needs exactly one of template, render or write"
     if kind == "connector":
         try:
             jsonschema.Draft202012Validator.check_schema({"type": "object", **item.options_schema})

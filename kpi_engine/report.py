@@ -5,11 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import shutil
-import subprocess
-import tempfile
 from collections.abc import Mapping
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +20,19 @@ from .output import atomic_write
 from .plugins import Registry, ReportFormat
 from .units import format_date, format_value
 
+BUILTIN_PLUGIN = "reports"  # the first-party plugin whose templates every format may extend (macros)
 
-def environment(registry: Registry, user_templates: Path | None = None) -> jinja2.Environment:
-    """Templates are looked up in the user's folder, then each format plugin's folder, then the built-ins."""
-    folders = [user_templates] if user_templates else []
-    folders += [f.templates_dir for f in registry.formats.values() if f.templates_dir is not None]
+
+def environment(
+    registry: Registry, user_templates: Path | None = None, fmt: ReportFormat | None = None
+) -> jinja2.Environment:
+    """Templates of a format: a plugin's format looks in its own folder first, then ``--templates``, then the
+    built-ins; a built-in format looks in ``--templates`` first. Another plugin's folder is never searched,
+    so one plugin's ``report.md.j2`` cannot replace another format's."""
+    builtin = [f.templates_dir for f in registry.formats.values() if f.plugin == BUILTIN_PLUGIN and f.templates_dir]
+    own = [fmt.templates_dir] if fmt is not None and fmt.templates_dir else []
+    user = [user_templates] if user_templates else []
+    folders = (user + own if fmt is None or fmt.plugin == BUILTIN_PLUGIN else own + user) + builtin
     loader = jinja2.ChoiceLoader([jinja2.FileSystemLoader(str(f)) for f in dict.fromkeys(folders)])
     # the sandbox: a template (yours, a plugin's, or one passed with --templates) reads the report's data and
     # cannot reach Python internals (``cycler.__init__.__globals__.os`` and the like raise SecurityError)
@@ -104,116 +108,11 @@ def render_template(env: jinja2.Environment, name: str, report: Report, **extra:
         ) from None
 
 
-def write_html(report: Report, env: jinja2.Environment, output: Path) -> list[Path]:
-    text = render_template(env, "report.html.j2", report)
-    atomic_write(output, lambda p: p.write_text(text, encoding="utf-8"))
-    return [output]
-
-
-def write_markdown(report: Report, env: jinja2.Environment, output: Path) -> list[Path]:
-    """Markdown with tables; each chart is an SVG file in a folder beside it."""
-    folder = output.with_name(output.stem + "_files")
-    written = []
-    chart_files = {}
-    for k in report.kpis:
-        path = folder / f"{k.id}.svg"
-        svg = charts.line_chart(k.chart)
-        atomic_write(
-            path, lambda p, svg=svg: p.write_text('<?xml version="1.0" encoding="utf-8"?>\n' + svg, encoding="utf-8")
-        )
-        chart_files[k.id] = f"{folder.name}/{path.name}"
-        written.append(path)
-    text = render_template(env, "report.md.j2", report, chart_files=chart_files)
-    atomic_write(output, lambda p: p.write_text(text, encoding="utf-8"))
-    return [output, *written]
-
-
-def chromium() -> str | None:
-    for name in ("chromium", "chromium-browser", "google-chrome", "chrome"):
-        found = shutil.which(name)
-        if found:
-            return found
-    return None
-
-
-CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-quic",
-)
-
-
-def write_pdf(report: Report, env: jinja2.Environment, output: Path) -> list[Path]:
-    """The HTML report printed to PDF by headless Chromium (optional: install Debian's `chromium`)."""
-    browser = chromium()
-    if browser is None:
-        raise KpiError(
-            Diagnostic(
-                "PDF output needs Chromium, which is not installed",
-                hint="install it (Debian: apt-get install chromium) or use --format html",
-            )
-        )
-    html = render_template(env, "report.html.j2", report)
-    with tempfile.TemporaryDirectory() as tmp:
-        page, pdf = Path(tmp) / "report.html", Path(tmp) / "report.pdf"
-        page.write_text(html, encoding="utf-8")
-        profile = Path(tmp) / "profile"
-        run = subprocess.run(
-            [
-                browser,
-                *CHROMIUM_FLAGS,
-                f"--user-data-dir={profile}",
-                "--no-pdf-header-footer",
-                f"--print-to-pdf={pdf}",
-                page.as_uri(),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        if run.returncode != 0 or not pdf.exists():
-            raise KpiError(
-                Diagnostic(
-                    f"Chromium could not print the PDF (exit {run.returncode})",
-                    hint=(run.stderr.strip().splitlines() or [""])[-1][:200],
-                )
-            )
-        data = pdf.read_bytes()
-    atomic_write(output, lambda p: p.write_bytes(data))
-    return [output]
-
-
-def write_email(report: Report, env: jinja2.Environment, output: Path) -> list[Path]:
-    """An e-mail (.eml) with an HTML body that mail clients render and a plain-text part; sending is a plugin's job."""
-    message = EmailMessage()
-    message["Subject"] = report.title
-    message.set_content(render_template(env, "email.txt.j2", report))
-    message.add_alternative(render_template(env, "email.html.j2", report), subtype="html")
-    data = bytes(message)
-    atomic_write(output, lambda p: p.write_bytes(data))
-    return [output]
-
-
-def write_template(fmt: ReportFormat) -> Any:
-    """A writer for a plugin format that is just a template (a chat summary, a CSV digest...)."""
-
-    def write(report: Report, env: jinja2.Environment, output: Path) -> list[Path]:
-        text = render_template(env, fmt.template or "", report)
-        atomic_write(output, lambda p: p.write_text(text, encoding="utf-8"))
-        return [output]
-
-    return write
-
-
 def write_report(
     report: Report, registry: Registry, fmt_name: str, output: Path, templates: Path | None = None
 ) -> list[Path]:
-    """Render ``report`` in a registered format to ``output`` (and files beside it, for Markdown)."""
+    """Render ``report`` in a registered format to ``output``; what a plugin's format does wrong is reported
+    as that plugin's failure (exit 1), never as the engine's, and never as a silent empty file."""
     formats: Mapping[str, ReportFormat] = registry.formats
     if fmt_name not in formats:
         from .errors import did_you_mean
@@ -222,6 +121,28 @@ def write_report(
             Diagnostic(f"unknown report format `{fmt_name}`", hint=did_you_mean(fmt_name, formats, "formats"))
         )
     fmt = formats[fmt_name]
-    env = environment(registry, templates)
-    writer = fmt.render or write_template(fmt)
-    return writer(report, env, output)
+    env = environment(registry, templates, fmt)
+    if fmt.template is not None:
+        text = render_template(env, fmt.template, report)
+        atomic_write(output, lambda p: p.write_text(text, encoding="utf-8"))
+        return [output]
+    try:
+        if fmt.write is not None:
+            written = fmt.write(report, env, output)
+            if not isinstance(written, list) or not all(isinstance(p, Path) for p in written):
+                raise PluginFormatError(f"write() returned {type(written).__name__}, not a list of paths")
+            return written
+        content = fmt.render(report)  # type: ignore[misc]
+    except (KpiError, PluginFormatError):
+        raise
+    except Exception as exc:
+        raise PluginFormatError(f"{type(exc).__name__}: {exc}") from exc
+    if not isinstance(content, str | bytes):
+        raise PluginFormatError(f"render() returned {type(content).__name__}, not str or bytes")
+    data = content.encode("utf-8") if isinstance(content, str) else content
+    atomic_write(output, lambda p: p.write_bytes(data))
+    return [output]
+
+
+class PluginFormatError(Exception):
+    """A report format plugin that failed or broke its contract (the CLI names the plugin)."""

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import types
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -267,7 +268,7 @@ def test_demo_catalogue_renders_in_every_format(tmp_path, request):
 
 
 def test_chromium_renders_the_report_without_console_errors(html_report):
-    from kpi_engine.report import CHROMIUM_FLAGS, chromium
+    from kpi_reports.writers import CHROMIUM_FLAGS, chromium
 
     browser = chromium()
     if browser is None:
@@ -313,3 +314,46 @@ def test_chromium_renders_the_report_without_console_errors(html_report):
         timeout=120,
     )
     assert run.returncode == 0 and narrow.exists()
+
+
+def test_a_third_party_format_end_to_end(fixture_project, tmp_path):
+    """Issue 12, items 4 and 10: render() returns the content and the engine writes it; a plugin's template
+    folder is its own (its report.md.j2 no longer replaces the built-in Markdown); what a plugin's format does
+    wrong is reported as that plugin's failure, and no file is written."""
+    import kpi_engine
+    from kpi_engine import ReportFormat, hookimpl
+    from kpi_engine.plugins import build_registry
+    from kpi_engine.report import PluginFormatError, write_report
+
+    folder = tmp_path / "tpl"
+    folder.mkdir()
+    (folder / "report.md.j2").write_text("not the built-in markdown")
+    (folder / "digest.txt.j2").write_text("{{ report.kpis | length }} KPIs")
+    plugin = types.ModuleType("kpi_digest")
+    formats = [
+        ReportFormat("digest", "txt", "digest.txt.j2", templates_dir=folder),
+        ReportFormat("count", "txt", render=lambda report: f"{len(report.kpis)} KPIs\n"),
+        ReportFormat("broken", "txt", render=lambda report: {"oops": 1}),
+        ReportFormat("raises", "txt", render=lambda report: 1 / 0),
+    ]
+    plugin.register_report_formats = hookimpl(lambda register: [register(f) for f in formats])
+    registry = build_registry(extra=[plugin])
+    catalog = kpi_engine.load(fixture_project, registry=registry)
+    from kpi_engine import content
+    from kpi_engine.targets import assess
+
+    kpis = content.select(catalog.project, "Review")
+    result = catalog.evaluate(dt.date.fromisoformat(AS_OF), kpis=[k.id for k in kpis])
+    report = content.build(catalog, result, assess(result), kpis, meeting="Review")
+    n = len(report.kpis)
+    assert write_report(report, registry, "digest", tmp_path / "d.txt") == [tmp_path / "d.txt"]
+    assert (tmp_path / "d.txt").read_text() == f"{n} KPIs"
+    write_report(report, registry, "count", tmp_path / "c.txt")
+    assert (tmp_path / "c.txt").read_text() == f"{n} KPIs\n"
+    write_report(report, registry, "md", tmp_path / "r.md")
+    assert (tmp_path / "r.md").read_text() != "not the built-in markdown"
+    for name, message in (("broken", "render() returned dict, not str or bytes"), ("raises", "ZeroDivisionError")):
+        with pytest.raises(PluginFormatError, match=re.escape(message)):
+            write_report(report, registry, name, tmp_path / f"{name}.txt")
+        assert not (tmp_path / f"{name}.txt").exists()
+    assert registry.formats["count"].plugin == "kpi_digest"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from .common import _ALLOW_OUTSIDE, _HISTORY, _PATH, _date, _handle_errors, main
+from .common import _ALLOW_OUTSIDE, _HISTORY, _PATH, EXIT_INTERNAL, _date, _handle_errors, main
 
 
 @main.command("report")
@@ -59,7 +59,6 @@ def report_command(
     from ..api import load, today
     from ..errors import KpiError, did_you_mean
     from ..lint import lint
-    from ..report import write_report
     from ..targets import assess, span_requests
     from .common import _exit_on_plugin_errors, _record
 
@@ -109,13 +108,25 @@ def report_command(
         if output is None:
             slug = re.sub(r"[^a-z0-9]+", "-", (meeting or review_cadence or owner or "review").lower()).strip("-")
             output = Path("reports") / "out" / f"{slug}-{as_of}.{registry.formats[fmt].extension}"
-        written = write_report(report, registry, fmt, output, templates)
+        written = _write(report, registry, fmt, output, templates)
         step("rendered")
     for file in written[:1]:
         click.echo(f"wrote {file}" + (f" (and {len(written) - 1} chart files)" if len(written) > 1 else ""), err=True)
     if record:
         _record(store, result, assessments)
     _exit_on_plugin_errors(result)
+
+
+def _write(report, registry, fmt: str, output: Path, templates: Path | None) -> list[Path]:  # type: ignore[no-untyped-def]
+    """Write the report; a format plugin that fails is named, with exit 1 (it is not the spec's fault)."""
+    from ..report import PluginFormatError, write_report
+
+    try:
+        return write_report(report, registry, fmt, output, templates)
+    except PluginFormatError as exc:
+        plugin = registry.formats[fmt].plugin or "?"
+        click.echo(f"error: report format `{fmt}` (plugin `{plugin}`) failed: {exc}", err=True)
+        sys.exit(EXIT_INTERNAL)
 
 
 def _read_notes(path: Path, project) -> dict[str, list[str]]:  # type: ignore[no-untyped-def]

@@ -18,9 +18,9 @@ def _lazy(name: str) -> Callable[..., Any]:
     """A writer that imports the renderer (jinja2, matplotlib) only when a report is written."""
 
     def write(*args: Any) -> Any:
-        from kpi_engine import report
+        from . import writers
 
-        return getattr(report, name)(*args)
+        return getattr(writers, name)(*args)
 
     return write
 
@@ -29,16 +29,14 @@ FORMATS = (
     (
         "html",
         "html",
-        "report.html.j2",
         "write_html",
         "One self-contained HTML page: inline CSS and SVG charts, no external requests.",
     ),
-    ("md", "md", "report.md.j2", "write_markdown", "Markdown with tables; charts as SVG files in a folder beside it."),
-    ("pdf", "pdf", "report.html.j2", "write_pdf", "The HTML report printed by headless Chromium (needs chromium)."),
+    ("md", "md", "write_markdown", "Markdown with tables; charts as SVG files in a folder beside it."),
+    ("pdf", "pdf", "write_pdf", "The HTML report printed by headless Chromium (needs chromium)."),
     (
         "email",
         "eml",
-        "email.html.j2",
         "write_email",
         "An e-mail file: HTML body for mail clients and a plain-text part.",
     ),
@@ -47,5 +45,5 @@ FORMATS = (
 
 @hookimpl
 def register_report_formats(register) -> None:  # type: ignore[no-untyped-def]
-    for name, extension, template, writer, description in FORMATS:
-        register(ReportFormat(name, extension, template, _lazy(writer), TEMPLATES, description))
+    for name, extension, writer, description in FORMATS:
+        register(ReportFormat(name, extension, templates_dir=TEMPLATES, description=description, write=_lazy(writer)))
