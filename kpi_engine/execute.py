@@ -68,6 +68,8 @@ def source_frame(
     end = periods.local_midnight(sp.upper, tz) if sp.upper else None
     request = ScanRequest(tuple(sorted(sp.columns)), source.time, start, end)
     lf = connector.scan(source, request, env)
+    if not isinstance(lf, pl.LazyFrame):  # a plugin's mistake: reported as its failure, the other KPIs still run
+        raise TypeError(f"scan() returned {type(lf).__name__}, not a polars LazyFrame (use .lazy())")
     try:
         lf, dtype = normalize_time(lf, source, sp.schema[source.time])
     except pl.exceptions.PolarsError:

@@ -1,8 +1,9 @@
 """Planning: bound KPIs -> one explicit plan per run.
 
 Per source the plan says which columns to read, which time window, which row filter may be pushed down,
-and which (grain, dimensions) groups to aggregate with which aggregates, deduplicated across KPIs. A
-connector may execute its part itself; ``execute.py`` runs the whole plan through polars.
+and which (grain, dimensions) groups to aggregate with which aggregates, deduplicated across KPIs.
+``execute.py`` runs the whole plan through polars (connectors see only a ``ScanRequest`` of columns and a
+time window; running a source's part of the plan in its own database is the scale-out issue's to design).
 """
 
 from __future__ import annotations

@@ -126,6 +126,8 @@ def plugin_manager(
             except (Exception, SystemExit) as exc:  # a broken third-party plugin must not take the engine down
                 failures.append(PluginFailure(ep.name, "import", _describe(exc)))
     for i, plugin in enumerate(extra):
+        if pm.is_registered(plugin):  # installed too (an entry point): registered once, under that name
+            continue
         pm.register(plugin, name=getattr(plugin, "__name__", None) or f"plugin_{i}")
     try:
         pm.check_pending()  # a misspelt hook (register_connector) is reported, not silently ignored

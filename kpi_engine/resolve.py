@@ -301,12 +301,14 @@ class Binder(RowBinder):
         if func == "quantile":
             lo, hi = 2, 2
         if not lo <= len(node.args) <= hi:
-            usage = "quantile(source.column, 0.9)" if func == "quantile" else f"{func}(source.column)"
+            usage = "e.g. quantile(source.column, 0.9)" if func == "quantile" else f"e.g. {func}(source.column)"
+            if plugin is not None:  # the plugin's own words, which show its other arguments
+                usage = f"{func}(): {plugin.doc}" if plugin.doc else f"{func}(source.column{', ...' * (lo - 1)})"
             raise self.fail(
                 kpi,
                 node,
                 f"{func}() takes {lo if lo == hi else f'{lo} to {hi}'} argument(s), got {len(node.args)}",
-                hint=f"e.g. {usage}",
+                hint=usage,
             )
         if (
             func == "count"

@@ -1,4 +1,5 @@
-"""Combine per-source aggregates into KPI series: dense period grid, formulas, previous(), totals.
+"""Combine per-source aggregates into KPI series: dense period grid, coverage, totals, and each KPI's value
+from its bound formula (references are inlined by ``resolve``, ``previous()`` compiled by ``compile``).
 
 KPIs that share a grain, dimensions, period range and missing-data policy are evaluated together as the
 columns of one frame, then split: the cost of a catalogue grows with its number of distinct groups, not

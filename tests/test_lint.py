@@ -119,3 +119,15 @@ def test_meeting_warning_and_strict_exit(linted):
     assert res.returncode == 2
     assert "warning: meeting `Growth` reviews 6 key KPIs" in res.stderr
     assert "S M A R T  5/5  smart" in res.stdout
+
+
+def test_the_readme_lists_the_rules_as_the_table_has_them():
+    """Issue 12, item 8: the rules are one table and the README's list is generated from it."""
+    from pathlib import Path
+
+    from kpi_engine.lint import RULES, rules_markdown
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    block = readme.split("<!-- lint rules: generated from kpi_engine/lint.py RULES")[1].split("-->", 1)[1]
+    assert block.split("<!-- end of lint rules -->")[0].strip() == rules_markdown()
+    assert len({r.code for r in RULES}) == len(RULES)

@@ -384,3 +384,44 @@ def test_report_format_comes_from_a_known_suffix(tmp_path):
     res = CliRunner().invoke(main, ["report", str(tmp_path), "--as-of", "2026-04-01", "-o", str(tmp_path / "r.json")])
     assert res.exit_code == 2 and not (tmp_path / "r.json").exists()
     assert "cannot tell which report format `r.json` is" in res.stderr
+
+
+def test_plugin_mistakes_at_run_time_are_the_plugins_own(tmp_path):
+    """A scan() returning an eager frame skips that source's KPIs with the plugin named; the rest still run."""
+
+    class Eager(_Thousand):
+        name = "eager"
+
+        def scan(self, source, request, env):
+            return pl.DataFrame({"ts": [D(2026, 4, 1)], "clicks": [1]})
+
+    plugin = _module("kpi_eager", register_connectors=lambda register: register(Eager()))
+    (tmp_path / "a.csv").write_text("ts,clicks\n2026-04-01T10:00:00,5\n")
+    write_spec(
+        tmp_path,
+        "version: 1\nsources:\n  e: {connector: eager, path: x, time: ts}\n  a: {connector: csv, path: a.csv, time: ts}\n"
+        "kpis:\n  bad: {unit: count, formula: sum(e.clicks), grain: day}\n  good: {unit: count, formula: sum(a.clicks), grain: day}\n",
+    )
+    result = kpi_engine.load(tmp_path, registry=build_registry(extra=[plugin])).evaluate(dt.date(2026, 4, 1))
+    assert result["good"]["value"].to_list() == [5] and "bad" not in result.series
+    assert result.errors() == [
+        "connector `eager` (plugin `kpi_eager`) failed on source `e`: TypeError: scan() returned DataFrame, "
+        "not a polars LazyFrame (use .lazy()); skipped KPIs: bad"
+    ]
+
+
+def test_the_arity_hint_shows_a_functions_other_arguments(tmp_path):
+    write_spec(tmp_path, "version: 1\nsources:\n  s: {connector: dataframe, time: ts}\nkpis:\n  t: {unit: ratio, formula: share_top_box(s.score), grain: month}\n")
+    with pytest.raises(kpi_engine.KpiError) as info:
+        kpi_engine.load(tmp_path, frames={"s": pl.DataFrame({"ts": [D(2026, 4, 1)], "score": [5]})})
+    text = info.value.render()
+    assert "share_top_box() takes 2 argument(s), got 1" in text
+    assert "e.g. share_top_box(survey.score, 4)" in text
+
+
+def test_an_installed_plugin_passed_again_is_registered_once():
+    """The example plugin's documented tests pass its module to build_registry while it is installed too."""
+    import kpi_files
+
+    reg = build_registry(extra=[kpi_files])
+    assert reg.connector_plugin["csv"] == "files" and not reg.clashes
