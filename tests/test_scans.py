@@ -92,24 +92,24 @@ class CountingSource(Connector):
         return self._frame()
 
 
-def test_an_io_source_is_read_once_for_all_groups(tmp_path):
+def counting_catalog(folder: Path, kpis: str):
+    """A catalogue whose one source `c` is a CountingSource, with the given `kpis:` entries."""
     plugin = type(sys)("kpi_counting")
     plugin.register_connectors = hookimpl(lambda register: register(CountingSource()))
-    write_spec(
-        tmp_path,
-        """
-        version: 1
-        sources:
-          c: {connector: counting, time: ts}
-        kpis:
-          clicks_week: {unit: count, formula: sum(c.clicks), grain: week, dimensions: [channel]}
-          visitors_month: {unit: count, formula: count_distinct(c.visitor), grain: month, dimensions: [channel]}
-          visitors_week: {unit: count, formula: count_distinct(c.visitor), grain: week}
-          search_clicks: {unit: count, formula: sum(c.clicks where channel == "search"), grain: day}
-        """,
-    )
-    catalog = kpi_engine.load(tmp_path, registry=build_registry(extra=[plugin]))
+    write_spec(folder, "version: 1\nsources:\n  c: {connector: counting, time: ts}\nkpis:\n" + kpis)
+    catalog = kpi_engine.load(folder, registry=build_registry(extra=[plugin]))
     CountingSource.reads = 0
+    return catalog
+
+
+def test_an_io_source_is_read_once_for_all_groups(tmp_path):
+    catalog = counting_catalog(
+        tmp_path,
+        "  clicks_week: {unit: count, formula: sum(c.clicks), grain: week, dimensions: [channel]}\n"
+        "  visitors_month: {unit: count, formula: count_distinct(c.visitor), grain: month, dimensions: [channel]}\n"
+        "  visitors_week: {unit: count, formula: count_distinct(c.visitor), grain: week}\n"
+        '  search_clicks: {unit: count, formula: sum(c.clicks where channel == "search"), grain: day}\n',
+    )
     result = catalog.evaluate(dt.date(2026, 6, 30))
     assert CountingSource.reads == 1  # was 4: once per group
     total = result["clicks_week"].filter(pl.col("is_total"))["value"].sum()
@@ -119,20 +119,10 @@ def test_an_io_source_is_read_once_for_all_groups(tmp_path):
 
 @pytest.mark.parametrize("window", [(None, None), (dt.date(2026, 5, 1), None)])
 def test_reads_with_and_without_a_window(tmp_path, window):
-    plugin = type(sys)("kpi_counting2")
-    plugin.register_connectors = hookimpl(lambda register: register(CountingSource()))
-    write_spec(
+    catalog = counting_catalog(
         tmp_path,
-        """
-        version: 1
-        sources:
-          c: {connector: counting, time: ts}
-        kpis:
-          a: {unit: count, formula: sum(c.clicks), grain: week}
-          b: {unit: count, formula: count_distinct(c.visitor), grain: month}
-        """,
+        "  a: {unit: count, formula: sum(c.clicks), grain: week}\n"
+        "  b: {unit: count, formula: count_distinct(c.visitor), grain: month}\n",
     )
-    catalog = kpi_engine.load(tmp_path, registry=build_registry(extra=[plugin]))
-    CountingSource.reads = 0
     catalog.evaluate(dt.date(2026, 6, 30), start=window[0], end=window[1])
     assert CountingSource.reads == (1 if window[0] is None else 2)
