@@ -91,9 +91,21 @@ class Snapshot:
     target_spec: dict[str, Any] | None
 
 
-def record(
-    path: Path, as_of: dt.date, spec_hash: str, engine_version: str, rows: Mapping[str, Mapping[str, Any]]
-) -> int:
+@dataclass(frozen=True)
+class SnapshotRow:
+    """What a review snapshot keeps of one KPI (typed, so that a misspelt field fails instead of storing NULL)."""
+
+    period: str | None = None
+    value: float | None = None
+    target: float | None = None
+    expected: float | None = None
+    status: str | None = None
+    why: str | None = None
+    forecast: float | None = None
+    target_spec: Mapping[str, Any] | None = None
+
+
+def record(path: Path, as_of: dt.date, spec_hash: str, engine_version: str, rows: Mapping[str, SnapshotRow]) -> int:
     """Append one snapshot (every KPI's row) in a single transaction; returns its id."""
     now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     with connect(path) as con:
@@ -113,14 +125,14 @@ def record(
                     (
                         snapshot_id,
                         kpi_id,
-                        row.get("period"),
-                        row.get("value"),
-                        row.get("target"),
-                        row.get("expected"),
-                        row.get("status"),
-                        row.get("why"),
-                        row.get("forecast"),
-                        json.dumps(row.get("target_spec"), sort_keys=True) if row.get("target_spec") else None,
+                        row.period,
+                        row.value,
+                        row.target,
+                        row.expected,
+                        row.status,
+                        row.why,
+                        row.forecast,
+                        json.dumps(row.target_spec, sort_keys=True) if row.target_spec else None,
                     ),
                 )
             con.execute("COMMIT")

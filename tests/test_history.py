@@ -243,3 +243,17 @@ def test_a_full_disk_gives_a_clear_error_and_keeps_the_previous_output(project, 
     assert "disk is full" in res.stderr and "unchanged" in res.stderr, res.stderr
     assert out.read_text() == "previous output"
     assert not list(out.parent.rglob("*.tmp"))  # no temp file left behind
+
+
+def test_snapshot_rows_are_typed(tmp_path):
+    """Issue 12, item 6: a misspelt field fails at once instead of storing NULL."""
+    import datetime as dt
+
+    from kpi_engine.history import SnapshotRow, record, snapshots
+
+    with pytest.raises(TypeError):
+        SnapshotRow(vaule=1.0)  # type: ignore[call-arg]
+    store = tmp_path / "h.sqlite"
+    record(store, dt.date(2026, 6, 30), "abc", "0", {"k": SnapshotRow(period="2026-06", value=2.5, status="on_track")})
+    (snap,) = snapshots(store, "k")
+    assert (snap.period, snap.value, snap.status) == ("2026-06", 2.5, "on_track")

@@ -132,6 +132,7 @@ def _record(store: Path, result, assessments) -> None:  # type: ignore[no-untype
 def _snapshot_rows(result, assessments) -> dict:  # type: ignore[no-untyped-def]
     """One history row per KPI: the assessed value and status when it has a target, else its latest value."""
     from ..frame import complete_totals
+    from ..history import SnapshotRow
     from ..output import target_json
 
     rows = {}
@@ -139,20 +140,20 @@ def _snapshot_rows(result, assessments) -> dict:  # type: ignore[no-untyped-def]
         spec = result.project.kpis[kpi_id]
         a = assessments.get(kpi_id, [None])[0]
         if a is not None:
-            rows[kpi_id] = {
-                "period": a.period,
-                "value": a.value,
-                "target": a.target,
-                "expected": a.expected,
-                "status": a.status,
-                "why": a.why,
-                "forecast": a.forecast.value if a.forecast else None,
-                "target_spec": target_json(spec),
-            }
+            rows[kpi_id] = SnapshotRow(
+                period=a.period,
+                value=a.value,
+                target=a.target,
+                expected=a.expected,
+                status=a.status,
+                why=a.why,
+                forecast=a.forecast.value if a.forecast else None,
+                target_spec=target_json(spec),
+            )
             continue
         done = complete_totals(frame)
         last = done.row(-1, named=True) if done.height else None
-        rows[kpi_id] = {"period": last["period"] if last else None, "value": last["value"] if last else None}
+        rows[kpi_id] = SnapshotRow(period=last["period"] if last else None, value=last["value"] if last else None)
     return rows
 
 
