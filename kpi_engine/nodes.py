@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+N = TypeVar("N", bound="Node")
 
 
 @dataclass(frozen=True)
@@ -81,31 +86,49 @@ class IsNull(Node):
 
 
 def children(node: Node) -> list[Node]:
-    """The nodes directly below ``node`` (a call's arguments and filter, an operator's operands)."""
-    if isinstance(node, Call):
-        return [*node.args, *([node.where] if node.where is not None else [])]
-    if isinstance(node, BinOp):
-        return [node.left, node.right]
-    if isinstance(node, Unary | IsNull):
-        return [node.operand]
-    if isinstance(node, InList):
-        return [node.operand, *node.items]
-    return []
+    """The nodes directly below ``node``, in source order: every field that holds a node or a tuple of nodes
+    (so the bound IR's ``Agg`` and ``Previous`` are traversed like the parser's nodes, with no per-type code)."""
+    out: list[Node] = []
+    for f in dataclasses.fields(node):
+        value = getattr(node, f.name)
+        if isinstance(value, Node):
+            out.append(value)
+        elif isinstance(value, tuple):
+            out.extend(v for v in value if isinstance(v, Node))
+    return out
 
 
-def walk(node: Node):  # type: ignore[no-untyped-def]
-    """Yield ``node`` and every node below it, depth first."""
+def walk(node: Node) -> Iterator[Node]:
+    """``node`` and every node below it, depth first, in source order."""
     yield node
-    if isinstance(node, Call):
-        for a in node.args:
-            yield from walk(a)
-        if node.where is not None:
-            yield from walk(node.where)
-    elif isinstance(node, BinOp):
-        yield from walk(node.left)
-        yield from walk(node.right)
-    elif isinstance(node, Unary | InList | IsNull):
-        yield from walk(node.operand)
-        if isinstance(node, InList):
-            for i in node.items:
-                yield from walk(i)
+    for child in children(node):
+        yield from walk(child)
+
+
+def find_all(node: Node, kind: type[N] | tuple[type[N], ...], *, below: bool = True) -> list[N]:
+    """Every node of ``kind`` in the tree, in source order; ``below=False`` does not look inside a match."""
+    found: list[N] = []
+
+    def visit(n: Node) -> None:
+        if isinstance(n, kind):
+            found.append(n)  # type: ignore[arg-type]
+            if not below:
+                return
+        for child in children(n):
+            visit(child)
+
+    visit(node)
+    return found
+
+
+def transform(node: Node, fn: Callable[[Node], Node]) -> Node:
+    """The tree rebuilt bottom-up with ``fn`` applied to every node (``fn`` returns the node to keep it)."""
+    changes: dict[str, Any] = {}
+    for f in dataclasses.fields(node):
+        value = getattr(node, f.name)
+        if isinstance(value, Node):
+            changes[f.name] = transform(value, fn)
+        elif isinstance(value, tuple) and any(isinstance(v, Node) for v in value):
+            changes[f.name] = tuple(transform(v, fn) if isinstance(v, Node) else v for v in value)
+    rebuilt = dataclasses.replace(node, **changes) if changes else node
+    return fn(rebuilt)

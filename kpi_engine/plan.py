@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from . import periods
-from .formula import BinOp, Call, Column, Node, Unary, to_source, walk
-from .ir import Agg, BoundKpi, MetricFunction, Previous
+from .formula import BinOp, Column, Node, to_source, walk
+from .ir import Agg, BoundKpi, MetricFunction
 from .model import Calendar, Grain, SourceSpec
+from .nodes import find_all, transform
 from .periods import Period, Span
 
 MAX_PREFILTERS = 16
@@ -124,42 +125,23 @@ class Plan:
 
 def decompose_means(node: Node) -> Node:
     """mean(x) -> sum(x) / count(x): ratios are recomputed from additive aggregates at every grain."""
-    if isinstance(node, Agg) and node.func == "mean":
-        total = dataclasses.replace(node, func="sum")
-        count = dataclasses.replace(node, func="count")
-        return BinOp("/", total, count, span=node.span)
-    if isinstance(node, BinOp):
-        return dataclasses.replace(node, left=decompose_means(node.left), right=decompose_means(node.right))
-    if isinstance(node, Unary):
-        return dataclasses.replace(node, operand=decompose_means(node.operand))
-    if isinstance(node, Previous):
-        return dataclasses.replace(node, expr=decompose_means(node.expr))
-    if isinstance(node, Call):
-        return dataclasses.replace(node, args=tuple(decompose_means(a) for a in node.args))
-    return node
+
+    def split(n: Node) -> Node:
+        if isinstance(n, Agg) and n.func == "mean":
+            return BinOp("/", dataclasses.replace(n, func="sum"), dataclasses.replace(n, func="count"), span=n.span)
+        return n
+
+    return transform(node, split)
 
 
 def aggregates_of(node: Node) -> list[Agg]:
-    out: list[Agg] = []
-    if isinstance(node, Agg):
-        return [node]
-    if isinstance(node, BinOp):
-        return aggregates_of(node.left) + aggregates_of(node.right)
-    if isinstance(node, Unary):
-        return aggregates_of(node.operand)
-    if isinstance(node, Previous):
-        return aggregates_of(node.expr)
-    if isinstance(node, Call):
-        for a in node.args:
-            out += aggregates_of(a)
-    return out
+    """The aggregates of an aggregate-level expression, in source order (with repeats)."""
+    return find_all(node, Agg, below=False)
 
 
 def columns_of(agg: Agg) -> set[str]:
-    cols = set()
-    for part in (*agg.args, *([agg.where] if agg.where is not None else [])):
-        cols.update(n.column for n in walk(part) if isinstance(n, Column))
-    return cols
+    """The columns an aggregate reads, in its arguments and its filter."""
+    return {n.column for n in find_all(agg, Column)}
 
 
 def build_plan(

@@ -161,3 +161,21 @@ def test_negated_not_prints_brackets_only_where_something_follows():
     assert "(not" not in printed and parse(printed) == parse(text)
     assert to_source(parse("(-(not x)) is null")) == "-(not x) is null"
     assert to_source(parse("-(not x) + 1")) == "-(not x) + 1"
+
+
+def test_one_traversal_for_parsed_and_bound_trees():
+    """Issue 12, item 7: children/walk/find_all/transform work on every node type, the bound IR's included."""
+    from kpi_engine.ir import Agg, Previous
+    from kpi_engine.nodes import BinOp, Column, Number, children, find_all, transform, walk
+
+    clicks = Agg("sum", "ads", (Column("ads", "clicks"),))
+    views = Agg("mean", "ads", (Column("ads", "views"),), where=Column("ads", "paid"))
+    tree = BinOp("/", clicks, Previous(BinOp("+", views, Number(1)), 2))
+    assert children(tree) == [clicks, tree.right]
+    assert [type(n).__name__ for n in walk(tree)] == [
+        "BinOp", "Agg", "Column", "Previous", "BinOp", "Agg", "Column", "Column", "Number",
+    ]
+    assert find_all(tree, Agg, below=False) == [clicks, views]
+    assert {c.column for c in find_all(tree, Column)} == {"clicks", "views", "paid"}
+    doubled = transform(tree, lambda n: Number(n.value * 2) if isinstance(n, Number) else n)
+    assert find_all(doubled, Number) == [Number(2)] and find_all(tree, Number) == [Number(1)]
