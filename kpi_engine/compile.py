@@ -90,6 +90,14 @@ def _scalar_call(node: Call, compile_arg: Callable[[Node], pl.Expr]) -> pl.Expr:
     raise TypeError(f"unknown function {node.func}")
 
 
+class FunctionFailed(Exception):
+    """A plugin's metric function raised while its expression was built."""
+
+    def __init__(self, function: MetricFunction, exc: BaseException) -> None:
+        super().__init__(f"{type(exc).__name__}: {exc}")
+        self.function = function
+
+
 def agg_expr(agg: Agg, schema: pl.Schema, functions: Mapping[str, MetricFunction]) -> pl.Expr:
     """One aggregate as a polars expression for ``group_by(...).agg``; sums of integers are Int64."""
     cond = row_expr(agg.where).fill_null(False) if agg.where is not None else None
@@ -116,7 +124,10 @@ def agg_expr(agg: Agg, schema: pl.Schema, functions: Mapping[str, MetricFunction
     if func == "quantile":
         return value.cast(pl.Float64).quantile(float(agg.args[1].value), interpolation="linear")  # type: ignore[attr-defined]
     function = functions[func]
-    built = function.build(*args)
+    try:
+        built = function.build(*args)
+    except Exception as exc:  # a plugin's bug: the caller skips the KPIs that need it, naming the plugin
+        raise FunctionFailed(function, exc) from exc
     return built if function.finish is not None else built.cast(pl.Float64)
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from . import periods, timeparse
-from .compile import agg_expr, rollup_expr, row_expr
+from .compile import FunctionFailed, agg_expr, rollup_expr, row_expr
 from .connectors import Connector, Env, ScanRequest
 from .errors import Diagnostic, KpiError
 from .ir import MetricFunction
@@ -227,10 +227,25 @@ def build_queries(
             )
             index.append((name, None))
         keyed = keyed_frame(lf, sp, scanned, plan)
-        for group in scanned:
-            stats = folded and not isinstance(group.grain, periods.Span)
-            queries.append(group_frame(keyed, group, sp, plan, functions, stats))
-            index.append((name, group.key))
+        built = []
+        try:
+            for group in scanned:
+                stats = folded and not isinstance(group.grain, periods.Span)
+                built.append((group_frame(keyed, group, sp, plan, functions, stats), (name, group.key)))
+        except FunctionFailed as exc:
+            if failures is None:
+                raise
+            from .plugins import PluginError
+
+            fn = exc.function
+            failures.append(PluginError(name, sp.source.connector, fn.plugin or "?", str(exc), function=fn.name))
+            if index and index[-1][0] == name:  # this source's span query: its KPIs are skipped with it
+                queries.pop()
+                index.pop()
+            continue
+        for query, key in built:
+            queries.append(query)
+            index.append(key)
     return queries, index
 
 

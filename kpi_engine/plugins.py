@@ -49,13 +49,12 @@ class PluginError:
     connector: str
     plugin: str
     error: str
+    function: str = ""  # set when a metric function failed, not the connector
 
     def message(self, kpis: Iterable[str] = ()) -> str:
         skipped = f"; skipped KPIs: {', '.join(sorted(kpis))}" if kpis else ""
-        return (
-            f"connector `{self.connector}` (plugin `{self.plugin}`) failed on source `{self.source}`: "
-            f"{self.error}{skipped}"
-        )
+        what = f"function `{self.function}`" if self.function else f"connector `{self.connector}`"
+        return f"{what} (plugin `{self.plugin}`) failed on source `{self.source}`: {self.error}{skipped}"
 
 
 @dataclass(frozen=True)
@@ -187,7 +186,7 @@ def build_registry(extra: Iterable[object] = (), entry_points: bool = True) -> R
                     reg.clashes.setdefault((kind, key), [owner[(kind, key)]]).append(name)
                     continue
                 owner[(kind, key)] = name
-                if kind == "format":
+                if kind in ("format", "function"):
                     item = dataclasses.replace(item, plugin=name)
                 getattr(reg, attr)[key] = item
                 reg.plugins[name].append(f"{kind}:{key}")

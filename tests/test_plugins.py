@@ -425,3 +425,26 @@ def test_an_installed_plugin_passed_again_is_registered_once():
 
     reg = build_registry(extra=[kpi_files])
     assert reg.connector_plugin["csv"] == "files" and not reg.clashes
+
+
+def test_a_metric_function_that_raises_is_its_plugins_failure(tmp_path):
+    """Issue 12, item 10: the KPIs of that source are skipped with the function and plugin named."""
+
+    def boom(score):
+        raise ValueError("no idea how to score this")
+
+    plugin = _module("kpi_boom", register_functions=lambda register: register(MetricFunction("boom", boom)))
+    write_spec(
+        tmp_path,
+        "version: 1\nsources:\n  s: {connector: dataframe, time: ts}\n  t: {connector: dataframe, time: ts}\n"
+        "kpis:\n  bad: {unit: score, formula: boom(s.score), grain: month}\n"
+        "  good: {unit: count, formula: count(t), grain: month}\n",
+    )
+    frames = {"s": pl.DataFrame({"ts": [D(2026, 4, 1)], "score": [5]}), "t": pl.DataFrame({"ts": [D(2026, 4, 1)]})}
+    catalog = kpi_engine.load(tmp_path, frames=frames, registry=build_registry(extra=[plugin]))
+    result = catalog.evaluate(dt.date(2026, 4, 30))
+    assert result["good"]["value"].to_list() == [1] and "bad" not in result.series
+    assert result.errors() == [
+        "function `boom` (plugin `kpi_boom`) failed on source `s`: ValueError: no idea how to score this; "
+        "skipped KPIs: bad"
+    ]
