@@ -46,6 +46,8 @@ _EXPORTS = {
     "parse_text": "timeparse",
     "checked": "timeparse",
     "describe_guess": "timeparse",
+    "explain_unread": "timeparse",
+    "formats_reading": "timeparse",
     "ISO_RE": "timeparse",
     "ISO_DATE_RE": "timeparse",
     "CANDIDATE_FORMATS": "timeparse",

@@ -148,8 +148,9 @@ def trim_stale(result: Result) -> bool:
     return cut
 
 
-def data_warnings(result: Result) -> list[str]:
-    """One line per thing a reader of the numbers should know: stale sources, fractional counts."""
+def data_warnings(result: Result, trimmed: bool = False) -> list[str]:
+    """One line per thing a reader of the numbers should know: stale sources (and, when ``trim_stale`` cut
+    the series, that they stop early), fractional counts."""
     out = []
     stale = stale_sources(result)
     if stale:
@@ -160,7 +161,8 @@ def data_warnings(result: Result) -> list[str]:
             names = ", ".join(f"`{n}` ({d})" for n, d in sorted(stale.items()))
             days = min((result.as_of - d).days for d in stale.values())
             what = f"sources {names} end {days} or more days before as-of {result.as_of}"
-        out.append(f"stale data: {what}")
+        cut = "; series stop at the first period without data (pass --to for more)" if trimmed else ""
+        out.append(f"stale data: {what}{cut}")
     for kpi_id, frame in result.series.items():
         spec = result.project.kpis[kpi_id]
         if spec.unit is not Unit.COUNT or frame.schema["value"].is_integer():

@@ -134,9 +134,6 @@ def select(
     return out
 
 
-_total = totals
-
-
 def build(
     catalog: Catalog,
     result: Result,
@@ -229,11 +226,11 @@ def _section(
 ) -> KpiSection:
     unit, grain, as_of = kpi.unit, kpi.grain, result.as_of
     frame = result.series[kpi.id]
-    totals = _total(frame)
-    done = totals.filter(pl.col("complete"))
+    total_rows = totals(frame)
+    done = total_rows.filter(pl.col("complete"))
     a = assessed[0] if assessed else None
     if a is not None and a.period_start is not None and kpi.target and kpi.target.measure == "latest":
-        row = totals.filter(pl.col("start") == a.period_start)
+        row = total_rows.filter(pl.col("start") == a.period_start)
     else:
         row = done.tail(1)
     current = row.row(0, named=True) if row.height else None
@@ -245,7 +242,7 @@ def _section(
 
     def value_at(start: dt.date) -> tuple[float | None, float, Span]:
         """A period's value, its coverage and its days (comparisons with a partly covered period say so)."""
-        hit = totals.filter(pl.col("start") == start)
+        hit = total_rows.filter(pl.col("start") == start)
         span = Span(start, periods.end_of(start, grain))
         return (hit["value"][0], hit["coverage"][0], span) if hit.height else (None, 1.0, span)
 

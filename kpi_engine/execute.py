@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -323,25 +322,7 @@ def time_error(sp: SourcePlan, connector: Connector, env: Env) -> KpiError:
         )
     row, value = found
     where = connector.locate_row(source, env, row) or f"row {row + 1}"
-    if isinstance(value, int | float):
-        what = f"{value} is a number"
-        hint = "declare the unit of Unix epoch times: time_unit: s (or ms, us, ns)"
-        if opts.unit:
-            what = f"{value} {opts.unit} since 1970 is outside {timeparse.MIN_DATE}..{timeparse.MAX_DATE}"
-            hint = "check time_unit: s, ms, us or ns"
-    elif opts.formats:
-        shown = ", ".join(f'"{f}"' for f in opts.formats)
-        what = f"`{value}` matches no time_format ({shown}) within {timeparse.MIN_DATE}..{timeparse.MAX_DATE}"
-        hint = "add its format to the time_format list (tried in order), or fix the value"
-    elif opts.zone and isinstance(value, dt.datetime):
-        what = f"{value} does not exist in {opts.zone} (the clocks skip it)"
-        hint = "fix the value; local times inside a daylight-saving gap never happened"
-    elif isinstance(value, str) and re.match(timeparse.ISO_RE, value.strip()):
-        what = f"`{value}` is outside the dates the engine reads ({timeparse.MIN_DATE}..{timeparse.MAX_DATE})"
-        hint = "fix or drop the row (a placeholder such as 9999-12-31 is not a date to report on)"
-    else:
-        what = f"`{value}` is not ISO 8601 and the source declares no time_format"
-        hint = timeparse.describe_guess([str(value)])
+    what, hint = timeparse.explain_unread(value, opts)
     return KpiError(
         Diagnostic(f"cannot read source `{source.name}`: {where}: time {what}", source.loc("time"), hint=hint)
     )

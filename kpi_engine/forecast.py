@@ -18,7 +18,6 @@ from .ir import Agg
 from .model import KpiSpec, TargetSpec
 from .periods import Span
 
-_total = rows_for
 MIN_FORECAST_POINTS = 3
 FORECAST_HISTORY = 4
 
@@ -63,7 +62,7 @@ def forecast_at_deadline(
     """
     if t.deadline is None:
         return None
-    rows = _total(frame, dims).filter(
+    rows = rows_for(frame, dims).filter(
         pl.col("complete")
         & pl.col("has_data")
         & pl.col("value").is_not_null()
@@ -88,7 +87,9 @@ def forecast_at_deadline(
     method = f"least squares over {used.height} {grain.value} periods"
     if t.measure == "window" and is_additive(bound_expr(result, kpi.id)):
         window = result.spans.get((kpi.id, window_span(t, result.as_of)))
-        so_far = _total(window, dims)["value"].item() if window is not None and _total(window, dims).height else None
+        so_far = (
+            rows_for(window, dims)["value"].item() if window is not None and rows_for(window, dims).height else None
+        )
         if so_far is None:
             return Forecast(None, None, tuple(used["period"]), "insufficient data: no window value")
         value = so_far

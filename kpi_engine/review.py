@@ -106,9 +106,6 @@ def span_requests(reviews: list[DueReview]) -> list[tuple[str, Span]]:
     return out
 
 
-_total_row = total_row
-
-
 def with_values(
     reviews: list[DueReview],
     spans: dict[tuple[str, Span], pl.DataFrame],
@@ -128,8 +125,8 @@ def with_values(
         ):
             frame = series.get(kpi.id)
             if frame is not None:
-                return _total_row(frame.filter(pl.col("start") == span.start))
-        return _total_row(spans.get((kpi.id, span)))
+                return total_row(frame.filter(pl.col("start") == span.start))
+        return total_row(spans.get((kpi.id, span)))
 
     filled = []
     for r in reviews:

@@ -21,8 +21,6 @@ from .model import KpiSpec, Project, Revision, TargetSpec
 from .periods import Span
 from .units import format_date, format_value, formatter
 
-_total = rows_for
-
 STATUSES = ("achieved", "on_track", "at_risk", "off_track", "no_data", "not_started", "missed")
 
 
@@ -102,7 +100,7 @@ def baseline_of(kpi: KpiSpec, result: Result) -> float | None:
         return None
     if t.baseline_auto and t.baseline_period:
         frame = result.spans.get((kpi.id, Span(*t.baseline_period)))
-        return _total(frame)["value"].item() if frame is not None and frame.height else None
+        return rows_for(frame)["value"].item() if frame is not None and frame.height else None
     return t.baseline
 
 
@@ -131,7 +129,7 @@ def _dim_target(t: TargetSpec, value: float) -> TargetSpec:
 
 
 def _value_before(frame: pl.DataFrame, start: dt.date, dims: Mapping[str, Any]) -> float | None:
-    rows = _total(frame, dims).filter(pl.col("complete") & (pl.col("end") < start) & pl.col("value").is_not_null())
+    rows = rows_for(frame, dims).filter(pl.col("complete") & (pl.col("end") < start) & pl.col("value").is_not_null())
     return rows["value"][-1] if rows.height else None
 
 
@@ -160,11 +158,11 @@ def assess_one(
     if t.measure == "window":
         span = window_span(t, as_of)
         window = result.spans.get((kpi.id, span))
-        rows = _total(window, dims) if window is not None else pl.DataFrame()
+        rows = rows_for(window, dims) if window is not None else pl.DataFrame()
         row = rows.row(0, named=True) if rows.height else None
         label, p_start, p_end = f"{format_date(span.start)} to {format_date(span.end)}", span.start, span.end
     else:
-        rows = _total(frame, dims).filter(pl.col("complete") & (pl.col("end") <= review_day))
+        rows = rows_for(frame, dims).filter(pl.col("complete") & (pl.col("end") <= review_day))
         row = rows.row(-1, named=True) if rows.height else None
         label = row["period"] if row else None
         p_start, p_end = (row["start"], row["end"]) if row else (None, None)

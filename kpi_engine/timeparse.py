@@ -8,6 +8,7 @@ and a value no declared format reads is an error, never a null or a day-first mi
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -175,15 +176,23 @@ _TIME_PARTS = ("", " %H:%M", " %H:%M:%S", " %I:%M %p", " %I:%M:%S %p")
 CANDIDATE_FORMATS = tuple(d + t for d in _DATE_PARTS for t in _TIME_PARTS)
 
 
-def guess_formats(values: Sequence[str]) -> list[str]:
-    """Each strptime format that reads every one of ``values`` (for a hint, never to read data)."""
+def formats_reading(values: Sequence[str]) -> dict[str, list[str]]:
+    """For each value, the candidate strptime formats that read it (one vectorised parse per format); for
+    hints and ``kpi inspect``, never to read data."""
     series = pl.Series(values, dtype=pl.String)
-    out = []
-    for candidate in CANDIDATE_FORMATS:
-        opts = TimeOptions((candidate,))
-        if pl.select(parse_text(pl.lit(series), opts)).to_series().null_count() == 0:
-            out.append(candidate)
-    return out
+    table = pl.DataFrame(
+        {
+            f: pl.select(parse_text(pl.lit(series), TimeOptions((f,)))).to_series().is_not_null()
+            for f in CANDIDATE_FORMATS
+        }
+    )
+    return {v: [f for f, ok in row.items() if ok] for v, row in zip(values, table.iter_rows(named=True), strict=True)}
+
+
+def guess_formats(values: Sequence[str]) -> list[str]:
+    """Each candidate format that reads every one of ``values``, in the candidates' order."""
+    fits = formats_reading(values)
+    return [f for f in CANDIDATE_FORMATS if all(f in fits[v] for v in values)]
 
 
 def describe_guess(values: Sequence[str]) -> str:
@@ -199,3 +208,32 @@ def describe_guess(values: Sequence[str]) -> str:
             f'time_format: "{month_first[0]}" (month first, US) or time_format: "{day_first[0]}" (day first)'
         )
     return f'declare it: time_format: "{fits[0]}"'
+
+
+def explain_unread(value: Any, opts: TimeOptions, sample: Sequence[str] = ()) -> tuple[str, str]:
+    """Why a time value was not read, as (what follows "time ", hint), for every connector's error.
+
+    ``sample``: more unread values of the column, so that the hint's format guess sees them all.
+    """
+    bounds = f"({MIN_DATE} to {MAX_DATE})"
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if opts.unit:
+            return f"{value} {opts.unit} since 1970 is outside the dates the engine reads {bounds}", (
+                "check time_unit: s, ms, us or ns"
+            )
+        return f"{value} is a number", "declare the unit of Unix epoch times: time_unit: s (or ms, us, ns)"
+    if isinstance(value, dt.datetime) and opts.zone:
+        return f"{value} does not exist in {opts.zone} (the clocks skip it)", (
+            "fix the value; local times inside a daylight-saving gap never happened"
+        )
+    text = str(value)
+    if re.match(ISO_RE, text.strip()) and not opts.formats:
+        return f"`{text}` is outside the dates the engine reads {bounds}", (
+            "fix or drop the row: a placeholder such as 9999-12-31 is not a date to report on"
+        )
+    if opts.formats:
+        shown = ", ".join(f'"{f}"' for f in opts.formats)
+        return f"`{text}` matches no time_format ({shown})", (
+            "add its format to the time_format list (formats are tried in order), or fix the row"
+        )
+    return f"`{text}` is not ISO 8601, and the source declares no time_format", describe_guess([*sample] or [text])

@@ -96,7 +96,7 @@ def run(
 ) -> None:
     """Evaluate KPIs over their data and print or write every KPI's series."""
     from .. import __version__
-    from ..api import load, stale_sources, today, trim_stale
+    from ..api import data_warnings, load, stale_sources, today, trim_stale
     from ..output import write_result
     from ..plan import Window
 
@@ -110,10 +110,7 @@ def run(
         fmt = suffix if suffix in FILE_FORMATS else "table"
     result, assessments = _evaluate_with_targets(catalog, as_of, start=start, end=end, kpis=kpis, streaming=streaming)
     if end is None and stale_sources(result) and trim_stale(result):
-        result.warnings = [
-            w + "; series stop at the first period without data (pass --to for more)" if w.startswith("stale") else w
-            for w in result.warnings
-        ]
+        result.warnings = data_warnings(result, trimmed=True)
     if last_periods is None and start is None:
         last_periods = 12
     from ..lint import lint

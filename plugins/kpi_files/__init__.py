@@ -162,7 +162,8 @@ class CsvConnector(Connector):
     def _check_times(self, source: SourceSpec, env: Env, sample: pl.DataFrame, types: dict, opts: Any) -> None:
         """The sample's time values must all be read (a placeholder 9999-12-31 is found at validation)."""
         time = {source.time: types[source.time]} if source.time in types else {}
-        found = csvread.first_misfit(sample.select(list(time)), time, opts, source.time) if time else None
+        text = sample.select(list(time))
+        found = csvread.first_misfit(text, csvread.typed(text, time, opts, source.time), time) if time else None
         if found is not None:
             column, row, value = found
             where = self.locate_row(source, env, row) or f"row {row + 1}"
@@ -177,17 +178,13 @@ class CsvConnector(Connector):
         types = csvread.types_of(frame, opts, source.time)
         wanted = {c: types[c] for c in request.columns if c in types} or types
         text = frame.select(list(wanted))
-        try:
-            out = csvread.typed(text, wanted, opts, source.time)
-        except pl.exceptions.PolarsError:
-            out = None
-        if out is None or any(out[c].null_count() != text[c].null_count() for c in wanted):
-            found = csvread.first_misfit(text, wanted, opts, source.time)
-            if found is not None:
-                column, row, value = found
-                where = self.locate_row(source, env, row) or f"row {row + 1}"
-                raise csvread.misfit_error(source, where, column, value, wanted[column], column == source.time, opts)
-        return out.lazy()  # type: ignore[union-attr]
+        out = csvread.typed(text, wanted, opts, source.time)
+        found = csvread.first_misfit(text, out, wanted)
+        if found is not None:
+            column, row, value = found
+            where = self.locate_row(source, env, row) or f"row {row + 1}"
+            raise csvread.misfit_error(source, where, column, value, wanted[column], column == source.time, opts)
+        return out.lazy()
 
     def sniff(self, path: Path) -> dict[str, Any] | None:
         """Separator, preamble, encoding, number marks, null markers and time format, from the first lines."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,14 +21,11 @@ import polars as pl
 from kpi_engine import (
     ISO_DATE_RE,
     ISO_RE,
-    MAX_DATE,
-    MIN_DATE,
     Diagnostic,
     KpiError,
     SourceSpec,
     TimeOptions,
-    checked,
-    describe_guess,
+    explain_unread,
     parse_text,
 )
 
@@ -123,8 +119,7 @@ def _number_text(col: pl.Expr, opts: CsvOptions) -> pl.Expr:
     return text
 
 
-def _float_re(opts: CsvOptions) -> str:
-    return r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
+_FLOAT_RE = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
 
 
 def infer_type(values: pl.Series, opts: CsvOptions, is_time: bool) -> Any:
@@ -142,7 +137,7 @@ def infer_type(values: pl.Series, opts: CsvOptions, is_time: bool) -> Any:
     numbers = pl.select(_number_text(pl.lit(present), opts)).to_series()
     if numbers.str.contains(_INT_RE).all():
         return pl.Int64 if numbers.cast(pl.Int64, strict=False).null_count() == 0 else pl.Float64
-    if numbers.str.contains(_float_re(opts)).all():
+    if numbers.str.contains(_FLOAT_RE).all():
         return pl.Float64
     if stripped.str.contains(ISO_DATE_RE).all():
         return pl.Date
@@ -161,7 +156,7 @@ def convert(col: str, dtype: Any, opts: CsvOptions, is_time: bool) -> pl.Expr:
         return pl.when(low == "true").then(True).when(low == "false").then(False)
     if dtype in (pl.Int64, pl.Float64):
         text = _number_text(c, opts)
-        pattern = _INT_RE if dtype == pl.Int64 else _float_re(opts)
+        pattern = _INT_RE if dtype == pl.Int64 else _FLOAT_RE
         return pl.when(text.str.contains(pattern)).then(text.cast(dtype, strict=False))
     time_opts = opts.time if is_time else TimeOptions(zone=opts.time.zone)
     return parse_text(c, time_opts, date_only=dtype == pl.Date)
@@ -191,31 +186,24 @@ def sparse(sample: pl.DataFrame) -> bool:
 
 
 def typed(frame: pl.DataFrame, types: Mapping[str, Any], opts: CsvOptions, time_column: str) -> pl.DataFrame:
-    """``frame`` (all text) with each column converted to its type; raises ValueError on the first misfit."""
-    exprs = []
-    for name, dtype in types.items():
-        if name not in frame.columns:
-            continue
-        is_time = name == time_column
-        expr = convert(name, dtype, opts, is_time)
-        if dtype in (pl.Date, pl.Datetime("us")):
-            expr = checked(pl.col(name), expr, date_only=dtype == pl.Date)
-        exprs.append(expr.alias(name))
-    return frame.with_columns(exprs)
+    """``frame`` (all text) with each column converted to its type; a value that does not fit becomes null,
+    which ``first_misfit`` finds."""
+    return frame.with_columns(
+        convert(name, dtype, opts, name == time_column).alias(name)
+        for name, dtype in types.items()
+        if name in frame.columns
+    )
 
 
-def first_misfit(
-    frame: pl.DataFrame, types: Mapping[str, Any], opts: CsvOptions, time_column: str
-) -> tuple[str, int, str] | None:
-    """The first (column, row, value) whose text does not fit its column's type (error path)."""
+def first_misfit(text: pl.DataFrame, converted: pl.DataFrame, types: Mapping[str, Any]) -> tuple[str, int, str] | None:
+    """The first (column, row, value) whose text did not survive ``typed``: present before, null after."""
     found = None
     for name, dtype in types.items():
-        if name not in frame.columns or dtype in (pl.String, None):
+        if name not in text.columns or dtype in (pl.String, None):
             continue
-        converted = frame.select(convert(name, dtype, opts, name == time_column)).to_series()
-        bad = (frame[name].is_not_null() & converted.is_null()).arg_true()
+        bad = (text[name].is_not_null() & converted[name].is_null()).arg_true()
         if not bad.is_empty() and (found is None or int(bad[0]) < found[1]):
-            found = (name, int(bad[0]), frame[name][int(bad[0])])
+            found = (name, int(bad[0]), text[name][int(bad[0])])
     return found
 
 
@@ -242,24 +230,12 @@ def misfit_error(
     source: SourceSpec, where: str, column: str, value: str, dtype: Any, is_time: bool, opts: CsvOptions
 ) -> KpiError:
     """The error for a value that does not fit its column, naming the file and line."""
-    if dtype in (pl.Date, pl.Datetime("us")) and re.match(ISO_RE, value.strip()):
-        problem = f"`{value}` is outside the dates the engine reads ({MIN_DATE} to {MAX_DATE})"
-        return KpiError(
-            Diagnostic(
-                f"cannot read source `{source.name}`: {where}: {'time' if is_time else f'column `{column}`'} {problem}",
-                source.loc("time" if is_time else "path"),
-                hint="fix or drop the row: a placeholder such as 9999-12-31 is not a date to report on",
-            )
-        )
-    if is_time and dtype in (pl.Date, pl.Datetime("us")):
-        if opts.time.formats:
-            formats = ", ".join(f'"{f}"' for f in opts.time.formats)
-            message = f"cannot read source `{source.name}`: {where}: time `{value}` matches no time_format ({formats})"
-            hint = "add its format to the time_format list (formats are tried in order), or fix the row"
-        else:
-            message = f"cannot read source `{source.name}`: {where}: time `{value}` is not ISO 8601"
-            hint = describe_guess([value])
-        return KpiError(Diagnostic(message, source.loc("time_format" if opts.time.formats else "time"), hint=hint))
+    if dtype in (pl.Date, pl.Datetime("us")):
+        what, hint = explain_unread(value, opts.time if is_time else TimeOptions())
+        subject = "time" if is_time else f"column `{column}`"
+        key = "time_format" if is_time and opts.time.formats else "time" if is_time else "path"
+        message = f"cannot read source `{source.name}`: {where}: {subject} {what}"
+        return KpiError(Diagnostic(message, source.loc(key), hint=hint))
     kind = {pl.Int64: "integers", pl.Float64: "numbers", pl.Boolean: "true/false", pl.Date: "ISO dates"}.get(
         dtype, "ISO timestamps"
     )
@@ -276,11 +252,7 @@ def misfit_error(
 
 def not_iso_error(source: SourceSpec, where: str, values: Sequence[str]) -> KpiError:
     """The time column is text that is not ISO 8601 and no time_format says how to read it."""
+    what, hint = explain_unread(values[0], TimeOptions(), sample=values)
     return KpiError(
-        Diagnostic(
-            f"cannot read source `{source.name}`: {where}: time `{values[0]}` is not ISO 8601, "
-            "and the source declares no time_format",
-            source.loc("time"),
-            hint=describe_guess(list(values)),
-        )
+        Diagnostic(f"cannot read source `{source.name}`: {where}: time {what}", source.loc("time"), hint=hint)
     )

@@ -14,9 +14,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import polars as pl
-
-from kpi_engine import CANDIDATE_FORMATS, ISO_RE, Diagnostic, KpiError, Location, TimeOptions, parse_text
+from kpi_engine import CANDIDATE_FORMATS, ISO_RE, Diagnostic, KpiError, Location, formats_reading
 
 _RANK = {f: i for i, f in enumerate(CANDIDATE_FORMATS)}
 
@@ -137,7 +135,7 @@ def time_formats(column: str, values: list[str], path: Path) -> str | list[str]:
     the whole column. When no value settles it (or values settle it both ways), the column is refused.
     """
     distinct = list(dict.fromkeys(values))[:2000]
-    fits = _fits(distinct)
+    fits = formats_reading(distinct)
     unread = [v for v, f in fits.items() if not f]
     if unread:
         raise KpiError(
@@ -187,18 +185,6 @@ def _order(fmt: str) -> str | None:
     if y < min(m, d):
         return None
     return "m" if m < d else "d"
-
-
-def _fits(values: list[str]) -> dict[str, list[str]]:
-    """For each value, the candidate formats that read it (one vectorised parse per format)."""
-    series = pl.Series(values, dtype=pl.String)
-    table = pl.DataFrame(
-        {
-            f: pl.select(parse_text(pl.lit(series), TimeOptions((f,)))).to_series().is_not_null()
-            for f in CANDIDATE_FORMATS
-        }
-    )
-    return {v: [f for f, ok in row.items() if ok] for v, row in zip(values, table.iter_rows(named=True), strict=True)}
 
 
 def _swapped(fmt: str) -> str:
