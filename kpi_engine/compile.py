@@ -112,7 +112,7 @@ def agg_expr(agg: Agg, schema: pl.Schema, functions: Mapping[str, MetricFunction
         args = [keep(a) if not isinstance(n, Number) else a for a, n in zip(args, agg.args, strict=True)]
         value = args[0]
     if func == "sum":  # integers are summed in 128 bits: execution checks the result fits 64 (never wraps)
-        return value.cast(pl.Int128 if integer_sum(agg, schema) else pl.Float64).sum()
+        return value.cast(pl.Int128).sum() if integer_sum(agg, schema) else float_sum(value)
     if func == "count":
         return value.count().cast(pl.Int64)
     if func == "count_distinct":
@@ -157,9 +157,30 @@ def is_integer(node: Node, schemas: Mapping[str, pl.Schema]) -> bool:
     return False
 
 
-def rollup_expr(how: str, column: str) -> pl.Expr:
+def rollup_expr(how: str, column: str, dtype: pl.DataType) -> pl.Expr:
     """Combine per-dimension results of an additive aggregate into a total (integer sums stay 128-bit)."""
+    if how == "sum" and dtype == pl.Float64:
+        return float_sum(pl.col(column))
     return getattr(pl.col(column), how)()
+
+
+GRID = 2.0**30  # the fixed-point part's resolution: 2^-30 (about 9.3e-10)
+FIXED = 2.0**60  # values this large are summed as floats: 2^90 per row leaves Int128 room for 2^37 rows
+
+
+def float_sum(value: pl.Expr) -> pl.Expr:
+    """A float sum that gives the same bits whatever order polars adds the rows in.
+
+    polars adds floats in an order that depends on threads and hash seeds, so the last digit of a sum changed
+    from run to run. Each value is split exactly into a multiple of 2^-30, summed as a 128-bit integer (exact,
+    so order-free), and the remainder below 2^-30, summed as a float: its rounding is many orders of magnitude
+    below the result's last digit. Only sums made entirely of values under about 1e-9 keep the float's order.
+    """
+    x = value.cast(pl.Float64)
+    grid = pl.when(x.abs() < FIXED).then((x * GRID).round())
+    whole = grid.cast(pl.Int128).sum().cast(pl.Float64) / GRID
+    rest = (x - (grid / GRID).fill_null(0.0)).sum()
+    return whole + rest
 
 
 def kpi_expr(node: Node, column_of: Callable[[Agg], pl.Expr], dims: tuple[str, ...], integer: bool = False) -> pl.Expr:

@@ -162,9 +162,9 @@ def execute(
             entry.update(first=frame["first"][0], last=frame["last"][0], rows=frame["rows"][0])
         elif STATS[0] in frame.columns:
             entry.update(first=frame[STATS[0]].min(), last=frame[STATS[1]].max(), rows=int(frame[STATS[2]].sum()))
-            entry["groups"][key] = frame.drop(STATS)
+            entry["groups"][key] = _ordered(frame.drop(STATS), key[1])
         else:
-            entry["groups"][key] = frame
+            entry["groups"][key] = _ordered(frame, key[1])
     for name, sp in plan.sources.items():
         if name in out:
             first = out[name].get("first")
@@ -251,6 +251,13 @@ def build_queries(
 INT64 = (-(2**63), 2**63 - 1)
 
 
+def _ordered(frame: pl.DataFrame, dims: tuple[str, ...]) -> pl.DataFrame:
+    """A group's rows sorted by its keys: ``group_by`` returns them in hash order, which changes from run to
+    run, and every later sum (totals, weeks from days) would add floats in that order: same inputs, different
+    last digits. Sorted, the same data gives the same bytes."""
+    return frame.sort([PERIOD, *dims], nulls_last=False)
+
+
 def _narrow(sp: SourcePlan, groups: dict, plan: Plan) -> None:
     """Integer sums were added in 128 bits: each must fit in 64, or the run stops naming it (never wraps)."""
     for key, frame in groups.items():
@@ -295,9 +302,10 @@ def _derive_groups(sp: SourcePlan, groups: dict, plan: Plan) -> None:
                     periods.period_start(pl.col(PERIOD), group.grain, plan.calendar).alias(PERIOD)
                 )
                 finer = finer.filter(pl.col(PERIOD).is_not_null())
-            exprs = [rollup_expr(r.rollup or "sum", r.id).alias(r.id) for r in group.aggs.values()]
+            schema = finer.collect_schema()
+            exprs = [rollup_expr(r.rollup or "sum", r.id, schema[r.id]).alias(r.id) for r in group.aggs.values()]
             exprs += [pl.col(i).sum().alias(i) for i, _ in group.row_filters.values()]
-            groups[group.key] = finer.group_by([PERIOD, *group.dims]).agg(exprs).collect()
+            groups[group.key] = _ordered(finer.group_by([PERIOD, *group.dims]).agg(exprs).collect(), group.dims)
             pending.remove(group)
 
 
