@@ -30,6 +30,7 @@ _EXPORTS = {
     "Location": "errors",
     "did_you_mean": "errors",
     "MetricFunction": "ir",
+    "FunctionCall": "ir",
     "kind_of": "ir",
     "ReportFormat": "plugins",
     "PluginError": "plugins",

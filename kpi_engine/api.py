@@ -16,13 +16,12 @@ from . import spec as spec_mod
 from .connectors import Env, OutsideData
 from .errors import Diagnostic, ErrorCollector, KpiError, did_you_mean
 from .execute import execute
-from .ir import BoundKpi
-from .model import KpiSpec, Project, Unit, iter_kpis
+from .ir import BoundKpi, kind_of
+from .model import KpiSpec, Project, SourceSpec, Unit, iter_kpis
 from .periods import Span
 from .plan import Plan, Window, build_plan
 from .plugins import PluginError, Registry, default_registry
-from .references import sources_read
-from .resolve import bind_project
+from .resolve import bind_project, runnable
 from .series import evaluate_plan
 from .spec_dates import out_of_range
 from .timeparse import TimeOptions, time_expr
@@ -36,14 +35,15 @@ class Catalog:
     registry: Registry
     env: Env
     schemas: dict[str, pl.Schema]
-    bound: dict[str, BoundKpi]
+    bound: dict[str, BoundKpi]  # every KPI; those over an unread source are never planned (``runnable``)
     failures: list[PluginError] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what was not checked, and why
 
     def plan(self, window: Window, kpis: Iterable[str] | None = None, spans: Iterable[tuple[str, Span]] = ()) -> Plan:
         wanted = iter_kpis(self.project, kpis)
-        requests: list[BoundKpi | tuple[BoundKpi, Span]] = [self.bound[k.id] for k in wanted if k.id in self.bound]
-        requests += [(self.bound[k], span) for k, span in dict.fromkeys(spans) if k in self.bound]
+        ready = runnable(self.bound, self.schemas)
+        requests: list[BoundKpi | tuple[BoundKpi, Span]] = [ready[k.id] for k in wanted if k.id in ready]
+        requests += [(ready[k], span) for k, span in dict.fromkeys(spans) if k in ready]
         return build_plan(
             requests,
             self.project.sources,
@@ -88,7 +88,8 @@ class Catalog:
         series = {k: v for k, v in frames.items() if isinstance(k, str)}
         windows = {k: v for k, v in frames.items() if not isinstance(k, str)}
         freshness = {name: d.last for name, d in data.items()}
-        result = Result(as_of, self.project, series, freshness, plan, windows, failures)
+        reads = {k: b.sources for k, b in self.bound.items()}
+        result = Result(as_of, self.project, series, freshness, plan, windows, failures, reads)
         result.warnings = data_warnings(result)
         return result
 
@@ -104,6 +105,7 @@ class Result:
     plan: Plan | None = None
     spans: dict[tuple[str, Span], pl.DataFrame] = field(default_factory=dict)
     failures: list[PluginError] = field(default_factory=list)
+    reads: dict[str, tuple[str, ...]] = field(default_factory=dict)  # the sources each KPI reads, from binding
 
     warnings: list[str] = field(default_factory=list)
 
@@ -111,7 +113,7 @@ class Result:
         """One line per failed plugin, naming the KPIs it kept from running."""
         out = []
         for f in self.failures:
-            kpis = [k for k in self.project.kpis if f.source in sources_read(self.project, k)]
+            kpis = [k for k, sources in self.reads.items() if f.source in sources]
             out.append(f.message(kpis))
         return out
 
@@ -189,15 +191,17 @@ def load(
     allow_outside: bool = False,
     data_dirs: Iterable[str | Path] = (),
     skip_outside: bool = False,
+    offline: bool = False,
 ) -> Catalog:
     """Load and fully validate the spec file or directory at ``path``; raises KpiError with every problem.
 
     Data paths must stay below the spec's folder, its ``data_root`` or one of ``data_dirs`` unless
     ``allow_outside`` is set. With ``skip_outside`` (validate, lint), a source whose data lies elsewhere is not
-    read and its KPIs' columns are not checked; ``Catalog.notes`` says so.
+    read and its KPIs' columns are not checked; ``Catalog.notes`` says so. With ``offline`` (validate), a
+    connector's ``declared_schema`` is used instead of reading its source.
     """
     registry = registry or default_registry()
-    env = Env(frames or {}, allow_outside, tuple(Path(d) for d in data_dirs), skip_outside)
+    env = Env(frames or {}, allow_outside, tuple(Path(d) for d in data_dirs), skip_outside, offline)
     errors = ErrorCollector()  # spec, data and formula problems, all reported in one pass
     project = spec_mod.load_project(path, registry.connector_schemas(), errors)
     failures: list[PluginError] = []
@@ -238,7 +242,10 @@ def read_schemas(
             )
             continue
         try:
-            schema = connector.schema(source, env)
+            declared = connector.declared_schema(source)
+            schema = declared if env.offline and declared is not None else connector.schema(source, env)
+            if declared is not None and schema is not declared:
+                check_declared(source, declared, schema, errors)
         except OutsideData:
             env.skipped.add(name)  # validate and lint do not read it; the note says so
             continue
@@ -267,6 +274,24 @@ def read_schemas(
             )
         schemas[name] = schema
     return schemas
+
+
+def check_declared(source: SourceSpec, declared: pl.Schema, schema: pl.Schema, errors: ErrorCollector) -> None:
+    """The data must hold every column its connector declared, of the declared kind (what validate checked)."""
+    for column, dtype in declared.items():
+        if column not in schema:
+            errors.add(
+                f"source `{source.name}` has no column `{column}`, which connector `{source.connector}` declares",
+                source.loc("connector"),
+                hint=did_you_mean(column, schema, f"columns of {source.name}") or "the data's columns changed",
+            )
+        elif kind_of(schema[column]) != kind_of(dtype):
+            errors.add(
+                f"column `{column}` of source `{source.name}` is {schema[column]}, but connector "
+                f"`{source.connector}` declares {dtype}",
+                source.loc("connector"),
+                hint="the data's types changed, or the connector's declaration is wrong",
+            )
 
 
 def evaluate(path: str | Path, as_of: dt.date | None = None, **kwargs) -> Result:  # type: ignore[no-untyped-def]

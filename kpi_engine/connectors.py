@@ -41,6 +41,7 @@ class Env:
     allow_outside: bool = False
     data_dirs: tuple[Path, ...] = ()
     skip_outside: bool = False  # validate/lint: data outside is not read (OutsideData), and not an error
+    offline: bool = False  # validate: a connector's declared columns stand in for reading its source
     skipped: set[str] = field(default_factory=set)
 
 
@@ -63,6 +64,14 @@ class Connector:
     def scan(self, source: SourceSpec, request: ScanRequest, env: Env) -> pl.LazyFrame:
         """A lazy frame of the source's rows; it should at least hold ``request.columns``."""
         raise NotImplementedError
+
+    def declared_schema(self, source: SourceSpec) -> pl.Schema | None:
+        """The source's columns known without reading anything (an API's fixed fields, or the source's options).
+
+        ``kpi validate`` then needs no network, token or file; ``kpi run`` still calls ``schema`` and stops if
+        the data disagrees with the declaration. None (the default): validate calls ``schema``.
+        """
+        return None
 
     def explain_error(self, source: SourceSpec, env: Env, exc: BaseException) -> KpiError:
         """The error shown when reading the source failed: override to name the file, line or column at fault.

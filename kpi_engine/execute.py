@@ -69,6 +69,12 @@ def source_frame(
     lf = connector.scan(source, request, env)
     if not isinstance(lf, pl.LazyFrame):  # a plugin's mistake: reported as its failure, the other KPIs still run
         raise TypeError(f"scan() returned {type(lf).__name__}, not a polars LazyFrame (use .lazy())")
+    scanned = lf.collect_schema()
+    for column in request.columns:
+        if column in scanned and scanned[column] != sp.schema[column]:
+            raise TypeError(
+                f"scan() returned column `{column}` as {scanned[column]}, but schema() said {sp.schema[column]}"
+            )
     try:
         lf, dtype = normalize_time(lf, source, sp.schema[source.time])
     except pl.exceptions.PolarsError:

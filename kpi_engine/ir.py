@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -40,9 +40,36 @@ class MetricFunction:
     max_args: int = 1
     doc: str = ""
     fill: float | None = None
-    numeric_args: bool = True
+    #: the kind each argument must be (``ARG_KINDS``), the last one repeated for further arguments
+    arg_kinds: tuple[str, ...] = ("num",)
+    #: called at bind time with each call (``FunctionCall``); returns what is wrong with it, or None
+    check: Callable[[FunctionCall], str | None] | None = None
     finish: Callable[[pl.Expr, tuple[str, ...]], pl.Expr] | None = None
     plugin: str = ""
+
+    def arg_kind(self, index: int) -> str:
+        """The kind argument ``index`` (0-based) must be."""
+        return self.arg_kinds[min(index, len(self.arg_kinds) - 1)] if self.arg_kinds else "any"
+
+
+#: argument kinds a metric function may ask for: "num" also accepts true/false (summed as 1/0)
+ARG_KINDS = ("num", "str", "bool", "date", "datetime", "duration", "any")
+
+
+@dataclass(frozen=True)
+class FunctionCall:
+    """One call of a metric function as binding sees it, given to the function's ``check``.
+
+    ``args`` are the arguments as written (canonical text), ``kinds`` their kinds (``num``, ``str``, ``bool``,
+    ``date``, ``datetime``, ``duration``, ``null``), ``constants`` the value of each literal argument by
+    position (``share_top_box(survey.score, 4)`` gives ``{1: 4}``).
+    """
+
+    name: str
+    source: str
+    args: tuple[str, ...]
+    kinds: tuple[str, ...]
+    constants: Mapping[int, float | int | str | bool | None]
 
 
 @dataclass(frozen=True)

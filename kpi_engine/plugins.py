@@ -15,7 +15,7 @@ import pluggy
 
 from . import hookspecs
 from .connectors import Connector
-from .ir import AGGREGATES, MetricFunction
+from .ir import AGGREGATES, ARG_KINDS, MetricFunction
 
 ENTRY_POINT_GROUP = "kpi_engine"
 
@@ -208,8 +208,8 @@ def _invalid(item: Any, kind: str, cls: type) -> str | None:
     name = getattr(item, "name", "")
     if not isinstance(name, str) or not re.fullmatch(r"[a-z][a-z0-9_]*", name):
         return f"{kind} name {name!r} must be lower-case snake_case"
-    if kind == "function" and name in AGGREGATES:
-        return f"function `{name}` shadows a built-in aggregate"
+    if kind == "function":
+        return _invalid_function(item)
     if kind == "format" and sum(x is not None for x in (item.template, item.render, item.write)) != 1:
         return f"format `{name}` needs exactly one of template, render or write"
     if kind == "connector":
@@ -217,6 +217,22 @@ def _invalid(item: Any, kind: str, cls: type) -> str | None:
             jsonschema.Draft202012Validator.check_schema({"type": "object", **item.options_schema})
         except jsonschema.SchemaError as exc:
             return f"connector `{name}` has an invalid options_schema: {exc.message}"
+    return None
+
+
+def _invalid_function(fn: MetricFunction) -> str | None:
+    """What is wrong with a metric function's declaration, if anything."""
+    name = fn.name
+    if name in AGGREGATES:
+        return f"function `{name}` shadows a built-in aggregate"
+    if not callable(fn.build) or not all(f is None or callable(f) for f in (fn.check, fn.finish)):
+        return f"function `{name}`: build, check and finish must be callables"
+    lo, hi = fn.min_args, fn.max_args
+    if not (isinstance(lo, int) and isinstance(hi, int) and 1 <= lo <= hi <= 16):
+        return f"function `{name}` takes min_args={lo!r} to max_args={hi!r} arguments: need 1 <= min <= max <= 16"
+    bad = [k for k in fn.arg_kinds if k not in ARG_KINDS] if isinstance(fn.arg_kinds, tuple) else [fn.arg_kinds]
+    if bad or not fn.arg_kinds:
+        return f"function `{name}` has arg_kinds {fn.arg_kinds!r}: a tuple of {', '.join(ARG_KINDS)}"
     return None
 
 

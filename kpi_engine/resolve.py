@@ -28,7 +28,6 @@ from .formula import (
     Unary,
     parse,
     to_source,
-    walk,
 )
 from .ir import (
     AGGREGATES,
@@ -40,6 +39,7 @@ from .ir import (
     SCALAR_FUNCS,
     Agg,
     BoundKpi,
+    FunctionCall,
     MetricFunction,
     Previous,
 )
@@ -317,15 +317,28 @@ class Binder(RowBinder):
             and node.args[0].name in self.project.sources
         ):
             source = node.args[0].name
+            if source not in self.schemas:
+                return Agg("count", source, (), node.where, span=node.span)  # unread: see below
             where = self.row_level(node.where, source, ctx, want="bool") if node.where is not None else None
             return Agg("count", source, (), where, span=node.span)
         row_args = node.args[:1] if func == "quantile" else node.args
         source = self.source_of(node, row_args, ctx)
+        if source not in self.schemas:
+            # a source whose columns could not be read (a failed plugin, data outside the allowed folders): the
+            # aggregate is kept unchecked, so the KPI still says which sources it reads; it is never planned
+            return Agg(func, source, tuple(node.args), node.where, span=node.span)
         args: list[Node] = []
-        for arg in row_args:
+        kinds: list[str] = []
+        for index, arg in enumerate(row_args):
             bound, kind = self.row_level_kind(arg, source, ctx)
-            self.check_agg_input(func, plugin, arg, kind, ctx)
+            if plugin is not None:
+                self.check_function_arg(plugin, index, arg, kind, ctx)
+            else:
+                self.check_agg_input(func, arg, kind, ctx)
             args.append(bound)
+            kinds.append(kind)
+        if plugin is not None and plugin.check is not None:
+            self.check_call(plugin, node, source, args, kinds, ctx)
         if func == "quantile":
             q = node.args[1]
             if not (isinstance(q, Number) and 0 <= q.value <= 1):
@@ -336,10 +349,8 @@ class Binder(RowBinder):
         where = self.row_level(node.where, source, ctx, want="bool") if node.where is not None else None
         return Agg(func, source, tuple(args), where, span=node.span)
 
-    def check_agg_input(self, func: str, plugin: MetricFunction | None, arg: Node, kind: str, ctx: KpiContext) -> None:
-        numeric = func in ("sum", "mean", "median", "min", "max", "quantile") or (
-            plugin is not None and plugin.numeric_args
-        )
+    def check_agg_input(self, func: str, arg: Node, kind: str, ctx: KpiContext) -> None:
+        numeric = func in ("sum", "mean", "median", "min", "max", "quantile")
         if numeric and kind not in ("num", "bool", "null"):
             hint = "count it with count(...) or count_distinct(...)" if kind == "str" else None
             if kind == "duration":
@@ -351,62 +362,54 @@ class Binder(RowBinder):
                 hint=hint,
             )
 
-    def source_of(self, node: Call, args: tuple[Node, ...], ctx: KpiContext) -> str:
-        kpi = ctx.kpi
-        found = {}
-        for arg in (*args, *([node.where] if node.where is not None else [])):
-            for sub in walk(arg):
-                if isinstance(sub, Column):
-                    found.setdefault(sub.source, sub)
-                if isinstance(sub, Call) and (
-                    sub.func in AGGREGATES or sub.func in self.functions or sub.func == "previous"
-                ):
-                    raise self.fail(
-                        kpi,
-                        sub,
-                        f"`{sub.func}` inside another aggregate",
-                        hint="aggregate once, then combine: sum(a.x) / count(a)",
-                    )
-        for name, col in found.items():
-            if name in self.project.unchecked:
-                raise Failed()
-            if name not in self.project.sources:
-                raise self.fail(
-                    kpi, col, f"unknown source `{name}`", hint=did_you_mean(name, self.project.sources, "sources")
-                )
-        if len(found) > 1:
-            names = ", ".join(f"`{n}`" for n in found)
+    def check_function_arg(self, fn: MetricFunction, index: int, arg: Node, kind: str, ctx: KpiContext) -> None:
+        """A plugin function's argument against the kind it declares (``MetricFunction.arg_kinds``)."""
+        want = fn.arg_kind(index)
+        if want == "any" or kind in (want, "null") or (want == "num" and kind == "bool"):
+            return
+        raise self.fail(
+            ctx.kpi,
+            arg,
+            f"{fn.name}() argument {index + 1} must be {KIND_WORDS.get(want, want)}, "
+            f"but `{to_source(arg)}` is {KIND_WORDS.get(kind, kind)}",
+            hint=f"{fn.name}(): {fn.doc}" if fn.doc else None,
+        )
+
+    def check_call(
+        self, fn: MetricFunction, node: Call, source: str, args: list[Node], kinds: list[str], ctx: KpiContext
+    ) -> None:
+        """A plugin function's own check of one call, reported at the call (a raising check is the plugin's bug)."""
+        constants = {i: a.value for i, a in enumerate(args) if isinstance(a, Number | String | Bool)}
+        constants |= {i: None for i, a in enumerate(args) if isinstance(a, Null)}
+        call = FunctionCall(fn.name, source, tuple(to_source(a) for a in args), tuple(kinds), constants)
+        try:
+            problem = fn.check(call)  # type: ignore[misc]
+        except Exception as exc:  # noqa: BLE001 - the plugin's fault, named as such
             raise self.fail(
-                kpi,
+                ctx.kpi,
                 node,
-                f"one aggregate reads one source, but `{node.func}(...)` mixes {names}",
-                hint="aggregate each source on its own and combine the results: sum(a.x) / sum(b.y)",
-            )
-        if not found:
-            bare = [sub.name for a in args for sub in walk(a) if isinstance(sub, Name)]
-            if len(args) == 1 and isinstance(args[0], Name) and node.func != "count":
-                name = args[0].name
-                if name in self.project.sources:
-                    raise self.fail(
-                        kpi, node, f"{node.func}() of a whole source", hint=f"name a column: {node.func}({name}.column)"
-                    )
-            if len(args) == 1 and isinstance(args[0], Name) and args[0].name not in self.project.sources:
-                name = args[0].name
-                if name in self.project.unchecked:
-                    raise Failed()
-                close = did_you_mean(name, self.project.sources, "sources")
-                if node.func == "count" or close:  # count(visit where ...) names a source: which one was meant?
-                    raise self.fail(kpi, args[0], f"unknown source `{name}`", hint=close)
-            owners = [s for s, schema in self.schemas.items() if bare and bare[0] in schema]
-            hint = f"write `{owners[0]}.{bare[0]}`" if owners else "write source.column, e.g. sum(ads.clicks)"
-            raise self.fail(kpi, node, f"`{node.func}(...)` does not say which source it reads", hint=hint)
-        return next(iter(found))
+                f"function `{fn.name}` (plugin `{fn.plugin or '?'}`) failed checking this call: "
+                f"{type(exc).__name__}: {exc}",
+                hint="a bug in the plugin: report it to its authors",
+            ) from None
+        if problem:
+            raise self.fail(ctx.kpi, node, f"{fn.name}(): {problem}", hint=f"{fn.name}(): {fn.doc}" if fn.doc else None)
 
 
 def bind_project(
     project: Project, schemas: Mapping[str, pl.Schema], functions: Mapping[str, MetricFunction]
 ) -> tuple[dict[str, BoundKpi], list[Diagnostic]]:
-    """Bind every KPI; returns the bound KPIs and every diagnostic found (empty when all is well)."""
+    """Bind every KPI; returns the bound KPIs and every diagnostic found (empty when all is well).
+
+    A KPI over a source without a schema (its connector failed, or its data was not read) is bound as far as
+    that allows: its ``sources`` are complete, its aggregates over that source unchecked. ``runnable`` tells
+    the two apart.
+    """
     binder = Binder(project, schemas, functions)
     bound = binder.bind_all()
     return bound, binder.errors.diagnostics
+
+
+def runnable(bound: Mapping[str, BoundKpi], schemas: Mapping[str, pl.Schema]) -> dict[str, BoundKpi]:
+    """The bound KPIs whose every source was read, so that they can be planned."""
+    return {k: v for k, v in bound.items() if set(v.sources) <= schemas.keys()}

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 import polars as pl
 
 from .errors import ErrorCollector, did_you_mean
-from .formula import BinOp, Bool, Call, Column, InList, IsNull, Name, Node, Null, Number, String, Unary, to_source
+from .formula import BinOp, Bool, Call, Column, InList, IsNull, Name, Node, Null, Number, String, Unary, to_source, walk
 from .ir import (
     AGGREGATES,
     ARITHMETIC,
@@ -196,6 +196,57 @@ class RowBinder:
             f"`{op}` cannot combine {KIND_WORDS.get(lk, lk)} and {KIND_WORDS.get(rk, rk)}",
             hint="compare like with like; a difference of timestamps is a duration: minutes(a - b)",
         )
+
+    def source_of(self, node: Call, args: tuple[Node, ...], ctx: KpiContext) -> str:
+        kpi = ctx.kpi
+        found = {}
+        for arg in (*args, *([node.where] if node.where is not None else [])):
+            for sub in walk(arg):
+                if isinstance(sub, Column):
+                    found.setdefault(sub.source, sub)
+                if isinstance(sub, Call) and (
+                    sub.func in AGGREGATES or sub.func in self.functions or sub.func == "previous"
+                ):
+                    raise self.fail(
+                        kpi,
+                        sub,
+                        f"`{sub.func}` inside another aggregate",
+                        hint="aggregate once, then combine: sum(a.x) / count(a)",
+                    )
+        for name, col in found.items():
+            if name in self.project.unchecked:
+                raise Failed()
+            if name not in self.project.sources:
+                raise self.fail(
+                    kpi, col, f"unknown source `{name}`", hint=did_you_mean(name, self.project.sources, "sources")
+                )
+        if len(found) > 1:
+            names = ", ".join(f"`{n}`" for n in found)
+            raise self.fail(
+                kpi,
+                node,
+                f"one aggregate reads one source, but `{node.func}(...)` mixes {names}",
+                hint="aggregate each source on its own and combine the results: sum(a.x) / sum(b.y)",
+            )
+        if not found:
+            bare = [sub.name for a in args for sub in walk(a) if isinstance(sub, Name)]
+            if len(args) == 1 and isinstance(args[0], Name) and node.func != "count":
+                name = args[0].name
+                if name in self.project.sources:
+                    raise self.fail(
+                        kpi, node, f"{node.func}() of a whole source", hint=f"name a column: {node.func}({name}.column)"
+                    )
+            if len(args) == 1 and isinstance(args[0], Name) and args[0].name not in self.project.sources:
+                name = args[0].name
+                if name in self.project.unchecked:
+                    raise Failed()
+                close = did_you_mean(name, self.project.sources, "sources")
+                if node.func == "count" or close:  # count(visit where ...) names a source: which one was meant?
+                    raise self.fail(kpi, args[0], f"unknown source `{name}`", hint=close)
+            owners = [s for s, schema in self.schemas.items() if bare and bare[0] in schema]
+            hint = f"write `{owners[0]}.{bare[0]}`" if owners else "write source.column, e.g. sum(ads.clicks)"
+            raise self.fail(kpi, node, f"`{node.func}(...)` does not say which source it reads", hint=hint)
+        return next(iter(found))
 
 
 KIND_WORDS = {

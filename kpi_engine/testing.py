@@ -119,7 +119,6 @@ def run_test(
     """Evaluate one test's KPIs on its given rows and compare with what it expects."""
     from .api import Catalog
     from .connectors import Env
-    from .references import sources_read
     from .resolve import Binder
 
     outcome = Outcome(file, name, location=pos.location(("tests", name), key=True))
@@ -133,7 +132,8 @@ def run_test(
                 hint=did_you_mean(unknown[0], project.kpis, "KPIs"),
             )
         )
-    needed = set().union(*(sources_read(project, k) for k in wanted))
+    reads = Binder(project, {}, registry.functions)  # no schemas: binds names only, to learn which sources
+    needed = set().union(*(b.sources for k in wanted if (b := reads.bind(k)) is not None))
     missing = sorted(needed - set(body["given"]))
     if missing:
         raise KpiError(

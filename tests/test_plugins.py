@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import importlib.metadata
 import inspect
+import json
+import os
 import sqlite3
 import types
 
@@ -12,7 +14,7 @@ import polars as pl
 import pytest
 
 import kpi_engine
-from kpi_engine import MetricFunction, hookimpl, hookspecs
+from kpi_engine import Diagnostic, KpiError, MetricFunction, hookimpl, hookspecs
 from kpi_engine.connectors import Connector
 from kpi_engine.plugins import build_registry
 
@@ -286,6 +288,39 @@ def test_a_connector_that_raises_leaves_a_partial_result_and_exit_1(tmp_path):
     assert "errors (partial result):" in res.stderr and "skipped KPIs: broken" in res.stderr
 
 
+def test_the_kpis_a_failed_source_skips_come_from_binding(tmp_path):
+    """A bare `leads` inside an aggregate over `ads` is ads' column, not the source `leads`: only binding knows."""
+    plugin = types.ModuleType("kpi_exploding")
+    plugin.register_connectors = hookimpl(lambda register: register(_Exploding("exploding")))
+    registry = build_registry(extra=[plugin])
+    (tmp_path / "ads.csv").write_text("ts,cost,leads\n2026-01-05T10:00:00,30,3\n2026-01-06T10:00:00,40,0\n")
+    write_spec(
+        tmp_path,
+        """
+        version: 1
+        sources:
+          ads: {connector: csv, path: ads.csv, time: ts}
+          leads: {connector: exploding, when: schema, time: ts}
+        kpis:
+          cost_with_leads: {unit: currency, formula: sum(ads.cost where leads > 0), grain: month}
+          crm_leads: {unit: count, formula: count(leads where stage == "won") + sum(leads.v), grain: month}
+          cpl: {unit: currency, formula: cost_with_leads / crm_leads, grain: month}
+    """,
+    )
+    catalog = kpi_engine.load(tmp_path, registry=registry)
+    assert {k: b.sources for k, b in catalog.bound.items()} == {
+        "cost_with_leads": ("ads",),
+        "crm_leads": ("leads",),
+        "cpl": ("ads", "leads"),
+    }
+    result = catalog.evaluate(dt.date(2026, 1, 31))
+    assert list(result.series) == ["cost_with_leads"] and result["cost_with_leads"]["value"].to_list() == [30]
+    assert result.errors() == [
+        "connector `exploding` (plugin `kpi_exploding`) failed on source `leads`: RuntimeError: schema exploded; "
+        "skipped KPIs: cpl, crm_leads"
+    ]
+
+
 def _module(name: str, **hooks) -> types.ModuleType:
     """A plugin module written in the test, with the given hook implementations."""
     module = types.ModuleType(name)
@@ -447,4 +482,178 @@ def test_a_metric_function_that_raises_is_its_plugins_failure(tmp_path):
     assert result.errors() == [
         "function `boom` (plugin `kpi_boom`) failed on source `s`: ValueError: no idea how to score this; "
         "skipped KPIs: bad"
+    ]
+
+
+def test_a_function_declares_its_argument_kinds_and_checks_each_call(tmp_path):
+    """Issue 12, item 10: misuse of a plugin function is caught by `kpi validate`, at file:line:col."""
+    from click.testing import CliRunner
+
+    from kpi_engine import plugins as plugins_module
+    from kpi_engine.cli import main
+
+    seen = []
+
+    def check(call):
+        seen.append(call)
+        return None if call.constants.get(1) in ("day", "week") else f"the unit must be \"day\" or \"week\", not `{call.args[1]}`"
+
+    first_seen = MetricFunction(
+        "days_to_first",
+        lambda at, unit: at.min().cast(pl.Float64),
+        min_args=2,
+        max_args=2,
+        arg_kinds=("datetime", "str"),
+        check=check,
+        doc='Days from the period start to the first event, e.g. days_to_first(s.at, "day")',
+    )
+    plugin = _module("kpi_timing", register_functions=lambda register: register(first_seen))
+    registry = build_registry(extra=[plugin])
+    (tmp_path / "s.csv").write_text("ts,at,score\n2026-04-01T10:00:00,2026-04-01T11:00:00,3\n")
+    spec = write_spec(
+        tmp_path,
+        """
+        version: 1
+        sources:
+          s: {connector: csv, path: s.csv, time: ts}
+        kpis:
+          good: {unit: count, formula: 'days_to_first(s.at, "day")', grain: month}
+          kind: {unit: count, formula: 'days_to_first(s.score, "day")', grain: month}
+          unit: {unit: count, formula: 'days_to_first(s.at, "hour")', grain: month}
+          top: {unit: ratio, formula: 'share_top_box(s.score, s.score)', grain: month}
+        """,
+    )
+    original = plugins_module._DEFAULT
+    plugins_module._DEFAULT = registry
+    try:
+        res = CliRunner().invoke(main, ["validate", str(spec)])
+    finally:
+        plugins_module._DEFAULT = original
+    assert res.exit_code == 2
+    lines = res.stderr
+    assert "kpis.yaml:6:47: days_to_first() argument 1 must be a timestamp, but `s.score` is a number" in lines
+    assert 'kpis.yaml:7:33: days_to_first(): the unit must be "day" or "week", not `"hour"`' in lines
+    assert 'hint: days_to_first(): Days from the period start to the first event, e.g. days_to_first(s.at, "day")' in lines
+    assert "kpis.yaml:8:32: share_top_box(): the threshold must be a number, e.g. share_top_box(s.score, 4), not `s.score`" in lines
+    assert "good" not in lines and "Traceback" not in lines
+    call = next(c for c in seen if c.constants.get(1) == "day")
+    assert (call.name, call.source, call.args, call.kinds) == ("days_to_first", "s", ("s.at", '"day"'), ("datetime", "str"))
+
+
+def test_a_check_that_raises_is_blamed_on_its_plugin(tmp_path):
+    def check(call):
+        raise KeyError("oops")
+
+    plugin = _module("kpi_flaky", register_functions=lambda register: register(MetricFunction("flaky", lambda x: x.sum(), check=check)))
+    write_spec(tmp_path, "version: 1\nsources:\n  s: {connector: dataframe, time: ts}\nkpis:\n  n: {unit: count, formula: flaky(s.x), grain: month}\n")
+    with pytest.raises(kpi_engine.KpiError) as info:
+        kpi_engine.load(tmp_path, frames={"s": pl.DataFrame({"ts": [D(2026, 4, 1)], "x": [1]})}, registry=build_registry(extra=[plugin]))
+    assert "function `flaky` (plugin `kpi_flaky`) failed checking this call: KeyError: 'oops'" in info.value.render()
+
+
+@pytest.mark.parametrize(
+    ("fields", "error"),
+    [
+        ({"min_args": 2, "max_args": 1}, "function `f` takes min_args=2 to max_args=1 arguments: need 1 <= min <= max <= 16"),
+        ({"min_args": 0}, "function `f` takes min_args=0 to max_args=1 arguments"),
+        ({"arg_kinds": ("number",)}, "function `f` has arg_kinds ('number',): a tuple of num, str, bool, date, datetime, duration, any"),
+        ({"arg_kinds": "num"}, "function `f` has arg_kinds 'num'"),
+        ({"check": "yes"}, "function `f`: build, check and finish must be callables"),
+    ],
+)
+def test_a_function_declaration_is_checked_at_registration(fields, error):
+    fn = MetricFunction("f", lambda x: x.sum(), **fields)
+    reg = build_registry(extra=[_module("kpi_decl", register_functions=lambda register: register(fn))])
+    assert "f" not in reg.functions
+    assert any(f.plugin == "kpi_decl" and f.error.startswith(error) for f in reg.failures), reg.failures
+
+
+class _Rest(Connector):
+    """A REST API connector as a plugin author writes it: the API's fields are fixed, reading needs a token."""
+
+    name = "rest"
+    options_schema = {"properties": {"endpoint": {"type": "string"}}, "required": ["endpoint"]}
+    calls: list[str] = []
+
+    def declared_schema(self, source):
+        return pl.Schema({"day": pl.Date, "campaign": pl.String, "clicks": pl.Int64})
+
+    def schema(self, source, env):
+        self.calls.append("schema")
+        token = os.environ.get("REST_TOKEN")
+        if not token:
+            raise KpiError(Diagnostic("REST_TOKEN is not set", source.loc("endpoint")))
+        clicks = pl.String if token == "changed" else pl.Int64
+        return pl.Schema({"day": pl.Date, "campaign": pl.String, "clicks": clicks})
+
+    def scan(self, source, request, env):
+        self.calls.append("scan")
+        return pl.LazyFrame({"day": [dt.date(2026, 4, 1)] * 2, "campaign": ["a", "b"], "clicks": [3, 4]})
+
+
+def test_validate_uses_a_connectors_declared_columns_offline(tmp_path, monkeypatch):
+    """Issue 12, item 10: `kpi validate` needs neither the API nor its token when the connector declares columns."""
+    from click.testing import CliRunner
+
+    from kpi_engine import plugins as plugins_module
+    from kpi_engine.cli import main
+
+    registry = build_registry(extra=[_module("kpi_rest", register_connectors=lambda register: register(_Rest()))])
+    spec = tmp_path / "kpis.yaml"
+    write_spec(
+        tmp_path,
+        """
+        version: 1
+        sources:
+          api: {connector: rest, endpoint: /stats, time: day}
+        kpis:
+          clicks: {unit: count, formula: sum(api.clicks), grain: day, dimensions: [campaign]}
+        """,
+    )
+    monkeypatch.setattr(plugins_module, "_DEFAULT", registry)
+    monkeypatch.delenv("REST_TOKEN", raising=False)
+    _Rest.calls.clear()
+    ok = CliRunner().invoke(main, ["validate", str(spec)])
+    assert ok.exit_code == 0 and ok.stdout.startswith("ok: 1 KPIs"), ok.stderr
+    assert _Rest.calls == []  # nothing read
+    spec.write_text(spec.read_text().replace("sum(api.clicks)", "sum(api.click)"))
+    typo = CliRunner().invoke(main, ["validate", str(spec)])
+    assert typo.exit_code == 2 and "unknown column `click` in source `api`" in typo.stderr
+    assert "did you mean `clicks`?" in typo.stderr
+    spec.write_text(spec.read_text().replace("sum(api.click)", "sum(api.clicks)"))
+    no_token = CliRunner().invoke(main, ["run", str(spec), "--as-of", "2026-04-01"])
+    assert no_token.exit_code == 2 and "REST_TOKEN is not set" in no_token.stderr
+    monkeypatch.setenv("REST_TOKEN", "secret")
+    run = CliRunner().invoke(main, ["run", str(spec), "--as-of", "2026-04-01", "--format", "json"])
+    assert run.exit_code == 0, run.stderr
+    rows = json.loads(run.stdout)["kpis"][0]["series"]
+    assert {r["dims"].get("campaign", "total"): r["value"] for r in rows} == {"a": 3, "b": 4, "total": 7}
+    monkeypatch.setenv("REST_TOKEN", "changed")
+    drift = CliRunner().invoke(main, ["run", str(spec), "--as-of", "2026-04-01"])
+    assert drift.exit_code == 2
+    assert "column `clicks` of source `api` is String, but connector `rest` declares Int64" in drift.stderr
+
+
+def test_a_scan_that_contradicts_its_schema_is_its_plugins_failure(tmp_path):
+    class Drifting(_Rest):
+        name = "drifting"
+
+        def schema(self, source, env):
+            return self.declared_schema(source)
+
+        def scan(self, source, request, env):  # `day` as a timestamp, though schema() said Date
+            return pl.LazyFrame({"day": [D(2026, 4, 1)], "campaign": ["a"], "clicks": [3]})
+
+    plugin = _module("kpi_drifting", register_connectors=lambda register: register(Drifting()))
+    write_spec(
+        tmp_path,
+        "version: 1\nsources:\n  api: {connector: drifting, endpoint: /x, time: day}\n  t: {connector: dataframe, time: ts}\n"
+        "kpis:\n  bad: {unit: count, formula: sum(api.clicks), grain: day}\n  good: {unit: count, formula: count(t), grain: day}\n",
+    )
+    catalog = kpi_engine.load(tmp_path, frames={"t": pl.DataFrame({"ts": [D(2026, 4, 1)]})}, registry=build_registry(extra=[plugin]))
+    result = catalog.evaluate(dt.date(2026, 4, 1))
+    assert result["good"]["value"].to_list() == [1] and "bad" not in result.series
+    assert result.errors() == [
+        "connector `drifting` (plugin `kpi_drifting`) failed on source `api`: TypeError: scan() returned column "
+        "`day` as Datetime(time_unit='us', time_zone=None), but schema() said Date; skipped KPIs: bad"
     ]

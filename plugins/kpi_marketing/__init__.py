@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from kpi_engine import MetricFunction, hookimpl
+from kpi_engine import FunctionCall, MetricFunction, hookimpl
 
 
 def _nps(score: pl.Expr) -> pl.Expr:
@@ -33,6 +33,14 @@ def _retention(customers: pl.Expr, dims: tuple[str, ...]) -> pl.Expr:
     return pl.when(before > 0).then(kept / before).otherwise(None)
 
 
+def _constant_top(call: FunctionCall) -> str | None:
+    """The threshold is one number for every row: a column there would silently use its first value."""
+    top = call.constants.get(1)
+    if isinstance(top, bool) or not isinstance(top, int | float):
+        return f"the threshold must be a number, e.g. share_top_box({call.args[0]}, 4), not `{call.args[1]}`"
+    return None
+
+
 def _top_box(score: pl.Expr, top: pl.Expr) -> pl.Expr:
     answered = score.count()
     return pl.when(answered > 0).then((score >= top.first()).sum() / answered).otherwise(None)
@@ -45,7 +53,7 @@ def register_functions(register) -> None:  # type: ignore[no-untyped-def]
         MetricFunction(
             "retention",
             _customers,
-            numeric_args=False,
+            arg_kinds=("any",),
             finish=_retention,
             doc="Share of the previous period's customers active again in this period (0-1)",
         )
@@ -56,6 +64,8 @@ def register_functions(register) -> None:  # type: ignore[no-untyped-def]
             _top_box,
             min_args=2,
             max_args=2,
+            arg_kinds=("num", "num"),
+            check=_constant_top,
             doc="Share of answers at or above a threshold, e.g. share_top_box(survey.score, 4)",
         )
     )
