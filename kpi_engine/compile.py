@@ -143,7 +143,7 @@ def is_integer(node: Node, schemas: Mapping[str, pl.Schema]) -> bool:
     if isinstance(node, Agg):
         if node.func in ("count", "count_distinct"):
             return True
-        return node.func == "sum" and integer_sum(node, schemas[node.source])
+        return node.func == "sum" and node.per is None and integer_sum(node, schemas[node.source])
     if isinstance(node, Number):
         return isinstance(node.value, int) or float(node.value).is_integer() and abs(node.value) < 2**63
     if isinstance(node, BinOp):
@@ -205,3 +205,66 @@ def kpi_expr(node: Node, column_of: Callable[[Agg], pl.Expr], dims: tuple[str, .
     if isinstance(node, Call):
         return _scalar_call(node, lambda a: kpi_expr(a, column_of, dims, integer))
     raise TypeError(f"not an aggregate-level node: {node!r}")
+
+
+def entity_query(
+    lf: pl.LazyFrame,
+    keys: list[str],
+    per: str,
+    aggs: Mapping[str, Agg],
+    schema: pl.Schema,
+    functions: Mapping[str, MetricFunction],
+) -> pl.LazyFrame:
+    """Aggregates over entities (``aggs`` by output column), all over the entity column ``per``: one
+    ``group_by(*keys, per)`` computes every inner aggregate once per entity, then one ``group_by(*keys)``
+    aggregates over the entities. Rows without an entity key belong to no entity."""
+    inner: dict[str, tuple[str, Agg]] = {}
+
+    def column_of(agg: Agg) -> pl.Expr:
+        if agg.key not in inner:
+            inner[agg.key] = (f"__e{len(inner)}", agg)
+        return pl.col(inner[agg.key][0])
+
+    outer = [_over_entities(agg, column_of).alias(name) for name, agg in aggs.items()]
+    per_entity = (
+        lf.filter(pl.col(per).is_not_null())
+        .group_by([*keys, per])
+        .agg(agg_expr(agg, schema, functions).alias(name) for name, agg in inner.values())
+    )
+    return per_entity.group_by(keys).agg(outer)
+
+
+def _over_entities(agg: Agg, column_of: Callable[[Agg], pl.Expr]) -> pl.Expr:
+    """The outer aggregate of an aggregate over entities, over one row per entity."""
+    cond = _entity_expr(agg.where, column_of).fill_null(False) if agg.where is not None else None
+    if agg.func == "count":
+        counted = _entity_expr(agg.args[0], column_of).is_not_null() if agg.args else cond
+        if counted is None:  # every entity of the group
+            return pl.len().cast(pl.Int64)
+        return (counted & cond if cond is not None and agg.args else counted).sum().cast(pl.Int64)
+    value = _entity_expr(agg.args[0], column_of).cast(pl.Float64)
+    if cond is not None:
+        value = pl.when(cond).then(value)
+    if agg.func == "sum":
+        return float_sum(value)
+    if agg.func == "mean":
+        return safe_divide(float_sum(value), value.count())
+    if agg.func == "quantile":
+        return value.quantile(float(agg.args[1].value), interpolation="linear")  # type: ignore[attr-defined]
+    return getattr(value, agg.func)()  # median, min, max
+
+
+def _entity_expr(node: Node, column_of: Callable[[Agg], pl.Expr]) -> pl.Expr:
+    """An entity-level expression over the per-entity columns of its inner aggregates."""
+    if isinstance(node, Agg):
+        return column_of(node)
+    if isinstance(node, Number | Bool):
+        return pl.lit(node.value)
+    if isinstance(node, Null):
+        return pl.lit(None, dtype=pl.Float64)
+    if isinstance(node, BinOp):
+        return _binary(node.op, _entity_expr(node.left, column_of), _entity_expr(node.right, column_of))
+    if isinstance(node, Unary):
+        inner = _entity_expr(node.operand, column_of)
+        return ~inner if node.op == "not" else -inner
+    raise TypeError(f"not an entity-level node: {node!r}")

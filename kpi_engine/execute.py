@@ -9,10 +9,10 @@ from dataclasses import dataclass
 import polars as pl
 
 from . import periods, timeparse
-from .compile import FunctionFailed, agg_expr, rollup_expr, row_expr
+from .compile import FunctionFailed, agg_expr, entity_query, rollup_expr, row_expr
 from .connectors import Connector, Env, ScanRequest
 from .errors import Diagnostic, KpiError
-from .ir import MetricFunction
+from .ir import Agg, MetricFunction
 from .model import SourceSpec
 from .plan import GroupRequest, Plan, SourcePlan, aggregates_of
 from .spec_dates import MIN_DATE
@@ -137,14 +137,23 @@ def group_frame(
     keyed = lf.rename({period_column(group.grain): PERIOD})
     if isinstance(group.grain, periods.Span):
         keyed = keyed.filter(pl.col(PERIOD).is_not_null())
-    aggs = [agg_expr(r.agg, sp.schema, functions).alias(r.id) for r in group.aggs.values()]
+    aggs = [agg_expr(r.agg, sp.schema, functions).alias(r.id) for r in group.aggs.values() if r.agg.per is None]
     counts = [
         (row_expr(f).fill_null(False).sum() if f is not None else pl.len()).cast(pl.Int64).alias(i)
         for i, f in group.row_filters.values()
     ]
     if stats:
         counts += [pl.col(DATE).min().alias(STATS[0]), pl.col(DATE).max().alias(STATS[1]), pl.len().alias(STATS[2])]
-    return keyed.group_by([PERIOD, *group.dims]).agg(*aggs, *counts)
+    keys = [PERIOD, *group.dims]
+    frame = keyed.group_by(keys).agg(*aggs, *counts)
+    by_entity: dict[str, dict[str, Agg]] = {}
+    for r in group.aggs.values():
+        if r.agg.per is not None:
+            by_entity.setdefault(r.agg.per, {})[r.id] = r.agg
+    for per, over in by_entity.items():  # each reads the same cached frame: still one scan of the source
+        entities = entity_query(keyed, keys, per, over, sp.schema, functions)
+        frame = frame.join(entities, on=keys, how="left", nulls_equal=True)
+    return frame
 
 
 def execute(

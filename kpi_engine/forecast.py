@@ -41,7 +41,7 @@ def is_additive(node: Any) -> bool:
     """A KPI whose values add up across periods (sums and counts, and sums of those)."""
 
     if isinstance(node, Agg):
-        return node.func in ("sum", "count")
+        return node.func in ("sum", "count") and node.per is None
     if isinstance(node, BinOp) and node.op in ("+", "-"):
         return is_additive(node.left) and is_additive(node.right)
     if isinstance(node, BinOp) and node.op == "*":

@@ -298,10 +298,20 @@ class _Parser:
         self.advance()  # (
         args: list[Node] = []
         where: Node | None = None
+        per: str | None = None
         while self.tok.text != ")" or self.tok.kind != "op":
             if self.tok.kind == "eof":
                 raise FormulaSyntaxError(f"`{name}(` is not closed", (tok.start, self.tok.start), "add `)`")
             args.append(self.expr(0))
+            if self.tok.text == "per" and self.tok.kind == "ident" and per is None:  # a word only here
+                self.advance()
+                entity = self.advance()
+                if entity.kind != "ident":
+                    raise FormulaSyntaxError(
+                        "expected an entity name after `per`, e.g. mean(count(orders) per customer)",
+                        (entity.start, max(entity.end, entity.start + 1)),
+                    )
+                per = str(entity.value)
             if self.tok.text == "where" and self.tok.kind == "kw":
                 self.advance()
                 where = self.expr(0)
@@ -321,7 +331,7 @@ class _Parser:
                     (self.tok.start, max(self.tok.end, self.tok.start + 1)),
                 )
         close = self.advance()
-        return Call(name, tuple(args), where, span=(tok.start, close.end))
+        return Call(name, tuple(args), where, per, span=(tok.start, close.end))
 
 
 def _respan(node: Node, span: tuple[int, int]) -> Node:

@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from .formula import Node, to_source
+from .formula import Call, Name, Node, to_source
 from .model import KpiSpec
+from .nodes import find_all, transform
 
 AGGREGATES = {"sum", "count", "count_distinct", "mean", "median", "min", "max", "quantile"}
 SCALAR_FUNCS = {"abs": (1, 1), "round": (1, 2), "coalesce": (2, 16)}
@@ -80,14 +81,29 @@ class Agg(Node):
     source: str
     args: tuple[Node, ...] = ()
     where: Node | None = None
+    #: an aggregate over entities: the source's entity column; ``args`` and ``where`` are then entity-level
+    #: expressions over inner ``Agg`` nodes (one row per entity and period), not row-level ones
+    per: str | None = None
+    entity: str | None = None  # the entity's name, as written
 
     @functools.cached_property
     def key(self) -> str:
         """The aggregate's canonical text: equal aggregates share one column of the plan."""
-        inner = ", ".join(to_source(a) for a in self.args) if self.args else self.source
+        inner = ", ".join(_key(a) for a in self.args) if self.args else (self.entity or self.source)
+        if self.per is not None and self.args:
+            inner += f" per {self.entity}"
         if self.where is not None:
-            inner += f" where {to_source(self.where)}"
+            inner += f" where {_key(self.where)}"
         return f"{self.func}({inner})"
+
+
+def _key(node: Node) -> str:
+    """Canonical text of an expression that may hold aggregates (an aggregate over entities)."""
+
+    def as_call(n: Node) -> Node:
+        return Call(n.func, n.args or (Name(n.source),), n.where) if isinstance(n, Agg) and n.per is None else n
+
+    return to_source(transform(node, as_call)) if find_all(node, Agg) else to_source(node)
 
 
 @dataclass(frozen=True)

@@ -60,6 +60,7 @@ class SourceSpec:
     base_dir: Path
     locations: Mapping[str, Location] = field(compare=False, repr=False)
     roots: tuple[Path, ...] = ()  # more folders its data may be read from (the spec file's `data_root`)
+    entities: Mapping[str, str] = field(default_factory=dict)  # entity name -> key column
 
     def loc(self, key: str = "") -> Location:
         return self.locations.get(key) or self.locations[""]

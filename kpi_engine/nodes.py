@@ -52,11 +52,13 @@ class Column(Node):
 
 @dataclass(frozen=True)
 class Call(Node):
-    """A function call; ``where`` is the optional row filter of an aggregate."""
+    """A function call; ``where`` is the optional row filter of an aggregate, ``per`` the entity an aggregate
+    over entities is computed for (``mean(count(orders) per customer)``)."""
 
     func: str
     args: tuple[Node, ...]
     where: Node | None = None
+    per: str | None = None
 
 
 @dataclass(frozen=True)

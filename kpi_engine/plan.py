@@ -127,7 +127,7 @@ def decompose_means(node: Node) -> Node:
     """mean(x) -> sum(x) / count(x): ratios are recomputed from additive aggregates at every grain."""
 
     def split(n: Node) -> Node:
-        if isinstance(n, Agg) and n.func == "mean":
+        if isinstance(n, Agg) and n.func == "mean" and n.per is None:
             return BinOp("/", dataclasses.replace(n, func="sum"), dataclasses.replace(n, func="count"), span=n.span)
         return n
 
@@ -140,8 +140,13 @@ def aggregates_of(node: Node) -> list[Agg]:
 
 
 def columns_of(agg: Agg) -> set[str]:
-    """The columns an aggregate reads, in its arguments and its filter."""
-    return {n.column for n in find_all(agg, Column)}
+    """The columns an aggregate reads, in its arguments and its filter (and its entity key)."""
+    return {n.column for n in find_all(agg, Column)} | ({agg.per} if agg.per is not None else set())
+
+
+def row_filter(agg: Agg) -> Node | None:
+    """The rows an aggregate reads: its ``where``, except over entities, where ``where`` picks entities."""
+    return agg.where if agg.per is None else None
 
 
 def build_plan(
@@ -189,17 +194,17 @@ def build_plan(
                 group = sp.groups.setdefault((grain, group_dims), GroupRequest(agg.source, grain, group_dims))
                 request = group.aggs.get(agg.key)
                 if request is None:
-                    filter_key = to_source(agg.where) if agg.where is not None else ""
+                    where = row_filter(agg)
+                    filter_key = to_source(where) if where is not None else ""
                     if filter_key not in group.row_filters:
-                        group.row_filters[filter_key] = (f"n{next(counter)}", agg.where)
+                        group.row_filters[filter_key] = (f"n{next(counter)}", where)
                     fill = (
                         0  # an int keeps integer sums integers (a float fill would upcast them)
                         if agg.func in ZERO_WHEN_EMPTY
                         else (functions[agg.func].fill if agg.func in functions else None)
                     )
-                    request = AggRequest(
-                        f"a{next(counter)}", agg, fill, ROLLUPS.get(agg.func), group.row_filters[filter_key][0]
-                    )
+                    rollup = None if agg.per is not None else ROLLUPS.get(agg.func)  # entities never add up
+                    request = AggRequest(f"a{next(counter)}", agg, fill, rollup, group.row_filters[filter_key][0])
                     group.aggs[agg.key] = request
         plan.kpis.append(KpiPlan(kpi, expr, shown_first, last_shown, grain))
     for sp in plan.sources.values():
@@ -267,9 +272,10 @@ def _plan_prefilter(sp: SourcePlan) -> None:
     filters = []
     for group in sp.groups.values():
         for request in group.aggs.values():
-            if request.agg.where is None:
+            where = row_filter(request.agg)
+            if where is None:
                 return
-            filters.append(request.agg.where)
+            filters.append(where)
     unique = list({to_source(f): f for f in filters}.values())
     if not unique or len(unique) > MAX_PREFILTERS:
         return  # many distinct filters rarely exclude rows, and testing each one costs more than it saves

@@ -57,6 +57,8 @@ def _source(node: Node, tail: bool) -> str:
         return f"{_name(node.source)}.{_name(node.column)}"
     if isinstance(node, Call):
         args = ", ".join(_source(a, True) for a in node.args)
+        if node.per is not None:
+            args += f" per {_name(node.per)}"
         if node.where is not None:
             args += f" where {_source(node.where, True)}"
         return f"{_name(node.func)}({args})"

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 
 import polars as pl
 
+from .entities import EntityBinder
 from .errors import Diagnostic, ErrorCollector, Location, did_you_mean
 from .formula import (
     BinOp,
@@ -39,16 +40,15 @@ from .ir import (
     SCALAR_FUNCS,
     Agg,
     BoundKpi,
-    FunctionCall,
     MetricFunction,
     Previous,
 )
 from .model import KpiSpec, Project
 from .references import MAX_EXPANDED, expanded_size
-from .rowbind import KIND_WORDS, Failed, KpiContext, RowBinder
+from .rowbind import KIND_WORDS, Failed, KpiContext
 
 
-class Binder(RowBinder):
+class Binder(EntityBinder):
     """Binds every KPI of a project against source schemas and the available metric functions."""
 
     def __init__(self, project: Project, schemas: Mapping[str, pl.Schema], functions: Mapping[str, MetricFunction]):
@@ -276,6 +276,12 @@ class Binder(RowBinder):
             ):
                 raise self.fail(kpi, node.args[1], "round() digits must be a whole number")
             return Call(func, tuple(self.agg_level(a, ctx, shift) for a in node.args), span=node.span)
+        entity = self.entity_of(node) if func in AGGREGATES or node.per is not None else None
+        if entity is not None:
+            agg = self.entity_aggregate(node, entity, ctx)
+            ctx.aggs.append(agg)
+            ctx.sources.add(agg.source)
+            return agg
         if func in AGGREGATES or func in self.functions:
             agg = self.aggregate(node, ctx)
             ctx.aggs.append(agg)
@@ -361,39 +367,6 @@ class Binder(RowBinder):
                 f"{func}() needs numbers, but `{to_source(arg)}` is {KIND_WORDS.get(kind, kind)}",
                 hint=hint,
             )
-
-    def check_function_arg(self, fn: MetricFunction, index: int, arg: Node, kind: str, ctx: KpiContext) -> None:
-        """A plugin function's argument against the kind it declares (``MetricFunction.arg_kinds``)."""
-        want = fn.arg_kind(index)
-        if want == "any" or kind in (want, "null") or (want == "num" and kind == "bool"):
-            return
-        raise self.fail(
-            ctx.kpi,
-            arg,
-            f"{fn.name}() argument {index + 1} must be {KIND_WORDS.get(want, want)}, "
-            f"but `{to_source(arg)}` is {KIND_WORDS.get(kind, kind)}",
-            hint=f"{fn.name}(): {fn.doc}" if fn.doc else None,
-        )
-
-    def check_call(
-        self, fn: MetricFunction, node: Call, source: str, args: list[Node], kinds: list[str], ctx: KpiContext
-    ) -> None:
-        """A plugin function's own check of one call, reported at the call (a raising check is the plugin's bug)."""
-        constants = {i: a.value for i, a in enumerate(args) if isinstance(a, Number | String | Bool)}
-        constants |= {i: None for i, a in enumerate(args) if isinstance(a, Null)}
-        call = FunctionCall(fn.name, source, tuple(to_source(a) for a in args), tuple(kinds), constants)
-        try:
-            problem = fn.check(call)  # type: ignore[misc]
-        except Exception as exc:  # noqa: BLE001 - the plugin's fault, named as such
-            raise self.fail(
-                ctx.kpi,
-                node,
-                f"function `{fn.name}` (plugin `{fn.plugin or '?'}`) failed checking this call: "
-                f"{type(exc).__name__}: {exc}",
-                hint="a bug in the plugin: report it to its authors",
-            ) from None
-        if problem:
-            raise self.fail(ctx.kpi, node, f"{fn.name}(): {problem}", hint=f"{fn.name}(): {fn.doc}" if fn.doc else None)
 
 
 def bind_project(

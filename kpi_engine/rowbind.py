@@ -17,6 +17,7 @@ from .ir import (
     LITERAL_FUNCS,
     SCALAR_FUNCS,
     Agg,
+    FunctionCall,
     MetricFunction,
     kind_of,
 )
@@ -247,6 +248,39 @@ class RowBinder:
             hint = f"write `{owners[0]}.{bare[0]}`" if owners else "write source.column, e.g. sum(ads.clicks)"
             raise self.fail(kpi, node, f"`{node.func}(...)` does not say which source it reads", hint=hint)
         return next(iter(found))
+
+    def check_function_arg(self, fn: MetricFunction, index: int, arg: Node, kind: str, ctx: KpiContext) -> None:
+        """A plugin function's argument against the kind it declares (``MetricFunction.arg_kinds``)."""
+        want = fn.arg_kind(index)
+        if want == "any" or kind in (want, "null") or (want == "num" and kind == "bool"):
+            return
+        raise self.fail(
+            ctx.kpi,
+            arg,
+            f"{fn.name}() argument {index + 1} must be {KIND_WORDS.get(want, want)}, "
+            f"but `{to_source(arg)}` is {KIND_WORDS.get(kind, kind)}",
+            hint=f"{fn.name}(): {fn.doc}" if fn.doc else None,
+        )
+
+    def check_call(
+        self, fn: MetricFunction, node: Call, source: str, args: list[Node], kinds: list[str], ctx: KpiContext
+    ) -> None:
+        """A plugin function's own check of one call, reported at the call (a raising check is the plugin's bug)."""
+        constants = {i: a.value for i, a in enumerate(args) if isinstance(a, Number | String | Bool)}
+        constants |= {i: None for i, a in enumerate(args) if isinstance(a, Null)}
+        call = FunctionCall(fn.name, source, tuple(to_source(a) for a in args), tuple(kinds), constants)
+        try:
+            problem = fn.check(call)  # type: ignore[misc]
+        except Exception as exc:  # noqa: BLE001 - the plugin's fault, named as such
+            raise self.fail(
+                ctx.kpi,
+                node,
+                f"function `{fn.name}` (plugin `{fn.plugin or '?'}`) failed checking this call: "
+                f"{type(exc).__name__}: {exc}",
+                hint="a bug in the plugin: report it to its authors",
+            ) from None
+        if problem:
+            raise self.fail(ctx.kpi, node, f"{fn.name}(): {problem}", hint=f"{fn.name}(): {fn.doc}" if fn.doc else None)
 
 
 KIND_WORDS = {

@@ -189,8 +189,10 @@ def _merge_file(file: Path, data: Mapping[str, Any], pos: Positions, merge: _Mer
             continue
         locations = {"": loc, **{k: pos.location(("sources", name, k)) for k in body}}
         source_options.check_time_options(body, locations, errors)
-        options = {k: v for k, v in body.items() if k not in ("connector", "time", "description")}
-        merge.sources[name] = SourceSpec(name, body["connector"], body["time"], options, base_dir, locations, roots)
+        options = {k: v for k, v in body.items() if k not in ("connector", "time", "description", "entities")}
+        merge.sources[name] = SourceSpec(
+            name, body["connector"], body["time"], options, base_dir, locations, roots, body.get("entities") or {}
+        )
     merge.events.extend(_events(data.get("events", ())))
     for name, value in (data.get("params") or {}).items():
         if not _dupe(errors, merge.first_seen, "param", name, pos.location(("params", name), key=True)):

@@ -1,0 +1,164 @@
+"""Binding aggregates over entities: aggregate per customer (or user, account), then over the customers.
+
+``count(customer where count(orders) >= 2)`` counts the customers with two or more orders in the period;
+``mean(count(orders) per customer)`` is the mean over customers of their order counts. The expressions after
+``per``/``where`` are entity-level: arithmetic and comparisons over inner aggregates of one source that
+declares the entity (``entities: {customer: customer_id}``), computed per entity, period and dimension values.
+"""
+
+from __future__ import annotations
+
+from .errors import did_you_mean
+from .formula import BinOp, Bool, Call, Column, Name, Node, Null, Number, Unary, to_source, walk
+from .ir import AGGREGATES, Agg
+from .rowbind import KIND_WORDS, KpiContext, RowBinder
+
+#: aggregates that may run over entities (count_distinct of entities is count(entity))
+OUTER = ("count", "sum", "mean", "median", "min", "max", "quantile")
+
+
+class EntityBinder(RowBinder):
+    """Binds aggregates over entities; ``aggregate`` (the row-level one) comes from the Binder in ``resolve``."""
+
+    def aggregate(self, node: Call, ctx: KpiContext) -> Agg:
+        raise NotImplementedError
+
+    def entity_names(self) -> dict[str, list[str]]:
+        """Every declared entity and the sources that declare it."""
+        out: dict[str, list[str]] = {}
+        for name, source in self.project.sources.items():
+            for entity in source.entities:
+                out.setdefault(entity, []).append(name)
+        return out
+
+    def entity_of(self, node: Call) -> str | None:
+        """The entity an aggregate runs over: ``per customer``, or the entity counted by ``count(customer)``."""
+        if node.per is not None:
+            return node.per
+        if node.func == "count" and len(node.args) == 1 and isinstance(node.args[0], Name):
+            name = node.args[0].name
+            if name in self.project.sources:
+                return None
+            nested = node.where is not None and any(
+                isinstance(n, Call) and (n.func in AGGREGATES or n.func in self.functions) for n in walk(node.where)
+            )
+            if name in self.entity_names() or nested:  # a misspelt entity is reported as such
+                return name
+        return None
+
+    def entity_aggregate(self, node: Call, entity: str, ctx: KpiContext) -> Agg:
+        kpi, func = ctx.kpi, node.func
+        owners = self.entity_names()
+        if entity not in owners:
+            raise self.fail(
+                kpi,
+                node,
+                f"unknown entity `{entity}`",
+                hint=did_you_mean(entity, owners, "entities")
+                or "declare it on a source: entities: {customer: customer_id}",
+            )
+        if func not in OUTER:
+            raise self.fail(
+                kpi,
+                node,
+                f"{func}() cannot aggregate over entities",
+                hint=f"count({entity} where ...) counts entities; {', '.join(OUTER[1:])} take (... per {entity})",
+            )
+        counted = node.per is None  # count(customer ...)
+        values = () if counted else node.args[:1]
+        if not counted and len(node.args) != (2 if func == "quantile" else 1):
+            raise self.fail(kpi, node, f"{func}(... per {entity}) takes one entity-level value")
+        found: set[str] = set()
+        bound = []
+        for value in values:
+            out, kind = self.entity_level(value, entity, found, ctx)
+            if kind not in ("num", "bool", "null"):
+                raise self.fail(kpi, value, f"{func}() needs numbers, but `{to_source(value)}` is {KIND_WORDS[kind]}")
+            bound.append(out)
+        where = None
+        if node.where is not None:
+            where, kind = self.entity_level(node.where, entity, found, ctx)
+            if kind not in ("bool", "null"):
+                raise self.fail(
+                    kpi, node.where, f"a `where` over entities must be true or false, found {KIND_WORDS[kind]}"
+                )
+        if func == "quantile":
+            q = node.args[1]
+            if not (isinstance(q, Number) and 0 <= q.value <= 1):
+                raise self.fail(kpi, q, "quantile() needs a constant between 0 and 1")
+            bound.append(Number(float(q.value), span=q.span))
+        source = self.entity_source(node, entity, owners[entity], found, ctx)
+        column = self.project.sources[source].entities.get(entity)
+        if column is None:
+            raise self.fail(
+                kpi,
+                node,
+                f"source `{source}` declares no entity `{entity}`",
+                hint=f"sources declaring it: {', '.join(owners[entity])}; or add entities: {{{entity}: <column>}}",
+            )
+        if source in self.schemas and column not in self.schemas[source]:
+            raise self.fail(
+                kpi,
+                node,
+                f"entity `{entity}` is column `{column}` of source `{source}`, which has no such column",
+                hint=did_you_mean(column, self.schemas[source], f"columns of {source}"),
+            )
+        return Agg(func, source, tuple(bound), where, span=node.span, per=column, entity=entity)
+
+    def entity_source(self, node: Call, entity: str, owners: list[str], found: set[str], ctx: KpiContext) -> str:
+        """The one source whose rows are grouped per entity."""
+        if len(found) > 1:
+            names = ", ".join(f"`{s}`" for s in sorted(found))
+            raise self.fail(
+                ctx.kpi,
+                node,
+                f"an aggregate over entities reads one source, but this one reads {names}",
+                hint="aggregate each source over its entities on its own, and combine the results",
+            )
+        if found:
+            return found.pop()
+        if len(owners) > 1:
+            raise self.fail(
+                ctx.kpi,
+                node,
+                f"`{entity}` is an entity of {', '.join(f'`{s}`' for s in owners)}: say whose",
+                hint=f"e.g. count({entity} where count({owners[0]}) >= 1)",
+            )
+        return owners[0]
+
+    def entity_level(self, node: Node, entity: str, found: set[str], ctx: KpiContext) -> tuple[Node, str]:
+        """An expression computed once per entity: inner aggregates combined by arithmetic and comparisons."""
+        kpi = ctx.kpi
+        if isinstance(node, Number):
+            return node, "num"
+        if isinstance(node, Bool):
+            return node, "bool"
+        if isinstance(node, Null):
+            return node, "null"
+        if isinstance(node, Name) and node.name in self.project.params:
+            return Number(self.project.params[node.name], span=node.span), "num"
+        if isinstance(node, Call) and (node.func in AGGREGATES or node.func in self.functions):
+            if self.entity_of(node) is not None:
+                raise self.fail(kpi, node, "aggregates over entities cannot be nested")
+            inner = self.aggregate(node, ctx)
+            found.add(inner.source)
+            return inner, "num"
+        if isinstance(node, BinOp):
+            left, lk = self.entity_level(node.left, entity, found, ctx)
+            right, rk = self.entity_level(node.right, entity, found, ctx)
+            return BinOp(node.op, left, right, span=node.span), self.binop_kind(node, lk, rk, ctx)
+        if isinstance(node, Unary):
+            operand, kind = self.entity_level(node.operand, entity, found, ctx)
+            want = "bool" if node.op == "not" else "num"
+            if kind not in (want, "null"):
+                raise self.fail(kpi, node, f"`{node.op}` needs {KIND_WORDS[want]}, found {KIND_WORDS[kind]}")
+            return Unary(node.op, operand, span=node.span), kind
+        if isinstance(node, Column | Name):
+            text = to_source(node)
+            raise self.fail(
+                kpi,
+                node,
+                f"`{text}` is a row value, but this expression is computed once per {entity}",
+                hint=f"aggregate it per {entity}, e.g. sum({text}) or count(...)",
+            )
+        raise self.fail(kpi, node, f"`{to_source(node)}` cannot be computed per {entity}")
