@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 import polars as pl
 
 from .formula import BinOp, Bool, Call, Column, InList, IsNull, Node, Null, Number, String, Unary
-from .ir import DURATION_FUNCS, Agg, MetricFunction, Previous
+from .ir import DURATION_FUNCS, Agg, MetricFunction, Previous, Seen
+from .nodes import find_all
 
 _INT_TYPES = (pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32, pl.UInt64, pl.Boolean)
 
@@ -207,6 +209,18 @@ def kpi_expr(node: Node, column_of: Callable[[Agg], pl.Expr], dims: tuple[str, .
     raise TypeError(f"not an aggregate-level node: {node!r}")
 
 
+@dataclass(frozen=True)
+class History:
+    """What ``new`` and ``active(k)`` read: the source's rows up to as-of, and its calendar at the group's grain."""
+
+    frame: pl.LazyFrame  # the source's shared frame
+    date: str  # its local-date column
+    time: str  # its time column: orders an entity's rows, to find its first
+    period_of: Callable[[pl.Expr], pl.Expr]  # date -> start of its period
+    shift: Callable[[pl.Expr, int], pl.Expr]  # period start -> start of the period n later
+    horizon: dt.date  # the first day after as-of
+
+
 def entity_query(
     lf: pl.LazyFrame,
     keys: list[str],
@@ -214,6 +228,7 @@ def entity_query(
     aggs: Mapping[str, Agg],
     schema: pl.Schema,
     functions: Mapping[str, MetricFunction],
+    history: History,
 ) -> pl.LazyFrame:
     """Aggregates over entities (``aggs`` by output column), all over the entity column ``per``: one
     ``group_by(*keys, per)`` computes every inner aggregate once per entity, then one ``group_by(*keys)``
@@ -231,7 +246,46 @@ def entity_query(
         .group_by([*keys, per])
         .agg(agg_expr(agg, schema, functions).alias(name) for name, agg in inner.values())
     )
-    return per_entity.group_by(keys).agg(outer)
+    facts = {s for agg in aggs.values() for s in find_all(agg, Seen)}
+    per_entity = _with_facts(per_entity, keys, per, facts, history)
+    frame = per_entity.group_by(keys).agg(outer)
+    for name, agg in aggs.items():  # active(k): unknown until the period k later is over
+        ahead = max((s.offset for s in find_all(agg, Seen) if s.kind == "active"), default=0)
+        if ahead > 0:
+            known = history.shift(pl.col(keys[0]), ahead + 1) <= pl.lit(history.horizon)
+            frame = frame.with_columns(pl.when(known).then(pl.col(name)).otherwise(None).alias(name))
+    return frame
+
+
+def _with_facts(
+    per_entity: pl.LazyFrame, keys: list[str], per: str, facts: set[Seen], history: History
+) -> pl.LazyFrame:
+    """Add a column per history fact: ``__new`` and ``__active{k}``, true or false for each entity and period.
+
+    An entity is new in the period and under the dimension values of its first row (its acquisition channel),
+    so that new entities per dimension value add up to the total.
+    """
+    period, dims = keys[0], keys[1:]
+    rows = history.frame.filter(pl.col(per).is_not_null())
+    if any(s.kind == "new" for s in facts):
+        order = [history.time, *dims]
+        first = rows.group_by(per).agg(
+            pl.col(history.date).min().alias("__first"),
+            *[pl.col(d).sort_by(order, nulls_last=False).first().alias(f"__first_{d}") for d in dims],
+        )
+        new = history.period_of(pl.col("__first")) == pl.col(period)
+        for d in dims:
+            new = new & pl.col(d).eq_missing(pl.col(f"__first_{d}"))
+        per_entity = per_entity.join(first, on=per, how="left").with_columns(new.fill_null(False).alias("__new"))
+    offsets = sorted({s.offset for s in facts if s.kind == "active"})
+    if offsets:
+        seen = rows.select(pl.col(per), history.period_of(pl.col(history.date)).alias("__p")).unique()
+    for k in offsets:
+        active = seen.select(per, history.shift(pl.col("__p"), -k).alias(period), pl.lit(True).alias(f"__active{k}"))
+        per_entity = per_entity.join(active, on=[period, per], how="left", nulls_equal=False).with_columns(
+            pl.col(f"__active{k}").fill_null(False)
+        )
+    return per_entity
 
 
 def _over_entities(agg: Agg, column_of: Callable[[Agg], pl.Expr]) -> pl.Expr:
@@ -258,6 +312,8 @@ def _entity_expr(node: Node, column_of: Callable[[Agg], pl.Expr]) -> pl.Expr:
     """An entity-level expression over the per-entity columns of its inner aggregates."""
     if isinstance(node, Agg):
         return column_of(node)
+    if isinstance(node, Seen):
+        return pl.col("__new" if node.kind == "new" else f"__active{node.offset}")
     if isinstance(node, Number | Bool):
         return pl.lit(node.value)
     if isinstance(node, Null):

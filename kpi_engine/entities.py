@@ -3,14 +3,16 @@
 ``count(customer where count(orders) >= 2)`` counts the customers with two or more orders in the period;
 ``mean(count(orders) per customer)`` is the mean over customers of their order counts. The expressions after
 ``per``/``where`` are entity-level: arithmetic and comparisons over inner aggregates of one source that
-declares the entity (``entities: {customer: customer_id}``), computed per entity, period and dimension values.
+declares the entity (``entities: {customer: customer_id}``), computed per entity, period and dimension values,
+and two facts from the entity's whole history in that source: ``new`` (its first row is in this period) and
+``active(k)`` (it has rows ``k`` periods later; earlier when ``k`` is negative).
 """
 
 from __future__ import annotations
 
 from .errors import did_you_mean
 from .formula import BinOp, Bool, Call, Column, Name, Node, Null, Number, Unary, to_source, walk
-from .ir import AGGREGATES, Agg
+from .ir import AGGREGATES, Agg, Seen
 from .rowbind import KIND_WORDS, KpiContext, RowBinder
 
 #: aggregates that may run over entities (count_distinct of entities is count(entity))
@@ -137,6 +139,21 @@ class EntityBinder(RowBinder):
             return node, "null"
         if isinstance(node, Name) and node.name in self.project.params:
             return Number(self.project.params[node.name], span=node.span), "num"
+        if isinstance(node, Name) and node.name == "new":
+            return Seen("new", span=node.span), "bool"
+        if isinstance(node, Call) and node.func == "active":
+            k = node.args[0] if len(node.args) == 1 and node.where is None else None
+            if isinstance(k, Unary) and k.op == "-" and isinstance(k.operand, Number):
+                k = Number(-k.operand.value, span=k.span)
+            if not (isinstance(k, Number) and isinstance(k.value, int) and k.value != 0 and abs(k.value) <= 120):
+                raise self.fail(
+                    kpi,
+                    node,
+                    "active() takes a whole number of periods, not 0: active(1) is the next period, active(-1) "
+                    "the previous one",
+                    hint=f"e.g. count({entity} where new and active(1)) counts new {entity}s back a period later",
+                )
+            return Seen("active", int(k.value), span=node.span), "bool"
         if isinstance(node, Call) and (node.func in AGGREGATES or node.func in self.functions):
             if self.entity_of(node) is not None:
                 raise self.fail(kpi, node, "aggregates over entities cannot be nested")

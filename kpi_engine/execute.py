@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from . import periods, timeparse
-from .compile import FunctionFailed, agg_expr, entity_query, rollup_expr, row_expr
+from .compile import FunctionFailed, History, agg_expr, entity_query, rollup_expr, row_expr
 from .connectors import Connector, Env, ScanRequest
 from .errors import Diagnostic, KpiError
 from .ir import Agg, MetricFunction
@@ -150,8 +150,16 @@ def group_frame(
     for r in group.aggs.values():
         if r.agg.per is not None:
             by_entity.setdefault(r.agg.per, {})[r.id] = r.agg
+    history = History(
+        lf,
+        DATE,
+        sp.source.time,
+        lambda date: periods.period_start(date, group.grain, plan.calendar),
+        lambda start, n: periods.shift_expr(start, group.grain, n),
+        _as_of_end(plan),
+    )
     for per, over in by_entity.items():  # each reads the same cached frame: still one scan of the source
-        entities = entity_query(keyed, keys, per, over, sp.schema, functions)
+        entities = entity_query(keyed, keys, per, over, sp.schema, functions, history)
         frame = frame.join(entities, on=keys, how="left", nulls_equal=True)
     return frame
 

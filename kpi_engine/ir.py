@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from .formula import Call, Name, Node, to_source
+from .formula import Call, Name, Node, Number, to_source
 from .model import KpiSpec
 from .nodes import find_all, transform
 
@@ -101,9 +101,21 @@ def _key(node: Node) -> str:
     """Canonical text of an expression that may hold aggregates (an aggregate over entities)."""
 
     def as_call(n: Node) -> Node:
+        if isinstance(n, Seen):
+            return Name("new") if n.kind == "new" else Call("active", (Number(n.offset),))
         return Call(n.func, n.args or (Name(n.source),), n.where) if isinstance(n, Agg) and n.per is None else n
 
-    return to_source(transform(node, as_call)) if find_all(node, Agg) else to_source(node)
+    return to_source(transform(node, as_call)) if find_all(node, (Agg, Seen)) else to_source(node)
+
+
+@dataclass(frozen=True)
+class Seen(Node):
+    """An entity-level fact from the entity's whole history in its source, inside an aggregate over entities:
+    ``new`` (its first row falls in this period) or ``active(k)`` (it has rows ``k`` periods later, or
+    earlier when ``k`` is negative)."""
+
+    kind: str  # "new" or "active"
+    offset: int = 0
 
 
 @dataclass(frozen=True)

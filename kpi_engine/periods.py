@@ -98,6 +98,15 @@ def shift(start: dt.date, grain: Period, n: int = 1) -> dt.date:
     return dt.date(index // 12, index % 12 + 1, 1)
 
 
+def shift_expr(start: pl.Expr, grain: Period, n: int) -> pl.Expr:
+    """:func:`shift` for a column of period starts; null for a Span (a custom window has no neighbours)."""
+    if isinstance(grain, Span):
+        return pl.lit(None, dtype=pl.Date)
+    if grain is Grain.DAY or grain is Grain.WEEK:
+        return start.dt.offset_by(f"{n * (7 if grain is Grain.WEEK else 1)}d")
+    return start.dt.offset_by(f"{n * _MONTHS_PER[grain]}mo")
+
+
 def period_range(first: dt.date, last: dt.date, grain: Period, cal: Calendar) -> list[dt.date]:
     """Starts of every period from the one containing ``first`` to the one containing ``last``."""
     if isinstance(grain, Span):

@@ -17,7 +17,7 @@ import polars as pl
 
 from . import periods
 from .formula import BinOp, Column, Node, to_source, walk
-from .ir import Agg, BoundKpi, MetricFunction
+from .ir import Agg, BoundKpi, MetricFunction, Seen
 from .model import Calendar, Grain, SourceSpec
 from .nodes import find_all, transform
 from .periods import Period, Span
@@ -144,6 +144,19 @@ def columns_of(agg: Agg) -> set[str]:
     return {n.column for n in find_all(agg, Column)} | ({agg.per} if agg.per is not None else set())
 
 
+def looks_ahead(agg: Agg) -> bool:
+    """Whether an aggregate over entities asks about later periods (``active(k)``, k > 0)."""
+    return any(s.kind == "active" and s.offset > 0 for s in find_all(agg, Seen))
+
+
+def history_needed(agg: Agg, first: dt.date | None, upper: dt.date, window: Window) -> tuple[dt.date | None, dt.date]:
+    """The days an aggregate reads: ``new`` and ``active(k)`` look at the entity's whole history up to as-of,
+    so that a customer first seen before the window is not new, and one back after it is active."""
+    if not find_all(agg, Seen):
+        return first, upper
+    return None, window.as_of + dt.timedelta(days=1)
+
+
 def row_filter(agg: Agg) -> Node | None:
     """The rows an aggregate reads: its ``where``, except over entities, where ``where`` picks entities."""
     return agg.where if agg.per is None else None
@@ -178,16 +191,17 @@ def build_plan(
             upper = periods.shift(last_shown, grain, 1)
         upper = min(upper, window.as_of + dt.timedelta(days=1))
         for agg in aggregates_of(expr):
+            first, until = history_needed(agg, lookback_first, upper, window)
             sp = plan.sources.get(agg.source)
             if sp is None:
                 sp = plan.sources[agg.source] = SourcePlan(sources[agg.source], schemas[agg.source])
                 sp.columns.add(sp.source.time)
-                sp.lower = lookback_first
-                sp.upper = upper
+                sp.lower = first
+                sp.upper = until
             else:
                 if sp.lower is not None:
-                    sp.lower = None if lookback_first is None else min(sp.lower, lookback_first)
-                sp.upper = max(sp.upper or upper, upper)
+                    sp.lower = None if first is None else min(sp.lower, first)
+                sp.upper = max(sp.upper or until, until)
             sp.columns.update(dims)
             sp.columns.update(columns_of(agg))
             for group_dims in {dims, ()}:
@@ -200,7 +214,7 @@ def build_plan(
                         group.row_filters[filter_key] = (f"n{next(counter)}", where)
                     fill = (
                         0  # an int keeps integer sums integers (a float fill would upcast them)
-                        if agg.func in ZERO_WHEN_EMPTY
+                        if agg.func in ZERO_WHEN_EMPTY and not looks_ahead(agg)  # ahead: unknown until then
                         else (functions[agg.func].fill if agg.func in functions else None)
                     )
                     rollup = None if agg.per is not None else ROLLUPS.get(agg.func)  # entities never add up

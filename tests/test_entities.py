@@ -45,6 +45,13 @@ kpis:
     grain: month
     formula: sum(sum(orders.amount where amount > 20) per customer where count(orders) >= 3)
   whales: {unit: count, grain: month, formula: count(customer where sum(orders.amount) > 100000)}
+  new_customers: {unit: count, grain: month, dimensions: [channel], formula: count(customer where new)}
+  returning: {unit: count, grain: week, formula: count(customer where not new)}
+  m1_retention:
+    unit: percent
+    grain: month
+    formula: 100 * count(customer where new and active(1)) / count(customer where new)
+  still_here: {unit: count, grain: month, formula: count(customer where active(-1))}
 """
 
 
@@ -54,10 +61,13 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Path:
     n = 20_000
     start = dt.datetime(2026, 1, 1)
     customers = [f"c{k:04d}" for k in range(1_500)]
+    minutes = sorted(rng.randrange(60 * 24 * 120) for _ in range(n))
+    # customers arrive over the four months: a cohort each month, and some who never come back
+    arrived = [min(len(customers), 50 + len(customers) * m // (60 * 24 * 120)) for m in minutes]
     pl.DataFrame(
         {
-            "ts": [start + dt.timedelta(minutes=rng.randrange(60 * 24 * 120)) for _ in range(n)],
-            "customer_id": [rng.choice(customers) if rng.random() > 0.03 else None for _ in range(n)],
+            "ts": [start + dt.timedelta(minutes=m) for m in minutes],
+            "customer_id": [customers[rng.randrange(a)] if rng.random() > 0.03 else None for a in arrived],
             "channel": [rng.choice(["ads", "email", "seo", None]) for _ in range(n)],
             "amount": [round(rng.lognormvariate(3.5, 1), 2) for _ in range(n)],
         }
@@ -135,6 +145,67 @@ def test_share_above_a_spend_median_and_a_filtered_sum_over_entities(result, con
 def test_no_qualifying_entity_counts_zero_and_counts_stay_integers(result):
     frame = result["whales"]
     assert frame["value"].to_list() == [0, 0, 0, 0] and frame["value"].dtype == pl.Int64
+
+
+FIRST = """
+    firsts AS (SELECT customer_id, arg_min_null(channel, (ts, channel)) AS ch, min(ts) AS first_ts
+               FROM orders WHERE customer_id IS NOT NULL GROUP BY customer_id)"""
+
+
+def test_new_customers_are_counted_under_their_first_orders_channel(result, con):
+    rows = con.execute(
+        f"""WITH {FIRST}
+        SELECT date_trunc('month', first_ts)::DATE, ch, count(*) FROM firsts
+        WHERE first_ts < TIMESTAMP '2026-05-01' GROUP BY ALL
+        UNION ALL
+        SELECT date_trunc('month', first_ts)::DATE, 'total', count(*) FROM firsts
+        WHERE first_ts < TIMESTAMP '2026-05-01' GROUP BY ALL"""
+    ).fetchall()
+    got = values(result["new_customers"], "channel")
+    assert {k: n for k, n in got.items() if n} == {(p, ch): n for p, ch, n in rows}
+    assert len(rows) >= 16  # a cohort in every month and channel
+    by_period: dict = {}
+    for (p, ch), n in got.items():
+        if ch != "total":
+            by_period[p] = by_period.get(p, 0) + n
+    assert all(by_period[p] == got[(p, "total")] for p in by_period)  # a customer is new once
+
+
+def test_returning_customers_and_activity_a_period_apart(result, con):
+    returning = con.execute(
+        f"""WITH {FIRST}
+        SELECT date_trunc('week', o.ts)::DATE AS p, count(DISTINCT o.customer_id) FROM orders o JOIN firsts f USING (customer_id)
+        WHERE date_trunc('week', f.first_ts) < date_trunc('week', o.ts) AND o.ts < TIMESTAMP '2026-05-01' GROUP BY p"""
+    ).fetchall()
+    got = values(result["returning"])
+    assert {k: v for k, v in got.items() if v} == {(p, None): n for p, n in returning}
+    active = "SELECT DISTINCT customer_id, date_trunc('month', ts)::DATE AS p FROM orders WHERE customer_id IS NOT NULL"
+    retention = con.execute(
+        f"""WITH {FIRST}, active AS ({active})
+        SELECT date_trunc('month', f.first_ts)::DATE AS p,
+               100.0 * count(*) FILTER (WHERE a.customer_id IS NOT NULL) / count(*)
+        FROM firsts f LEFT JOIN active a ON a.customer_id = f.customer_id
+             AND a.p = date_trunc('month', f.first_ts)::DATE + INTERVAL 1 MONTH
+        GROUP BY 1"""
+    ).fetchall()
+    expected = {(p, None): v for p, v in retention if p < dt.date(2026, 4, 1)}
+    expected[(dt.date(2026, 4, 1), None)] = None  # May is not over on 30 April: unknown, not 0%
+    close(values(result["m1_retention"]), expected)
+    still = con.execute(
+        f"""WITH active AS ({active}) SELECT a.p, count(*) FROM active a JOIN active b
+        ON a.customer_id = b.customer_id AND b.p = a.p - INTERVAL 1 MONTH WHERE a.p < DATE '2026-05-01' GROUP BY 1"""
+    ).fetchall()
+    got = values(result["still_here"])
+    assert got == {(p, None): n for p, n in still} | {(dt.date(2026, 1, 1), None): 0}
+
+
+def test_history_before_the_window_still_counts(shop, result):
+    """A customer first seen in January is not new in March, whatever --from a run asks for."""
+    windowed = kpi_engine.load(shop).evaluate(dt.date(2026, 4, 30), start=dt.date(2026, 3, 1))
+    for kpi in ("new_customers", "returning", "m1_retention", "still_here"):
+        full = values(result[kpi], "channel" if kpi == "new_customers" else None)
+        part = values(windowed[kpi], "channel" if kpi == "new_customers" else None)
+        assert part and all(full[k] == v for k, v in part.items()), kpi
 
 
 def test_the_source_is_still_read_once(shop):
