@@ -29,7 +29,7 @@ class MetricFunction:
     ``build`` receives the compiled row-level argument expressions (already filtered by ``where``) and returns
     one polars aggregate expression; ``fill`` is the value of a period without rows (0 for counts, None else).
 
-    A function that needs other periods (retention: customers of the previous period still active now) sets
+    A function that needs other periods (e.g. the share of the previous period's list of ids seen again) sets
     ``finish``: ``build`` then returns any per-period aggregate (e.g. the list of customer ids) and
     ``finish(column, dims)`` turns that column into the value, with ``column.shift(1).over(dims)`` meaning
     the previous period of the same dimension values.

@@ -93,6 +93,11 @@ class KpiPlan:
         return self.kpi.spec.id
 
     @property
+    def ahead(self) -> int:
+        """How many periods later the KPI looks (``active(k)``): a period is complete once that one is over."""
+        return max((s.offset for s in find_all(self.expr, Seen) if s.kind == "active"), default=0)
+
+    @property
     def key(self) -> str | tuple[str, Span]:
         """How results are keyed: the KPI id, or (id, span) for a window evaluation."""
         return (self.id, self.grain) if isinstance(self.grain, Span) else self.id

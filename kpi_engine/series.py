@@ -36,6 +36,7 @@ class _Batch:
     first: dt.date  # first period shown
     grid_first: dt.date  # first period computed (earlier when previous() looks back)
     last: dt.date
+    ahead: int = 0  # periods the KPIs look ahead (active(k)): complete once the period that far on is over
     kpis: list[KpiPlan] = field(default_factory=list)
     # columns shared by KPIs: coverage per set of sources, dimension-value flags per set of counted rows
     source_sets: dict[tuple[str, ...], int] = field(default_factory=dict)
@@ -64,8 +65,8 @@ def evaluate_plan(plan: Plan, data: Mapping[str, SourceData]) -> dict:
     for kp in plan.kpis:
         first, grid_first = _first_periods(kp, plan, data)
         spec = kp.kpi.spec
-        key = (kp.grain, spec.dimensions, spec.missing, first, grid_first, kp.last)
-        batch = batches.setdefault(key, _Batch(kp.grain, spec.dimensions, spec.missing, first, grid_first, kp.last))
+        key = (kp.grain, spec.dimensions, spec.missing, first, grid_first, kp.last, kp.ahead)
+        batch = batches.setdefault(key, _Batch(*key[:6], ahead=kp.ahead))
         batch.kpis.append(kp)
     for batch in batches.values():
         batch.share(plan)
@@ -152,7 +153,9 @@ def _batch_frame(batch: _Batch, plan: Plan, data: Mapping[str, SourceData]) -> p
             PERIOD: grid_periods,
             "end": ends,
             "period": [periods.label(p, grain, cal) for p in grid_periods],
-            "complete": [e <= plan.window.as_of for e in ends],
+            "complete": [
+                periods.end_of(periods.shift(p, grain, batch.ahead), grain) <= plan.window.as_of for p in grid_periods
+            ],
         },
         schema={PERIOD: pl.Date, "end": pl.Date, "period": pl.String, "complete": pl.Boolean},
     ).lazy()

@@ -61,6 +61,16 @@ def duck(catalogue, demo_cache):
 W = "date_trunc('week', lt)::DATE"
 M = "date_trunc('month', lt)::DATE"
 MINUTES = "epoch(first_response_at - created_at) / 60.0"
+FIRSTS = f"firsts AS (SELECT customer_id, min({M}) m FROM orders GROUP BY 1)"
+
+
+def _cohort(k: int) -> str:
+    """Share of each month's new customers who order k months later; null until that month is over."""
+    return f"""WITH {FIRSTS}, active AS (SELECT DISTINCT customer_id, {M} m FROM orders)
+               SELECT f.m, CASE WHEN f.m + INTERVAL {k + 1} MONTH <= DATE '2026-07-01'
+                                THEN 100.0 * count(a.customer_id) / count(*) END
+               FROM firsts f LEFT JOIN active a ON a.customer_id = f.customer_id AND a.m = f.m + INTERVAL {k} MONTH
+               GROUP BY f.m"""
 SQL = {
     "mentions_count": f"SELECT {W}, count(*) FROM social_mentions GROUP BY 1",
     "shares": f"SELECT {W}, sum(shares) FROM social_mentions GROUP BY 1",
@@ -95,10 +105,17 @@ SQL = {
                           SELECT p.m, 100.0 * count(c.customer_id) / count(*) FROM p LEFT JOIN c USING (m, customer_id)
                           GROUP BY 1""",
     "ltv": f"SELECT {M}, sum(amount) / count(DISTINCT customer_id) * 18 * 0.62 FROM orders GROUP BY 1",
-    "ltv_to_cpa": f"""SELECT o.m, o.ltv / (a.cost / o.new) FROM
-                        (SELECT {M} m, sum(amount) / count(DISTINCT customer_id) * 18 * 0.62 ltv,
-                                count(*) FILTER (WHERE first_order) new FROM orders GROUP BY 1) o
-                        JOIN (SELECT {M} m, sum(cost) cost FROM ad_events GROUP BY 1) a USING (m)""",
+    "ltv_to_cpa": f"""WITH {FIRSTS} SELECT o.m, o.ltv / (a.cost / f.new) FROM
+                        (SELECT {M} m, sum(amount) / count(DISTINCT customer_id) * 18 * 0.62 ltv FROM orders GROUP BY 1) o
+                        JOIN (SELECT {M} m, sum(cost) cost FROM ad_events GROUP BY 1) a USING (m)
+                        JOIN (SELECT m, count(*) new FROM firsts GROUP BY 1) f USING (m)""",
+    "repeat_purchase_rate": f"""SELECT m, 100.0 * count(*) FILTER (WHERE n >= 2) / count(*) FROM
+                                  (SELECT {M} m, customer_id, count(*) n FROM orders GROUP BY 1, 2) GROUP BY 1""",
+    "new_customers": f"WITH {FIRSTS} SELECT m, count(*) FROM firsts GROUP BY 1",
+    "returning_customers": f"""WITH {FIRSTS} SELECT {M}, count(DISTINCT customer_id) FROM orders JOIN firsts f
+                                 USING (customer_id) WHERE f.m < {M} GROUP BY 1""",
+    "retention_m1": _cohort(1),
+    "retention_m3": _cohort(3),
     "csat": f"""SELECT {M}, 100.0 * count(*) FILTER (WHERE score >= 4) / count(*) FROM survey_responses
                 WHERE survey = 'csat' GROUP BY 1""",
     "nps": f"""SELECT {M}, 100.0 * (count(*) FILTER (WHERE score >= 9) - count(*) FILTER (WHERE score <= 6)) / count(*)
@@ -160,7 +177,7 @@ def test_catalogue_passes_strict_lint(demo_cache, request):
         env={**os.environ, "KPI_ENGINE_CACHE": str(demo_cache)},
     )
     assert res.returncode == 0, res.stdout + res.stderr
-    assert "31 of 31 KPIs are SMART" in res.stderr
+    assert "36 of 36 KPIs are SMART" in res.stderr
 
 
 def test_every_catalogue_kpi_is_described(catalogue):

@@ -136,7 +136,7 @@ def test_the_kpi_dictionary_is_current():
     res = kpi("docs", "kpi_specs", "-o", "docs/kpis.md", "--check")
     assert res.returncode == 0, res.stderr + "\nregenerate: kpi docs kpi_specs -o docs/kpis.md"
     text = (ROOT / "docs" / "kpis.md").read_text()
-    assert "### Customer lifetime value" in text and "`ltv / (sum(ads.cost) / count(orders where first_order))`" in text
+    assert "### Customer lifetime value" in text and "`ltv / (sum(ads.cost) / count(customer where new))`" in text
 
 
 def test_docs_check_fails_when_stale(tmp_path):

@@ -72,7 +72,8 @@ def _leads(rng, day, season, launch, scale) -> pl.DataFrame:  # type: ignore[no-
 
 
 def _orders(rng, day, season, launch, scale) -> pl.DataFrame:  # type: ignore[no-untyped-def]
-    """Customers are acquired every day; each orders again at a steady rate until it churns."""
+    """Customers are acquired every day; each orders again at a steady rate until it churns. Only the orders are
+    stored: who is new, returning or retained is for the engine to work out from each customer's history."""
     first, last = day[0], day[-1]
     acquired_per_day = rng.poisson(45 * scale * season * (1 + 0.3 * launch))
     acquired = np.repeat(day, acquired_per_day)
@@ -97,7 +98,6 @@ def _orders(rng, day, season, launch, scale) -> pl.DataFrame:  # type: ignore[no
             "customer_id": customer[keep],
             "channel": channel[customer[keep]],
             "amount": np.round(rng.gamma(3.0, 28.0, m), 2),
-            "first_order": offsets[keep] == 0,
         }
     ).sort("ordered_at")
 

@@ -1,7 +1,6 @@
 """First-party marketing metric functions, registered through the same hook a third party would use.
 
 - ``nps(score)``: net promoter score of 0-10 answers: % promoters (9-10) minus % detractors (0-6).
-- ``retention(customer)``: share of the previous period's customers who are active again in this period.
 - ``share_top_box(score, top)``: share of answers at or above ``top`` (e.g. CSAT 4-5 of 5).
 """
 
@@ -20,19 +19,6 @@ def _nps(score: pl.Expr) -> pl.Expr:
     return pl.when(answered > 0).then(100 * (promoters - detractors) / answered).otherwise(None)
 
 
-def _customers(customer: pl.Expr) -> pl.Expr:
-    return customer.drop_nulls().unique()
-
-
-def _retention(customers: pl.Expr, dims: tuple[str, ...]) -> pl.Expr:
-    previous = customers.shift(1).over(dims) if dims else customers.shift(1)
-    before = previous.list.len()
-    # a period with no customers (no rows for this dimension value) kept none of them: 0%, not "unknown";
-    # periods outside the source's data are masked by the engine as no data
-    kept = pl.when(customers.is_null()).then(0).otherwise(customers.list.set_intersection(previous).list.len())
-    return pl.when(before > 0).then(kept / before).otherwise(None)
-
-
 def _constant_top(call: FunctionCall) -> str | None:
     """The threshold is one number for every row: a column there would silently use its first value."""
     top = call.constants.get(1)
@@ -49,15 +35,6 @@ def _top_box(score: pl.Expr, top: pl.Expr) -> pl.Expr:
 @hookimpl
 def register_functions(register) -> None:  # type: ignore[no-untyped-def]
     register(MetricFunction("nps", _nps, doc="Net promoter score of 0-10 answers (-100 to 100)"))
-    register(
-        MetricFunction(
-            "retention",
-            _customers,
-            arg_kinds=("any",),
-            finish=_retention,
-            doc="Share of the previous period's customers active again in this period (0-1)",
-        )
-    )
     register(
         MetricFunction(
             "share_top_box",
