@@ -264,3 +264,11 @@ def test_an_entity_column_the_source_lacks_is_refused(tmp_path):
     text = info.value.render()
     assert "entity `customer` is column `customer_id` of source `orders`, which has no such column" in text
     assert "did you mean `customer`?" in text
+
+
+def test_a_look_ahead_period_is_complete_only_once_the_later_period_is_over(result):
+    """Month-1 retention of April needs May: on 30 April it is incomplete (and unknown), March is complete."""
+    rows = {r["period"]: (r["complete"], r["value"]) for r in result["m1_retention"].iter_rows(named=True)}
+    assert rows["2026-03"][0] is True and rows["2026-03"][1] is not None
+    assert rows["2026-04"] == (False, None)
+    assert result["new_customers"].filter(pl.col("period") == "2026-04")["complete"].all()  # no look-ahead
