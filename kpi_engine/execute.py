@@ -115,7 +115,7 @@ def keyed_frame(lf: pl.LazyFrame, sp: SourcePlan, groups: list[GroupRequest], pl
     """
     if sp.prefilter:
         lf = lf.filter(pl.any_horizontal([row_expr(f).fill_null(False) for f in sp.prefilter]))
-    grains = dict.fromkeys(g.grain for g in groups)
+    grains = dict.fromkeys(g.grain for g in groups if not isinstance(g.grain, periods.Trailing))
     return lf.with_columns(
         periods.period_start(pl.col(DATE), grain, plan.calendar).alias(period_column(grain)) for grain in grains
     )
@@ -134,7 +134,10 @@ def group_frame(
     ``lf`` is the source's shared frame (``keyed_frame``): every group of a source starts from the very same
     lazy frame, so that polars caches it and reads the source once for all of them.
     """
-    keyed = lf.rename({period_column(group.grain): PERIOD})
+    if isinstance(group.grain, periods.Trailing):  # a row counts in every period whose window holds its day
+        keyed = lf.join(windows_of(lf.select(DATE).unique(), DATE, group.grain, plan), on=DATE)
+    else:
+        keyed = lf.rename({period_column(group.grain): PERIOD})
     if isinstance(group.grain, periods.Span):
         keyed = keyed.filter(pl.col(PERIOD).is_not_null())
     aggs = [agg_expr(r.agg, sp.schema, functions).alias(r.id) for r in group.aggs.values() if r.agg.per is None]
@@ -234,7 +237,7 @@ def build_queries(
         # make polars hold the scanned columns in memory to share them (2x the peak RSS at 10M rows)
         # (only when the groups see every row up to as-of: a --from/--to window must not move the span)
         whole = spans_whole_source(sp, plan)
-        folded = whole and not sp.prefilter and any(not isinstance(g.grain, periods.Span) for g in scanned)
+        folded = whole and not sp.prefilter and any(_plain(g.grain) for g in scanned)
         # one scan per source: every query of the source reads one cached frame (polars' own common-subplan
         # elimination misses it once projection pushdown has given each group different columns). A --from/--to
         # window is the exception: its data span is a second read of the time column alone (see spans_whole_source)
@@ -252,7 +255,7 @@ def build_queries(
         built = []
         try:
             for group in scanned:
-                stats = folded and not isinstance(group.grain, periods.Span)
+                stats = folded and _plain(group.grain)
                 built.append((group_frame(keyed, group, sp, plan, functions, stats), (name, group.key)))
         except FunctionFailed as exc:
             if failures is None:
@@ -272,6 +275,17 @@ def build_queries(
 
 
 INT64 = (-(2**63), 2**63 - 1)
+
+
+def _plain(grain: periods.Period) -> bool:
+    """A grain whose groups see each row once, so that they can count the source's rows on the way."""
+    return not isinstance(grain, periods.Span | periods.Trailing)
+
+
+def windows_of(days: pl.LazyFrame, day: str, grain: periods.Trailing, plan: Plan) -> pl.LazyFrame:
+    """Each day of ``days`` with the start of every period (up to the last one shown) whose window holds it."""
+    last = periods.start_of(plan.window.last_day, grain, plan.calendar)
+    return periods.covering(days, day, grain, plan.calendar, last, PERIOD)
 
 
 def _ordered(frame: pl.DataFrame, dims: tuple[str, ...]) -> pl.DataFrame:
@@ -320,7 +334,12 @@ def _derive_groups(sp: SourcePlan, groups: dict, plan: Plan) -> None:
             raise RuntimeError(f"plan of source {sp.source.name} derives groups from groups it never builds")
         for group in ready:
             finer = groups[group.derive_from].lazy()
-            if group.derive_from[0] != group.grain:
+            if isinstance(group.grain, periods.Trailing) and group.derive_from[0] != group.grain:
+                # each daily row counts in every window that holds its day
+                finer = finer.rename({PERIOD: "__day"})
+                windows = windows_of(finer.select("__day").unique(), "__day", group.grain, plan)
+                finer = finer.join(windows, on="__day").drop("__day")
+            elif group.derive_from[0] != group.grain:
                 finer = finer.with_columns(
                     periods.period_start(pl.col(PERIOD), group.grain, plan.calendar).alias(PERIOD)
                 )

@@ -118,6 +118,24 @@ class ReviewSpec:
 
 
 @dataclass(frozen=True)
+class WindowSpec:
+    """What each period of a KPI covers beyond itself (``window:``): the ``days`` days ending on its last day
+    (``28d``), its ``to_date`` period so far (``month_to_date`` on a daily KPI), or every day ``since`` a date
+    (a running total; from the first row when ``since`` is None)."""
+
+    days: int | None = None
+    to_date: Grain | None = None
+    since: dt.date | None = None
+
+    def __str__(self) -> str:
+        if self.days is not None:
+            return f"{self.days}d"
+        if self.to_date is not None:
+            return f"{self.to_date}_to_date"
+        return f"since {self.since}" if self.since else "all_time"
+
+
+@dataclass(frozen=True)
 class KpiSpec:
     """One KPI as written; its formula is parsed and bound later (see ``resolve``)."""
 
@@ -134,6 +152,7 @@ class KpiSpec:
     role: str = "target"  # target | diagnostic (explains other KPIs; no target of its own)
     key: bool = False
     missing: str | None = None  # zero | null | None (default handling)
+    window: WindowSpec | None = None  # each period covers more than its own days (rolling, to-date, running)
     target: TargetSpec | None = None
     review: ReviewSpec | None = None
     events: tuple[Event, ...] = ()

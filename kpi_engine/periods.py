@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import polars as pl
 
-from .model import Calendar, Grain
+from .model import Calendar, Grain, WindowSpec
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,59 @@ class Span:
         return f"{self.start}..{self.end}"
 
 
-Period = Grain | Span
+@dataclass(frozen=True)
+class Trailing:
+    """The periods of a KPI with a ``window:``: labelled and stepped like ``grain``, each covering the days from
+    ``window_first`` to its own last day, so that one day counts in several periods (see ``covering``)."""
+
+    grain: Grain
+    window: WindowSpec
+
+    def __str__(self) -> str:
+        return f"{self.grain} over {self.window}"
+
+
+Period = Grain | Span | Trailing
+EVERY = {Grain.DAY: "1d", Grain.WEEK: "1w", Grain.MONTH: "1mo", Grain.QUARTER: "3mo", Grain.YEAR: "1y"}
+
+
+def base(grain: Period) -> Grain | Span:
+    """The calendar a period steps by: a windowed period steps like its grain."""
+    return grain.grain if isinstance(grain, Trailing) else grain
+
+
+def window_first(start: dt.date, grain: Trailing, cal: Calendar) -> dt.date | None:
+    """The first day the period starting at ``start`` covers (None: from the first row)."""
+    w = grain.window
+    if w.days is not None:
+        return end_of(start, grain.grain) - dt.timedelta(days=w.days - 1)
+    if w.to_date is not None:
+        return start_of(start, w.to_date, cal)
+    return w.since
+
+
+def covering(days: pl.LazyFrame, day: str, grain: Trailing, cal: Calendar, last: dt.date, out: str) -> pl.LazyFrame:
+    """For each day of ``days``, a row per period (up to ``last``) whose window holds it, as column ``out``."""
+    w, g = grain.window, grain.grain
+    d = pl.col(day)
+    if w.days is not None:
+        upto = period_start(d.dt.offset_by(f"{w.days - 1}d"), g, cal)
+    elif w.to_date is not None:
+        enclosing = period_start(d, w.to_date, cal)
+        upto = period_start(shift_expr(enclosing, w.to_date, 1).dt.offset_by("-1d"), g, cal)
+    else:
+        upto = pl.lit(last)
+    upto = pl.min_horizontal(upto, pl.lit(last))
+    ranges = pl.date_ranges(period_start(d, g, cal), upto, interval=EVERY[g])
+    mapped = days.filter(d >= w.since) if w.since else days
+    mapped = mapped.with_columns(ranges.alias(out)).explode(out).filter(pl.col(out).is_not_null())
+    p = pl.col(out)
+    if w.days is not None:
+        return mapped.filter(d >= shift_expr(p, g, 1).dt.offset_by(f"-{w.days}d"))
+    if w.to_date is not None:
+        return mapped.filter(period_start(p, w.to_date, cal) == period_start(d, w.to_date, cal))
+    return mapped
+
 
 _MONTHS_PER = {Grain.MONTH: 1, Grain.QUARTER: 3, Grain.YEAR: 12}
 _TRUNC = {Grain.DAY: "1d", Grain.WEEK: "1w", Grain.MONTH: "1mo", Grain.QUARTER: "1q", Grain.YEAR: "1y"}
@@ -54,6 +106,7 @@ def period_start(date: pl.Expr, grain: Period, cal: Calendar) -> pl.Expr:
 
     For a Span, dates outside it get null (the caller drops them).
     """
+    grain = base(grain)
     if isinstance(grain, Span):
         return pl.when(date.is_between(grain.start, grain.end)).then(pl.lit(grain.start)).otherwise(None)
     if grain is Grain.DAY:
@@ -71,6 +124,7 @@ def period_start(date: pl.Expr, grain: Period, cal: Calendar) -> pl.Expr:
 
 def start_of(day: dt.date, grain: Period, cal: Calendar) -> dt.date:
     """Python twin of :func:`period_start` for one date."""
+    grain = base(grain)
     if isinstance(grain, Span):
         return grain.start
     if grain is Grain.DAY:
@@ -88,6 +142,7 @@ def start_of(day: dt.date, grain: Period, cal: Calendar) -> dt.date:
 
 def shift(start: dt.date, grain: Period, n: int = 1) -> dt.date:
     """The start of the period ``n`` periods after the one starting at ``start`` (n may be negative)."""
+    grain = base(grain)
     if isinstance(grain, Span):
         return start + dt.timedelta(days=n * ((grain.end - grain.start).days + 1))
     if grain is Grain.DAY:
@@ -100,6 +155,7 @@ def shift(start: dt.date, grain: Period, n: int = 1) -> dt.date:
 
 def shift_expr(start: pl.Expr, grain: Period, n: int) -> pl.Expr:
     """:func:`shift` for a column of period starts; null for a Span (a custom window has no neighbours)."""
+    grain = base(grain)
     if isinstance(grain, Span):
         return pl.lit(None, dtype=pl.Date)
     if grain is Grain.DAY or grain is Grain.WEEK:
@@ -109,6 +165,7 @@ def shift_expr(start: pl.Expr, grain: Period, n: int) -> pl.Expr:
 
 def period_range(first: dt.date, last: dt.date, grain: Period, cal: Calendar) -> list[dt.date]:
     """Starts of every period from the one containing ``first`` to the one containing ``last``."""
+    grain = base(grain)
     if isinstance(grain, Span):
         return [grain.start]
     out, cur, end = [], start_of(first, grain, cal), start_of(last, grain, cal)
@@ -125,6 +182,7 @@ def end_of(start: dt.date, grain: Period) -> dt.date:
 
 def label(start: dt.date, grain: Period, cal: Calendar) -> str:
     """Human label of a period: 2026-04-01, 2026-W14, 2026-04, 2026-Q2, 2026 (FY2027-Q1 with a fiscal year)."""
+    grain = base(grain)
     if isinstance(grain, Span):
         return str(grain)
     if grain is Grain.DAY:

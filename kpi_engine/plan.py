@@ -182,7 +182,7 @@ def build_plan(
     for item in kpis:
         kpi, span = item if isinstance(item, tuple) else (item, None)
         spec = kpi.spec
-        grain: Period = span or spec.grain
+        grain: Period = span or (periods.Trailing(spec.grain, spec.window) if spec.window else spec.grain)
         dims = spec.dimensions
         expr = decompose_means(kpi.expr)
         if span is not None:
@@ -192,6 +192,8 @@ def build_plan(
         else:
             shown_first = periods.start_of(window.start, grain, calendar) if window.start else None
             lookback_first = periods.shift(shown_first, grain, -kpi.lookback) if shown_first else None
+            if isinstance(grain, periods.Trailing) and lookback_first is not None:
+                lookback_first = periods.window_first(lookback_first, grain, calendar)  # the window's first day
             last_shown = periods.start_of(last, grain, calendar)
             upper = periods.shift(last_shown, grain, 1)
         upper = min(upper, window.as_of + dt.timedelta(days=1))
@@ -249,15 +251,17 @@ def _plan_grains(sp: SourcePlan) -> None:
     """Coarser grains from one daily group: when two or more groups with the same dimensions (or one next to
     a daily group that runs anyway) hold only aggregates that roll up, one ``group_by(day, *dims)`` over the
     rows replaces them, and weeks, months or spans are summed from its few rows. Never for count-distinct,
-    medians or plugin functions: those do not roll up."""
+    medians or plugin functions: those do not roll up. A windowed grain (28 days, month to date) always sums
+    daily rows when it can: a day counts in many of its periods, and a daily row is far cheaper to repeat."""
     by_dims: dict[tuple[str, ...], list[GroupRequest]] = {}
     for group in sp.groups.values():
         additive = all(r.rollup for r in group.aggs.values())
-        if group.dims and group.derive_from is None and group.grain is not Grain.DAY and additive:
+        windowed = isinstance(group.grain, periods.Trailing)
+        if (group.dims or windowed) and group.derive_from is None and group.grain is not Grain.DAY and additive:
             by_dims.setdefault(group.dims, []).append(group)
     for dims, groups in by_dims.items():
         day = sp.groups.get((Grain.DAY, dims))
-        if day is None and len(groups) < 2:
+        if day is None and len(groups) < 2 and not isinstance(groups[0].grain, periods.Trailing):
             continue
         if day is None:
             day = sp.groups[(Grain.DAY, dims)] = GroupRequest(sp.source.name, Grain.DAY, dims)

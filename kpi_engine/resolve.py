@@ -42,8 +42,10 @@ from .ir import (
     BoundKpi,
     MetricFunction,
     Previous,
+    Seen,
 )
 from .model import KpiSpec, Project
+from .nodes import find_all
 from .references import MAX_EXPANDED, expanded_size
 from .rowbind import KIND_WORDS, Failed, KpiContext
 
@@ -133,6 +135,13 @@ class Binder(EntityBinder):
                             or "every source a KPI reads must have its dimension columns",
                         )
                         raise Failed()
+            if kpi.window is not None and find_all(expr, Seen):
+                raise self.fail(
+                    kpi,
+                    next(iter(find_all(expr, Seen))),
+                    f"`new` and `active()` count periods of the KPI's grain, which `window: {kpi.window}` overlaps",
+                    hint="compute cohorts in a KPI without window",
+                )
             size = expanded_size(expr)
             if size > MAX_EXPANDED:
                 used = ", ".join(f"`{u}`" for u in sorted(ctx.uses)[:5])

@@ -138,7 +138,10 @@ def _batch_frame(batch: _Batch, plan: Plan, data: Mapping[str, SourceData]) -> p
     grid_periods = periods.period_range(batch.grid_first, batch.last, grain, cal)
     ends = [periods.end_of(p, grain) for p in grid_periods]
     sources = sorted({s for kp in batch.kpis for s in kp.kpi.sources})
-    coverage = _coverage(sources, data, grid_periods, ends).lazy()
+    firsts: list[dt.date | None] = list(grid_periods)
+    if isinstance(grain, periods.Trailing):  # a windowed period is covered by the data over its whole window
+        firsts = [periods.window_first(p, grain, cal) for p in grid_periods]
+    coverage = _coverage(sources, data, grid_periods, ends, firsts).lazy()
     parts = [_evaluate(batch, plan, data, coverage, dims)]
     if dims:
         parts.append(_evaluate(batch, plan, data, coverage, ()))
@@ -164,15 +167,26 @@ def _batch_frame(batch: _Batch, plan: Plan, data: Mapping[str, SourceData]) -> p
 
 
 def _coverage(
-    sources: list[str], data: Mapping[str, SourceData], starts: list[dt.date], ends: list[dt.date]
+    sources: list[str],
+    data: Mapping[str, SourceData],
+    starts: list[dt.date],
+    ends: list[dt.date],
+    firsts: list[dt.date | None],
 ) -> pl.DataFrame:
-    """Per period and source, the share of the period's days between the source's first and last rows."""
+    """Per period and source, the share of the period's days between the source's first and last rows.
+
+    ``firsts`` is each period's first day: its start, or the first day of its window (None: the first row on).
+    """
     columns: dict[str, list] = {PERIOD: starts}
     for source in sources:
         src = data[source]
         shares = []
-        for start, end in zip(starts, ends, strict=True):
+        for first, end in zip(firsts, ends, strict=True):
             if src.first is None or src.last is None:
+                shares.append(0.0)
+                continue
+            start = first or src.first
+            if start > end:  # a running total that starts later: this period covers no day
                 shares.append(0.0)
                 continue
             overlap = (min(end, src.last) - max(start, src.first)).days + 1

@@ -24,6 +24,7 @@ from .model import (  # re-exported: plugins import SourceSpec and friends from 
     SourceSpec,
     TargetSpec,
     Unit,
+    WindowSpec,
     iter_kpis,
 )
 from .schema import error_paths, full_schema, salvage, schema_errors
@@ -236,6 +237,12 @@ def _build_kpi(kpi_id: str, body: Mapping[str, Any], pos: Positions, errors: Err
     base = ("kpis", kpi_id)
     locations = {"": pos.location(base, key=True), **{k: pos.location(base + (k,)) for k in body}}
     target = _build_target(body["target"], body, base, pos, errors) if "target" in body else None
+    if target is not None and target.measure == "window" and "window" in body:
+        errors.add(
+            "`measure: window` recomputes the KPI over the target window, which its `window:` would contradict",
+            locations.get("window"),
+            hint="drop `window:` (the target already sums the window), or measure: latest",
+        )
     review = _build_review(body["review"], base + ("review",), pos, errors) if "review" in body else None
     formula = body["formula"]
     return KpiSpec(
@@ -252,6 +259,7 @@ def _build_kpi(kpi_id: str, body: Mapping[str, Any], pos: Positions, errors: Err
         role=body.get("role", "target"),
         key=bool(body.get("key", False)),
         missing=("null" if body["missing"] is None else body["missing"]) if "missing" in body else None,
+        window=_window(body, locations, errors),
         events=_events(body.get("events", ())),
         notes=tuple(body.get("notes", ())),
         target=target,
@@ -259,6 +267,32 @@ def _build_kpi(kpi_id: str, body: Mapping[str, Any], pos: Positions, errors: Err
         locations=locations,
         formula_offset=_formula_column(pos, base + ("formula",)),
     )
+
+
+_GRAIN_DAYS = {Grain.DAY: 1, Grain.WEEK: 7, Grain.MONTH: 28, Grain.QUARTER: 90, Grain.YEAR: 365}
+
+
+def _window(body: Mapping[str, Any], locations: Mapping[str, Location], errors: ErrorCollector) -> WindowSpec | None:
+    """``window:`` as written (the schema checked its shape): trailing days, a to-date period, or a running total."""
+    raw = body.get("window")
+    if raw is None:
+        return None
+    grain = Grain(body["grain"])
+    if isinstance(raw, dict):
+        return WindowSpec(since=dt.date.fromisoformat(str(raw["since"])))
+    if raw == "all_time":
+        return WindowSpec()
+    if raw.endswith("_to_date"):
+        to_date = Grain(raw.removesuffix("_to_date"))
+        if _GRAIN_DAYS[to_date] <= _GRAIN_DAYS[grain]:
+            errors.add(
+                f"`window: {raw}` on a {grain} KPI covers no more than the period itself",
+                locations.get("window"),
+                expected=f"a period longer than a {grain}",
+                hint=f"e.g. grain: day with window: {raw}, or no window",
+            )
+        return WindowSpec(to_date=to_date)
+    return WindowSpec(days=int(raw.removesuffix("d")))
 
 
 def _events(items: Iterable[Mapping[str, Any]]) -> tuple[Event, ...]:
