@@ -185,11 +185,22 @@ def float_sum(value: pl.Expr) -> pl.Expr:
     return whole + rest
 
 
-def kpi_expr(node: Node, column_of: Callable[[Agg], pl.Expr], dims: tuple[str, ...], integer: bool = False) -> pl.Expr:
+def kpi_expr(
+    node: Node,
+    column_of: Callable[[Agg], pl.Expr],
+    dims: tuple[str, ...],
+    integer: bool = False,
+    back: Callable[[Previous], pl.Expr] | None = None,
+) -> pl.Expr:
     """An aggregate-level node over a frame with one column per aggregate, sorted by period within dims.
 
     ``integer`` (see ``is_integer``) computes in 128-bit integers, checked against 64 bits afterwards.
+    ``back`` gives, per row, how many periods back a calendar offset (``previous(x, 1 month)``) lands.
     """
+
+    def again(n: Node) -> pl.Expr:
+        return kpi_expr(n, column_of, dims, integer, back)
+
     if isinstance(node, Agg):
         return column_of(node).cast(pl.Int128) if integer else column_of(node)
     if isinstance(node, Number):
@@ -197,15 +208,20 @@ def kpi_expr(node: Node, column_of: Callable[[Agg], pl.Expr], dims: tuple[str, .
     if isinstance(node, Null):
         return pl.lit(None, dtype=pl.Float64)
     if isinstance(node, BinOp):
-        left, right = kpi_expr(node.left, column_of, dims, integer), kpi_expr(node.right, column_of, dims, integer)
-        return _binary(node.op, left, right)
+        return _binary(node.op, again(node.left), again(node.right))
     if isinstance(node, Unary):
-        return -kpi_expr(node.operand, column_of, dims, integer)
+        return -again(node.operand)
+    if isinstance(node, Previous) and node.unit is not None:
+        if back is None:
+            raise TypeError("a calendar offset needs the grid's period column")
+        index = pl.int_range(pl.len()) - back(node)
+        inner = pl.when(index >= 0).then(again(node.expr).gather(index.clip(0))).otherwise(None)
+        return inner.over(dims) if dims else inner
     if isinstance(node, Previous):
-        inner = kpi_expr(node.expr, column_of, dims, integer).shift(node.n)
+        inner = again(node.expr).shift(node.n)
         return inner.over(dims) if dims else inner
     if isinstance(node, Call):
-        return _scalar_call(node, lambda a: kpi_expr(a, column_of, dims, integer))
+        return _scalar_call(node, again)
     raise TypeError(f"not an aggregate-level node: {node!r}")
 
 

@@ -9,8 +9,24 @@ import math
 import re
 from dataclasses import dataclass
 
-from .grammar import _INFIX, _PREFIX_NEG, _PREFIX_NOT, COMPARISONS, KEYWORDS
-from .nodes import BinOp, Bool, Call, Column, InList, IsNull, Name, Node, Null, Number, String, Unary, children, walk
+from .grammar import _INFIX, _PREFIX_NEG, _PREFIX_NOT, COMPARISONS, KEYWORDS, UNITS
+from .nodes import (
+    BinOp,
+    Bool,
+    Call,
+    Column,
+    InList,
+    IsNull,
+    Name,
+    Node,
+    Null,
+    Number,
+    Offset,
+    String,
+    Unary,
+    children,
+    walk,
+)
 from .printer import to_source
 
 MAX_TOKENS = 4096
@@ -27,6 +43,7 @@ __all__ = [
     "Node",
     "Null",
     "Number",
+    "Offset",
     "String",
     "Unary",
     "FormulaSyntaxError",
@@ -245,6 +262,9 @@ class _Parser:
         tok = self.advance()
         span = (tok.start, tok.end)
         if tok.kind == "number":
+            if self.tok.kind == "ident" and self.tok.text in UNITS and isinstance(tok.value, int):
+                unit = self.advance()  # `1 month`: a calendar offset (only previous() accepts one)
+                return Offset(tok.value, UNITS[unit.text], span=(tok.start, unit.end))
             return Number(tok.value, span=span)  # type: ignore[arg-type]
         if tok.kind == "string":
             return String(str(tok.value), span=span)

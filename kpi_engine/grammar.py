@@ -4,6 +4,9 @@ from __future__ import annotations
 
 KEYWORDS = {"and", "or", "not", "in", "is", "null", "true", "false", "where"}
 COMPARISONS = ("==", "!=", "<=", ">=", "<", ">")
+#: words that make a whole number a calendar offset (``previous(x, 1 month)``), singular or plural
+UNITS = {"day": "day", "week": "week", "month": "month", "quarter": "quarter", "year": "year"}
+UNITS |= {f"{unit}s": unit for unit in list(UNITS)}
 
 _INFIX = {
     "or": 10,

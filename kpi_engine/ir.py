@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from .formula import Call, Name, Node, Number, to_source
-from .model import KpiSpec
+from .model import Grain, KpiSpec
 from .nodes import find_all, transform
 
 AGGREGATES = {"sum", "count", "count_distinct", "mean", "median", "min", "max", "quantile"}
@@ -120,10 +120,13 @@ class Seen(Node):
 
 @dataclass(frozen=True)
 class Previous(Node):
-    """The value of ``expr`` ``n`` periods earlier, for the same dimension values."""
+    """The value of ``expr`` ``n`` periods earlier, for the same dimension values; with ``unit`` (a calendar
+    offset longer than the grain: ``previous(x, 1 month)`` on a daily KPI), the period holding the same day
+    ``n`` units earlier (31 March -> 28 February)."""
 
     expr: Node
     n: int = 1
+    unit: Grain | None = None
 
 
 @dataclass(frozen=True)

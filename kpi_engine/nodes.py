@@ -21,6 +21,14 @@ class Number(Node):
 
 
 @dataclass(frozen=True)
+class Offset(Node):
+    """A calendar offset, ``1 month`` or ``7 days``: the second argument of ``previous()``."""
+
+    n: int
+    unit: str  # day, week, month, quarter, year
+
+
+@dataclass(frozen=True)
 class String(Node):
     value: str
 

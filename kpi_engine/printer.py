@@ -6,7 +6,7 @@ import json
 import re
 
 from .grammar import _INFIX, _PREFIX_NEG, _PREFIX_NOT, KEYWORDS
-from .nodes import BinOp, Bool, Call, Column, InList, IsNull, Name, Node, Null, Number, String, Unary
+from .nodes import BinOp, Bool, Call, Column, InList, IsNull, Name, Node, Null, Number, Offset, String, Unary
 
 _IDENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
@@ -43,6 +43,8 @@ def _source(node: Node, tail: bool) -> str:
             return f"({_source(child, True)})"
         return _source(child, child_tail)
 
+    if isinstance(node, Offset):
+        return f"{node.n} {node.unit}{'' if node.n == 1 else 's'}"
     if isinstance(node, Number):
         return repr(node.value)
     if isinstance(node, String):

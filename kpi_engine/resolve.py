@@ -11,7 +11,6 @@ from collections.abc import Mapping
 
 import polars as pl
 
-from .entities import EntityBinder
 from .errors import Diagnostic, ErrorCollector, Location, did_you_mean
 from .formula import (
     BinOp,
@@ -25,6 +24,7 @@ from .formula import (
     Node,
     Null,
     Number,
+    Offset,
     String,
     Unary,
     parse,
@@ -35,22 +35,21 @@ from .ir import (
     ARITHMETIC,
     DURATION_FUNCS,
     LITERAL_FUNCS,
-    MAX_PREVIOUS,
     RESERVED_COLUMNS,
     SCALAR_FUNCS,
     Agg,
     BoundKpi,
     MetricFunction,
-    Previous,
     Seen,
 )
 from .model import KpiSpec, Project
 from .nodes import find_all
+from .offsets import OffsetBinder
 from .references import MAX_EXPANDED, expanded_size
 from .rowbind import KIND_WORDS, Failed, KpiContext
 
 
-class Binder(EntityBinder):
+class Binder(OffsetBinder):
     """Binds every KPI of a project against source schemas and the available metric functions."""
 
     def __init__(self, project: Project, schemas: Mapping[str, pl.Schema], functions: Mapping[str, MetricFunction]):
@@ -212,7 +211,12 @@ class Binder(EntityBinder):
             )
         if isinstance(node, Call):
             return self.agg_call(node, ctx, shift)
-        raise self.fail(kpi, node, f"unsupported expression `{to_source(node)}`")
+        hint = (
+            "a calendar offset goes in previous(): previous(sum(ads.cost), 1 month)"
+            if isinstance(node, Offset)
+            else None
+        )
+        raise self.fail(kpi, node, f"unsupported expression `{to_source(node)}`", hint=hint)
 
     def reference(self, node: Name, ctx: KpiContext, shift: int) -> Node:
         kpi, name = ctx.kpi, node.name
@@ -254,26 +258,7 @@ class Binder(EntityBinder):
     def agg_call(self, node: Call, ctx: KpiContext, shift: int) -> Node:
         kpi, func = ctx.kpi, node.func
         if func == "previous":
-            if node.where is not None or not 1 <= len(node.args) <= 2:
-                raise self.fail(
-                    kpi,
-                    node,
-                    "previous() takes an expression and an optional offset",
-                    hint="previous(sum(ads.revenue)) or previous(sum(ads.revenue), 12)",
-                )
-            n = 1
-            if len(node.args) == 2:
-                arg = node.args[1]
-                if not (isinstance(arg, Number) and isinstance(arg.value, int) and 1 <= arg.value <= MAX_PREVIOUS):
-                    raise self.fail(
-                        kpi,
-                        arg,
-                        f"previous() offset must be a whole number of periods from 1 to {MAX_PREVIOUS}",
-                        hint="e.g. previous(sum(ads.revenue), 12) for a year of months",
-                    )
-                n = int(arg.value)
-            ctx.lookback = max(ctx.lookback, shift + n)
-            return Previous(self.agg_level(node.args[0], ctx, shift + n), n, span=node.span)
+            return self.previous(node, ctx, shift)
         if func in SCALAR_FUNCS:
             lo, hi = SCALAR_FUNCS[func]
             if node.where is not None or not lo <= len(node.args) <= hi:

@@ -8,7 +8,23 @@ from collections.abc import Mapping
 import polars as pl
 
 from .errors import ErrorCollector, did_you_mean
-from .formula import BinOp, Bool, Call, Column, InList, IsNull, Name, Node, Null, Number, String, Unary, to_source, walk
+from .formula import (
+    BinOp,
+    Bool,
+    Call,
+    Column,
+    InList,
+    IsNull,
+    Name,
+    Node,
+    Null,
+    Number,
+    Offset,
+    String,
+    Unary,
+    to_source,
+    walk,
+)
 from .ir import (
     AGGREGATES,
     ARITHMETIC,
@@ -128,7 +144,12 @@ class RowBinder:
             return InList(operand, tuple(items), node.negated, span=node.span), "bool"
         if isinstance(node, Call):
             return self.row_call(node, source, ctx)
-        raise self.fail(kpi, node, f"unsupported expression `{to_source(node)}`")
+        hint = (
+            "a calendar offset goes in previous(): previous(sum(ads.cost), 1 month)"
+            if isinstance(node, Offset)
+            else None
+        )
+        raise self.fail(kpi, node, f"unsupported expression `{to_source(node)}`", hint=hint)
 
     def row_call(self, node: Call, source: str, ctx: KpiContext) -> tuple[Node, str]:
         kpi, func = ctx.kpi, node.func

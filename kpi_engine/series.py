@@ -18,7 +18,8 @@ from . import periods
 from .compile import is_integer, kpi_expr
 from .execute import INT64, PERIOD, SourceData, overflow_error
 from .formula import BinOp, Node, Number
-from .ir import Agg
+from .ir import Agg, Previous
+from .model import Grain
 from .plan import KpiPlan, Plan, aggregates_of
 
 SERIES_COLUMNS = ("period", "start", "end", "complete", "has_data", "coverage", "is_total")
@@ -166,6 +167,15 @@ def _batch_frame(batch: _Batch, plan: Plan, data: Mapping[str, SourceData]) -> p
     return frame.sort(["start", "is_total", *dims], nulls_last=True)
 
 
+def _periods_back(node: Previous, grain: periods.Period, plan: Plan) -> pl.Expr:
+    """Per grid row, how many periods back the period holding the same day ``node.n`` units earlier is."""
+    start = pl.col(PERIOD)
+    unit = {Grain.MONTH: "mo", Grain.QUARTER: "q", Grain.YEAR: "y"}[node.unit]  # type: ignore[index]
+    target = periods.period_start(start.dt.offset_by(f"-{node.n}{unit}"), grain, plan.calendar)
+    days = (start - target).dt.total_days()
+    return days // 7 if periods.base(grain) == Grain.WEEK else days
+
+
 def _coverage(
     sources: list[str],
     data: Mapping[str, SourceData],
@@ -280,7 +290,7 @@ def _evaluate(
     schemas = {name: sp.schema for name, sp in plan.sources.items()}
     for n, kp in enumerate(batch.kpis):
         integer = is_integer(kp.expr, schemas)
-        expr = kpi_expr(kp.expr, column_of, dims, integer)
+        expr = kpi_expr(kp.expr, column_of, dims, integer, lambda node: _periods_back(node, batch.grain, plan))
         raw.append((expr if integer else expr.cast(pl.Float64)).alias(f"__value{n}"))
         value, has_data = pl.col(f"__value{n}"), pl.col(f"__has_data{batch.coverage_of[n]}")
         finite = value.is_not_null() if integer else value.is_finite()

@@ -40,6 +40,13 @@ kpis:
   running: {unit: currency, grain: month, window: all_time, formula: sum(orders.amount)}
   since_feb: {unit: count, grain: week, window: {since: 2026-02-01}, formula: count(orders)}
   repeaters_28d: {unit: count, grain: week, window: 28d, formula: count(customer where count(orders) >= 2)}
+  mtd_vs_last_month:
+    unit: percent
+    grain: day
+    window: month_to_date
+    formula: 100 * (sum(orders.amount) / previous(sum(orders.amount), 1 month) - 1)
+  week_a_month_ago: {unit: currency, grain: week, formula: previous(sum(orders.amount), 1 month)}
+  quarter_ago: {unit: currency, grain: month, formula: previous(sum(orders.amount), 1 quarter) - previous(sum(orders.amount), 3)}
 """
 
 
@@ -177,6 +184,49 @@ def test_from_reads_back_to_the_first_window_day(shop, result):
         assert (merged["value"] == merged["value_right"]).all(), kpi
 
 
+def test_month_to_date_against_the_same_days_last_month(result, con):
+    """31 March is compared with all of February (the same day, clamped to the month's end)."""
+    mtd = dict(
+        con.execute(
+            "SELECT p, sum(amount) FROM days JOIN orders ON d BETWEEN date_trunc('month', p) AND p GROUP BY p"
+        ).fetchall()
+    )
+    got = series(result["mtd_vs_last_month"])
+    checked = 0
+    for (day, _), value in got.items():
+        earlier = _month_back(day)
+        if earlier not in mtd:
+            assert value is None, day
+            continue
+        assert value == pytest.approx(100 * (mtd[day] / mtd[earlier] - 1), rel=1e-12), day
+        checked += 1
+    assert checked > 90
+    assert got[(dt.date(2026, 3, 31), None)] == pytest.approx(100 * (mtd[dt.date(2026, 3, 31)] / mtd[dt.date(2026, 2, 28)] - 1))
+
+
+def _month_back(day: dt.date) -> dt.date:
+    """The same day a month earlier, clamped to that month's last day."""
+    year, month = (day.year, day.month - 1) if day.month > 1 else (day.year - 1, 12)
+    last = (dt.date(year + month // 12, month % 12 + 1, 1) - dt.timedelta(days=1)).day
+    return dt.date(year, month, min(day.day, last))
+
+
+def test_a_weekly_kpi_a_month_back_and_whole_offsets(result, con):
+    weekly = dict(
+        con.execute(
+            "SELECT (d - (dayofweek(d)) * INTERVAL 1 DAY)::DATE, sum(amount) FROM orders GROUP BY 1"
+        ).fetchall()
+    )
+    got = series(result["week_a_month_ago"])
+    for (start, _), value in got.items():
+        back = _month_back(start)
+        holder = back - dt.timedelta(days=(back.weekday() + 1) % 7)  # its week, starting on Sunday
+        assert value == (pytest.approx(weekly[holder], rel=1e-12) if holder in weekly else None), start
+    assert sum(v is not None for v in got.values()) > 10
+    quarter = series(result["quarter_ago"])
+    assert all(v is None or v == 0 for v in quarter.values()) and any(v == 0 for v in quarter.values())
+
+
 def test_the_source_is_read_once_with_windows(shop):
     catalog = kpi_engine.load(shop)
     queries, _ = build_queries(catalog.plan(Window(AS_OF)), catalog.registry.connectors, {}, catalog.env)
@@ -189,6 +239,8 @@ def test_the_source_is_read_once_with_windows(shop):
         ("{unit: count, grain: day, window: 28d, formula: count(customer where new)}", "`new` and `active()` count periods of the KPI's grain"),
         ("{unit: count, grain: month, window: week_to_date, formula: count(orders)}", "`window: week_to_date` on a month KPI covers no more than the period itself"),
         ("{unit: count, grain: day, window: 28 days, formula: count(orders)}", "window"),
+        ("{unit: count, grain: month, formula: previous(count(orders), 5 days)}", "previous() by 5 days on a month KPI: the offset is shorter than the period"),
+        ("{unit: count, grain: month, formula: count(orders) * 1 month}", "unsupported expression `1 month`"),
         ("{unit: count, grain: month, window: 90d, formula: count(orders), target: {direction: increase, value: 5, start: 2026-01-01, deadline: 2026-06-30, measure: window}}", "`measure: window` recomputes the KPI over the target window"),
     ],
 )
