@@ -11,8 +11,8 @@ and two facts from the entity's whole history in that source: ``new`` (its first
 from __future__ import annotations
 
 from .errors import did_you_mean
-from .formula import BinOp, Bool, Call, Column, Name, Node, Null, Number, Unary, to_source, walk
-from .ir import AGGREGATES, Agg, Seen
+from .formula import BinOp, Bool, Call, Column, Name, Node, Null, Number, Offset, Unary, to_source, walk
+from .ir import AGGREGATES, Agg, Conversions, Seen, kind_of
 from .rowbind import KIND_WORDS, KpiContext, RowBinder
 
 #: aggregates that may run over entities (count_distinct of entities is count(entity))
@@ -179,3 +179,65 @@ class EntityBinder(RowBinder):
                 hint=f"aggregate it per {entity}, e.g. sum({text}) or count(...)",
             )
         raise self.fail(kpi, node, f"`{to_source(node)}` cannot be computed per {entity}")
+
+    def conversions(self, node: Call, ctx: KpiContext) -> Conversions:
+        """``conversions(visits, orders, 7 days)`` (or ``per user`` when the sources share several entities)."""
+        kpi = ctx.kpi
+        usage = "e.g. conversions(sessions, orders, 7 days): orders within 7 days of a session by the same entity"
+        args = node.args
+        names = [a.name if isinstance(a, Name) else None for a in args[:2]]
+        if node.where is not None or len(args) not in (2, 3) or None in names:
+            raise self.fail(kpi, node, "conversions() takes two sources and an optional window", hint=usage)
+        for arg, name in zip(args, names, strict=False):
+            if name not in self.project.sources:
+                raise self.fail(
+                    kpi, arg, f"unknown source `{name}`", hint=did_you_mean(name, self.project.sources, "sources")
+                )
+        base, target = names
+        within = None
+        if len(args) == 3:
+            offset = args[2]
+            if not (isinstance(offset, Offset) and offset.unit in ("day", "week") and offset.n >= 1):
+                raise self.fail(
+                    kpi, offset, "the conversion window is a number of days or weeks, e.g. 7 days", hint=usage
+                )
+            within = offset.n * (7 if offset.unit == "week" else 1)
+        if kpi.window is not None:
+            raise self.fail(
+                kpi, node, f"conversions() counts per period of the KPI's grain, which `window: {kpi.window}` overlaps"
+            )
+        shared = [e for e in self.project.sources[base].entities if e in self.project.sources[target].entities]
+        entity = node.per or (shared[0] if len(shared) == 1 else None)
+        if entity is None or entity not in shared:
+            found = ", ".join(f"`{e}`" for e in shared) or "none"
+            raise self.fail(
+                kpi,
+                node,
+                f"conversions() matches rows of `{base}` and `{target}` by an entity both declare (found: {found})",
+                hint="declare it on both, e.g. entities: {user: user_id}; with several, add `per user`",
+            )
+        keys = (self.project.sources[base].entities[entity], self.project.sources[target].entities[entity])
+        for source, column in zip((base, target), keys, strict=True):
+            if source in self.schemas and column not in self.schemas[source]:
+                raise self.fail(
+                    kpi, node, f"entity `{entity}` is column `{column}` of source `{source}`, which has no such column"
+                )
+        if base in self.schemas and target in self.schemas:
+            kinds = (kind_of(self.schemas[base][keys[0]]), kind_of(self.schemas[target][keys[1]]))
+            if kinds[0] != kinds[1]:
+                raise self.fail(
+                    kpi,
+                    node,
+                    f"`{base}.{keys[0]}` is {KIND_WORDS[kinds[0]]} but `{target}.{keys[1]}` is {KIND_WORDS[kinds[1]]}",
+                    hint="the same entity must have the same type in both sources",
+                )
+        return Conversions(
+            "conversions",
+            base,
+            span=node.span,
+            per=keys[0],
+            entity=entity,
+            target=target,
+            target_key=keys[1],
+            within=within,
+        )

@@ -3,23 +3,22 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import polars as pl
 
 from . import periods, timeparse
-from .compile import FunctionFailed, History, agg_expr, entity_query, rollup_expr, row_expr
+from .compile import FunctionFailed, rollup_expr
 from .connectors import Connector, Env, ScanRequest
 from .errors import Diagnostic, KpiError
-from .ir import Agg, MetricFunction
+from .groups import DATE, PERIOD, STATS, as_of_end, group_frame, keyed_frame, plain, windows_of
+from .ir import Conversions, MetricFunction
 from .model import SourceSpec
 from .plan import GroupRequest, Plan, SourcePlan, aggregates_of
 from .spec_dates import MIN_DATE
 from .timeparse import TimeOptions, time_expr
-
-DATE = "__date"
-PERIOD = "__period"
 
 
 @dataclass(frozen=True)
@@ -81,7 +80,7 @@ def source_frame(
         raise time_error(sp, connector, env) from None
     lf = lf.select(sorted(sp.columns))
     col = pl.col(source.time)
-    lower, upper = (sp.lower, sp.upper) if windowed else (None, _as_of_end(plan))
+    lower, upper = (sp.lower, sp.upper) if windowed else (None, as_of_end(plan))
     if lower:
         lf = lf.filter(col >= periods.bound_literal(lower, dtype, tz))
     if upper:
@@ -89,82 +88,9 @@ def source_frame(
     return lf.with_columns(periods.local_date(col, dtype, tz).alias(DATE)), dtype
 
 
-STATS = ("__first", "__last", "__rows")
-
-
-def _as_of_end(plan: Plan) -> dt.date:
-    return plan.window.as_of + dt.timedelta(days=1)
-
-
 def spans_whole_source(sp: SourcePlan, plan: Plan) -> bool:
     """Whether the plan reads every row up to as-of, so the data span can ride along in the groups."""
-    return sp.lower is None and sp.upper == _as_of_end(plan)
-
-
-def period_column(grain: periods.Period) -> str:
-    """The shared frame's column holding each row's period start at ``grain``."""
-    if isinstance(grain, periods.Span):
-        return f"__period_{grain.start}_{grain.end}"
-    return f"__period_{grain}"
-
-
-def keyed_frame(lf: pl.LazyFrame, sp: SourcePlan, groups: list[GroupRequest], plan: Plan) -> pl.LazyFrame:
-    """The one frame all of a source's groups read: rows passing the prefilter, with a period column per grain.
-
-    Every grain's period is computed here once, not in each group's query.
-    """
-    if sp.prefilter:
-        lf = lf.filter(pl.any_horizontal([row_expr(f).fill_null(False) for f in sp.prefilter]))
-    grains = dict.fromkeys(g.grain for g in groups if not isinstance(g.grain, periods.Trailing))
-    return lf.with_columns(
-        periods.period_start(pl.col(DATE), grain, plan.calendar).alias(period_column(grain)) for grain in grains
-    )
-
-
-def group_frame(
-    lf: pl.LazyFrame,
-    group: GroupRequest,
-    sp: SourcePlan,
-    plan: Plan,
-    functions: Mapping[str, MetricFunction],
-    stats: bool = False,
-) -> pl.LazyFrame:
-    """One ``group_by(period, *dims)`` with all of the group's aggregates; ``stats`` adds the data's span.
-
-    ``lf`` is the source's shared frame (``keyed_frame``): every group of a source starts from the very same
-    lazy frame, so that polars caches it and reads the source once for all of them.
-    """
-    if isinstance(group.grain, periods.Trailing):  # a row counts in every period whose window holds its day
-        keyed = lf.join(windows_of(lf.select(DATE).unique(), DATE, group.grain, plan), on=DATE)
-    else:
-        keyed = lf.rename({period_column(group.grain): PERIOD})
-    if isinstance(group.grain, periods.Span):
-        keyed = keyed.filter(pl.col(PERIOD).is_not_null())
-    aggs = [agg_expr(r.agg, sp.schema, functions).alias(r.id) for r in group.aggs.values() if r.agg.per is None]
-    counts = [
-        (row_expr(f).fill_null(False).sum() if f is not None else pl.len()).cast(pl.Int64).alias(i)
-        for i, f in group.row_filters.values()
-    ]
-    if stats:
-        counts += [pl.col(DATE).min().alias(STATS[0]), pl.col(DATE).max().alias(STATS[1]), pl.len().alias(STATS[2])]
-    keys = [PERIOD, *group.dims]
-    frame = keyed.group_by(keys).agg(*aggs, *counts)
-    by_entity: dict[str, dict[str, Agg]] = {}
-    for r in group.aggs.values():
-        if r.agg.per is not None:
-            by_entity.setdefault(r.agg.per, {})[r.id] = r.agg
-    history = History(
-        lf,
-        DATE,
-        sp.source.time,
-        lambda date: periods.period_start(date, group.grain, plan.calendar),
-        lambda start, n: periods.shift_expr(start, group.grain, n),
-        _as_of_end(plan),
-    )
-    for per, over in by_entity.items():  # each reads the same cached frame: still one scan of the source
-        entities = entity_query(keyed, keys, per, over, sp.schema, functions, history)
-        frame = frame.join(entities, on=keys, how="left", nulls_equal=True)
-    return frame
+    return sp.lower is None and sp.upper == as_of_end(plan)
 
 
 def execute(
@@ -217,9 +143,57 @@ def build_queries(
     """Every lazy query of the plan (a group's ``group_by``, or a source's data span) and what each is for.
 
     Separate from ``execute`` so that tests and ``--explain`` can read the optimised plans polars will run.
+    Every source's frame is made first: a conversion in one source's group reads another source's frame.
     """
     queries: list[pl.LazyFrame] = []
     index: list[tuple[str, tuple | None]] = []
+    frames = _source_frames(plan, connectors, env, failures, queries, index)
+    for name, (lf, scanned, folded) in frames.items():
+        sp = plan.sources[name]
+        keyed = keyed_frame(lf, sp, scanned, plan)
+        built = []
+        try:
+            for group in scanned:
+                stats = folded and plain(group.grain)
+                query = group_frame(keyed, group, sp, plan, functions, stats, {n: f[0] for n, f in frames.items()})
+                built.append((query, (name, group.key)))
+        except FunctionFailed as exc:
+            if failures is None:
+                raise
+            from .plugins import PluginError
+
+            fn = exc.function
+            failures.append(PluginError(name, sp.source.connector, fn.plugin or "?", str(exc), function=fn.name))
+            spans = [k for k, (source, key) in enumerate(index) if source == name and key is None]
+            for k in reversed(spans):  # this source's span query: its KPIs are skipped with it
+                queries.pop(k)
+                index.pop(k)
+            continue
+        for query, key in built:
+            queries.append(query)
+            index.append(key)
+    return queries, index
+
+
+def _source_frames(
+    plan: Plan,
+    connectors: Mapping[str, Connector],
+    env: Env,
+    failures: list | None,
+    queries: list[pl.LazyFrame],
+    index: list[tuple[str, tuple | None]],
+) -> dict[str, tuple[pl.LazyFrame, list[GroupRequest], bool]]:
+    """Each source's one frame (cached when several queries read it), the groups that scan it, and whether
+    the data's span rides along in them; a separate span query is added to ``queries`` otherwise."""
+    matched = Counter(
+        r.agg.target
+        for sp in plan.sources.values()
+        for g in sp.groups.values()
+        if g.derive_from is None
+        for r in g.aggs.values()
+        if isinstance(r.agg, Conversions)
+    )
+    out = {}
     for name, sp in list(plan.sources.items()):
         try:
             lf, _ = source_frame(sp, connectors[sp.source.connector], plan, env)
@@ -237,11 +211,11 @@ def build_queries(
         # make polars hold the scanned columns in memory to share them (2x the peak RSS at 10M rows)
         # (only when the groups see every row up to as-of: a --from/--to window must not move the span)
         whole = spans_whole_source(sp, plan)
-        folded = whole and not sp.prefilter and any(_plain(g.grain) for g in scanned)
+        folded = whole and not sp.prefilter and any(plain(g.grain) for g in scanned)
         # one scan per source: every query of the source reads one cached frame (polars' own common-subplan
         # elimination misses it once projection pushdown has given each group different columns). A --from/--to
         # window is the exception: its data span is a second read of the time column alone (see spans_whole_source)
-        readers = len(scanned) + (1 if whole and not folded else 0)
+        readers = len(scanned) + (1 if whole and not folded else 0) + matched[name]
         lf = lf.cache() if readers > 1 else lf
         if not folded:
             span_lf = lf if whole else source_frame(sp, connectors[sp.source.connector], plan, env, False)[0]
@@ -251,41 +225,11 @@ def build_queries(
                 )
             )
             index.append((name, None))
-        keyed = keyed_frame(lf, sp, scanned, plan)
-        built = []
-        try:
-            for group in scanned:
-                stats = folded and _plain(group.grain)
-                built.append((group_frame(keyed, group, sp, plan, functions, stats), (name, group.key)))
-        except FunctionFailed as exc:
-            if failures is None:
-                raise
-            from .plugins import PluginError
-
-            fn = exc.function
-            failures.append(PluginError(name, sp.source.connector, fn.plugin or "?", str(exc), function=fn.name))
-            if index and index[-1][0] == name:  # this source's span query: its KPIs are skipped with it
-                queries.pop()
-                index.pop()
-            continue
-        for query, key in built:
-            queries.append(query)
-            index.append(key)
-    return queries, index
+        out[name] = (lf, scanned, folded)
+    return out
 
 
 INT64 = (-(2**63), 2**63 - 1)
-
-
-def _plain(grain: periods.Period) -> bool:
-    """A grain whose groups see each row once, so that they can count the source's rows on the way."""
-    return not isinstance(grain, periods.Span | periods.Trailing)
-
-
-def windows_of(days: pl.LazyFrame, day: str, grain: periods.Trailing, plan: Plan) -> pl.LazyFrame:
-    """Each day of ``days`` with the start of every period (up to the last one shown) whose window holds it."""
-    last = periods.start_of(plan.window.last_day, grain, plan.calendar)
-    return periods.covering(days, day, grain, plan.calendar, last, PERIOD)
 
 
 def _ordered(frame: pl.DataFrame, dims: tuple[str, ...]) -> pl.DataFrame:

@@ -97,6 +97,22 @@ class Agg(Node):
         return f"{self.func}({inner})"
 
 
+@dataclass(frozen=True)
+class Conversions(Agg):
+    """``conversions(visits, orders, 7 days)``: each row of ``target`` matched to the latest row of ``source``
+    by the same entity at most ``within`` days before it (MetricFlow's conversion semantics; any time before
+    when ``within`` is None), counted in the matched row's period and dimension values."""
+
+    target: str = ""
+    target_key: str = ""  # the entity's column in ``target`` (``per`` is its column in ``source``)
+    within: int | None = None  # days
+
+    @functools.cached_property
+    def key(self) -> str:
+        window = f", {self.within} days" if self.within is not None else ""
+        return f"conversions({self.source}, {self.target}{window} per {self.entity})"
+
+
 def _key(node: Node) -> str:
     """Canonical text of an expression that may hold aggregates (an aggregate over entities)."""
 

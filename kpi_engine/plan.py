@@ -10,21 +10,21 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 import polars as pl
 
 from . import periods
 from .formula import BinOp, Column, Node, to_source, walk
-from .ir import Agg, BoundKpi, MetricFunction, Seen
+from .ir import Agg, BoundKpi, Conversions, MetricFunction, Seen
 from .model import Calendar, Grain, SourceSpec
 from .nodes import find_all, transform
 from .periods import Period, Span
 
 MAX_PREFILTERS = 16
 ROLLUPS = {"sum": "sum", "count": "sum", "min": "min", "max": "max"}
-ZERO_WHEN_EMPTY = {"sum", "count", "count_distinct"}
+ZERO_WHEN_EMPTY = {"sum", "count", "count_distinct", "conversions"}
 
 
 @dataclass(frozen=True)
@@ -96,6 +96,17 @@ class KpiPlan:
     def ahead(self) -> int:
         """How many periods later the KPI looks (``active(k)``): a period is complete once that one is over."""
         return max((s.offset for s in find_all(self.expr, Seen) if s.kind == "active"), default=0)
+
+    @property
+    def measured(self) -> tuple[str, ...]:
+        """The sources whose rows the KPI's values come from (a conversion's target is only matched, so its
+        data span does not decide which periods have data)."""
+        return tuple(sorted({a.source for a in aggregates_of(self.expr)}))
+
+    @property
+    def ahead_days(self) -> int:
+        """How many days after a period its conversions may still come in (``conversions(a, b, 7 days)``)."""
+        return max((a.within or 0 for a in find_all(self.expr, Conversions)), default=0)
 
     @property
     def key(self) -> str | tuple[str, Span]:
@@ -199,40 +210,55 @@ def build_plan(
         upper = min(upper, window.as_of + dt.timedelta(days=1))
         for agg in aggregates_of(expr):
             first, until = history_needed(agg, lookback_first, upper, window)
-            sp = plan.sources.get(agg.source)
-            if sp is None:
-                sp = plan.sources[agg.source] = SourcePlan(sources[agg.source], schemas[agg.source])
-                sp.columns.add(sp.source.time)
-                sp.lower = first
-                sp.upper = until
-            else:
-                if sp.lower is not None:
-                    sp.lower = None if first is None else min(sp.lower, first)
-                sp.upper = max(sp.upper or until, until)
+            sp = _source_plan(plan, sources[agg.source], schemas[agg.source], first, until)
             sp.columns.update(dims)
             sp.columns.update(columns_of(agg))
+            if isinstance(agg, Conversions):  # the rows it matches: from the same day, up to as-of
+                target = sources[agg.target]
+                matched = _source_plan(plan, target, schemas[agg.target], first, window.as_of + dt.timedelta(days=1))
+                matched.columns.add(agg.target_key)
             for group_dims in {dims, ()}:
                 group = sp.groups.setdefault((grain, group_dims), GroupRequest(agg.source, grain, group_dims))
-                request = group.aggs.get(agg.key)
-                if request is None:
-                    where = row_filter(agg)
-                    filter_key = to_source(where) if where is not None else ""
-                    if filter_key not in group.row_filters:
-                        group.row_filters[filter_key] = (f"n{next(counter)}", where)
-                    fill = (
-                        0  # an int keeps integer sums integers (a float fill would upcast them)
-                        if agg.func in ZERO_WHEN_EMPTY and not looks_ahead(agg)  # ahead: unknown until then
-                        else (functions[agg.func].fill if agg.func in functions else None)
-                    )
-                    rollup = None if agg.per is not None else ROLLUPS.get(agg.func)  # entities never add up
-                    request = AggRequest(f"a{next(counter)}", agg, fill, rollup, group.row_filters[filter_key][0])
-                    group.aggs[agg.key] = request
+                if agg.key not in group.aggs:
+                    group.aggs[agg.key] = _request(agg, group, counter, functions)
         plan.kpis.append(KpiPlan(kpi, expr, shown_first, last_shown, grain))
     for sp in plan.sources.values():
         _plan_rollups(sp)
         _plan_grains(sp)
         _plan_prefilter(sp)
     return plan
+
+
+def _source_plan(
+    plan: Plan, source: SourceSpec, schema: pl.Schema, first: dt.date | None, until: dt.date
+) -> SourcePlan:
+    """The source's part of the plan, its days widened to ``[first, until)`` (None: from the first row)."""
+    sp = plan.sources.get(source.name)
+    if sp is None:
+        sp = plan.sources[source.name] = SourcePlan(source, schema, {source.time}, first, until)
+    else:
+        if sp.lower is not None:
+            sp.lower = None if first is None else min(sp.lower, first)
+        sp.upper = max(sp.upper or until, until)
+    return sp
+
+
+def _request(
+    agg: Agg, group: GroupRequest, counter: Iterator[int], functions: Mapping[str, MetricFunction]
+) -> AggRequest:
+    """A new aggregate of ``group``: its output column, value when no row matches, and how its totals roll up."""
+    where = row_filter(agg)
+    filter_key = to_source(where) if where is not None else ""
+    if filter_key not in group.row_filters:
+        group.row_filters[filter_key] = (f"n{next(counter)}", where)
+    fill = (
+        0  # an int keeps integer sums integers (a float fill would upcast them)
+        if agg.func in ZERO_WHEN_EMPTY and not looks_ahead(agg)  # ahead: unknown until then
+        else (functions[agg.func].fill if agg.func in functions else None)
+    )
+    # entities never add up; a conversion is counted once, in its matched row's period and values: it does
+    rollup = "sum" if isinstance(agg, Conversions) else None if agg.per is not None else ROLLUPS.get(agg.func)
+    return AggRequest(f"a{next(counter)}", agg, fill, rollup, group.row_filters[filter_key][0])
 
 
 def _plan_rollups(sp: SourcePlan) -> None:

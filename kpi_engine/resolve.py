@@ -125,7 +125,8 @@ class Binder(OffsetBinder):
                         hint="rename the column in the source, e.g. with a SQL query",
                     )
                     raise Failed()
-                for source in sorted(ctx.sources & self.schemas.keys()):
+                # sources read for values: a conversion's target is only matched, attributed to its base's values
+                for source in sorted({a.source for a in ctx.aggs} & self.schemas.keys()):
                     if dim not in self.schemas[source]:
                         self.errors.add(
                             f"dimension `{dim}` is not a column of source `{source}`",
@@ -270,6 +271,11 @@ class Binder(OffsetBinder):
             ):
                 raise self.fail(kpi, node.args[1], "round() digits must be a whole number")
             return Call(func, tuple(self.agg_level(a, ctx, shift) for a in node.args), span=node.span)
+        if func == "conversions":
+            agg = self.conversions(node, ctx)
+            ctx.aggs.append(agg)
+            ctx.sources.update((agg.source, agg.target))
+            return agg
         entity = self.entity_of(node) if func in AGGREGATES or node.per is not None else None
         if entity is not None:
             agg = self.entity_aggregate(node, entity, ctx)

@@ -16,8 +16,9 @@ import polars as pl
 
 from . import periods
 from .compile import is_integer, kpi_expr
-from .execute import INT64, PERIOD, SourceData, overflow_error
+from .execute import INT64, SourceData, overflow_error
 from .formula import BinOp, Node, Number
+from .groups import PERIOD
 from .ir import Agg, Previous
 from .model import Grain
 from .plan import KpiPlan, Plan, aggregates_of
@@ -38,6 +39,7 @@ class _Batch:
     grid_first: dt.date  # first period computed (earlier when previous() looks back)
     last: dt.date
     ahead: int = 0  # periods the KPIs look ahead (active(k)): complete once the period that far on is over
+    ahead_days: int = 0  # days conversions may still come in after a period (conversions(a, b, 7 days))
     kpis: list[KpiPlan] = field(default_factory=list)
     # columns shared by KPIs: coverage per set of sources, dimension-value flags per set of counted rows
     source_sets: dict[tuple[str, ...], int] = field(default_factory=dict)
@@ -48,7 +50,7 @@ class _Batch:
     def share(self, plan: Plan) -> None:
         """Index the columns KPIs share, so that each is computed once however many KPIs read it."""
         for kp in self.kpis:
-            sources = tuple(sorted(kp.kpi.sources))
+            sources = kp.measured
             self.coverage_of.append(self.source_sets.setdefault(sources, len(self.source_sets)))
             if self.dims:
                 rows = tuple(sorted(_rows_ids(kp, plan, (self.grain, self.dims)).items()))
@@ -66,8 +68,8 @@ def evaluate_plan(plan: Plan, data: Mapping[str, SourceData]) -> dict:
     for kp in plan.kpis:
         first, grid_first = _first_periods(kp, plan, data)
         spec = kp.kpi.spec
-        key = (kp.grain, spec.dimensions, spec.missing, first, grid_first, kp.last, kp.ahead)
-        batch = batches.setdefault(key, _Batch(*key[:6], ahead=kp.ahead))
+        key = (kp.grain, spec.dimensions, spec.missing, first, grid_first, kp.last, kp.ahead, kp.ahead_days)
+        batch = batches.setdefault(key, _Batch(*key[:6], ahead=kp.ahead, ahead_days=kp.ahead_days))
         batch.kpis.append(kp)
     for batch in batches.values():
         batch.share(plan)
@@ -94,7 +96,7 @@ def _narrow(frame: pl.DataFrame, batch: _Batch) -> pl.DataFrame:
 
 def _first_periods(kp: KpiPlan, plan: Plan, data: Mapping[str, SourceData]) -> tuple[dt.date, dt.date]:
     """The first period shown, and the first computed (``lookback`` periods earlier for previous())."""
-    firsts = [data[s].first for s in kp.kpi.sources if data[s].first is not None]
+    firsts = [data[s].first for s in kp.measured if data[s].first is not None]
     if kp.first is not None:
         first = kp.first
     elif firsts:
@@ -138,7 +140,7 @@ def _batch_frame(batch: _Batch, plan: Plan, data: Mapping[str, SourceData]) -> p
     grain, dims, cal = batch.grain, batch.dims, plan.calendar
     grid_periods = periods.period_range(batch.grid_first, batch.last, grain, cal)
     ends = [periods.end_of(p, grain) for p in grid_periods]
-    sources = sorted({s for kp in batch.kpis for s in kp.kpi.sources})
+    sources = sorted({s for kp in batch.kpis for s in kp.measured})
     firsts: list[dt.date | None] = list(grid_periods)
     if isinstance(grain, periods.Trailing):  # a windowed period is covered by the data over its whole window
         firsts = [periods.window_first(p, grain, cal) for p in grid_periods]
@@ -158,7 +160,9 @@ def _batch_frame(batch: _Batch, plan: Plan, data: Mapping[str, SourceData]) -> p
             "end": ends,
             "period": [periods.label(p, grain, cal) for p in grid_periods],
             "complete": [
-                periods.end_of(periods.shift(p, grain, batch.ahead), grain) <= plan.window.as_of for p in grid_periods
+                periods.end_of(periods.shift(p, grain, batch.ahead), grain) + dt.timedelta(days=batch.ahead_days)
+                <= plan.window.as_of
+                for p in grid_periods
             ],
         },
         schema={PERIOD: pl.Date, "end": pl.Date, "period": pl.String, "complete": pl.Boolean},

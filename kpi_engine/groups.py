@@ -1,0 +1,110 @@
+"""One query per group of the plan: the source's shared frame keyed by period, then each group's
+``group_by(period, *dims)`` with its aggregates, its aggregates over entities and its conversions."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+
+import polars as pl
+
+from . import periods
+from .compile import History, agg_expr, conversion_query, entity_query, row_expr
+from .ir import Agg, Conversions, MetricFunction
+from .plan import GroupRequest, Plan, SourcePlan
+
+DATE = "__date"  # the shared frame's local date of each row
+PERIOD = "__period"  # a group's period start
+STATS = ("__first", "__last", "__rows")  # the data's span, when it rides along in a group
+
+
+def as_of_end(plan: Plan) -> dt.date:
+    return plan.window.as_of + dt.timedelta(days=1)
+
+
+def period_column(grain: periods.Period) -> str:
+    """The shared frame's column holding each row's period start at ``grain``."""
+    if isinstance(grain, periods.Span):
+        return f"__period_{grain.start}_{grain.end}"
+    return f"__period_{grain}"
+
+
+def keyed_frame(lf: pl.LazyFrame, sp: SourcePlan, groups: list[GroupRequest], plan: Plan) -> pl.LazyFrame:
+    """The one frame all of a source's groups read: rows passing the prefilter, with a period column per grain.
+
+    Every grain's period is computed here once, not in each group's query.
+    """
+    if sp.prefilter:
+        lf = lf.filter(pl.any_horizontal([row_expr(f).fill_null(False) for f in sp.prefilter]))
+    grains = dict.fromkeys(g.grain for g in groups if not isinstance(g.grain, periods.Trailing))
+    return lf.with_columns(
+        periods.period_start(pl.col(DATE), grain, plan.calendar).alias(period_column(grain)) for grain in grains
+    )
+
+
+def group_frame(
+    lf: pl.LazyFrame,
+    group: GroupRequest,
+    sp: SourcePlan,
+    plan: Plan,
+    functions: Mapping[str, MetricFunction],
+    stats: bool = False,
+    frames: Mapping[str, pl.LazyFrame] | None = None,
+) -> pl.LazyFrame:
+    """One ``group_by(period, *dims)`` with all of the group's aggregates; ``stats`` adds the data's span.
+
+    ``lf`` is the source's shared frame (``keyed_frame``): every group of a source starts from the very same
+    lazy frame, so that polars caches it and reads the source once for all of them. ``frames`` are every
+    source's shared frames, which conversions match against.
+    """
+    if isinstance(group.grain, periods.Trailing):  # a row counts in every period whose window holds its day
+        keyed = lf.join(windows_of(lf.select(DATE).unique(), DATE, group.grain, plan), on=DATE)
+    else:
+        keyed = lf.rename({period_column(group.grain): PERIOD})
+    if isinstance(group.grain, periods.Span):
+        keyed = keyed.filter(pl.col(PERIOD).is_not_null())
+    aggs = [agg_expr(r.agg, sp.schema, functions).alias(r.id) for r in group.aggs.values() if r.agg.per is None]
+    counts = [
+        (row_expr(f).fill_null(False).sum() if f is not None else pl.len()).cast(pl.Int64).alias(i)
+        for i, f in group.row_filters.values()
+    ]
+    if stats:
+        counts += [pl.col(DATE).min().alias(STATS[0]), pl.col(DATE).max().alias(STATS[1]), pl.len().alias(STATS[2])]
+    keys = [PERIOD, *group.dims]
+    frame = keyed.group_by(keys).agg(*aggs, *counts)
+    by_entity: dict[str, dict[str, Agg]] = {}
+    for r in group.aggs.values():
+        if r.agg.per is not None and not isinstance(r.agg, Conversions):
+            by_entity.setdefault(r.agg.per, {})[r.id] = r.agg
+    history = History(
+        lf,
+        DATE,
+        sp.source.time,
+        lambda date: periods.period_start(date, group.grain, plan.calendar),
+        lambda start, n: periods.shift_expr(start, group.grain, n),
+        as_of_end(plan),
+    )
+    for per, over in by_entity.items():  # each reads the same cached frame: still one scan of the source
+        entities = entity_query(keyed, keys, per, over, sp.schema, functions, history)
+        frame = frame.join(entities, on=keys, how="left", nulls_equal=True)
+    for r in group.aggs.values():
+        agg = r.agg
+        if isinstance(agg, Conversions) and frames is not None and agg.target in frames:
+            # matched against every row of the base source, not only this group's periods: a conversion
+            # belongs to the latest earlier row, even one in a period not shown
+            base = lf.rename({period_column(group.grain): PERIOD})  # (no conversions with windows: see binding)
+            target = plan.sources[agg.target].source.time
+            found = conversion_query(base, keys, agg, sp.source.time, frames[agg.target], target).rename({"__n": r.id})
+            frame = frame.join(found, on=keys, how="left", nulls_equal=True)
+    return frame
+
+
+def plain(grain: periods.Period) -> bool:
+    """A grain whose groups see each row once, so that they can count the source's rows on the way."""
+    return not isinstance(grain, periods.Span | periods.Trailing)
+
+
+def windows_of(days: pl.LazyFrame, day: str, grain: periods.Trailing, plan: Plan) -> pl.LazyFrame:
+    """Each day of ``days`` with the start of every period (up to the last one shown) whose window holds it."""
+    last = periods.start_of(plan.window.last_day, grain, plan.calendar)
+    return periods.covering(days, day, grain, plan.calendar, last, PERIOD)

@@ -1,0 +1,102 @@
+"""Issue 13, item 3: conversions of one source's rows into another's by the same entity within a window.
+
+Edge cases on hand-made rows, each checked by hand: the window's exclusive start (a buy exactly 7 days after
+the visit is outside), attribution to the latest earlier visit and its dimension values, buys before any
+visit, completeness while conversions may still come in, one scan per source, and misuse. MetricFlow's own
+cases are in tests/parity.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import polars as pl
+import pytest
+
+import kpi_engine
+from kpi_engine.execute import build_queries
+from kpi_engine.plan import Window
+
+from conftest import write_spec
+
+T = dt.datetime
+
+
+@pytest.fixture()
+def shop(tmp_path):
+    pl.DataFrame(
+        {
+            "at": [T(2026, 3, 1, 10), T(2026, 3, 3, 9), T(2026, 3, 2, 8), T(2026, 3, 20, 12), T(2026, 3, 29, 12)],
+            "visitor": ["a", "a", "b", "c", "d"],
+            "channel": ["social", "email", "social", "ads", "ads"],
+        }
+    ).write_parquet(tmp_path / "visits.parquet")
+    pl.DataFrame(
+        {
+            "at": [T(2026, 3, 5, 9), T(2026, 3, 9, 8), T(2026, 3, 9, 7, 59), T(2026, 3, 1, 9), T(2026, 3, 30, 9)],
+            "visitor": ["a", "b", "b", "c", "d"],
+        }
+    ).write_parquet(tmp_path / "orders.parquet")
+    write_spec(
+        tmp_path,
+        """
+        version: 1
+        sources:
+          visits: {connector: parquet, path: visits.parquet, time: at, entities: {user: visitor}}
+          orders: {connector: parquet, path: orders.parquet, time: at, entities: {user: visitor}}
+        kpis:
+          converted: {unit: count, grain: month, dimensions: [channel], formula: conversions(visits, orders, 7 days)}
+          ever: {unit: count, grain: month, formula: conversions(visits, orders)}
+          rate: {unit: percent, grain: day, formula: 100 * conversions(visits, orders, 7 days) / count(visits)}
+        """,
+    )
+    return tmp_path
+
+
+def test_conversions_within_the_window_go_to_the_latest_visit(shop):
+    result = kpi_engine.load(shop).evaluate(dt.date(2026, 4, 30))
+    march = result["converted"].filter(pl.col("period") == "2026-03")
+    rows = {r["channel"] or "total": r["value"] for r in march.iter_rows(named=True)}
+    # a: ordered on 5 Mar, latest visit 3 Mar by email (not 1 Mar by social); b: 9 Mar 08:00 is exactly 7 days
+    # after the 2 Mar visit (outside), 07:59 is inside; c ordered before visiting; d ordered a day after its visit
+    assert rows == {"email": 1, "social": 1, "ads": 1, "total": 3}
+    assert result["ever"]["value"].to_list()[0] == 4  # with no window b's 08:00 order counts too
+    day = {r["start"]: r["value"] for r in result["rate"].iter_rows(named=True)}
+    assert day[dt.date(2026, 3, 3)] == 100.0 and day[dt.date(2026, 3, 1)] == 0.0 and day[dt.date(2026, 3, 2)] == 100.0
+
+
+def test_a_period_is_complete_once_its_window_is_over(shop):
+    result = kpi_engine.load(shop).evaluate(dt.date(2026, 4, 3))
+    march = result["converted"].filter(pl.col("is_total"))
+    assert march["complete"].to_list() == [False, False]  # orders for 29 March visits may come until 5 April
+    done = kpi_engine.load(shop).evaluate(dt.date(2026, 4, 7))["converted"].filter(pl.col("is_total"))
+    assert done["complete"].to_list() == [True, False]
+
+
+def test_each_source_is_scanned_once(shop):
+    catalog = kpi_engine.load(shop)
+    queries, _ = build_queries(catalog.plan(Window(dt.date(2026, 4, 30))), catalog.registry.connectors, {}, catalog.env)
+    scans = re.findall(r"Parquet SCAN \[([^\]]+)\]", pl.explain_all(queries))
+    assert sorted(p.rsplit("/", 1)[-1] for p in scans) == ["orders.parquet", "visits.parquet"]
+
+
+@pytest.mark.parametrize(
+    ("formula", "message"),
+    [
+        ("conversions(visits, order, 7 days)", "unknown source `order`"),
+        ("conversions(visits, orders, 1 month)", "the conversion window is a number of days or weeks"),
+        ("conversions(visits, leads, 7 days)", "conversions() matches rows of `visits` and `leads` by an entity both declare (found: none)"),
+        ("conversions(visits)", "conversions() takes two sources and an optional window"),
+    ],
+)
+def test_misuse_is_located(shop, formula, message):
+    pl.DataFrame({"at": [T(2026, 3, 1)]}).write_parquet(shop / "leads.parquet")
+    text = (shop / "kpis.yaml").read_text().replace(
+        "kpis:\n", f"  leads: {{connector: parquet, path: leads.parquet, time: at}}\nkpis:\n  bad: {{unit: count, grain: day, formula: '{formula}'}}\n"
+    )
+    (shop / "kpis.yaml").write_text(text)
+    with pytest.raises(kpi_engine.KpiError) as info:
+        kpi_engine.load(shop)
+    rendered = info.value.render()
+    assert re.search(r"kpis\.yaml:\d+:\d+: ", rendered) and message in rendered, rendered
