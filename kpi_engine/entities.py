@@ -34,9 +34,15 @@ class EntityBinder(RowBinder):
         return out
 
     def entity_of(self, node: Call) -> str | None:
-        """The entity an aggregate runs over: ``per customer``, or the entity counted by ``count(customer)``."""
+        """The entity an aggregate runs over: ``per customer``, or the entity counted by ``count(customer)`` or
+        ``count(orders.customer)`` (an entity of that source, when it has no column of that name)."""
         if node.per is not None:
             return node.per
+        if node.func == "count" and len(node.args) == 1 and isinstance(node.args[0], Column):
+            source, name = node.args[0].source, node.args[0].column
+            spec = self.project.sources.get(source)
+            if spec is not None and name in spec.entities and name not in self.schemas.get(source, {}):
+                return name
         if node.func == "count" and len(node.args) == 1 and isinstance(node.args[0], Name):
             name = node.args[0].name
             if name in self.project.sources:
@@ -89,6 +95,9 @@ class EntityBinder(RowBinder):
             if not (isinstance(q, Number) and 0 <= q.value <= 1):
                 raise self.fail(kpi, q, "quantile() needs a constant between 0 and 1")
             bound.append(Number(float(q.value), span=q.span))
+        home = node.args[0].source if counted and isinstance(node.args[0], Column) else None
+        if home is not None:
+            found.add(home)  # count(orders.customer where count(sessions) >= 1) reads two sources
         source = self.entity_source(node, entity, owners[entity], found, ctx)
         column = self.project.sources[source].entities.get(entity)
         if column is None:
@@ -124,7 +133,7 @@ class EntityBinder(RowBinder):
                 ctx.kpi,
                 node,
                 f"`{entity}` is an entity of {', '.join(f'`{s}`' for s in owners)}: say whose",
-                hint=f"e.g. count({entity} where count({owners[0]}) >= 1)",
+                hint=f"e.g. count({owners[0]}.{entity}) or count({owners[0]}.{entity} where new)",
             )
         return owners[0]
 

@@ -224,7 +224,8 @@ def test_the_source_is_still_read_once(shop):
         ("mean(mean(count(orders) per customer) per customer)", "aggregates over entities cannot be nested", None),
         ("count(customer where count(orders) + 1)", "a `where` over entities must be true or false, found a number", None),
         ("count(customer where count(orders) >= 1 and count(visits) >= 1)", "an aggregate over entities reads one source, but this one reads `orders`, `visits`", None),
-        ("count(visitor)", "`visitor` is an entity of `orders`, `visits`: say whose", "count(visitor where count(orders) >= 1)"),
+        ("count(visitor)", "`visitor` is an entity of `orders`, `visits`: say whose", "count(orders.visitor)"),
+        ("count(orders.visitor where count(visits) >= 1)", "an aggregate over entities reads one source, but this one reads `orders`, `visits`", None),
     ],
 )
 def test_misuse_is_located_with_a_hint(tmp_path, formula, message, hint):
@@ -272,3 +273,26 @@ def test_a_look_ahead_period_is_complete_only_once_the_later_period_is_over(resu
     assert rows["2026-03"][0] is True and rows["2026-03"][1] is not None
     assert rows["2026-04"] == (False, None)
     assert result["new_customers"].filter(pl.col("period") == "2026-04")["complete"].all()  # no look-ahead
+
+
+def test_a_qualified_entity_says_whose(tmp_path):
+    """With `visitor` declared on two sources, `count(visits.visitor ...)` counts the visitors of `visits`."""
+    pl.DataFrame({"ts": [dt.datetime(2026, 1, d) for d in (1, 2, 2, 3)], "v": ["a", "a", "b", None]}).write_parquet(
+        tmp_path / "visits.parquet"
+    )
+    pl.DataFrame({"ts": [dt.datetime(2026, 1, 5)], "v": ["c"]}).write_parquet(tmp_path / "orders.parquet")
+    write_spec(
+        tmp_path,
+        """
+        version: 1
+        sources:
+          visits: {connector: parquet, path: visits.parquet, time: ts, entities: {visitor: v}}
+          orders: {connector: parquet, path: orders.parquet, time: ts, entities: {visitor: v}}
+        kpis:
+          visitors: {unit: count, grain: month, formula: count(visits.visitor)}
+          new_buyers: {unit: count, grain: month, formula: count(orders.visitor where new)}
+          repeat: {unit: count, grain: month, formula: count(visits.visitor where count(visits) >= 2)}
+        """,
+    )
+    result = kpi_engine.load(tmp_path).evaluate(dt.date(2026, 1, 31))
+    assert [result[k]["value"].item() for k in ("visitors", "new_buyers", "repeat")] == [2, 1, 1]

@@ -262,7 +262,7 @@ def test_demo_catalogue_renders_in_every_format(tmp_path, request):
         assert res.returncode == 0, res.stderr
         assert out.stat().st_size > 1000
     html = (tmp_path / "demo.html").read_text()
-    assert html.count('class="kpi"') == 36 and "Needs attention (17)" in html
+    assert html.count('class="kpi"') == 39 and "Needs attention (18)" in html
     if "pdf" in formats:
         assert (tmp_path / "demo.pdf").read_bytes().startswith(b"%PDF")
 

@@ -18,7 +18,7 @@ import polars as pl
 
 from kpi_engine import Connector, Env, ScanRequest, SourceSpec, hookimpl
 
-GENERATOR_VERSION = 4
+GENERATOR_VERSION = 5
 TABLES = (
     "ad_events",
     "sessions",

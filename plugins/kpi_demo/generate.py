@@ -32,13 +32,16 @@ def generate(seed: int, scale: float, start: dt.date, days: int) -> dict[str, pl
     season = _season(index, weekday)
     launch = (day >= np.datetime64(LAUNCH)).astype(float)
     progress = index / max(days - 1, 1)
+    orders = _orders(np.random.default_rng([seed, 2]), day, season, launch, scale)
+    ads = _ads(rng, day, season, launch, progress, scale)  # these four share `rng`, in this order
+    sessions = _sessions(rng, day, season, launch, scale)
     return {
-        "ad_events": _ads(rng, day, season, launch, progress, scale),
-        "sessions": _sessions(rng, day, season, launch, scale),
+        "ad_events": ads,
+        "sessions": _with_shoppers(np.random.default_rng([seed, 6]), sessions, orders, day[0]),
         "support_tickets": _tickets(rng, day, season, progress, scale),
         "social_mentions": _mentions(rng, day, season, launch, scale),
         "crm_leads": _leads(np.random.default_rng([seed, 1]), day, season, launch, scale),
-        "orders": _orders(np.random.default_rng([seed, 2]), day, season, launch, scale),
+        "orders": orders,
         "survey_responses": _survey(np.random.default_rng([seed, 3]), day, progress, scale),
         "brand_survey": _brand(np.random.default_rng([seed, 4]), day, launch, scale),
         "feedback": _feedback(np.random.default_rng([seed, 5]), day, season, scale),
@@ -208,6 +211,43 @@ def _sessions(rng, day, season, launch, scale) -> pl.DataFrame:  # type: ignore[
             "lead": rng.random(n) < 0.08,
         }
     ).sort("ts")
+
+
+def _with_shoppers(rng, sessions: pl.DataFrame, orders: pl.DataFrame, first) -> pl.DataFrame:  # type: ignore[no-untyped-def]
+    """Sessions of signed-in customers before some of their orders (none for the rest, which come from
+    elsewhere): a few hours to days before, by a channel that depends on the customer's own. Anonymous
+    sessions have no customer_id. Which session an order converts is for the engine to work out."""
+    n = orders.height
+    visits = np.where(rng.random(n) < 0.15, 1 + rng.poisson(0.8, n), 0)  # browsing sessions before an order
+    picked = orders[np.repeat(np.arange(n), visits)]
+    m = picked.height
+    before = (rng.exponential(60.0, m) + 0.25) * 3_600_000_000  # hours before the order, in microseconds
+    ts = picked["ordered_at"].to_numpy() - before.astype("timedelta64[us]")
+    own = picked["channel"].to_numpy()
+    paid = np.select([own == "search", own == "social", own == "email"], ["search", "social", "email"], "direct")
+    channel = np.where(rng.random(m) < 0.7, paid, rng.choice(["search", "social", "email", "direct", "display"], m))
+    utm = np.select(
+        [channel == "search", channel == "social", channel == "email", channel == "display"],
+        ["google", "meta", "newsletter", "dv360"],
+        "(none)",
+    )
+    pageviews = 1 + rng.geometric(0.35, m) - 1  # browsing like anyone else: the other KPIs barely move
+    shopper = pl.DataFrame(
+        {
+            "ts": ts,
+            "visitor_id": rng.zipf(1.3, m) % max(sessions["visitor_id"].max() + 1, 1000),
+            "customer_id": picked["customer_id"],
+            "channel": channel,
+            "utm_source": utm,
+            "pageviews": pageviews,
+            "duration_s": np.where(pageviews == 1, rng.integers(2, 40, m), rng.gamma(2.0, 90.0, m).astype(np.int64)),
+            "converted": rng.random(m) < 0.08,
+            "lead": rng.random(m) < 0.08,
+        }
+    ).filter(pl.col("ts") >= np.datetime64(first, "us"))
+    anonymous = sessions.drop("session_id").with_columns(pl.lit(None, dtype=pl.Int64).alias("customer_id"))
+    merged = pl.concat([anonymous, shopper.select(anonymous.columns)], how="vertical_relaxed").sort("ts")
+    return merged.with_row_index("session_id").with_columns(pl.col("session_id").cast(pl.Int64))
 
 
 def _tickets(rng, day, season, progress, scale) -> pl.DataFrame:  # type: ignore[no-untyped-def]
