@@ -261,3 +261,34 @@ def test_stats_module_reference_for_median_even_count(tmp_path, visits):
         as_of=dt.date(2026, 1, 31),
     )
     assert totals(res["med"]) == {"2026-01": statistics.median([1.0, 2.0, 10.0, 20.0])}
+
+
+def test_missing_on_a_referenced_kpi_is_decided_by_the_referencing_kpi(tmp_path):
+    """Issue 13, item 7 (documented in the README): references are inlined, so `missing:` of the KPI that
+    references another decides what a period without matching rows shows."""
+    import datetime as dt
+
+    import polars as pl
+
+    import kpi_engine
+    from conftest import write_spec
+
+    pl.DataFrame({"ts": [dt.datetime(2026, 4, 1), dt.datetime(2026, 4, 2)], "x": [5, 7], "paid": [True, False]}).write_parquet(
+        tmp_path / "a.parquet"
+    )
+    write_spec(
+        tmp_path,
+        """
+        version: 1
+        sources:
+          a: {connector: parquet, path: a.parquet, time: ts}
+        kpis:
+          paid: {unit: count, grain: day, formula: sum(a.x where paid), missing: null}
+          plus_one: {unit: count, grain: day, formula: paid + 1}
+          plus_one_null: {unit: count, grain: day, formula: paid + 1, missing: null}
+        """,
+    )
+    result = kpi_engine.load(tmp_path).evaluate(dt.date(2026, 4, 2))
+    assert result["paid"]["value"].to_list() == [5, None]
+    assert result["plus_one"]["value"].to_list() == [6, 1]  # the referencing KPI's default: an empty sum is 0
+    assert result["plus_one_null"]["value"].to_list() == [6, None]
