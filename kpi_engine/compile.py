@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from .formula import BinOp, Bool, Call, Column, InList, IsNull, Node, Null, Number, String, Unary
-from .ir import DURATION_FUNCS, Agg, Conversions, MetricFunction, Previous, Seen
+from .ir import DURATION_FUNCS, QUANTILES, Agg, Conversions, MetricFunction, Previous, Seen
 from .nodes import find_all
 
 _INT_TYPES = (pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32, pl.UInt64, pl.Boolean)
@@ -100,8 +100,9 @@ class FunctionFailed(Exception):
         self.function = function
 
 
-def agg_expr(agg: Agg, schema: pl.Schema, functions: Mapping[str, MetricFunction]) -> pl.Expr:
-    """One aggregate as a polars expression for ``group_by(...).agg``; sums of integers are Int64."""
+def agg_expr(agg: Agg, schema: pl.Schema, functions: Mapping[str, MetricFunction], order: str | None = None) -> pl.Expr:
+    """One aggregate as a polars expression for ``group_by(...).agg``; sums of integers are Int64. ``order``
+    is the source's time column, which ``first`` and ``last`` follow."""
     cond = row_expr(agg.where).fill_null(False) if agg.where is not None else None
     if not agg.args:  # count(source)
         return (cond.sum() if cond is not None else pl.len()).cast(pl.Int64)
@@ -123,14 +124,27 @@ def agg_expr(agg: Agg, schema: pl.Schema, functions: Mapping[str, MetricFunction
         return value.cast(pl.Float64).median()
     if func in ("min", "max"):
         return getattr(value.cast(pl.Float64), func)()
-    if func == "quantile":
-        return value.cast(pl.Float64).quantile(float(agg.args[1].value), interpolation="linear")  # type: ignore[attr-defined]
+    if func in ("first", "last"):  # the value of the period's first or last row (ties: the greater value last)
+        present = value.cast(pl.Float64).sort_by([pl.col(order or ""), value], nulls_last=False).drop_nulls()
+        return present.first() if func == "first" else present.last()
+    if func in QUANTILES:
+        return quantile(value.cast(pl.Float64), float(agg.args[1].value), func == "quantile_disc")  # type: ignore[attr-defined]
     function = functions[func]
     try:
         built = function.build(*args)
     except Exception as exc:  # a plugin's bug: the caller skips the KPIs that need it, naming the plugin
         raise FunctionFailed(function, exc) from exc
     return built if function.finish is not None else built.cast(pl.Float64)
+
+
+def quantile(value: pl.Expr, q: float, discrete: bool) -> pl.Expr:
+    """The q-quantile of the non-null values: interpolated linearly (SQL's PERCENTILE_CONT), or, ``discrete``,
+    the first value whose cumulative share reaches q (PERCENTILE_DISC: always one of the values)."""
+    if not discrete:
+        return value.quantile(q, interpolation="linear")
+    present = value.drop_nulls().sort()
+    rank = (pl.lit(q) * present.len()).ceil().cast(pl.Int64) - 1
+    return present.get(rank.clip(0), null_on_oob=True)  # no values: null
 
 
 def integer_sum(agg: Agg, schema: pl.Schema) -> bool:
@@ -260,7 +274,7 @@ def entity_query(
     per_entity = (
         lf.filter(pl.col(per).is_not_null())
         .group_by([*keys, per])
-        .agg(agg_expr(agg, schema, functions).alias(name) for name, agg in inner.values())
+        .agg(agg_expr(agg, schema, functions, history.time).alias(name) for name, agg in inner.values())
     )
     facts = {s for agg in aggs.values() for s in find_all(agg, Seen)}
     per_entity = _with_facts(per_entity, keys, per, facts, history)
@@ -319,8 +333,8 @@ def _over_entities(agg: Agg, column_of: Callable[[Agg], pl.Expr]) -> pl.Expr:
         return float_sum(value)
     if agg.func == "mean":
         return safe_divide(float_sum(value), value.count())
-    if agg.func == "quantile":
-        return value.quantile(float(agg.args[1].value), interpolation="linear")  # type: ignore[attr-defined]
+    if agg.func in QUANTILES:
+        return quantile(value, float(agg.args[1].value), agg.func == "quantile_disc")  # type: ignore[attr-defined]
     return getattr(value, agg.func)()  # median, min, max
 
 

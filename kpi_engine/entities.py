@@ -16,7 +16,7 @@ from .ir import AGGREGATES, Agg, Conversions, Seen, kind_of
 from .rowbind import KIND_WORDS, KpiContext, RowBinder
 
 #: aggregates that may run over entities (count_distinct of entities is count(entity))
-OUTER = ("count", "sum", "mean", "median", "min", "max", "quantile")
+OUTER = ("count", "sum", "mean", "median", "min", "max", "quantile", "quantile_disc")
 
 
 class EntityBinder(RowBinder):
@@ -74,7 +74,7 @@ class EntityBinder(RowBinder):
             )
         counted = node.per is None  # count(customer ...)
         values = () if counted else node.args[:1]
-        if not counted and len(node.args) != (2 if func == "quantile" else 1):
+        if not counted and len(node.args) != (2 if func.startswith("quantile") else 1):
             raise self.fail(kpi, node, f"{func}(... per {entity}) takes one entity-level value")
         found: set[str] = set()
         bound = []
@@ -90,7 +90,7 @@ class EntityBinder(RowBinder):
                 raise self.fail(
                     kpi, node.where, f"a `where` over entities must be true or false, found {KIND_WORDS[kind]}"
                 )
-        if func == "quantile":
+        if func.startswith("quantile"):
             q = node.args[1]
             if not (isinstance(q, Number) and 0 <= q.value <= 1):
                 raise self.fail(kpi, q, "quantile() needs a constant between 0 and 1")

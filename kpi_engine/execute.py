@@ -64,7 +64,8 @@ def source_frame(
     source = sp.source
     start = periods.local_midnight(sp.lower, tz) if sp.lower else None
     end = periods.local_midnight(sp.upper, tz) if sp.upper else None
-    request = ScanRequest(tuple(sorted(sp.columns)), source.time, start, end)
+    read = sorted(c for c in sp.columns if not c.startswith(TIME_PART))  # time.weekday: computed below
+    request = ScanRequest(tuple(read), source.time, start, end)
     lf = connector.scan(source, request, env)
     if not isinstance(lf, pl.LazyFrame):  # a plugin's mistake: reported as its failure, the other KPIs still run
         raise TypeError(f"scan() returned {type(lf).__name__}, not a polars LazyFrame (use .lazy())")
@@ -78,14 +79,22 @@ def source_frame(
         lf, dtype = normalize_time(lf, source, sp.schema[source.time])
     except pl.exceptions.PolarsError:
         raise time_error(sp, connector, env) from None
-    lf = lf.select(sorted(sp.columns))
+    lf = lf.select(read)
     col = pl.col(source.time)
     lower, upper = (sp.lower, sp.upper) if windowed else (None, as_of_end(plan))
     if lower:
         lf = lf.filter(col >= periods.bound_literal(lower, dtype, tz))
     if upper:
         lf = lf.filter(col < periods.bound_literal(upper, dtype, tz))
-    return lf.with_columns(periods.local_date(col, dtype, tz).alias(DATE)), dtype
+    parts = [
+        periods.date_part(col, dtype, tz, c.removeprefix(TIME_PART)).alias(c)
+        for c in sp.columns
+        if c.startswith(TIME_PART)
+    ]
+    return lf.with_columns(periods.local_date(col, dtype, tz).alias(DATE), *parts), dtype
+
+
+TIME_PART = "time."  # a dimension that is a part of each row's local time: time.weekday, time.hour
 
 
 def spans_whole_source(sp: SourcePlan, plan: Plan) -> bool:

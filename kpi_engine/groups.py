@@ -63,7 +63,11 @@ def group_frame(
         keyed = lf.rename({period_column(group.grain): PERIOD})
     if isinstance(group.grain, periods.Span):
         keyed = keyed.filter(pl.col(PERIOD).is_not_null())
-    aggs = [agg_expr(r.agg, sp.schema, functions).alias(r.id) for r in group.aggs.values() if r.agg.per is None]
+    aggs = [
+        agg_expr(r.agg, sp.schema, functions, sp.source.time).alias(r.id)
+        for r in group.aggs.values()
+        if r.agg.per is None
+    ]
     counts = [
         (row_expr(f).fill_null(False).sum() if f is not None else pl.len()).cast(pl.Int64).alias(i)
         for i, f in group.row_filters.values()

@@ -12,7 +12,23 @@ from .formula import Call, Name, Node, Number, to_source
 from .model import Grain, KpiSpec
 from .nodes import find_all, transform
 
-AGGREGATES = {"sum", "count", "count_distinct", "mean", "median", "min", "max", "quantile"}
+AGGREGATES = {
+    "sum",
+    "count",
+    "count_distinct",
+    "mean",
+    "median",
+    "min",
+    "max",
+    "quantile",
+    "quantile_disc",
+    "first",
+    "last",
+}
+QUANTILES = (
+    "quantile",
+    "quantile_disc",
+)  # continuous (linear, like PERCENTILE_CONT) and nearest rank (PERCENTILE_DISC)
 SCALAR_FUNCS = {"abs": (1, 1), "round": (1, 2), "coalesce": (2, 16)}
 DURATION_FUNCS = {"seconds": 1.0, "minutes": 60.0, "hours": 3600.0, "days": 86400.0}
 LITERAL_FUNCS = {"date", "datetime"}

@@ -101,6 +101,26 @@ def local_date(expr: pl.Expr, dtype: pl.DataType, tz: str) -> pl.Expr:
     raise TypeError(f"not a temporal type: {dtype}")
 
 
+#: parts of each row's local time a KPI may be broken down by: ``dimensions: [time.weekday]``
+DATE_PARTS = {
+    "weekday": lambda t: t.dt.weekday(),  # ISO: 1 Monday .. 7 Sunday, whatever the week start
+    "hour": lambda t: t.dt.hour(),
+    "day_of_month": lambda t: t.dt.day(),
+    "week_of_year": lambda t: t.dt.week(),  # ISO week
+    "month_of_year": lambda t: t.dt.month(),
+    "quarter_of_year": lambda t: t.dt.quarter(),
+}
+
+
+def date_part(expr: pl.Expr, dtype: pl.DataType, tz: str, part: str) -> pl.Expr:
+    """One part of each row's local time in ``tz`` (``hour`` of a date-only column is null)."""
+    if isinstance(dtype, pl.Date):
+        return pl.lit(None, dtype=pl.Int8) if part == "hour" else DATE_PARTS[part](expr).cast(pl.Int8)
+    if dtype.time_zone is None:  # type: ignore[attr-defined]
+        expr = expr.dt.replace_time_zone("UTC")
+    return DATE_PARTS[part](expr.dt.convert_time_zone(tz)).cast(pl.Int8)
+
+
 def period_start(date: pl.Expr, grain: Period, cal: Calendar) -> pl.Expr:
     """The first day of the period containing each date, honouring week start and fiscal year start.
 

@@ -35,6 +35,7 @@ from .ir import (
     ARITHMETIC,
     DURATION_FUNCS,
     LITERAL_FUNCS,
+    QUANTILES,
     RESERVED_COLUMNS,
     SCALAR_FUNCS,
     Agg,
@@ -45,6 +46,7 @@ from .ir import (
 from .model import KpiSpec, Project
 from .nodes import find_all
 from .offsets import OffsetBinder
+from .periods import DATE_PARTS
 from .references import MAX_EXPANDED, expanded_size
 from .rowbind import KIND_WORDS, Failed, KpiContext
 
@@ -116,25 +118,7 @@ class Binder(OffsetBinder):
                     "formula reads no data",
                     hint="aggregate a source, e.g. sum(ads.cost); constants belong in `params`",
                 )
-            for dim in kpi.dimensions:
-                if dim in RESERVED_COLUMNS:
-                    self.errors.add(
-                        f"`{dim}` cannot be a dimension name",
-                        kpi.loc("dimensions"),
-                        expected="a column name other than " + ", ".join(sorted(RESERVED_COLUMNS)),
-                        hint="rename the column in the source, e.g. with a SQL query",
-                    )
-                    raise Failed()
-                # sources read for values: a conversion's target is only matched, attributed to its base's values
-                for source in sorted({a.source for a in ctx.aggs} & self.schemas.keys()):
-                    if dim not in self.schemas[source]:
-                        self.errors.add(
-                            f"dimension `{dim}` is not a column of source `{source}`",
-                            kpi.loc("dimensions"),
-                            hint=did_you_mean(dim, self.schemas.get(source, {}), f"columns of {source}")
-                            or "every source a KPI reads must have its dimension columns",
-                        )
-                        raise Failed()
+            self.check_dimensions(kpi, ctx)
             if kpi.window is not None and find_all(expr, Seen):
                 raise self.fail(
                     kpi,
@@ -167,6 +151,39 @@ class Binder(OffsetBinder):
             self.stack.pop()
         self.bound[kpi_id] = result
         return result
+
+    def check_dimensions(self, kpi: KpiSpec, ctx: KpiContext) -> None:
+        """Every dimension is a column of every source the KPI reads values from, or a part of the time."""
+        for dim in kpi.dimensions:
+            if dim in RESERVED_COLUMNS:
+                self.errors.add(
+                    f"`{dim}` cannot be a dimension name",
+                    kpi.loc("dimensions"),
+                    expected="a column name other than " + ", ".join(sorted(RESERVED_COLUMNS)),
+                    hint="rename the column in the source, e.g. with a SQL query",
+                )
+                raise Failed()
+            if dim.startswith("time."):
+                part = dim.removeprefix("time.")
+                if part not in DATE_PARTS:
+                    self.errors.add(
+                        f"`{dim}` is not a part of the time",
+                        kpi.loc("dimensions"),
+                        expected=", ".join(f"time.{p}" for p in DATE_PARTS),
+                        hint=did_you_mean(part, DATE_PARTS, "parts"),
+                    )
+                    raise Failed()
+                continue
+            # sources read for values: a conversion's target is only matched, attributed to its base's values
+            for source in sorted({a.source for a in ctx.aggs} & self.schemas.keys()):
+                if dim not in self.schemas[source]:
+                    self.errors.add(
+                        f"dimension `{dim}` is not a column of source `{source}`",
+                        kpi.loc("dimensions"),
+                        hint=did_you_mean(dim, self.schemas.get(source, {}), f"columns of {source}")
+                        or "every source a KPI reads must have its dimension columns",
+                    )
+                    raise Failed()
 
     # -- aggregate level ----------------------------------------------------------------------------
     def agg_level(self, node: Node, ctx: KpiContext, shift: int = 0) -> Node:
@@ -304,10 +321,10 @@ class Binder(OffsetBinder):
         kpi, func = ctx.kpi, node.func
         plugin = self.functions.get(func) if func not in AGGREGATES else None
         lo, hi = (1, 1) if plugin is None else (plugin.min_args, plugin.max_args)
-        if func == "quantile":
+        if func in QUANTILES:
             lo, hi = 2, 2
         if not lo <= len(node.args) <= hi:
-            usage = "e.g. quantile(source.column, 0.9)" if func == "quantile" else f"e.g. {func}(source.column)"
+            usage = f"e.g. {func}(source.column, 0.9)" if func in QUANTILES else f"e.g. {func}(source.column)"
             if plugin is not None:  # the plugin's own words, which show its other arguments
                 usage = f"{func}(): {plugin.doc}" if plugin.doc else f"{func}(source.column{', ...' * (lo - 1)})"
             raise self.fail(
@@ -327,7 +344,7 @@ class Binder(OffsetBinder):
                 return Agg("count", source, (), node.where, span=node.span)  # unread: see below
             where = self.row_level(node.where, source, ctx, want="bool") if node.where is not None else None
             return Agg("count", source, (), where, span=node.span)
-        row_args = node.args[:1] if func == "quantile" else node.args
+        row_args = node.args[:1] if func in QUANTILES else node.args
         source = self.source_of(node, row_args, ctx)
         if source not in self.schemas:
             # a source whose columns could not be read (a failed plugin, data outside the allowed folders): the
@@ -345,7 +362,7 @@ class Binder(OffsetBinder):
             kinds.append(kind)
         if plugin is not None and plugin.check is not None:
             self.check_call(plugin, node, source, args, kinds, ctx)
-        if func == "quantile":
+        if func in QUANTILES:
             q = node.args[1]
             if not (isinstance(q, Number) and 0 <= q.value <= 1):
                 raise self.fail(
@@ -356,7 +373,7 @@ class Binder(OffsetBinder):
         return Agg(func, source, tuple(args), where, span=node.span)
 
     def check_agg_input(self, func: str, arg: Node, kind: str, ctx: KpiContext) -> None:
-        numeric = func in ("sum", "mean", "median", "min", "max", "quantile")
+        numeric = func in ("sum", "mean", "median", "min", "max", "first", "last", *QUANTILES)
         if numeric and kind not in ("num", "bool", "null"):
             hint = "count it with count(...) or count_distinct(...)" if kind == "str" else None
             if kind == "duration":

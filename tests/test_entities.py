@@ -296,3 +296,52 @@ def test_a_qualified_entity_says_whose(tmp_path):
     )
     result = kpi_engine.load(tmp_path).evaluate(dt.date(2026, 1, 31))
     assert [result[k]["value"].item() for k in ("visitors", "new_buyers", "repeat")] == [2, 1, 1]
+
+
+def test_semi_additive_last_value_per_entity_summed_across_entities(tmp_path):
+    """Issue 13, item 6: followers are summed across accounts and platforms, never across time: the last
+    value of each account in the period, then the sum; checked against DuckDB."""
+    rng = random.Random(6)
+    rows = []
+    for account in range(40):
+        platform = rng.choice(["x", "instagram", "tiktok"])
+        followers = rng.randrange(100, 5000)
+        for day in sorted(rng.sample(range(90), 25)):
+            followers += rng.randrange(-20, 60)
+            rows.append((dt.datetime(2026, 1, 1, rng.randrange(24)) + dt.timedelta(days=day), f"acct{account}", platform, followers))
+    pl.DataFrame(rows, schema=["ts", "account", "platform", "followers"], orient="row").write_parquet(tmp_path / "s.parquet")
+    write_spec(
+        tmp_path,
+        """
+        version: 1
+        sources:
+          social: {connector: parquet, path: s.parquet, time: ts, entities: {account: account}}
+        kpis:
+          followers: {unit: count, grain: month, dimensions: [platform], formula: sum(last(social.followers) per account)}
+          opening: {unit: count, grain: week, formula: sum(first(social.followers) per account)}
+          latest_reading: {unit: count, grain: month, formula: last(social.followers)}
+        """,
+    )
+    result = kpi_engine.load(tmp_path).evaluate(dt.date(2026, 3, 31))
+    db = duckdb.connect()
+    db.execute("SET TimeZone = 'UTC'")
+    db.execute(f"CREATE VIEW s AS SELECT * FROM read_parquet('{tmp_path / 's.parquet'}')")
+    monthly = db.execute(
+        """WITH per AS (SELECT date_trunc('month', ts)::DATE m, platform, account, arg_max(followers, ts) f
+                        FROM s GROUP BY ALL)
+           SELECT m, platform, sum(f) FROM per GROUP BY ALL UNION ALL SELECT m, 'total', sum(f) FROM per GROUP BY m"""
+    ).fetchall()
+    assert values(result["followers"], "platform") == {(m, p): v for m, p, v in monthly}
+    weekly = db.execute(
+        """SELECT w, sum(f) FROM (SELECT date_trunc('week', ts)::DATE w, account, arg_min(followers, ts) f
+           FROM s GROUP BY ALL) GROUP BY w"""
+    ).fetchall()
+    assert values(result["opening"]) == {(w, None): v for w, v in weekly}
+    last = db.execute(  # two readings at the same instant: the greater one is last
+        "SELECT date_trunc('month', ts)::DATE, arg_max(followers, (ts, followers)) FROM s GROUP BY 1"
+    ).fetchall()
+    assert values(result["latest_reading"]) == {(m, None): v for m, v in last}
+    # never summed across time: the quarter's total is not the sum of its months
+    assert sum(v for (m, p), v in values(result["followers"], "platform").items() if p == "total") > max(
+        v for (m, p), v in values(result["followers"], "platform").items() if p == "total"
+    )

@@ -292,3 +292,113 @@ def test_missing_on_a_referenced_kpi_is_decided_by_the_referencing_kpi(tmp_path)
     assert result["paid"]["value"].to_list() == [5, None]
     assert result["plus_one"]["value"].to_list() == [6, 1]  # the referencing KPI's default: an empty sum is 0
     assert result["plus_one_null"]["value"].to_list() == [6, None]
+
+
+def test_discrete_quantiles_match_percentile_disc(tmp_path):
+    """Issue 13, item 7: `quantile_disc(x, q)` is SQL's PERCENTILE_DISC (always one of the values), checked
+    against DuckDB per day and channel, with nulls and a filter; `quantile` stays PERCENTILE_CONT."""
+    import datetime as dt
+    import random
+
+    import duckdb
+    import polars as pl
+
+    import kpi_engine
+    from conftest import write_spec
+
+    rng = random.Random(5)
+    n = 3000
+    pl.DataFrame(
+        {
+            "ts": [dt.datetime(2026, 4, 1) + dt.timedelta(minutes=rng.randrange(60 * 24 * 10)) for _ in range(n)],
+            "channel": [rng.choice(["a", "b", "c"]) for _ in range(n)],
+            "wait": [rng.choice([None, rng.randrange(1, 500)]) for _ in range(n)],
+        }
+    ).write_parquet(tmp_path / "t.parquet")
+    write_spec(
+        tmp_path,
+        """
+        version: 1
+        sources:
+          t: {connector: parquet, path: t.parquet, time: ts}
+        kpis:
+          p90_disc: {unit: minutes, grain: day, dimensions: [channel], formula: quantile_disc(t.wait, 0.9)}
+          p37_disc: {unit: minutes, grain: day, formula: quantile_disc(t.wait, 0.37 where channel != "c")}
+          p90_cont: {unit: minutes, grain: day, formula: quantile(t.wait, 0.9)}
+        """,
+    )
+    result = kpi_engine.load(tmp_path).evaluate(dt.date(2026, 4, 10))
+    con = duckdb.connect()
+    con.execute(f"CREATE VIEW t AS SELECT *, ts::DATE AS d FROM read_parquet('{tmp_path / 't.parquet'}')")
+    queries = {
+        "p90_disc": "SELECT d, channel, percentile_disc(0.9) WITHIN GROUP (ORDER BY wait) FROM t GROUP BY ALL "
+        "UNION ALL SELECT d, NULL, percentile_disc(0.9) WITHIN GROUP (ORDER BY wait) FROM t GROUP BY ALL",
+        "p37_disc": "SELECT d, NULL, percentile_disc(0.37) WITHIN GROUP (ORDER BY wait) FROM t WHERE channel != 'c' GROUP BY ALL",
+        "p90_cont": "SELECT d, NULL, percentile_cont(0.9) WITHIN GROUP (ORDER BY wait) FROM t GROUP BY ALL",
+    }
+    for kpi, sql in queries.items():
+        expected = {(d, ch): v for d, ch, v in con.execute(sql).fetchall()}
+        got = {
+            (r["start"], None if r["is_total"] else r.get("channel")): r["value"]
+            for r in result[kpi].iter_rows(named=True)
+        }
+        assert got == pytest.approx(expected, rel=1e-12), kpi
+    assert all(float(v).is_integer() for v in result["p90_disc"]["value"])  # one of the values, never between
+
+
+def test_parts_of_the_local_time_as_dimensions(tmp_path):
+    """Issue 13, item 7: `dimensions: [time.weekday]` / `[time.hour]` break a KPI down by a part of each row's
+    local time (here across the March DST change in London), checked against DuckDB."""
+    import datetime as dt
+    import random
+
+    import duckdb
+    import polars as pl
+
+    import kpi_engine
+    from conftest import write_spec
+
+    rng = random.Random(9)
+    n = 4000
+    pl.DataFrame(
+        {
+            "ts": [dt.datetime(2026, 3, 15) + dt.timedelta(minutes=rng.randrange(60 * 24 * 30)) for _ in range(n)],
+            "x": [rng.randrange(1, 100) for _ in range(n)],
+        }
+    ).write_parquet(tmp_path / "t.parquet")
+    write_spec(
+        tmp_path,
+        """
+        version: 1
+        timezone: Europe/London
+        sources:
+          t: {connector: parquet, path: t.parquet, time: ts}
+        kpis:
+          by_hour: {unit: count, grain: month, dimensions: [time.hour], formula: sum(t.x)}
+          by_weekday: {unit: count, grain: week, dimensions: [time.weekday], formula: count(t)}
+        """,
+    )
+    result = kpi_engine.load(tmp_path).evaluate(dt.date(2026, 4, 13))
+    con = duckdb.connect()
+    con.execute(
+        "SET TimeZone = 'UTC'"
+    )
+    con.execute(  # rows up to the end of as-of, London time
+        f"CREATE VIEW t AS SELECT * FROM (SELECT *, timezone('Europe/London', ts::TIMESTAMPTZ) AS lt "
+        f"FROM read_parquet('{tmp_path / 't.parquet'}')) WHERE lt < TIMESTAMP '2026-04-14'"
+    )
+    hours = con.execute("SELECT date_trunc('month', lt)::DATE, hour(lt), sum(x) FROM t GROUP BY ALL").fetchall()
+    got = {(r["start"], r["time.hour"]): r["value"] for r in result["by_hour"].iter_rows(named=True) if not r["is_total"]}
+    assert got == {(m, h): v for m, h, v in hours}
+    days = con.execute("SELECT date_trunc('week', lt)::DATE, isodow(lt), count(*) FROM t GROUP BY ALL").fetchall()
+    got = {
+        (r["start"], r["time.weekday"]): r["value"]
+        for r in result["by_weekday"].iter_rows(named=True)
+        if not r["is_total"] and r["value"]  # weekdays before the first row count 0
+    }
+    assert got == {(w, d): v for w, d, v in days} and set(d for _, d in got) == set(range(1, 8))
+    (tmp_path / "kpis.yaml").write_text((tmp_path / "kpis.yaml").read_text().replace("time.weekday", "time.wekday"))
+    with pytest.raises(kpi_engine.KpiError) as info:
+        kpi_engine.load(tmp_path)
+    assert "`time.wekday` is not a part of the time" in info.value.render()
+    assert "did you mean `weekday`?" in info.value.render()
