@@ -49,3 +49,14 @@ def test_memory_cap_run_stops_a_mode_at_the_cap_and_lets_the_others_finish(bench
     assert ok.stdout.count("finished: peak") == 3, ok.stdout
     capped = bench("memory.py", "--rows", "100000", "--cap-mb", "30", "--modes", "streaming")
     assert capped.returncode == 0 and "streaming  stopped at the cap" in capped.stdout, capped.stdout + capped.stderr
+
+
+def test_entity_benchmark_smoke_run_agrees(bench, tmp_path):
+    """bench/entities.py at 100k rows: the engine, hand-written polars and DuckDB SQL agree on repeat rate,
+    new customers and a 7-day funnel (the check runs before any time is printed)."""
+    pytest.importorskip("duckdb")
+    res = bench("entities.py", "--rows", "100000", "--customers", "10000", "--repeat", "1")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "all approaches agree" in res.stdout
+    record = json.loads((tmp_path / "results.jsonl").read_text().splitlines()[-1])
+    assert record["kind"] == "entities" and set(record["results"]) == {"engine", "polars", "duckdb"}
