@@ -38,6 +38,7 @@ class Catalog:
     bound: dict[str, BoundKpi]  # every KPI; those over an unread source are never planned (``runnable``)
     failures: list[PluginError] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what was not checked, and why
+    lookups: dict[str, pl.Schema] = field(default_factory=dict)  # each lookup table's columns
 
     def plan(self, window: Window, kpis: Iterable[str] | None = None, spans: Iterable[tuple[str, Span]] = ()) -> Plan:
         wanted = iter_kpis(self.project, kpis)
@@ -51,6 +52,7 @@ class Catalog:
             self.project.calendar,
             window,
             self.registry.functions,
+            {name: (self.project.lookups[name], schema) for name, schema in self.lookups.items()},
         )
 
     def evaluate(
@@ -206,6 +208,8 @@ def load(
     project = spec_mod.load_project(path, registry.connector_schemas(), errors)
     failures: list[PluginError] = []
     schemas = read_schemas(project, registry, env, errors, failures)
+    lookups = read_lookups(project, registry, env, errors)
+    schemas = with_lookups(project, schemas, lookups, errors)
     for (kind, name), _plugins in registry.clashes.items():
         for kpi in project.kpis.values() if kind == "function" else ():
             if re.search(rf"\b{re.escape(name)}\s*\(", kpi.formula):
@@ -219,7 +223,7 @@ def load(
         "kpi run will need --data DIR (or data_root: in the spec, or --allow-outside)"
         for n in skipped
     ]
-    return Catalog(project, registry, env, schemas, bound, failures, notes)
+    return Catalog(project, registry, env, schemas, bound, failures, notes, lookups)
 
 
 def read_schemas(
@@ -292,6 +296,73 @@ def check_declared(source: SourceSpec, declared: pl.Schema, schema: pl.Schema, e
                 source.loc("connector"),
                 hint="the data's types changed, or the connector's declaration is wrong",
             )
+
+
+def read_lookups(project: Project, registry: Registry, env: Env, errors: ErrorCollector) -> dict[str, pl.Schema]:
+    """Each lookup table's columns (metadata only), its key among them."""
+    out = {}
+    for name, lookup in project.lookups.items():
+        connector = registry.connectors.get(lookup.connector)
+        if connector is None:
+            errors.add(f"connector `{lookup.connector}` of lookup `{name}` is not available", lookup.loc("connector"))
+            continue
+        try:
+            declared = connector.declared_schema(lookup)
+            schema = declared if env.offline and declared is not None else connector.schema(lookup, env)
+        except OutsideData:
+            continue
+        except KpiError as exc:
+            errors.extend(exc.diagnostics)
+            continue
+        if lookup.key not in schema:
+            errors.add(
+                f"key `{lookup.key}` is not a column of lookup `{name}`",
+                lookup.loc("key"),
+                hint=did_you_mean(lookup.key, schema, f"columns of {name}"),
+            )
+            continue
+        out[name] = schema
+    return out
+
+
+def with_lookups(
+    project: Project, schemas: dict[str, pl.Schema], lookups: Mapping[str, pl.Schema], errors: ErrorCollector
+) -> dict[str, pl.Schema]:
+    """Each source's columns with those of the lookups it joins (checked: the key, and no clashing names)."""
+    out = dict(schemas)
+    for name, schema in schemas.items():
+        source, merged = project.sources[name], dict(schema)
+        for lookup_name in source.lookups:
+            if lookup_name not in lookups:
+                continue
+            key, columns = project.lookups[lookup_name].key, lookups[lookup_name]
+            if key not in schema:
+                errors.add(
+                    f"source `{name}` has no column `{key}`, the key of lookup `{lookup_name}`",
+                    source.loc("lookups"),
+                    hint=did_you_mean(key, schema, f"columns of {name}") or "a source joins a lookup on its key",
+                )
+                continue
+            if kind_of(schema[key]) != kind_of(columns[key]):
+                errors.add(
+                    f"`{name}.{key}` is {schema[key]} but the key of lookup `{lookup_name}` is {columns[key]}",
+                    source.loc("lookups"),
+                    hint="cast one of them so that both hold the same kind of value",
+                )
+                continue
+            for column, dtype in columns.items():
+                if column == key:
+                    continue
+                if column in merged:
+                    errors.add(
+                        f"column `{column}` of lookup `{lookup_name}` clashes with a column of `{name}`",
+                        source.loc("lookups"),
+                        hint="rename it in the lookup (a SQL query or a CSV header), or drop one of them",
+                    )
+                    continue
+                merged[column] = dtype
+        out[name] = pl.Schema(merged)
+    return out
 
 
 def evaluate(path: str | Path, as_of: dt.date | None = None, **kwargs) -> Result:  # type: ignore[no-untyped-def]

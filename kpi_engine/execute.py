@@ -53,7 +53,12 @@ def normalize_time(lf: pl.LazyFrame, source: SourceSpec, dtype: pl.DataType) -> 
 
 
 def source_frame(
-    sp: SourcePlan, connector: Connector, plan: Plan, env: Env, windowed: bool = True
+    sp: SourcePlan,
+    connector: Connector,
+    plan: Plan,
+    env: Env,
+    windowed: bool = True,
+    lookups: Mapping[str, pl.LazyFrame] | None = None,
 ) -> tuple[pl.LazyFrame, pl.DataType]:
     """The source's rows in the plan's window, with their local date, as one lazy frame.
 
@@ -64,7 +69,9 @@ def source_frame(
     source = sp.source
     start = periods.local_midnight(sp.lower, tz) if sp.lower else None
     end = periods.local_midnight(sp.upper, tz) if sp.upper else None
-    read = sorted(c for c in sp.columns if not c.startswith(TIME_PART))  # time.weekday: computed below
+    joined = {c: name for c, name in plan.joined(source).items() if c in sp.columns}  # from lookups: below
+    keys = {plan.lookups[name][0].key for name in joined.values()}
+    read = sorted({c for c in sp.columns if not c.startswith(TIME_PART) and c not in joined} | keys)
     request = ScanRequest(tuple(read), source.time, start, end)
     lf = connector.scan(source, request, env)
     if not isinstance(lf, pl.LazyFrame):  # a plugin's mistake: reported as its failure, the other KPIs still run
@@ -86,12 +93,57 @@ def source_frame(
         lf = lf.filter(col >= periods.bound_literal(lower, dtype, tz))
     if upper:
         lf = lf.filter(col < periods.bound_literal(upper, dtype, tz))
+    for name in dict.fromkeys(joined.values()) if lookups is not None else ():
+        lf = join_lookup(lf, plan.lookups[name][0].key, lookups[name], [c for c, n in joined.items() if n == name])
     parts = [
         periods.date_part(col, dtype, tz, c.removeprefix(TIME_PART)).alias(c)
         for c in sp.columns
         if c.startswith(TIME_PART)
     ]
     return lf.with_columns(periods.local_date(col, dtype, tz).alias(DATE), *parts), dtype
+
+
+def lookup_frames(plan: Plan, connectors: Mapping[str, Connector], env: Env) -> dict[str, pl.LazyFrame]:
+    """Every lookup a planned source joins, read once into memory (lookup tables are small), its key checked
+    unique first: a repeated key would count each row that joins it several times."""
+    used = {n for sp in plan.sources.values() for n in plan.joined(sp.source).values()}
+    out = {}
+    for name in sorted(used):
+        spec, schema = plan.lookups[name]
+        table = connectors[spec.connector].scan(spec, ScanRequest(tuple(schema), "", None, None), env).collect()
+        repeated = (
+            table.filter(pl.col(spec.key).is_not_null())
+            .group_by(spec.key)
+            .agg(pl.len().alias("__n"))
+            .filter(pl.col("__n") > 1)
+            .sort(spec.key)
+            .head(1)
+        )
+        if repeated.height:
+            value, n = repeated.row(0)
+            raise KpiError(
+                Diagnostic(
+                    f"lookup `{name}` has {n} rows with {spec.key} = {value!r}: its key must be unique, or each "
+                    f"row that joins it would be counted {n} times",
+                    spec.loc("key"),
+                    hint="remove the duplicates, or read the lookup through a query that keeps one row per key",
+                )
+            )
+        out[name] = table.lazy()
+    return out
+
+
+def join_lookup(lf: pl.LazyFrame, key: str, lookup: pl.LazyFrame, columns: list[str]) -> pl.LazyFrame:
+    """The rows with ``columns`` of their lookup row; a key the lookup lacks gives `unknown` (text columns) or
+    null, and its rows are kept (never dropped)."""
+    dtype = lf.collect_schema()[key]
+    table = lookup.select(pl.col(key).cast(dtype), *columns, pl.lit(True).alias("__found"))
+    joined = lf.join(table.filter(pl.col(key).is_not_null()), on=key, how="left")
+    text = [c for c, t in table.collect_schema().items() if c in columns and t == pl.String]
+    missing = pl.col("__found").is_null()
+    return joined.with_columns(
+        pl.when(missing).then(pl.lit("unknown")).otherwise(pl.col(c)).alias(c) for c in text
+    ).drop("__found")
 
 
 TIME_PART = "time."  # a dimension that is a part of each row's local time: time.weekday, time.hour
@@ -203,9 +255,10 @@ def _source_frames(
         if isinstance(r.agg, Conversions)
     )
     out = {}
+    lookups = lookup_frames(plan, connectors, env)
     for name, sp in list(plan.sources.items()):
         try:
-            lf, _ = source_frame(sp, connectors[sp.source.connector], plan, env)
+            lf, _ = source_frame(sp, connectors[sp.source.connector], plan, env, lookups=lookups)
         except KpiError:
             raise
         except Exception as exc:  # a connector plugin's bug: skip its source, the other KPIs still run

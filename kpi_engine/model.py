@@ -61,6 +61,8 @@ class SourceSpec:
     locations: Mapping[str, Location] = field(compare=False, repr=False)
     roots: tuple[Path, ...] = ()  # more folders its data may be read from (the spec file's `data_root`)
     entities: Mapping[str, str] = field(default_factory=dict)  # entity name -> key column
+    lookups: tuple[str, ...] = ()  # lookup tables joined to its rows
+    key: str = ""  # a lookup table's key (a lookup has no time column: ``time`` is "")
 
     def loc(self, key: str = "") -> Location:
         return self.locations.get(key) or self.locations[""]
@@ -178,6 +180,7 @@ class Project:
     events: tuple[Event, ...] = ()
     #: KPIs and sources dropped for errors already reported: a reference to one is not reported again
     unchecked: frozenset[str] = frozenset()
+    lookups: Mapping[str, SourceSpec] = field(default_factory=dict)
 
 
 def iter_kpis(project: Project, ids: Iterable[str] | None = None) -> list[KpiSpec]:

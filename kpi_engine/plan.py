@@ -121,6 +121,16 @@ class Plan:
     sources: dict[str, SourcePlan]
     kpis: list[KpiPlan]
     functions: Mapping[str, MetricFunction] = field(default_factory=dict)
+    lookups: Mapping[str, tuple[SourceSpec, pl.Schema]] = field(default_factory=dict)  # joined to sources
+
+    def joined(self, source: SourceSpec) -> dict[str, str]:
+        """The columns a source gets from its lookups: column -> lookup name."""
+        out = {}
+        for name in source.lookups:
+            if name in self.lookups:
+                spec, schema = self.lookups[name]
+                out |= {c: name for c in schema if c != spec.key}
+        return out
 
     def describe(self) -> str:
         """A readable dump of the plan (``kpi run --explain``)."""
@@ -185,9 +195,10 @@ def build_plan(
     calendar: Calendar,
     window: Window,
     functions: Mapping[str, MetricFunction],
+    lookups: Mapping[str, tuple[SourceSpec, pl.Schema]] | None = None,
 ) -> Plan:
     """Plan a run: KPIs' aggregates are deduplicated and grouped per source, grain and dimensions."""
-    plan = Plan(calendar, window, {}, [], functions)
+    plan = Plan(calendar, window, {}, [], functions, dict(lookups or {}))
     counter = iter(range(1_000_000_000))
     last = window.last_day
     for item in kpis:

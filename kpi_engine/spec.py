@@ -82,6 +82,7 @@ class _Merge:
     unchecked: set[str] = field(default_factory=set)
     calendar_seen: dict[str, tuple[Any, Location]] = field(default_factory=dict)
     sources: dict[str, SourceSpec] = field(default_factory=dict)
+    lookups: dict[str, SourceSpec] = field(default_factory=dict)
     params: dict[str, float] = field(default_factory=dict)
     kpis: dict[str, KpiSpec] = field(default_factory=dict)
     events: list[Event] = field(default_factory=list)
@@ -114,6 +115,14 @@ def load_project(
         if data is not None:
             _merge_file(file, data, pos, merge)
     calendar = _build_calendar(merge.calendar_seen, merge.errors)
+    for source in merge.sources.values():
+        for name in source.lookups:
+            if name not in merge.lookups:
+                merge.errors.add(
+                    f"source `{source.name}` joins unknown lookup `{name}`",
+                    source.loc("lookups"),
+                    hint=did_you_mean(name, merge.lookups, "lookups") or "declare it under `lookups:`",
+                )
     for name in merge.params.keys() & merge.kpis.keys():
         merge.errors.add(f"`{name}` is both a param and a KPI id", merge.kpis[name].loc(), hint="rename one of them")
     if not merge.deferred or not merge.kpis:
@@ -130,6 +139,7 @@ def load_project(
         digest.hexdigest()[:12],
         tuple(sorted(merge.events, key=lambda e: e.date)),
         frozenset(merge.unchecked),
+        merge.lookups,
     )
 
 
@@ -189,9 +199,26 @@ def _merge_file(file: Path, data: Mapping[str, Any], pos: Positions, merge: _Mer
             continue
         locations = {"": loc, **{k: pos.location(("sources", name, k)) for k in body}}
         source_options.check_time_options(body, locations, errors)
-        options = {k: v for k, v in body.items() if k not in ("connector", "time", "description", "entities")}
+        options = {k: v for k, v in body.items() if k not in _COMMON}
         merge.sources[name] = SourceSpec(
-            name, body["connector"], body["time"], options, base_dir, locations, roots, body.get("entities") or {}
+            name,
+            body["connector"],
+            body["time"],
+            options,
+            base_dir,
+            locations,
+            roots,
+            body.get("entities") or {},
+            tuple(body.get("lookups") or ()),
+        )
+    for name, body in (data.get("lookups") or {}).items():
+        loc = pos.location(("lookups", name), key=True)
+        if _dupe(errors, merge.first_seen, "lookup", name, loc):
+            continue
+        locations = {"": loc, **{k: pos.location(("lookups", name, k)) for k in body}}
+        options = {k: v for k, v in body.items() if k not in _COMMON}
+        merge.lookups[name] = SourceSpec(
+            name, body["connector"], "", options, base_dir, locations, roots, key=body["key"]
         )
     merge.events.extend(events(data.get("events", ())))
     for name, value in (data.get("params") or {}).items():
@@ -200,6 +227,9 @@ def _merge_file(file: Path, data: Mapping[str, Any], pos: Positions, merge: _Mer
     for kpi_id, body in (data.get("kpis") or {}).items():
         if not _dupe(errors, merge.first_seen, "KPI", kpi_id, pos.location(("kpis", kpi_id), key=True)):
             merge.kpis[kpi_id] = build_kpi(kpi_id, body, pos, errors)
+
+
+_COMMON = ("connector", "time", "description", "entities", "lookups", "key")  # not connector options
 
 
 def _dupe(errors: ErrorCollector, seen: dict[tuple[str, str], Location], what: str, name: str, loc: Location) -> bool:

@@ -25,29 +25,31 @@ def base_schema() -> dict[str, Any]:
 
 
 def full_schema(connectors: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    """The spec schema with each connector's option schema attached (what `kpi schema` prints)."""
+    """The spec schema with each connector's option schema attached (what `kpi schema` prints), for sources
+    (which need a time column) and lookups (which need a key instead)."""
     schema = json.loads(json.dumps(base_schema()))
-    source = schema["$defs"]["source"]
-    base_props = source["properties"]
-    source["properties"]["connector"] = {
-        "enum": sorted(connectors),
-        "description": base_props["connector"]["description"],
-    }
-    branches = []
-    for name, fragment in sorted(connectors.items()):
-        props = {**base_props, **fragment.get("properties", {})}
-        branches.append(
-            {
-                "if": {"properties": {"connector": {"const": name}}, "required": ["connector"]},
-                "then": {
-                    "properties": props,
-                    "required": sorted({"connector", "time", *fragment.get("required", [])}),
-                    "additionalProperties": False,
-                },
-            }
-        )
-    if branches:
-        source["allOf"] = branches
+    for kind, needs in (("source", "time"), ("lookup", "key")):
+        definition = schema["$defs"][kind]
+        base_props = definition["properties"]
+        definition["properties"]["connector"] = {
+            "enum": sorted(connectors),
+            "description": base_props["connector"]["description"],
+        }
+        branches = []
+        for name, fragment in sorted(connectors.items()):
+            props = {**base_props, **fragment.get("properties", {})}
+            branches.append(
+                {
+                    "if": {"properties": {"connector": {"const": name}}, "required": ["connector"]},
+                    "then": {
+                        "properties": props,
+                        "required": sorted({"connector", needs, *fragment.get("required", [])}),
+                        "additionalProperties": False,
+                    },
+                }
+            )
+        if branches:
+            definition["allOf"] = branches
     return schema
 
 
