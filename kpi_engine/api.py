@@ -16,7 +16,7 @@ from . import spec as spec_mod
 from .connectors import Env, OutsideData
 from .errors import Diagnostic, ErrorCollector, KpiError, did_you_mean
 from .execute import execute
-from .ir import BoundKpi, kind_of
+from .ir import BoundKpi, cohort_column, kind_of
 from .model import KpiSpec, Project, SourceSpec, Unit, iter_kpis
 from .periods import Span
 from .plan import Plan, Window, build_plan
@@ -41,10 +41,17 @@ class Catalog:
     lookups: dict[str, pl.Schema] = field(default_factory=dict)  # each lookup table's columns
 
     def plan(self, window: Window, kpis: Iterable[str] | None = None, spans: Iterable[tuple[str, Span]] = ()) -> Plan:
+        """The run's plan: the KPIs asked for (all by default), their ``spans`` and their cohort columns."""
         wanted = iter_kpis(self.project, kpis)
         ready = runnable(self.bound, self.schemas)
-        requests: list[BoundKpi | tuple[BoundKpi, Span]] = [ready[k.id] for k in wanted if k.id in ready]
+        requests: list[BoundKpi | tuple[BoundKpi, Span | int]] = [ready[k.id] for k in wanted if k.id in ready]
         requests += [(ready[k], span) for k, span in dict.fromkeys(spans) if k in ready]
+        requests += [
+            (cohort_column(ready[k.id], n), n)
+            for k in wanted
+            if k.id in ready and k.cohort
+            for n in range(2, k.cohort + 1)
+        ]
         return build_plan(
             requests,
             self.project.sources,
@@ -88,10 +95,14 @@ class Catalog:
         plan.kpis = [kp for kp in plan.kpis if set(kp.kpi.sources) <= data.keys()]
         frames = evaluate_plan(plan, data)
         series = {k: v for k, v in frames.items() if isinstance(k, str)}
-        windows = {k: v for k, v in frames.items() if not isinstance(k, str)}
+        windows = {k: v for k, v in frames.items() if isinstance(k, tuple) and isinstance(k[1], Span)}
+        cohorts: dict[str, dict[int, pl.DataFrame]] = {}
+        for key, frame in frames.items():
+            if isinstance(key, tuple) and isinstance(key[1], int):
+                cohorts.setdefault(key[0], {1: series[key[0]]} if key[0] in series else {})[key[1]] = frame
         freshness = {name: d.last for name, d in data.items()}
         reads = {k: b.sources for k, b in self.bound.items()}
-        result = Result(as_of, self.project, series, freshness, plan, windows, failures, reads)
+        result = Result(as_of, self.project, series, freshness, plan, windows, failures, reads, cohorts=cohorts)
         result.warnings = data_warnings(result)
         return result
 
@@ -108,6 +119,8 @@ class Result:
     spans: dict[tuple[str, Span], pl.DataFrame] = field(default_factory=dict)
     failures: list[PluginError] = field(default_factory=list)
     reads: dict[str, tuple[str, ...]] = field(default_factory=dict)  # the sources each KPI reads, from binding
+    #: cohort matrices: KPI id -> periods ahead (1, 2, ...) -> that column's series
+    cohorts: dict[str, dict[int, pl.DataFrame]] = field(default_factory=dict)
 
     warnings: list[str] = field(default_factory=list)
 

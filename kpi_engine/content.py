@@ -16,6 +16,7 @@ from .api import Catalog, Result
 from .events import EventComparison, event_comparisons, events_of
 from .frame import by_dimension, totals
 from .model import Event, Grain, KpiSpec, Project, Unit
+from .output import cohort_json
 from .periods import Span
 from .review import partial_warning
 from .targets import Assessment, target_value
@@ -57,6 +58,14 @@ class Breakdown:
 
 
 @dataclass
+class CohortTable:
+    """A cohort matrix for the report: a row per cohort period, a cell per period ahead, shaded by value."""
+
+    offsets: list[int]
+    rows: list[dict[str, Any]]  # period, cells: [{text, style}]
+
+
+@dataclass
 class KpiSection:
     id: str
     name: str
@@ -88,6 +97,7 @@ class KpiSection:
     changes: list[str] = field(default_factory=list)
     events: list[EventComparison] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    cohort: CohortTable | None = None
 
     @property
     def needs_attention(self) -> bool:
@@ -281,20 +291,35 @@ def _section(
         chart=_chart(project, kpi, history, a),
     )
     section.breakdowns = _breakdowns(kpi, frame, current)
-    if smart:
-        section.smart_score = smart["score"]
-        section.smart_findings = [f"{f['letter']}: {f['message']}" for f in smart["findings"]]
-    if current and "sample_size" in current and current["sample_size"] is not None:
-        section.qualitative = (
-            f"n = {current['sample_size']:,}; 95% interval {fmt(current['ci_low'])} to "
-            f"{fmt(current['ci_high'])} (Wilson)"
-        )
+    _details(section, result, kpi, smart, current, fmt)
     section.events = [
         e for e in event_comparisons(project, kpi, result) if section.chart.x and section.chart.x[0] <= e.date
     ]
     section.changes = _changes(history_path, kpi.id, a, as_of)
     section.notes = notes
     return section
+
+
+def _details(
+    section: KpiSection,
+    result: Result,
+    kpi: KpiSpec,
+    smart: Mapping[str, Any] | None,
+    current: dict[str, Any] | None,
+    fmt: Any,
+) -> None:
+    """The section's optional parts: its cohort matrix, SMART findings and survey sample."""
+    section.cohort = _cohort_table(result, kpi) if kpi.id in result.cohorts else None
+    if smart:
+        section.smart_score, section.smart_findings = (
+            smart["score"],
+            [f"{f['letter']}: {f['message']}" for f in smart["findings"]],
+        )
+    if current and "sample_size" in current and current["sample_size"] is not None:
+        section.qualitative = (
+            f"n = {current['sample_size']:,}; 95% interval {fmt(current['ci_low'])} to "
+            f"{fmt(current['ci_high'])} (Wilson)"
+        )
 
 
 def _chart(project: Project, kpi: KpiSpec, history: pl.DataFrame, a: Assessment | None) -> Chart:
@@ -327,6 +352,29 @@ def _chart(project: Project, kpi: KpiSpec, history: pl.DataFrame, a: Assessment 
     if a.forecast and a.forecast.value is not None and t.deadline and y and y[-1] is not None and t.measure == "latest":
         chart.forecast = [(x[-1], y[-1]), (periods.start_of(t.deadline, kpi.grain, project.calendar), a.forecast.value)]
     return chart
+
+
+def _cohort_table(result: Result, kpi: KpiSpec, shown: int = 12) -> CohortTable:
+    """The latest ``shown`` cohorts of the KPI's matrix, each cell shaded by its share of the largest value."""
+    matrix = cohort_json(result, kpi.id)
+    rows = matrix["rows"][-shown:]
+    present = [v for r in rows for v in r["values"] if v is not None]
+    top = max((abs(v) for v in present), default=0) or 1
+    fmt = formatter(present, kpi.unit)
+    table = [
+        {
+            "period": r["period"],
+            "cells": [
+                {
+                    "text": fmt(v) if v is not None else "–",
+                    "style": f"background: rgba(37, 99, 235, {abs(v) / top * 0.6:.2f})" if v is not None else "",
+                }
+                for v in r["values"]
+            ],
+        }
+        for r in rows
+    ]
+    return CohortTable(matrix["periods_ahead"], table)
 
 
 def _breakdowns(kpi: KpiSpec, frame: pl.DataFrame, current: dict[str, Any] | None) -> list[Breakdown]:

@@ -66,6 +66,8 @@ def render(project: Project) -> str:
                 f"- **Unit**: {k.unit.value}; **grain**: {k.grain.value}"
                 + (f"; **by**: {', '.join(k.dimensions)}" if k.dimensions else "")
                 + ("; **qualitative** (sample size and 95% interval reported)" if k.kind == "qualitative" else "")
+                + (f"; **window**: {k.window}" if k.window else "")
+                + (f"; **cohort matrix**: {k.cohort} {k.grain.value}s ahead" if k.cohort else "")
             )
             if k.owner or k.stakeholders:
                 lines.append(f"- **Owner**: {k.owner or '-'}; **stakeholders**: {', '.join(k.stakeholders) or '-'}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -188,3 +189,12 @@ def kind_of(dtype: pl.DataType) -> str:
     if isinstance(dtype, pl.Null):
         return "null"
     return "other"
+
+
+def cohort_column(kpi: BoundKpi, k: int) -> BoundKpi:
+    """The KPI with its ``active(1)`` looking ``k`` periods ahead: column ``k`` of its cohort matrix."""
+
+    def shift(n: Node) -> Node:
+        return Seen("active", k, span=n.span) if isinstance(n, Seen) and n.kind == "active" else n
+
+    return dataclasses.replace(kpi, expr=transform(kpi.expr, shift))

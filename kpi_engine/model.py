@@ -155,6 +155,7 @@ class KpiSpec:
     key: bool = False
     missing: str | None = None  # zero | null | None (default handling)
     window: WindowSpec | None = None  # each period covers more than its own days (rolling, to-date, running)
+    cohort: int | None = None  # periods of a cohort matrix: the formula's active(1) becomes active(2)...
     target: TargetSpec | None = None
     review: ReviewSpec | None = None
     events: tuple[Event, ...] = ()

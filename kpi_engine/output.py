@@ -146,6 +146,21 @@ def target_json(spec: KpiSpec) -> dict[str, Any] | None:
     return out
 
 
+def cohort_json(result: Result, kpi_id: str) -> dict[str, Any]:
+    """A KPI's cohort matrix: per cohort period (total rows), its value 1, 2, ... periods later."""
+    columns = result.cohorts[kpi_id]
+    offsets = sorted(columns)
+    unit = result.project.kpis[kpi_id].unit
+    values: dict[str, dict[int, Any]] = {}
+    starts: dict[str, str] = {}
+    for k in offsets:
+        for row in columns[k].filter(pl.col("is_total")).iter_rows(named=True):
+            values.setdefault(row["period"], {})[k] = _number(row["value"], unit)
+            starts[row["period"]] = row["start"].isoformat()
+    rows = [{"period": p, "start": starts[p], "values": [values[p].get(k) for k in offsets]} for p in values]
+    return {"periods_ahead": offsets, "rows": rows}
+
+
 def to_json_dict(
     result: Result,
     engine_version: str = "",
@@ -189,6 +204,7 @@ def to_json_dict(
                 "status": assessments_json(assessments[kpi_id]) if assessments and kpi_id in assessments else None,
                 "smart": (smart or {}).get(kpi_id),
                 "series": series,
+                **({"cohort": cohort_json(result, kpi_id)} if kpi_id in result.cohorts else {}),
             }
         )
     return {

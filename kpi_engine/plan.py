@@ -87,6 +87,7 @@ class KpiPlan:
     first: dt.date | None  # first period shown (None: from the earliest data)
     last: dt.date  # last period shown
     grain: Period  # the KPI's grain, or a Span when it is recomputed over a window
+    column: int | None = None  # a cohort matrix's column (periods ahead), evaluated beside the KPI
 
     @property
     def id(self) -> str:
@@ -109,8 +110,10 @@ class KpiPlan:
         return max((a.within or 0 for a in find_all(self.expr, Conversions)), default=0)
 
     @property
-    def key(self) -> str | tuple[str, Span]:
-        """How results are keyed: the KPI id, or (id, span) for a window evaluation."""
+    def key(self) -> str | tuple[str, Span] | tuple[str, int]:
+        """How results are keyed: the KPI id, (id, span) for a window evaluation, (id, k) for a cohort column."""
+        if self.column is not None:
+            return (self.id, self.column)
         return (self.id, self.grain) if isinstance(self.grain, Span) else self.id
 
 
@@ -189,7 +192,7 @@ def row_filter(agg: Agg) -> Node | None:
 
 
 def build_plan(
-    kpis: Iterable[BoundKpi | tuple[BoundKpi, Span]],
+    kpis: Iterable[BoundKpi | tuple[BoundKpi, Span | int]],
     sources: Mapping[str, SourceSpec],
     schemas: Mapping[str, pl.Schema],
     calendar: Calendar,
@@ -202,7 +205,9 @@ def build_plan(
     counter = iter(range(1_000_000_000))
     last = window.last_day
     for item in kpis:
-        kpi, span = item if isinstance(item, tuple) else (item, None)
+        kpi, extra = item if isinstance(item, tuple) else (item, None)
+        span = extra if isinstance(extra, Span) else None
+        column = extra if isinstance(extra, int) else None
         spec = kpi.spec
         grain: Period = span or (periods.Trailing(spec.grain, spec.window) if spec.window else spec.grain)
         dims = spec.dimensions
@@ -232,7 +237,7 @@ def build_plan(
                 group = sp.groups.setdefault((grain, group_dims), GroupRequest(agg.source, grain, group_dims))
                 if agg.key not in group.aggs:
                     group.aggs[agg.key] = _request(agg, group, counter, functions)
-        plan.kpis.append(KpiPlan(kpi, expr, shown_first, last_shown, grain))
+        plan.kpis.append(KpiPlan(kpi, expr, shown_first, last_shown, grain, column))
     for sp in plan.sources.values():
         _plan_rollups(sp)
         _plan_grains(sp)

@@ -119,13 +119,7 @@ class Binder(OffsetBinder):
                     hint="aggregate a source, e.g. sum(ads.cost); constants belong in `params`",
                 )
             self.check_dimensions(kpi, ctx)
-            if kpi.window is not None and find_all(expr, Seen):
-                raise self.fail(
-                    kpi,
-                    next(iter(find_all(expr, Seen))),
-                    f"`new` and `active()` count periods of the KPI's grain, which `window: {kpi.window}` overlaps",
-                    hint="compute cohorts in a KPI without window",
-                )
+            self.check_history(kpi, tree, expr)
             size = expanded_size(expr)
             if size > MAX_EXPANDED:
                 used = ", ".join(f"`{u}`" for u in sorted(ctx.uses)[:5])
@@ -151,6 +145,25 @@ class Binder(OffsetBinder):
             self.stack.pop()
         self.bound[kpi_id] = result
         return result
+
+    def check_history(self, kpi: KpiSpec, tree: Node, expr: Node) -> None:
+        """``new``/``active()`` against ``window:`` (which they cannot share), and ``cohort:`` (which needs the
+        formula written with ``active(1)``, each matrix column putting its own offset there)."""
+        seen = find_all(expr, Seen)
+        if kpi.window is not None and seen:
+            raise self.fail(
+                kpi,
+                seen[0],
+                f"`new` and `active()` count periods of the KPI's grain, which `window: {kpi.window}` overlaps",
+                hint="compute cohorts in a KPI without window",
+            )
+        if kpi.cohort is not None and {s.offset for s in seen if s.kind == "active"} != {1}:
+            raise self.fail(
+                kpi,
+                tree,
+                "a cohort matrix needs the formula written with active(1): each column puts its own offset there",
+                hint="e.g. 100 * count(orders.customer where new and active(1)) / count(orders.customer where new)",
+            )
 
     def check_dimensions(self, kpi: KpiSpec, ctx: KpiContext) -> None:
         """Every dimension is a column of every source the KPI reads values from, or a part of the time."""

@@ -43,6 +43,7 @@ def build_kpi(kpi_id: str, body: Mapping[str, Any], pos: Positions, errors: Erro
         key=bool(body.get("key", False)),
         missing=("null" if body["missing"] is None else body["missing"]) if "missing" in body else None,
         window=_window(body, locations, errors),
+        cohort=body["cohort"]["periods"] if "cohort" in body else None,
         events=events(body.get("events", ())),
         notes=tuple(body.get("notes", ())),
         target=target,

@@ -8,6 +8,7 @@ a misuse gets (file:line:col, with a hint).
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 import random
 import re
@@ -52,6 +53,11 @@ kpis:
     grain: month
     formula: 100 * count(customer where new and active(1)) / count(customer where new)
   still_here: {unit: count, grain: month, formula: count(customer where active(-1))}
+  cohorts:
+    unit: percent
+    grain: month
+    cohort: {periods: 3}
+    formula: 100 * count(customer where new and active(1)) / count(customer where new)
 """
 
 
@@ -345,3 +351,47 @@ def test_semi_additive_last_value_per_entity_summed_across_entities(tmp_path):
     assert sum(v for (m, p), v in values(result["followers"], "platform").items() if p == "total") > max(
         v for (m, p), v in values(result["followers"], "platform").items() if p == "total"
     )
+
+
+def test_a_cohort_matrix_in_the_json(shop, con):
+    """Issue 13, item 2: `cohort: {periods: 3}` adds each cohort's retention 1, 2 and 3 months later to the
+    JSON (null until that month is over), checked against DuckDB."""
+    from click.testing import CliRunner
+
+    from kpi_engine.cli import main
+
+    res = CliRunner().invoke(main, ["run", str(shop), "--as-of", "2026-04-30", "--kpi", "cohorts", "--format", "json"])
+    assert res.exit_code == 0, res.stderr
+    cohort = json.loads(res.stdout)["kpis"][0]["cohort"]
+    assert cohort["periods_ahead"] == [1, 2, 3]
+    active = "SELECT DISTINCT customer_id, date_trunc('month', ts)::DATE AS p FROM orders WHERE customer_id IS NOT NULL"
+    for row in cohort["rows"]:
+        start = dt.date.fromisoformat(row["start"])
+        for k, value in zip(cohort["periods_ahead"], row["values"], strict=True):
+            (expected,) = con.execute(
+                f"""WITH {FIRST}, active AS ({active})
+                SELECT 100.0 * count(a.customer_id) / nullif(count(*), 0) FROM firsts f LEFT JOIN active a
+                ON a.customer_id = f.customer_id AND a.p = (date_trunc('month', f.first_ts) + INTERVAL {k} MONTH)::DATE
+                WHERE date_trunc('month', f.first_ts)::DATE = DATE '{start}'"""
+            ).fetchone()
+            over = dt.date(start.year + (start.month + k) // 12, (start.month + k) % 12 + 1, 1) <= dt.date(2026, 5, 1)
+            assert value == (pytest.approx(expected, rel=1e-12) if over else None), (row["period"], k)
+    assert [r["period"] for r in cohort["rows"]] == ["2026-01", "2026-02", "2026-03", "2026-04"]
+    assert cohort["rows"][0]["values"][2] is not None and cohort["rows"][1]["values"][2] is None
+
+
+def test_a_cohort_formula_must_use_active_1(tmp_path):
+    pl.DataFrame({"ts": [dt.datetime(2026, 1, 1)], "customer_id": ["a"]}).write_parquet(tmp_path / "o.parquet")
+    write_spec(
+        tmp_path,
+        """
+        version: 1
+        sources:
+          orders: {connector: parquet, path: o.parquet, time: ts, entities: {customer: customer_id}}
+        kpis:
+          k: {unit: count, grain: month, cohort: {periods: 4}, formula: count(customer where new and active(2))}
+        """,
+    )
+    with pytest.raises(kpi_engine.KpiError) as info:
+        kpi_engine.load(tmp_path)
+    assert "a cohort matrix needs the formula written with active(1)" in info.value.render()

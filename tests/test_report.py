@@ -263,6 +263,10 @@ def test_demo_catalogue_renders_in_every_format(tmp_path, request):
         assert out.stat().st_size > 1000
     html = (tmp_path / "demo.html").read_text()
     assert html.count('class="kpi"') == 39 and "Needs attention (18)" in html
+    # month-1 retention carries its cohort matrix: 12 cohorts x 6 months ahead, shaded where known
+    cohort = html[html.index("Cohorts: 1 to 6 months later") :]
+    cohort = cohort[: cohort.index("</table>")]
+    assert cohort.count("<tr><td>") == 12 and cohort.count("rgba(37, 99, 235,") == 12 * 6 - (1 + 2 + 3 + 4 + 5 + 6)
     if "pdf" in formats:
         assert (tmp_path / "demo.pdf").read_bytes().startswith(b"%PDF")
 
