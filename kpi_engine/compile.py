@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from .formula import BinOp, Bool, Call, Column, InList, IsNull, Node, Null, Number, String, Unary
-from .ir import DURATION_FUNCS, QUANTILES, Agg, Conversions, MetricFunction, Previous, Seen
+from .ir import DURATION_FUNCS, QUANTILES, Agg, Ahead, Conversions, MetricFunction, Previous, Seen
 from .nodes import find_all
 
 _INT_TYPES = (pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32, pl.UInt64, pl.Boolean)
@@ -264,11 +264,15 @@ def entity_query(
     ``group_by(*keys, per)`` computes every inner aggregate once per entity, then one ``group_by(*keys)``
     aggregates over the entities. Rows without an entity key belong to no entity."""
     inner: dict[str, tuple[str, Agg]] = {}
+    found = [a for agg in aggs.values() for a in find_all(agg, Ahead)]
+    aheads = {(a.agg.key, a.periods): (f"__ahead{n}", a) for n, a in enumerate(found)}
 
-    def column_of(agg: Agg) -> pl.Expr:
-        if agg.key not in inner:
-            inner[agg.key] = (f"__e{len(inner)}", agg)
-        return pl.col(inner[agg.key][0])
+    def column_of(node: Agg | Ahead) -> pl.Expr:
+        if isinstance(node, Ahead):
+            return pl.col(aheads[(node.agg.key, node.periods)][0])
+        if node.key not in inner:
+            inner[node.key] = (f"__e{len(inner)}", node)
+        return pl.col(inner[node.key][0])
 
     outer = [_over_entities(agg, column_of).alias(name) for name, agg in aggs.items()]
     per_entity = (
@@ -278,9 +282,14 @@ def entity_query(
     )
     facts = {s for agg in aggs.values() for s in find_all(agg, Seen)}
     per_entity = _with_facts(per_entity, keys, per, facts, history)
+    for name, ahead in aheads.values():
+        per_entity = _with_ahead(
+            per_entity, keys[0], per, name, ahead, agg_expr(ahead.agg, schema, functions, history.time), history
+        )
     frame = per_entity.group_by(keys).agg(outer)
-    for name, agg in aggs.items():  # active(k): unknown until the period k later is over
-        ahead = max((s.offset for s in find_all(agg, Seen) if s.kind == "active"), default=0)
+    for name, agg in aggs.items():  # active(k), over_next(x, k + 1): unknown until the period k later is over
+        active = [s.offset for s in find_all(agg, Seen) if s.kind == "active"]
+        ahead = max([0, *active, *(a.periods - 1 for a in find_all(agg, Ahead))])
         if ahead > 0:
             known = history.shift(pl.col(keys[0]), ahead + 1) <= pl.lit(history.horizon)
             frame = frame.with_columns(pl.when(known).then(pl.col(name)).otherwise(None).alias(name))
@@ -318,6 +327,19 @@ def _with_facts(
     return per_entity
 
 
+def _with_ahead(
+    per_entity: pl.LazyFrame, period: str, per: str, name: str, ahead: Ahead, value: pl.Expr, history: History
+) -> pl.LazyFrame:
+    """Add column ``name``: the entity's aggregate over this period and the ``periods - 1`` after it."""
+    rows = history.frame.filter(pl.col(per).is_not_null())
+    each = rows.group_by(pl.col(per), history.period_of(pl.col(history.date)).alias("__p")).agg(value.alias("__v"))
+    spread = pl.concat(
+        [each.select(per, history.shift(pl.col("__p"), -j).alias(period), "__v") for j in range(ahead.periods)]
+    )
+    total = spread.group_by(per, period).agg(pl.col("__v").sum().alias(name))
+    return per_entity.join(total, on=[period, per], how="left").with_columns(pl.col(name).fill_null(0))
+
+
 def _over_entities(agg: Agg, column_of: Callable[[Agg], pl.Expr]) -> pl.Expr:
     """The outer aggregate of an aggregate over entities, over one row per entity."""
     cond = _entity_expr(agg.where, column_of).fill_null(False) if agg.where is not None else None
@@ -340,8 +362,8 @@ def _over_entities(agg: Agg, column_of: Callable[[Agg], pl.Expr]) -> pl.Expr:
 
 def _entity_expr(node: Node, column_of: Callable[[Agg], pl.Expr]) -> pl.Expr:
     """An entity-level expression over the per-entity columns of its inner aggregates."""
-    if isinstance(node, Agg):
-        return column_of(node)
+    if isinstance(node, Agg | Ahead):
+        return column_of(node)  # type: ignore[arg-type]
     if isinstance(node, Seen):
         return pl.col("__new" if node.kind == "new" else f"__active{node.offset}")
     if isinstance(node, Number | Bool):

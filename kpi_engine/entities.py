@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from .errors import did_you_mean
 from .formula import BinOp, Bool, Call, Column, Name, Node, Null, Number, Offset, Unary, to_source, walk
-from .ir import AGGREGATES, Agg, Conversions, Seen, kind_of
+from .ir import AGGREGATES, Agg, Ahead, Conversions, Seen, kind_of
 from .rowbind import KIND_WORDS, KpiContext, RowBinder
 
 #: aggregates that may run over entities (count_distinct of entities is count(entity))
@@ -150,6 +150,8 @@ class EntityBinder(RowBinder):
             return Number(self.project.params[node.name], span=node.span), "num"
         if isinstance(node, Name) and node.name == "new":
             return Seen("new", span=node.span), "bool"
+        if isinstance(node, Call) and node.func == "over_next":
+            return self.over_next(node, entity, found, ctx), "num"
         if isinstance(node, Call) and node.func == "active":
             k = node.args[0] if len(node.args) == 1 and node.where is None else None
             if isinstance(k, Unary) and k.op == "-" and isinstance(k.operand, Number):
@@ -250,3 +252,19 @@ class EntityBinder(RowBinder):
             target_key=keys[1],
             within=within,
         )
+
+    def over_next(self, node: Call, entity: str, found: set[str], ctx: KpiContext) -> Ahead:
+        """``over_next(sum(orders.amount), 3)``: the entity's sum or count over this period and the next two."""
+        usage = "e.g. over_next(sum(orders.amount), 3): this period and the 2 after it"
+        if node.where is not None or len(node.args) != 2 or not isinstance(node.args[0], Call):
+            raise self.fail(ctx.kpi, node, "over_next() takes an aggregate and a number of periods", hint=usage)
+        k = node.args[1]
+        if not (isinstance(k, Number) and isinstance(k.value, int) and 1 <= k.value <= 36):
+            raise self.fail(ctx.kpi, k, "over_next() covers a whole number of periods from 1 to 36", hint=usage)
+        inner = self.aggregate(node.args[0], ctx)
+        if inner.func not in ("sum", "count"):
+            raise self.fail(
+                ctx.kpi, node.args[0], f"over_next() adds up periods, so it takes sum or count, not {inner.func}()"
+            )
+        found.add(inner.source)
+        return Ahead(inner, int(k.value), span=node.span)

@@ -136,9 +136,11 @@ def _key(node: Node) -> str:
     def as_call(n: Node) -> Node:
         if isinstance(n, Seen):
             return Name("new") if n.kind == "new" else Call("active", (Number(n.offset),))
+        if isinstance(n, Ahead):
+            return Call("over_next", (n.agg, Number(n.periods)))  # its aggregate is a Call by now (bottom-up)
         return Call(n.func, n.args or (Name(n.source),), n.where) if isinstance(n, Agg) and n.per is None else n
 
-    return to_source(transform(node, as_call)) if find_all(node, (Agg, Seen)) else to_source(node)
+    return to_source(transform(node, as_call)) if find_all(node, (Agg, Seen, Ahead)) else to_source(node)
 
 
 @dataclass(frozen=True)
@@ -149,6 +151,15 @@ class Seen(Node):
 
     kind: str  # "new" or "active"
     offset: int = 0
+
+
+@dataclass(frozen=True)
+class Ahead(Node):
+    """``over_next(sum(orders.amount), 3)`` inside an aggregate over entities: the entity's ``agg`` over this
+    period and the ``periods - 1`` after it, from its whole history (a cohort's lifetime value)."""
+
+    agg: Agg
+    periods: int
 
 
 @dataclass(frozen=True)

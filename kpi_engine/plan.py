@@ -17,7 +17,7 @@ import polars as pl
 
 from . import periods
 from .formula import BinOp, Column, Node, to_source, walk
-from .ir import Agg, BoundKpi, Conversions, MetricFunction, Seen
+from .ir import Agg, Ahead, BoundKpi, Conversions, MetricFunction, Seen
 from .model import Calendar, Grain, SourceSpec
 from .nodes import find_all, transform
 from .periods import Period, Span
@@ -96,7 +96,7 @@ class KpiPlan:
     @property
     def ahead(self) -> int:
         """How many periods later the KPI looks (``active(k)``): a period is complete once that one is over."""
-        return max((s.offset for s in find_all(self.expr, Seen) if s.kind == "active"), default=0)
+        return periods_ahead(self.expr)
 
     @property
     def measured(self) -> tuple[str, ...]:
@@ -173,15 +173,21 @@ def columns_of(agg: Agg) -> set[str]:
     return {n.column for n in find_all(agg, Column)} | ({agg.per} if agg.per is not None else set())
 
 
+def periods_ahead(node: Node) -> int:
+    """How many periods later an expression looks (``active(k)``, ``over_next(x, k)``): 0 when it does not."""
+    active = [s.offset for s in find_all(node, Seen) if s.kind == "active"]
+    return max([0, *active, *(a.periods - 1 for a in find_all(node, Ahead))])
+
+
 def looks_ahead(agg: Agg) -> bool:
     """Whether an aggregate over entities asks about later periods (``active(k)``, k > 0)."""
-    return any(s.kind == "active" and s.offset > 0 for s in find_all(agg, Seen))
+    return periods_ahead(agg) > 0
 
 
 def history_needed(agg: Agg, first: dt.date | None, upper: dt.date, window: Window) -> tuple[dt.date | None, dt.date]:
     """The days an aggregate reads: ``new`` and ``active(k)`` look at the entity's whole history up to as-of,
     so that a customer first seen before the window is not new, and one back after it is active."""
-    if not find_all(agg, Seen):
+    if not find_all(agg, (Seen, Ahead)):
         return first, upper
     return None, window.as_of + dt.timedelta(days=1)
 

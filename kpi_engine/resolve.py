@@ -39,6 +39,7 @@ from .ir import (
     RESERVED_COLUMNS,
     SCALAR_FUNCS,
     Agg,
+    Ahead,
     BoundKpi,
     MetricFunction,
     Seen,
@@ -149,7 +150,7 @@ class Binder(OffsetBinder):
     def check_history(self, kpi: KpiSpec, tree: Node, expr: Node) -> None:
         """``new``/``active()`` against ``window:`` (which they cannot share), and ``cohort:`` (which needs the
         formula written with ``active(1)``, each matrix column putting its own offset there)."""
-        seen = find_all(expr, Seen)
+        seen = find_all(expr, (Seen, Ahead))
         if kpi.window is not None and seen:
             raise self.fail(
                 kpi,
@@ -157,7 +158,7 @@ class Binder(OffsetBinder):
                 f"`new` and `active()` count periods of the KPI's grain, which `window: {kpi.window}` overlaps",
                 hint="compute cohorts in a KPI without window",
             )
-        if kpi.cohort is not None and {s.offset for s in seen if s.kind == "active"} != {1}:
+        if kpi.cohort is not None and {s.offset for s in seen if isinstance(s, Seen) and s.kind == "active"} != {1}:
             raise self.fail(
                 kpi,
                 tree,

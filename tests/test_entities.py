@@ -53,6 +53,10 @@ kpis:
     grain: month
     formula: 100 * count(customer where new and active(1)) / count(customer where new)
   still_here: {unit: count, grain: month, formula: count(customer where active(-1))}
+  ltv_3m:
+    unit: currency
+    grain: month
+    formula: sum(over_next(sum(orders.amount), 3) per customer where new) / count(customer where new)
   cohorts:
     unit: percent
     grain: month
@@ -395,3 +399,19 @@ def test_a_cohort_formula_must_use_active_1(tmp_path):
     with pytest.raises(kpi_engine.KpiError) as info:
         kpi_engine.load(tmp_path)
     assert "a cohort matrix needs the formula written with active(1)" in info.value.render()
+
+
+def test_cohort_lifetime_value_over_the_next_periods(result, con):
+    """Issue 13, item 2: revenue of each month's new customers in that month and the two after it, per
+    customer of the cohort; unknown (null, incomplete) until the third month is over."""
+    rows = con.execute(
+        f"""WITH {FIRST}
+        SELECT date_trunc('month', f.first_ts)::DATE AS m,
+               sum(o.amount) FILTER (WHERE o.ts < date_trunc('month', f.first_ts) + INTERVAL 3 MONTH)
+               / count(DISTINCT f.customer_id)
+        FROM firsts f JOIN orders o USING (customer_id) GROUP BY 1"""
+    ).fetchall()
+    expected = {(m, None): (v if m <= dt.date(2026, 2, 1) else None) for m, v in rows if m < dt.date(2026, 5, 1)}
+    close(values(result["ltv_3m"]), expected)
+    complete = {r["start"]: r["complete"] for r in result["ltv_3m"].iter_rows(named=True)}
+    assert complete[dt.date(2026, 2, 1)] and not complete[dt.date(2026, 3, 1)]
