@@ -58,7 +58,17 @@ kpis:
   value_by_instant: {unit: currency, grain: year, window: all_time, dimensions: [is_instant], formula: sum(bookings.booking_value)}
   value_by_country: {unit: currency, grain: year, window: all_time, dimensions: [is_instant, country], formula: sum(bookings.booking_value)}
   min_value_all: {unit: currency, grain: year, window: all_time, formula: min(bookings.booking_value)}
+  instant_value_by_instant: {unit: currency, grain: year, window: all_time, dimensions: [is_instant], formula: sum(bookings.booking_value where is_instant)}
+  bookings_all: {unit: count, grain: year, window: all_time, formula: count(bookings)}
   max_value_all: {unit: currency, grain: year, window: all_time, formula: max(bookings.booking_value)}
+  booking_value_day: {unit: currency, grain: day, formula: sum(bookings.booking_value)}
+  median_value: {unit: currency, grain: day, formula: median(bookings.booking_value)}
+  bookings_per_booker: {unit: ratio, grain: day, formula: count(bookings) / count_distinct(bookings.guest_id)}
+  booking_fees: {unit: currency, grain: day, formula: sum(bookings.booking_value) * 0.05}
+  listed_value: {unit: currency, grain: day, formula: sum(bookings.booking_value where listing_id is not null)}
+  every_two_days_bookers: {unit: count, grain: day, window: 2d, formula: count_distinct(bookings.guest_id)}
+  bookings_5_day_lag: {unit: count, grain: day, formula: previous(count(bookings), 5)}
+  bookings_growth_2_weeks: {unit: count, grain: day, formula: count(bookings) - previous(count(bookings), 14)}
   revenue_all_time: {unit: currency, grain: day, window: all_time, formula: sum(revenue.revenue)}
   revenue_mtd: {unit: currency, grain: day, window: month_to_date, formula: sum(revenue.revenue)}
 """
@@ -191,3 +201,77 @@ def test_grain_to_date_cumulative_metric(result, con):
            SELECT d, sum(revenue) FROM days JOIN revenue ON created_at BETWEEN date_trunc('month', d) AND d GROUP BY d"""
     ).fetchall()
     same(series(result["revenue_mtd"]), rows, zero_fill=True)
+
+
+@pytest.mark.parametrize(
+    ("kpi", "sql", "zero_fill"),
+    [
+        ("median_value", "median(booking_value)", False),  # median_booking_value
+        ("bookings_per_booker", "count(*) / count(DISTINCT guest_id)", False),  # bookings_per_booker
+        ("booking_fees", "sum(booking_value) * 0.05", True),  # simple_expr_metric (booking_fees)
+        ("listed_value", "coalesce(sum(booking_value) FILTER (WHERE listing_id IS NOT NULL), 0)", True),  # identifier_constrained_metric
+    ],
+)
+def test_more_metrics_by_day(result, con, kpi, sql, zero_fill):
+    """More of MetricFlow's `itest_metrics` cases, by metric_time (day)."""
+    rows = con.execute(f"SELECT ds, {sql} FROM bookings GROUP BY ds").fetchall()
+    same(series(result[kpi]), rows, zero_fill=zero_fill)
+
+
+def test_non_additive_cumulative_metric_by_ds(result, con):
+    """MetricFlow case `non_additive_cumulative_metric_by_ds` (every_two_days_bookers): distinct bookers over
+    each day and the one before, counted over the window, not added up."""
+    rows = con.execute(
+        """WITH days AS (SELECT DISTINCT ds AS d FROM bookings UNION SELECT DISTINCT ds + 1 FROM bookings)
+           SELECT d, count(DISTINCT guest_id) FROM days JOIN bookings ON ds BETWEEN d - 1 AND d
+           WHERE d <= (SELECT max(ds) FROM bookings) GROUP BY d"""
+    ).fetchall()
+    same(series(result["every_two_days_bookers"]), rows, zero_fill=True)
+
+
+@pytest.mark.parametrize(("kpi", "lag"), [("bookings_5_day_lag", 5), ("bookings_growth_2_weeks", 14)])
+def test_offset_metrics(result, con, kpi, lag):
+    """MetricFlow's derived metrics with `offset_window` (bookings 5 days earlier; bookings less bookings two
+    weeks earlier), by day: checked on every day whose offset day had bookings; on the others our value is
+    0 (a day inside the data with no bookings) or null (before the first row)."""
+    counts = dict(con.execute("SELECT ds, count(*) FROM bookings GROUP BY ds").fetchall())
+    got = series(result[kpi])
+    checked = 0
+    for day, value in got.items():
+        earlier = day - dt.timedelta(days=lag)
+        if earlier in counts:
+            expected = counts[earlier] if kpi == "bookings_5_day_lag" else counts.get(day, 0) - counts[earlier]
+            assert value == expected, (day, value, expected)
+            checked += 1
+        elif kpi == "bookings_5_day_lag":
+            assert value in (0, None), (day, value)
+    assert checked >= 10
+
+
+def test_simple_query_with_time_constraint(tmp_path, con):
+    """MetricFlow case `simple_query_with_time_constraint`: booking_value by day between two dates, which is
+    `--from`/`--to` (days inside with no bookings show 0, where MetricFlow leaves them out)."""
+    for name in ("fct_bookings.csv", "dim_listings_latest.csv", "fct_revenue.csv"):
+        shutil.copy(FIXTURES / name, tmp_path / name)
+    write_spec(tmp_path, SPEC)
+    result = kpi_engine.load(tmp_path).evaluate(AS_OF, start=dt.date(2019, 12, 19), end=dt.date(2020, 1, 2))
+    rows = con.execute(
+        "SELECT ds, sum(booking_value) FROM bookings WHERE ds BETWEEN DATE '2019-12-19' AND DATE '2020-01-02' GROUP BY ds"
+    ).fetchall()
+    got = series(result["booking_value_day"])
+    assert min(got) == dt.date(2019, 12, 19) and max(got) == dt.date(2020, 1, 2)
+    same(got, rows, zero_fill=True)
+
+
+def test_simple_constrained_query(result, con):
+    """MetricFlow case `simple_constrained_query`: booking_value where booking__is_instant, by is_instant."""
+    rows = con.execute("SELECT is_instant, sum(booking_value) FROM bookings WHERE is_instant GROUP BY 1").fetchall()
+    got = {k: v for k, v in latest(result["instant_value_by_instant"], ["is_instant"]).items() if v}
+    assert got == pytest.approx({(i,): v for i, v in rows}, rel=1e-12)
+
+
+def test_metric_with_no_dimensions(result, con):
+    """MetricFlow's `itest_metric_queries_no_dimensions`: bookings over all time, no group by."""
+    (expected,) = con.execute("SELECT count(*) FROM bookings").fetchone()
+    frame = result["bookings_all"]
+    assert frame.filter(frame["start"] == frame["start"].max())["value"].item() == expected == 287
