@@ -262,7 +262,7 @@ def test_demo_catalogue_renders_in_every_format(tmp_path, request):
         assert res.returncode == 0, res.stderr
         assert out.stat().st_size > 1000
     html = (tmp_path / "demo.html").read_text()
-    assert html.count('class="kpi"') == 39 and "Needs attention (18)" in html
+    assert html.count('class="kpi"') == 40 and "Needs attention (18)" in html
     # month-1 retention carries its cohort matrix: 12 cohorts x 6 months ahead, shaded where known
     cohort = html[html.index("Cohorts: 1 to 6 months later") :]
     cohort = cohort[: cohort.index("</table>")]
