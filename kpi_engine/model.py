@@ -128,10 +128,13 @@ class WindowSpec:
     days: int | None = None
     to_date: Grain | None = None
     since: dt.date | None = None
+    months: int | None = None  # ``2mo``: from the same day two months before the period's end (excluded)
 
     def __str__(self) -> str:
         if self.days is not None:
             return f"{self.days}d"
+        if self.months is not None:
+            return f"{self.months}mo"
         if self.to_date is not None:
             return f"{self.to_date}_to_date"
         return f"since {self.since}" if self.since else "all_time"

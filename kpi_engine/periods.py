@@ -56,9 +56,19 @@ def window_first(start: dt.date, grain: Trailing, cal: Calendar) -> dt.date | No
     w = grain.window
     if w.days is not None:
         return end_of(start, grain.grain) - dt.timedelta(days=w.days - 1)
+    if w.months is not None:
+        return _months_before(end_of(start, grain.grain), w.months) + dt.timedelta(days=1)
     if w.to_date is not None:
         return start_of(start, w.to_date, cal)
     return w.since
+
+
+def _months_before(day: dt.date, months: int) -> dt.date:
+    """The same day ``months`` months earlier, clamped to that month's last day (31 March -> 29 February)."""
+    index = day.year * 12 + day.month - 1 - months
+    year, month = divmod(index, 12)
+    last = (dt.date(year + (month + 1) // 12, (month + 1) % 12 + 1, 1) - dt.timedelta(days=1)).day
+    return dt.date(year, month + 1, min(day.day, last))
 
 
 def covering(days: pl.LazyFrame, day: str, grain: Trailing, cal: Calendar, last: dt.date, out: str) -> pl.LazyFrame:
@@ -67,6 +77,8 @@ def covering(days: pl.LazyFrame, day: str, grain: Trailing, cal: Calendar, last:
     d = pl.col(day)
     if w.days is not None:
         upto = period_start(d.dt.offset_by(f"{w.days - 1}d"), g, cal)
+    elif w.months is not None:
+        upto = period_start(d.dt.offset_by(f"{w.months}mo").dt.offset_by("-1d"), g, cal)
     elif w.to_date is not None:
         enclosing = period_start(d, w.to_date, cal)
         upto = period_start(shift_expr(enclosing, w.to_date, 1).dt.offset_by("-1d"), g, cal)
@@ -79,6 +91,8 @@ def covering(days: pl.LazyFrame, day: str, grain: Trailing, cal: Calendar, last:
     p = pl.col(out)
     if w.days is not None:
         return mapped.filter(d >= shift_expr(p, g, 1).dt.offset_by(f"-{w.days}d"))
+    if w.months is not None:  # after the same day w.months months before the period's last day
+        return mapped.filter(d > shift_expr(p, g, 1).dt.offset_by("-1d").dt.offset_by(f"-{w.months}mo"))
     if w.to_date is not None:
         return mapped.filter(period_start(p, w.to_date, cal) == period_start(d, w.to_date, cal))
     return mapped

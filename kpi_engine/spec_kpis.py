@@ -76,6 +76,10 @@ def _window(body: Mapping[str, Any], locations: Mapping[str, Location], errors: 
                 hint=f"e.g. grain: day with window: {raw}, or no window",
             )
         return WindowSpec(to_date=to_date)
+    if raw.endswith("mo"):
+        return WindowSpec(months=int(raw.removesuffix("mo")))
+    if raw.endswith("w"):
+        return WindowSpec(days=7 * int(raw.removesuffix("w")))
     return WindowSpec(days=int(raw.removesuffix("d")))
 
 

@@ -34,6 +34,8 @@ kpis:
   revenue_28d: {unit: currency, grain: day, window: 28d, dimensions: [channel], formula: sum(orders.amount)}
   buyers_28d: {unit: count, grain: day, window: 28d, formula: count_distinct(orders.customer_id)}
   weekly_28d: {unit: currency, grain: week, window: 28d, formula: sum(orders.amount)}
+  weekly_4w: {unit: currency, grain: week, window: 4w, formula: sum(orders.amount)}
+  monthly_2mo: {unit: count, grain: month, window: 2mo, formula: count_distinct(orders.customer_id)}
   median_7d: {unit: currency, grain: day, window: 7d, formula: median(orders.amount)}
   mtd: {unit: currency, grain: day, window: month_to_date, formula: sum(orders.amount)}
   ytd_buyers: {unit: count, grain: month, window: year_to_date, formula: count_distinct(orders.customer_id)}
@@ -255,3 +257,15 @@ def test_window_misuse_is_refused(tmp_path, kpi, message):
         kpi_engine.load(tmp_path)
     text = info.value.render()
     assert "kpis.yaml:5:" in text and message in text, text
+
+
+def test_week_and_month_windows(result, con):
+    """`4w` is 28 days; `2mo` covers the days after the same day two months before each period's end."""
+    assert series(result["weekly_4w"]) == series(result["weekly_28d"])
+    months = "SELECT DISTINCT date_trunc('month', d)::DATE AS p FROM orders"
+    rows = con.execute(
+        f"""SELECT m.p, count(DISTINCT customer_id) FROM ({months}) m JOIN orders
+            ON d > (m.p + INTERVAL 1 MONTH - INTERVAL 1 DAY - INTERVAL 2 MONTH)::DATE
+            AND d <= (m.p + INTERVAL 1 MONTH - INTERVAL 1 DAY)::DATE GROUP BY 1"""
+    ).fetchall()
+    check(series(result["monthly_2mo"]), rows)

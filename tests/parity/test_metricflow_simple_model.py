@@ -71,6 +71,7 @@ kpis:
   bookings_growth_2_weeks: {unit: count, grain: day, formula: count(bookings) - previous(count(bookings), 14)}
   revenue_all_time: {unit: currency, grain: day, window: all_time, formula: sum(revenue.revenue)}
   revenue_mtd: {unit: currency, grain: day, window: month_to_date, formula: sum(revenue.revenue)}
+  trailing_2_months_revenue: {unit: currency, grain: day, window: 2mo, formula: sum(revenue.revenue)}
 """
 
 
@@ -275,3 +276,15 @@ def test_metric_with_no_dimensions(result, con):
     (expected,) = con.execute("SELECT count(*) FROM bookings").fetchone()
     frame = result["bookings_all"]
     assert frame.filter(frame["start"] == frame["start"].max())["value"].item() == expected == 287
+
+
+def test_windowed_cumulative_metric(result, con):
+    """MetricFlow case `windowed_cumulative_metric` (trailing_2_months_revenue by day): each day covers the
+    days after the same day two months earlier, up to it."""
+    rows = con.execute(
+        """WITH days AS (SELECT range::DATE d FROM range(DATE '2020-01-01', DATE '2021-01-01', INTERVAL 1 DAY)
+                         WHERE range <= (SELECT max(created_at) FROM revenue))
+           SELECT d, sum(revenue) FROM days JOIN revenue ON created_at > d - INTERVAL 2 MONTH AND created_at <= d
+           GROUP BY d"""
+    ).fetchall()
+    same(series(result["trailing_2_months_revenue"]), rows, zero_fill=True)
