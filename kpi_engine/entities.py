@@ -13,6 +13,8 @@ from __future__ import annotations
 from .errors import did_you_mean
 from .formula import BinOp, Bool, Call, Column, Name, Node, Null, Number, Offset, Unary, to_source, walk
 from .ir import AGGREGATES, Agg, Ahead, Conversions, Seen, kind_of
+from .model import KpiSpec
+from .nodes import find_all
 from .rowbind import KIND_WORDS, KpiContext, RowBinder
 
 #: aggregates that may run over entities (count_distinct of entities is count(entity))
@@ -24,6 +26,25 @@ class EntityBinder(RowBinder):
 
     def aggregate(self, node: Call, ctx: KpiContext) -> Agg:
         raise NotImplementedError
+
+    def check_history(self, kpi: KpiSpec, tree: Node, expr: Node) -> None:
+        """``new``/``active()`` against ``window:`` (which they cannot share), and ``cohort:`` (which needs the
+        formula written with ``active(1)``, each matrix column putting its own offset there)."""
+        seen = find_all(expr, (Seen, Ahead))
+        if kpi.window is not None and seen:
+            raise self.fail(
+                kpi,
+                seen[0],
+                f"`new` and `active()` count periods of the KPI's grain, which `window: {kpi.window}` overlaps",
+                hint="compute cohorts in a KPI without window",
+            )
+        if kpi.cohort is not None and {s.offset for s in seen if isinstance(s, Seen) and s.kind == "active"} != {1}:
+            raise self.fail(
+                kpi,
+                tree,
+                "a cohort matrix needs the formula written with active(1): each column puts its own offset there",
+                hint="e.g. 100 * count(orders.customer where new and active(1)) / count(orders.customer where new)",
+            )
 
     def entity_names(self) -> dict[str, list[str]]:
         """Every declared entity and the sources that declare it."""

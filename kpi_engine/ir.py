@@ -171,6 +171,7 @@ class Previous(Node):
     expr: Node
     n: int = 1
     unit: Grain | None = None
+    to_start: bool = False  # at_start(x, month): the period holding the first day of the enclosing ``unit``
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .entities import EntityBinder
-from .formula import Call, Node, Number, Offset, to_source
+from .formula import Call, Name, Node, Number, Offset, to_source
 from .ir import MAX_PREVIOUS, Previous
 from .model import Grain
 from .rowbind import KpiContext
@@ -67,3 +67,29 @@ class OffsetBinder(EntityBinder):
             )
         days = {Grain.MONTH: 31, Grain.QUARTER: 92, Grain.YEAR: 366}[unit] * offset.n
         return offset.n, unit, days if grain == Grain.DAY else days // 7 + 1
+
+    def at_start(self, node: Call, ctx: KpiContext, shift: int) -> Previous:
+        """``at_start(x, month)``: x in the period holding the first day of the enclosing month (quarter,
+        year, week): MetricFlow's ``offset_to_grain``."""
+        kpi, grain = ctx.kpi, ctx.kpi.grain
+        usage = "e.g. count(bookings) - at_start(count(bookings), month) on a daily KPI"
+        unit = node.args[1] if len(node.args) == 2 else None
+        if (
+            node.where is not None
+            or not isinstance(unit, Name)
+            or unit.name not in ("week", "month", "quarter", "year")
+        ):
+            raise self.fail(kpi, node, "at_start() takes an expression and week, month, quarter or year", hint=usage)
+        length = {"day": 1, "week": 7, "month": 31, "quarter": 92, "year": 366}
+        if length[unit.name] <= length[grain.value]:
+            raise self.fail(
+                kpi, unit, f"at_start(..., {unit.name}) on a {grain} KPI: a {unit.name} is not longer", hint=usage
+            )
+        months = {"month": 1, "quarter": 3, "year": 12}
+        if grain in (Grain.DAY, Grain.WEEK):  # periods it may look back: the whole unit
+            periods = length[unit.name] // length[grain.value] + 1
+        else:
+            periods = months[unit.name] // months[grain.value]
+        ctx.lookback = max(ctx.lookback, shift + periods)
+        inner = self.agg_level(node.args[0], ctx, shift + periods)
+        return Previous(inner, 0, Grain(unit.name), True, span=node.span)

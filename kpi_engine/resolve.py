@@ -39,13 +39,10 @@ from .ir import (
     RESERVED_COLUMNS,
     SCALAR_FUNCS,
     Agg,
-    Ahead,
     BoundKpi,
     MetricFunction,
-    Seen,
 )
 from .model import KpiSpec, Project
-from .nodes import find_all
 from .offsets import OffsetBinder
 from .periods import DATE_PARTS
 from .references import MAX_EXPANDED, expanded_size
@@ -146,25 +143,6 @@ class Binder(OffsetBinder):
             self.stack.pop()
         self.bound[kpi_id] = result
         return result
-
-    def check_history(self, kpi: KpiSpec, tree: Node, expr: Node) -> None:
-        """``new``/``active()`` against ``window:`` (which they cannot share), and ``cohort:`` (which needs the
-        formula written with ``active(1)``, each matrix column putting its own offset there)."""
-        seen = find_all(expr, (Seen, Ahead))
-        if kpi.window is not None and seen:
-            raise self.fail(
-                kpi,
-                seen[0],
-                f"`new` and `active()` count periods of the KPI's grain, which `window: {kpi.window}` overlaps",
-                hint="compute cohorts in a KPI without window",
-            )
-        if kpi.cohort is not None and {s.offset for s in seen if isinstance(s, Seen) and s.kind == "active"} != {1}:
-            raise self.fail(
-                kpi,
-                tree,
-                "a cohort matrix needs the formula written with active(1): each column puts its own offset there",
-                hint="e.g. 100 * count(orders.customer where new and active(1)) / count(orders.customer where new)",
-            )
 
     def check_dimensions(self, kpi: KpiSpec, ctx: KpiContext) -> None:
         """Every dimension is a column of every source the KPI reads values from, or a part of the time."""
@@ -291,6 +269,8 @@ class Binder(OffsetBinder):
         kpi, func = ctx.kpi, node.func
         if func == "previous":
             return self.previous(node, ctx, shift)
+        if func == "at_start":
+            return self.at_start(node, ctx, shift)
         if func in SCALAR_FUNCS:
             lo, hi = SCALAR_FUNCS[func]
             if node.where is not None or not lo <= len(node.args) <= hi:

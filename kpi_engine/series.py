@@ -172,12 +172,22 @@ def _batch_frame(batch: _Batch, plan: Plan, data: Mapping[str, SourceData]) -> p
 
 
 def _periods_back(node: Previous, grain: periods.Period, plan: Plan) -> pl.Expr:
-    """Per grid row, how many periods back the period holding the same day ``node.n`` units earlier is."""
+    """Per grid row, how many periods back the period holding the same day ``node.n`` units earlier is (or,
+    for ``at_start``, the period holding the first day of the enclosing unit)."""
     start = pl.col(PERIOD)
-    unit = {Grain.MONTH: "mo", Grain.QUARTER: "q", Grain.YEAR: "y"}[node.unit]  # type: ignore[index]
-    target = periods.period_start(start.dt.offset_by(f"-{node.n}{unit}"), grain, plan.calendar)
-    days = (start - target).dt.total_days()
-    return days // 7 if periods.base(grain) == Grain.WEEK else days
+    if node.to_start:
+        target = periods.period_start(periods.period_start(start, node.unit, plan.calendar), grain, plan.calendar)  # type: ignore[arg-type]
+    else:
+        unit = {Grain.MONTH: "mo", Grain.QUARTER: "q", Grain.YEAR: "y"}[node.unit]  # type: ignore[index]
+        target = periods.period_start(start.dt.offset_by(f"-{node.n}{unit}"), grain, plan.calendar)
+    base = periods.base(grain)
+    if isinstance(base, periods.Span):  # a custom window has no neighbours: the offset finds nothing
+        return pl.lit(1, dtype=pl.Int64) + pl.len()
+    if base in (Grain.DAY, Grain.WEEK):
+        days = (start - target).dt.total_days()
+        return days // 7 if base == Grain.WEEK else days
+    months = (start.dt.year() * 12 + start.dt.month()) - (target.dt.year() * 12 + target.dt.month())
+    return months // {Grain.MONTH: 1, Grain.QUARTER: 3, Grain.YEAR: 12}[base]  # type: ignore[index]
 
 
 def _coverage(

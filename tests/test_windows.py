@@ -243,6 +243,8 @@ def test_the_source_is_read_once_with_windows(shop):
         ("{unit: count, grain: day, window: 28 days, formula: count(orders)}", "window"),
         ("{unit: count, grain: month, formula: previous(count(orders), 5 days)}", "previous() by 5 days on a month KPI: the offset is shorter than the period"),
         ("{unit: count, grain: month, formula: count(orders) * 1 month}", "unsupported expression `1 month`"),
+        ("{unit: count, grain: month, formula: at_start(count(orders), week)}", "at_start(..., week) on a month KPI: a week is not longer"),
+        ("{unit: count, grain: day, formula: at_start(count(orders), 1 month)}", "at_start() takes an expression and week, month, quarter or year"),
         ("{unit: count, grain: month, window: 90d, formula: count(orders), target: {direction: increase, value: 5, start: 2026-01-01, deadline: 2026-06-30, measure: window}}", "`measure: window` recomputes the KPI over the target window"),
     ],
 )
@@ -269,3 +271,13 @@ def test_week_and_month_windows(result, con):
             AND d <= (m.p + INTERVAL 1 MONTH - INTERVAL 1 DAY)::DATE GROUP BY 1"""
     ).fetchall()
     check(series(result["monthly_2mo"]), rows)
+
+
+def test_a_calendar_offset_over_a_custom_window_finds_nothing(shop):
+    """A review's custom window (a Span) has no neighbouring periods: previous(x, 1 month) and at_start()
+    over it are null, not an internal error (found by the demo report)."""
+    from kpi_engine.periods import Span
+
+    span = Span(dt.date(2026, 3, 3), dt.date(2026, 3, 30))
+    result = kpi_engine.load(shop).evaluate(AS_OF, spans=[("mtd_vs_last_month", span)])
+    assert result.spans[("mtd_vs_last_month", span)]["value"].to_list() == [None]

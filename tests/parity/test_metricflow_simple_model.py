@@ -72,6 +72,8 @@ kpis:
   revenue_all_time: {unit: currency, grain: day, window: all_time, formula: sum(revenue.revenue)}
   revenue_mtd: {unit: currency, grain: day, window: month_to_date, formula: sum(revenue.revenue)}
   trailing_2_months_revenue: {unit: currency, grain: day, window: 2mo, formula: sum(revenue.revenue)}
+  growth_since_start_of_month: {unit: count, grain: day, formula: count(bookings) - at_start(count(bookings), month)}
+  all_time_at_start_of_month: {unit: count, grain: day, window: all_time, formula: at_start(count(bookings), month)}
 """
 
 
@@ -288,3 +290,18 @@ def test_windowed_cumulative_metric(result, con):
            GROUP BY d"""
     ).fetchall()
     same(series(result["trailing_2_months_revenue"]), rows, zero_fill=True)
+
+
+def test_offset_to_grain(result, con):
+    """MetricFlow's `offset_to_grain: month` metrics, by day: `bookings_growth_since_start_of_month` (bookings
+    less bookings on the 1st) on the days with bookings, and `bookings_all_time_at_start_of_month` (the
+    running count on the 1st of each day's month)."""
+    counts = dict(con.execute("SELECT ds, count(*) FROM bookings GROUP BY ds").fetchall())
+    growth = series(result["growth_since_start_of_month"])
+    for day, n in counts.items():
+        assert growth[day] == n - counts[day.replace(day=1)], day
+    running = series(result["all_time_at_start_of_month"])
+    for day, value in running.items():
+        first = day.replace(day=1)
+        assert value == sum(n for d, n in counts.items() if d <= first), day
+    assert len(running) > 60
