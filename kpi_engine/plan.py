@@ -144,6 +144,10 @@ class Plan:
                 f"days [{sp.lower or '-inf'}, {sp.upper}), "
                 f"prefilter: {' or '.join(to_source(f) for f in sp.prefilter) or '-'}"
             )
+            joined = {c: n for c, n in self.joined(sp.source).items() if c in sp.columns}
+            for lookup in dict.fromkeys(joined.values()):
+                columns = sorted(c for c, n in joined.items() if n == lookup)
+                lines.append(f"  joins lookup {lookup} on {self.lookups[lookup][0].key}: {columns}")
             for g in sp.groups.values():
                 how = f"rolled up from {g.derive_from[0]} x {list(g.derive_from[1])}" if g.derive_from else "group_by"
                 lines.append(f"  {g.grain} x {list(g.dims)}: {how}")

@@ -133,3 +133,14 @@ def test_lookup_mistakes_are_refused(shop, tmp_path, change, message):
     with pytest.raises(kpi_engine.KpiError) as info:
         kpi_engine.load(tmp_path).evaluate(dt.date(2026, 3, 31))
     assert message in info.value.render(), info.value.render()
+
+
+def test_explain_names_the_lookup_a_source_joins(shop):
+    from click.testing import CliRunner
+
+    from kpi_engine.cli import main
+
+    res = CliRunner().invoke(main, ["run", str(shop), "--as-of", "2026-03-31", "--explain"])
+    assert res.exit_code == 0, res.stderr
+    assert "joins lookup campaigns on campaign_id: ['budget', 'channel']" in res.stdout
+    assert "joins lookup campaigns on campaign_id: ['channel']" in res.stdout  # leads reads only the channel
