@@ -388,12 +388,17 @@ def conversion_query(
     at = lambda c: pl.col(c).cast(pl.Datetime("us"))  # noqa: E731 - dates and timestamps alike
     converted = (
         target.filter(pl.col(agg.target_key).is_not_null())
-        .select(pl.col(agg.target_key).alias("__who"), at(target_time).alias("__at"))
+        .select(pl.col(agg.target_key).alias("__who"), *agg.same, at(target_time).alias("__at"))
         .sort("__at")
     )
     opportunities = (
         base.filter(pl.col(agg.per).is_not_null())
-        .select(*keys, pl.col(agg.per).alias("__who"), at(base_time).alias("__base_at"))
+        .select(
+            *keys,
+            pl.col(agg.per).alias("__who"),
+            *[c for c in agg.same if c not in keys],
+            at(base_time).alias("__base_at"),
+        )
         .sort(["__base_at", *keys[1:]], nulls_last=False)
     )
     window = None if agg.within is None else dt.timedelta(days=agg.within) - dt.timedelta(microseconds=1)
@@ -401,7 +406,7 @@ def conversion_query(
         opportunities,
         left_on="__at",
         right_on="__base_at",
-        by="__who",
+        by=["__who", *agg.same],
         strategy="backward",
         tolerance=window,
         check_sortedness=False,  # both sides are sorted just above; polars cannot check it within `by` groups

@@ -218,8 +218,10 @@ class EntityBinder(RowBinder):
         usage = "e.g. conversions(sessions, orders, 7 days): orders within 7 days of a session by the same entity"
         args = node.args
         names = [a.name if isinstance(a, Name) else None for a in args[:2]]
-        if node.where is not None or len(args) not in (2, 3) or None in names:
-            raise self.fail(kpi, node, "conversions() takes two sources and an optional window", hint=usage)
+        if node.where is not None or len(args) < 2 or None in names:
+            raise self.fail(
+                kpi, node, "conversions() takes two sources, an optional window and columns both must share", hint=usage
+            )
         for arg, name in zip(args, names, strict=False):
             if name not in self.project.sources:
                 raise self.fail(
@@ -227,13 +229,25 @@ class EntityBinder(RowBinder):
                 )
         base, target = names
         within = None
-        if len(args) == 3:
-            offset = args[2]
-            if not (isinstance(offset, Offset) and offset.unit in ("day", "week") and offset.n >= 1):
+        same = tuple(a.name for a in args[2:] if isinstance(a, Name))  # MetricFlow's constant properties
+        for offset in (a for a in args[2:] if not isinstance(a, Name)):
+            if within is not None or not (
+                isinstance(offset, Offset) and offset.unit in ("day", "week") and offset.n >= 1
+            ):
                 raise self.fail(
                     kpi, offset, "the conversion window is a number of days or weeks, e.g. 7 days", hint=usage
                 )
             within = offset.n * (7 if offset.unit == "week" else 1)
+        for column in same:
+            for source in (base, target):
+                if source in self.schemas and column not in self.schemas[source]:
+                    raise self.fail(
+                        kpi,
+                        node,
+                        f"`{column}` must be a column of both `{base}` and `{target}`, but `{source}` has none",
+                        hint=did_you_mean(column, self.schemas[source], f"columns of {source}")
+                        or "extra arguments name columns whose values must match, e.g. session_id",
+                    )
         if kpi.window is not None:
             raise self.fail(
                 kpi, node, f"conversions() counts per period of the KPI's grain, which `window: {kpi.window}` overlaps"
@@ -267,6 +281,7 @@ class EntityBinder(RowBinder):
             "conversions",
             base,
             span=node.span,
+            same=same,
             per=keys[0],
             entity=entity,
             target=target,

@@ -123,11 +123,13 @@ class Conversions(Agg):
     target: str = ""
     target_key: str = ""  # the entity's column in ``target`` (``per`` is its column in ``source``)
     within: int | None = None  # days
+    same: tuple[str, ...] = ()  # columns whose values must match in both rows (MetricFlow's constant properties)
 
     @functools.cached_property
     def key(self) -> str:
         window = f", {self.within} days" if self.within is not None else ""
-        return f"conversions({self.source}, {self.target}{window} per {self.entity})"
+        same = "".join(f", {c}" for c in self.same)
+        return f"conversions({self.source}, {self.target}{window}{same} per {self.entity})"
 
 
 def _key(node: Node) -> str:

@@ -174,7 +174,8 @@ def aggregates_of(node: Node) -> list[Agg]:
 
 def columns_of(agg: Agg) -> set[str]:
     """The columns an aggregate reads, in its arguments and its filter (and its entity key)."""
-    return {n.column for n in find_all(agg, Column)} | ({agg.per} if agg.per is not None else set())
+    same = set(agg.same) if isinstance(agg, Conversions) else set()
+    return {n.column for n in find_all(agg, Column)} | ({agg.per} if agg.per is not None else set()) | same
 
 
 def periods_ahead(node: Node) -> int:
@@ -242,7 +243,7 @@ def build_plan(
             if isinstance(agg, Conversions):  # the rows it matches: from the same day, up to as-of
                 target = sources[agg.target]
                 matched = _source_plan(plan, target, schemas[agg.target], first, window.as_of + dt.timedelta(days=1))
-                matched.columns.add(agg.target_key)
+                matched.columns.update((agg.target_key, *agg.same))
             for group_dims in {dims, ()}:
                 group = sp.groups.setdefault((grain, group_dims), GroupRequest(agg.source, grain, group_dims))
                 if agg.key not in group.aggs:

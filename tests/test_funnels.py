@@ -87,7 +87,8 @@ def test_each_source_is_scanned_once(shop):
         ("conversions(visits, order, 7 days)", "unknown source `order`"),
         ("conversions(visits, orders, 1 month)", "the conversion window is a number of days or weeks"),
         ("conversions(visits, leads, 7 days)", "conversions() matches rows of `visits` and `leads` by an entity both declare (found: none)"),
-        ("conversions(visits)", "conversions() takes two sources and an optional window"),
+        ("conversions(visits)", "conversions() takes two sources, an optional window and columns both must share"),
+        ("conversions(visits, orders, 7 days, channel)", "`channel` must be a column of both `visits` and `orders`, but `orders` has none"),
     ],
 )
 def test_misuse_is_located(shop, formula, message):

@@ -36,6 +36,7 @@ kpis:
   rate_7d_daily: {unit: ratio, grain: day, formula: conversions(visits, buys, 7 days) / count(visits)}
   rate_7d: {unit: ratio, grain: year, formula: conversions(visits, buys, 7 days) / count(visits)}
   rate_daily: {unit: ratio, grain: day, formula: conversions(visits, buys) / count(visits)}
+  rate_7d_by_session: {unit: ratio, grain: day, formula: conversions(visits, buys, 7 days, session_id) / count(visits)}
   rate_7d_by_referrer:
     unit: ratio
     grain: year
@@ -70,22 +71,22 @@ def con():
     db.close()
 
 
-def matched(window: str) -> str:
+def matched(window: str, same: str = "") -> str:
     """Each buy with the visit it converts: the latest one by the same user, ties to the greatest referrer."""
     return f"""matched AS (
         SELECT b.buy, arg_max(v.ds, (v.ds, v.referrer_id)) AS ds, arg_max(v.referrer_id, (v.ds, v.referrer_id)) AS referrer_id
-        FROM buys b JOIN visits v ON v.user_id = b.user_id AND v.ds <= b.ds {window}
+        FROM buys b JOIN visits v ON v.user_id = b.user_id AND v.ds <= b.ds {window} {same}
         GROUP BY b.buy)"""
 
 
 SEVEN_DAYS = "AND v.ds > b.ds - INTERVAL 7 DAY"
 
 
-def rate_sql(window: str, keys: list[str]) -> str:
+def rate_sql(window: str, keys: list[str], same: str = "") -> str:
     on = " AND ".join(f"o.{k} IS NOT DISTINCT FROM c.{k}" for k in keys) or "true"
     select = ", ".join(f"o.{k}" for k in keys)
     group = ", ".join(keys)
-    return f"""WITH {matched(window)},
+    return f"""WITH {matched(window, same)},
         opportunities AS (SELECT {group + "," if keys else ""} count(*) AS n FROM visits {"GROUP BY " + group if keys else ""}),
         conversions AS (SELECT {group + "," if keys else ""} count(*) AS n FROM matched {"GROUP BY " + group if keys else ""})
         SELECT {select + "," if keys else ""} coalesce(c.n, 0)::DOUBLE / nullif(o.n, 0)
@@ -138,3 +139,12 @@ def test_conversions_by_day_and_referrer(result, con):
     got = {(r["start"], r["referrer_id"]): r["value"] for r in frame.iter_rows(named=True) if not r["is_total"] and r["value"]}
     assert got == {(d, ref): n for d, ref, n in rows}
     assert sum(got.values()) == 8  # each buy counted once
+
+
+def test_conversion_rate_metric_with_constant_property(result, con):
+    """MetricFlow case `conversion_rate_metric_with_constant_property`: a buy converts only a visit of the same
+    session (`conversions(visits, buys, 7 days, session_id)`)."""
+    expected = dict(con.execute(rate_sql(SEVEN_DAYS, ["ds"], "AND v.session_id = b.session_id")).fetchall())
+    got = {d: v for d, v in totals(result["rate_7d_by_session"]).items() if d in expected}
+    close(got, expected)
+    assert sum(expected.values()) < sum(v for v in totals(result["rate_7d_daily"]).values() if v)  # fewer match
