@@ -6,7 +6,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import random
 import sqlite3
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -58,9 +60,7 @@ def connect(path: Path) -> Iterator[sqlite3.Connection]:
     except (OSError, sqlite3.Error) as exc:
         raise KpiError(Diagnostic(f"cannot open the history store {path}: {exc}", Location(str(path)))) from None
     try:
-        con.execute("PRAGMA journal_mode=WAL")
-        con.execute("PRAGMA synchronous=FULL")
-        con.executescript(SCHEMA)
+        _prepare(con)
         yield con
     except sqlite3.DatabaseError as exc:
         raise KpiError(
@@ -72,6 +72,23 @@ def connect(path: Path) -> Iterator[sqlite3.Connection]:
         ) from None
     finally:
         con.close()
+
+
+def _prepare(con: sqlite3.Connection, wait: float = 60.0) -> None:
+    """WAL mode and the tables. Switching a new file to WAL takes a lock that SQLite does not wait for
+    (the busy timeout does not apply), so two first --record runs at once could fail with "database is
+    locked": retry with a little jitter until ``wait`` seconds have passed."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            con.execute("PRAGMA journal_mode=WAL")
+            con.execute("PRAGMA synchronous=FULL")
+            con.executescript(SCHEMA)
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02 + random.random() * 0.08)
 
 
 @dataclass(frozen=True)
