@@ -27,6 +27,11 @@ class Grain(StrEnum):
     YEAR = "year"
 
 
+MONTHS_PER = {Grain.MONTH: 1, Grain.QUARTER: 3, Grain.YEAR: 12}
+#: the most days a period of each grain holds: orders grains by length, and bounds how far back one reaches
+MAX_DAYS = {Grain.DAY: 1, Grain.WEEK: 7, Grain.MONTH: 31, Grain.QUARTER: 92, Grain.YEAR: 366}
+
+
 class Unit(StrEnum):
     PERCENT = "percent"
     CURRENCY = "currency"

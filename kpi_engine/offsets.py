@@ -5,7 +5,7 @@ from __future__ import annotations
 from .entities import EntityBinder
 from .formula import Call, Name, Node, Number, Offset, to_source
 from .ir import MAX_PREVIOUS, Previous
-from .model import Grain
+from .model import MAX_DAYS, MONTHS_PER, Grain
 from .rowbind import KpiContext
 
 
@@ -52,20 +52,20 @@ class OffsetBinder(EntityBinder):
         kpi, grain, unit = ctx.kpi, ctx.kpi.grain, Grain(offset.unit)
         if not 1 <= offset.n <= MAX_PREVIOUS:
             raise self.fail(kpi, offset, f"previous() offset must be from 1 to {MAX_PREVIOUS} {unit}s")
-        months = {Grain.MONTH: 1, Grain.QUARTER: 3, Grain.YEAR: 12}
-        if unit == grain or (unit in months and grain in months and months[unit] % months[grain] == 0):
-            n = offset.n * (months[unit] // months[grain] if unit in months and grain in months else 1)
+        in_months = unit in MONTHS_PER and grain in MONTHS_PER
+        if unit == grain or (in_months and MONTHS_PER[unit] % MONTHS_PER[grain] == 0):
+            n = offset.n * (MONTHS_PER[unit] // MONTHS_PER[grain] if in_months else 1)
             return n, None, n
         if unit == Grain.WEEK and grain == Grain.DAY:
             return offset.n * 7, None, offset.n * 7
-        if grain in months or (grain == Grain.WEEK and unit == Grain.DAY):
+        if grain in MONTHS_PER or (grain == Grain.WEEK and unit == Grain.DAY):
             raise self.fail(
                 kpi,
                 offset,
                 f"previous() by {to_source(offset)} on a {grain} KPI: the offset is shorter than the period",
                 hint=f"offset by whole {grain}s, e.g. previous(x, 1) or previous(x, 1 year)",
             )
-        days = {Grain.MONTH: 31, Grain.QUARTER: 92, Grain.YEAR: 366}[unit] * offset.n
+        days = MAX_DAYS[unit] * offset.n
         return offset.n, unit, days if grain == Grain.DAY else days // 7 + 1
 
     def at_start(self, node: Call, ctx: KpiContext, shift: int) -> Previous:
@@ -80,16 +80,15 @@ class OffsetBinder(EntityBinder):
             or unit.name not in ("week", "month", "quarter", "year")
         ):
             raise self.fail(kpi, node, "at_start() takes an expression and week, month, quarter or year", hint=usage)
-        length = {"day": 1, "week": 7, "month": 31, "quarter": 92, "year": 366}
-        if length[unit.name] <= length[grain.value]:
+        enclosing = Grain(unit.name)
+        if MAX_DAYS[enclosing] <= MAX_DAYS[grain]:
             raise self.fail(
                 kpi, unit, f"at_start(..., {unit.name}) on a {grain} KPI: a {unit.name} is not longer", hint=usage
             )
-        months = {"month": 1, "quarter": 3, "year": 12}
         if grain in (Grain.DAY, Grain.WEEK):  # periods it may look back: the whole unit
-            periods = length[unit.name] // length[grain.value] + 1
+            periods = MAX_DAYS[enclosing] // MAX_DAYS[grain] + 1
         else:
-            periods = months[unit.name] // months[grain.value]
+            periods = MONTHS_PER[enclosing] // MONTHS_PER[grain]
         ctx.lookback = max(ctx.lookback, shift + periods)
         inner = self.agg_level(node.args[0], ctx, shift + periods)
-        return Previous(inner, 0, Grain(unit.name), True, span=node.span)
+        return Previous(inner, 0, enclosing, True, span=node.span)

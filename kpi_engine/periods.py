@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import polars as pl
 
-from .model import Calendar, Grain, WindowSpec
+from .model import MONTHS_PER, Calendar, Grain, WindowSpec
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,6 @@ def covering(days: pl.LazyFrame, day: str, grain: Trailing, cal: Calendar, last:
     return mapped
 
 
-_MONTHS_PER = {Grain.MONTH: 1, Grain.QUARTER: 3, Grain.YEAR: 12}
 _TRUNC = {Grain.DAY: "1d", Grain.WEEK: "1w", Grain.MONTH: "1mo", Grain.QUARTER: "1q", Grain.YEAR: "1y"}
 
 
@@ -167,7 +166,7 @@ def start_of(day: dt.date, grain: Period, cal: Calendar) -> dt.date:
         return day - dt.timedelta(days=(day.weekday() - cal.week_start) % 7)
     if grain is Grain.MONTH:
         return day.replace(day=1)
-    months = _MONTHS_PER[grain]
+    months = MONTHS_PER[grain]
     index = (day.year * 12 + day.month - 1) - (cal.fiscal_year_start - 1)
     index -= index % months
     index += cal.fiscal_year_start - 1
@@ -183,7 +182,7 @@ def shift(start: dt.date, grain: Period, n: int = 1) -> dt.date:
         return start + dt.timedelta(days=n)
     if grain is Grain.WEEK:
         return start + dt.timedelta(weeks=n)
-    index = start.year * 12 + start.month - 1 + n * _MONTHS_PER[grain]
+    index = start.year * 12 + start.month - 1 + n * MONTHS_PER[grain]
     return dt.date(index // 12, index % 12 + 1, 1)
 
 
@@ -194,7 +193,7 @@ def shift_expr(start: pl.Expr, grain: Period, n: int) -> pl.Expr:
         return pl.lit(None, dtype=pl.Date)
     if grain is Grain.DAY or grain is Grain.WEEK:
         return start.dt.offset_by(f"{n * (7 if grain is Grain.WEEK else 1)}d")
-    return start.dt.offset_by(f"{n * _MONTHS_PER[grain]}mo")
+    return start.dt.offset_by(f"{n * MONTHS_PER[grain]}mo")
 
 
 def period_range(first: dt.date, last: dt.date, grain: Period, cal: Calendar) -> list[dt.date]:

@@ -20,7 +20,7 @@ from .execute import INT64, SourceData, overflow_error
 from .formula import BinOp, Node, Number
 from .groups import PERIOD
 from .ir import Agg, Previous
-from .model import Grain
+from .model import MONTHS_PER, Grain
 from .plan import KpiPlan, Plan, aggregates_of
 
 SERIES_COLUMNS = ("period", "start", "end", "complete", "has_data", "coverage", "is_total")
@@ -178,8 +178,8 @@ def _periods_back(node: Previous, grain: periods.Period, plan: Plan) -> pl.Expr:
     if node.to_start:
         target = periods.period_start(periods.period_start(start, node.unit, plan.calendar), grain, plan.calendar)  # type: ignore[arg-type]
     else:
-        unit = {Grain.MONTH: "mo", Grain.QUARTER: "q", Grain.YEAR: "y"}[node.unit]  # type: ignore[index]
-        target = periods.period_start(start.dt.offset_by(f"-{node.n}{unit}"), grain, plan.calendar)
+        months = node.n * MONTHS_PER[node.unit]  # type: ignore[index]
+        target = periods.period_start(start.dt.offset_by(f"-{months}mo"), grain, plan.calendar)
     base = periods.base(grain)
     if isinstance(base, periods.Span):  # a custom window has no neighbours: the offset finds nothing
         return pl.lit(1, dtype=pl.Int64) + pl.len()
@@ -187,7 +187,7 @@ def _periods_back(node: Previous, grain: periods.Period, plan: Plan) -> pl.Expr:
         days = (start - target).dt.total_days()
         return days // 7 if base == Grain.WEEK else days
     months = (start.dt.year() * 12 + start.dt.month()) - (target.dt.year() * 12 + target.dt.month())
-    return months // {Grain.MONTH: 1, Grain.QUARTER: 3, Grain.YEAR: 12}[base]  # type: ignore[index]
+    return months // MONTHS_PER[base]  # type: ignore[index]
 
 
 def _coverage(

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from .errors import ErrorCollector, Location, did_you_mean
-from .model import WEEKDAYS, Event, Grain, KpiSpec, ReviewSpec, Revision, TargetSpec, Unit, WindowSpec
+from .model import MAX_DAYS, WEEKDAYS, Event, Grain, KpiSpec, ReviewSpec, Revision, TargetSpec, Unit, WindowSpec
 from .yaml_loader import Positions
 
 
@@ -53,9 +53,6 @@ def build_kpi(kpi_id: str, body: Mapping[str, Any], pos: Positions, errors: Erro
     )
 
 
-_GRAIN_DAYS = {Grain.DAY: 1, Grain.WEEK: 7, Grain.MONTH: 28, Grain.QUARTER: 90, Grain.YEAR: 365}
-
-
 def _window(body: Mapping[str, Any], locations: Mapping[str, Location], errors: ErrorCollector) -> WindowSpec | None:
     """``window:`` as written (the schema checked its shape): trailing days, a to-date period, or a running total."""
     raw = body.get("window")
@@ -68,7 +65,7 @@ def _window(body: Mapping[str, Any], locations: Mapping[str, Location], errors: 
         return WindowSpec()
     if raw.endswith("_to_date"):
         to_date = Grain(raw.removesuffix("_to_date"))
-        if _GRAIN_DAYS[to_date] <= _GRAIN_DAYS[grain]:
+        if MAX_DAYS[to_date] <= MAX_DAYS[grain]:
             errors.add(
                 f"`window: {raw}` on a {grain} KPI covers no more than the period itself",
                 locations.get("window"),
