@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from .formula import BinOp, Bool, Call, Column, InList, IsNull, Node, Null, Number, String, Unary
-from .ir import DURATION_FUNCS, QUANTILES, Agg, Ahead, Conversions, MetricFunction, Previous, Seen
+from .ir import DURATION_FUNCS, QUANTILES, Agg, Ahead, Conversions, MetricFunction, Previous, Seen, periods_ahead
 from .nodes import find_all
 
 _INT_TYPES = (pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32, pl.UInt64, pl.Boolean)
@@ -288,8 +288,7 @@ def entity_query(
         )
     frame = per_entity.group_by(keys).agg(outer)
     for name, agg in aggs.items():  # active(k), over_next(x, k + 1): unknown until the period k later is over
-        active = [s.offset for s in find_all(agg, Seen) if s.kind == "active"]
-        ahead = max([0, *active, *(a.periods - 1 for a in find_all(agg, Ahead))])
+        ahead = periods_ahead(agg)
         if ahead > 0:
             known = history.shift(pl.col(keys[0]), ahead + 1) <= pl.lit(history.horizon)
             frame = frame.with_columns(pl.when(known).then(pl.col(name)).otherwise(None).alias(name))

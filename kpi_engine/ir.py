@@ -205,6 +205,12 @@ def kind_of(dtype: pl.DataType) -> str:
     return "other"
 
 
+def periods_ahead(node: Node) -> int:
+    """How many periods later an expression looks (``active(k)``, ``over_next(x, k)``): 0 when it does not."""
+    active = [s.offset for s in find_all(node, Seen) if s.kind == "active"]
+    return max([0, *active, *(a.periods - 1 for a in find_all(node, Ahead))])
+
+
 def cohort_column(kpi: BoundKpi, k: int) -> BoundKpi:
     """The KPI with its ``active(1)`` looking ``k`` periods ahead: column ``k`` of its cohort matrix."""
 

@@ -17,7 +17,7 @@ import polars as pl
 
 from . import periods
 from .formula import BinOp, Column, Node, to_source, walk
-from .ir import Agg, Ahead, BoundKpi, Conversions, MetricFunction, Seen
+from .ir import Agg, Ahead, BoundKpi, Conversions, MetricFunction, Seen, periods_ahead
 from .model import Calendar, Grain, SourceSpec
 from .nodes import find_all, transform
 from .periods import Period, Span
@@ -176,12 +176,6 @@ def columns_of(agg: Agg) -> set[str]:
     """The columns an aggregate reads, in its arguments and its filter (and its entity key)."""
     same = set(agg.same) if isinstance(agg, Conversions) else set()
     return {n.column for n in find_all(agg, Column)} | ({agg.per} if agg.per is not None else set()) | same
-
-
-def periods_ahead(node: Node) -> int:
-    """How many periods later an expression looks (``active(k)``, ``over_next(x, k)``): 0 when it does not."""
-    active = [s.offset for s in find_all(node, Seen) if s.kind == "active"]
-    return max([0, *active, *(a.periods - 1 for a in find_all(node, Ahead))])
 
 
 def looks_ahead(agg: Agg) -> bool:
