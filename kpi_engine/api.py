@@ -13,7 +13,7 @@ from pathlib import Path
 import polars as pl
 
 from . import spec as spec_mod
-from .connectors import Env, OutsideData
+from .connectors import Connector, Env, OutsideData
 from .errors import Diagnostic, ErrorCollector, KpiError, did_you_mean
 from .execute import execute
 from .ir import BoundKpi, cohort_column, kind_of
@@ -259,10 +259,7 @@ def read_schemas(
             )
             continue
         try:
-            declared = connector.declared_schema(source)
-            schema = declared if env.offline and declared is not None else connector.schema(source, env)
-            if declared is not None and schema is not declared:
-                check_declared(source, declared, schema, errors)
+            schema = connector_schema(connector, source, env, errors)
         except OutsideData:
             env.skipped.add(name)  # validate and lint do not read it; the note says so
             continue
@@ -293,6 +290,18 @@ def read_schemas(
     return schemas
 
 
+def connector_schema(connector: Connector, spec: SourceSpec, env: Env, errors: ErrorCollector) -> pl.Schema:
+    """A source's or lookup's columns: the connector's declared ones when validating offline, else read from
+    the data and checked against the declaration, if the connector makes one."""
+    declared = connector.declared_schema(spec)
+    if env.offline and declared is not None:
+        return declared
+    schema = connector.schema(spec, env)
+    if declared is not None:
+        check_declared(spec, declared, schema, errors)
+    return schema
+
+
 def check_declared(source: SourceSpec, declared: pl.Schema, schema: pl.Schema, errors: ErrorCollector) -> None:
     """The data must hold every column its connector declared, of the declared kind (what validate checked)."""
     for column, dtype in declared.items():
@@ -320,8 +329,7 @@ def read_lookups(project: Project, registry: Registry, env: Env, errors: ErrorCo
             errors.add(f"connector `{lookup.connector}` of lookup `{name}` is not available", lookup.loc("connector"))
             continue
         try:
-            declared = connector.declared_schema(lookup)
-            schema = declared if env.offline and declared is not None else connector.schema(lookup, env)
+            schema = connector_schema(connector, lookup, env, errors)
         except OutsideData:
             continue
         except KpiError as exc:
