@@ -26,6 +26,16 @@ settings.load_profile("kpi")
 EXAMPLE = TESTS / "fixtures" / "example"
 
 
+def require(module: str):  # noqa: ANN201 - the module
+    """Import a test dependency, or fail (never skip) saying how to get it: a missing checker is a defect."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        pytest.fail(f"{module} is needed to check these numbers: pip install -e '.[test]'", pytrace=False)
+
+
 @pytest.fixture(scope="session")
 def example_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the acceptance example (spec unchanged) with its data generated next to it."""
@@ -45,7 +55,7 @@ def example_catalog(example_dir: Path):
 @pytest.fixture()
 def duck(example_dir: Path):
     """DuckDB in UTC with views named like the example's sources."""
-    duckdb = pytest.importorskip("duckdb")
+    duckdb = require("duckdb")
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     data = example_dir / "data"

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import require
+
 ROOT = Path(__file__).parents[1]
 
 
@@ -27,7 +29,7 @@ def bench(tmp_path: Path):
 
 
 def test_benchmark_smoke_run_agrees(bench, tmp_path):
-    pytest.importorskip("duckdb")
+    require("duckdb")
     results = tmp_path / "results.jsonl"
     before = 0
     res = bench("run.py", "--rows", "100000", "--repeat", "1")
@@ -54,7 +56,7 @@ def test_memory_cap_run_stops_a_mode_at_the_cap_and_lets_the_others_finish(bench
 def test_entity_benchmark_smoke_run_agrees(bench, tmp_path):
     """bench/entities.py at 100k rows: the engine, hand-written polars and DuckDB SQL agree on repeat rate,
     new customers and a 7-day funnel (the check runs before any time is printed)."""
-    pytest.importorskip("duckdb")
+    require("duckdb")
     res = bench("entities.py", "--rows", "100000", "--customers", "10000", "--repeat", "1")
     assert res.returncode == 0, res.stdout + res.stderr
     assert "all approaches agree" in res.stdout

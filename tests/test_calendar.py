@@ -14,7 +14,7 @@ import kpi_engine
 from kpi_engine import periods
 from kpi_engine.spec import Calendar, Grain
 
-from conftest import write_spec
+from conftest import require, write_spec
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +33,7 @@ def events() -> pl.DataFrame:
 
 
 def test_new_york_sunday_weeks_across_dst_match_duckdb(tmp_path, events):
-    duckdb = pytest.importorskip("duckdb")
+    duckdb = require("duckdb")
     root = write_spec(
         tmp_path,
         """

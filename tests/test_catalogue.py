@@ -13,6 +13,8 @@ import pytest
 import kpi_engine
 from kpi_engine.targets import assess, span_requests
 
+from conftest import require
+
 AS_OF = dt.date(2026, 6, 30)
 SPECS = "kpi_specs"
 
@@ -35,7 +37,7 @@ def catalogue(demo_cache, request):
 
 @pytest.fixture(scope="module")
 def duck(catalogue, demo_cache):
-    duckdb = pytest.importorskip("duckdb")
+    duckdb = require("duckdb")
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     folder = next(demo_cache.glob("demo-v*"))
@@ -114,9 +116,9 @@ SQL = {
     "new_customers": f"WITH {FIRSTS} SELECT m, count(*) FROM firsts GROUP BY 1",
     "returning_customers": f"""WITH {FIRSTS} SELECT {M}, count(DISTINCT customer_id) FROM orders JOIN firsts f
                                  USING (customer_id) WHERE f.m < {M} GROUP BY 1""",
-    "revenue_28d": f"""WITH days AS (SELECT range::DATE p FROM range(DATE '2024-07-01', DATE '2026-07-01', INTERVAL 1 DAY))
+    "revenue_28d": """WITH days AS (SELECT range::DATE p FROM range(DATE '2024-07-01', DATE '2026-07-01', INTERVAL 1 DAY))
                        SELECT p, sum(amount) FROM days JOIN orders ON lt::DATE BETWEEN p - 27 AND p GROUP BY p""",
-    "mtd_revenue_vs_last_month": f"""WITH days AS (SELECT range::DATE p FROM range(DATE '2024-07-01', DATE '2026-07-01', INTERVAL 1 DAY)),
+    "mtd_revenue_vs_last_month": """WITH days AS (SELECT range::DATE p FROM range(DATE '2024-07-01', DATE '2026-07-01', INTERVAL 1 DAY)),
                        mtd AS (SELECT p, sum(amount) r FROM days JOIN orders ON lt::DATE BETWEEN date_trunc('month', p) AND p
                                GROUP BY p)
                        SELECT a.p, 100.0 * (a.r / b.r - 1) FROM mtd a JOIN mtd b ON b.p = (a.p - INTERVAL 1 MONTH)::DATE""",

@@ -18,7 +18,9 @@ from click.testing import CliRunner
 
 from kpi_engine.cli import main
 
-duckdb = pytest.importorskip("duckdb")
+from conftest import require
+
+duckdb = require("duckdb")
 
 
 @pytest.fixture(scope="module")

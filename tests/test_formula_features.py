@@ -271,6 +271,7 @@ def test_missing_on_a_referenced_kpi_is_decided_by_the_referencing_kpi(tmp_path)
     import polars as pl
 
     import kpi_engine
+
     from conftest import write_spec
 
     pl.DataFrame({"ts": [dt.datetime(2026, 4, 1), dt.datetime(2026, 4, 2)], "x": [5, 7], "paid": [True, False]}).write_parquet(
@@ -304,6 +305,7 @@ def test_discrete_quantiles_match_percentile_disc(tmp_path):
     import polars as pl
 
     import kpi_engine
+
     from conftest import write_spec
 
     rng = random.Random(5)
@@ -356,6 +358,7 @@ def test_parts_of_the_local_time_as_dimensions(tmp_path):
     import polars as pl
 
     import kpi_engine
+
     from conftest import write_spec
 
     rng = random.Random(9)

@@ -20,9 +20,9 @@ import kpi_engine
 from kpi_engine.execute import build_queries
 from kpi_engine.plan import Window
 
-from conftest import write_spec
+from conftest import require, write_spec
 
-duckdb = pytest.importorskip("duckdb")
+duckdb = require("duckdb")
 
 SPEC = """
 version: 1

@@ -18,7 +18,7 @@ from kpi_engine import Diagnostic, KpiError, MetricFunction, hookimpl, hookspecs
 from kpi_engine.connectors import Connector
 from kpi_engine.plugins import build_registry
 
-from conftest import write_spec
+from conftest import require, write_spec
 
 D = dt.datetime
 
@@ -184,7 +184,7 @@ def test_sqlite_table_with_hostile_names(tmp_path, crm_db):
 
 
 def test_sql_query_and_duckdb(tmp_path, crm_db):
-    duckdb = pytest.importorskip("duckdb")
+    duckdb = require("duckdb")
     ddb = tmp_path / "w.duckdb"
     with duckdb.connect(str(ddb)) as con:
         con.execute(

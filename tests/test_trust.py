@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from kpi_engine.cli import main
 
-from conftest import write_spec
+from conftest import require, write_spec
 
 
 def run(*args: str) -> tuple[int, str, str]:
@@ -363,7 +363,7 @@ def test_percent_encoded_names_are_not_decoded(tmp_path: Path) -> None:
 
 
 def test_duckdb_queries_cannot_read_other_files(tmp_path: Path) -> None:
-    duckdb = pytest.importorskip("duckdb")
+    duckdb = require("duckdb")
     (tmp_path / "outside").mkdir()
     (tmp_path / "outside" / "x.csv").write_text("ts,n\n2026-04-01 10:00:00,666\n")
     root = tmp_path / "spec"

@@ -21,9 +21,9 @@ import pytest
 
 import kpi_engine
 
-from conftest import write_spec
+from conftest import require, write_spec
 
-duckdb = pytest.importorskip("duckdb")
+duckdb = require("duckdb")
 FIXTURES = Path(__file__).parent / "metricflow"
 AS_OF = dt.date(2020, 1, 31)
 
