@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from .formula import BinOp, Bool, Call, Column, InList, IsNull, Node, Null, Number, String, Unary
-from .ir import DURATION_FUNCS, QUANTILES, Agg, Ahead, Conversions, MetricFunction, Previous, Seen, periods_ahead
+from .ir import DURATION_FUNCS, QUANTILES, Agg, Ahead, MetricFunction, Previous, Seen, periods_ahead
 from .nodes import find_all
 
 _INT_TYPES = (pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32, pl.UInt64, pl.Boolean)
@@ -375,39 +375,3 @@ def _entity_expr(node: Node, column_of: Callable[[Agg], pl.Expr]) -> pl.Expr:
         inner = _entity_expr(node.operand, column_of)
         return ~inner if node.op == "not" else -inner
     raise TypeError(f"not an entity-level node: {node!r}")
-
-
-def conversion_query(
-    base: pl.LazyFrame, keys: list[str], agg: Conversions, base_time: str, target: pl.LazyFrame, target_time: str
-) -> pl.LazyFrame:
-    """Conversions per period and dimension values (column ``__n``): every row of ``target`` is matched to the
-    latest row of ``base`` by the same entity at or before it, and no more than ``agg.within`` days before
-    (strictly: a row exactly 7 days earlier is outside a 7-day window), then counted in that row's keys.
-    Rows of ``base`` at the same instant are told apart by their dimension values, the greatest wins."""
-    at = lambda c: pl.col(c).cast(pl.Datetime("us"))  # noqa: E731 - dates and timestamps alike
-    converted = (
-        target.filter(pl.col(agg.target_key).is_not_null())
-        .select(pl.col(agg.target_key).alias("__who"), *agg.same, at(target_time).alias("__at"))
-        .sort("__at")
-    )
-    opportunities = (
-        base.filter(pl.col(agg.per).is_not_null())
-        .select(
-            *keys,
-            pl.col(agg.per).alias("__who"),
-            *[c for c in agg.same if c not in keys],
-            at(base_time).alias("__base_at"),
-        )
-        .sort(["__base_at", *keys[1:]], nulls_last=False)
-    )
-    window = None if agg.within is None else dt.timedelta(days=agg.within) - dt.timedelta(microseconds=1)
-    matched = converted.join_asof(
-        opportunities,
-        left_on="__at",
-        right_on="__base_at",
-        by=["__who", *agg.same],
-        strategy="backward",
-        tolerance=window,
-        check_sortedness=False,  # both sides are sorted just above; polars cannot check it within `by` groups
-    )
-    return matched.filter(pl.col("__base_at").is_not_null()).group_by(keys).agg(pl.len().cast(pl.Int64).alias("__n"))

@@ -10,6 +10,8 @@ and two facts from the entity's whole history in that source: ``new`` (its first
 
 from __future__ import annotations
 
+import itertools
+
 from .errors import did_you_mean
 from .formula import BinOp, Bool, Call, Column, Name, Node, Null, Number, Offset, Unary, to_source, walk
 from .ir import AGGREGATES, Agg, Ahead, Conversions, Seen, kind_of
@@ -213,24 +215,75 @@ class EntityBinder(RowBinder):
         raise self.fail(kpi, node, f"`{to_source(node)}` cannot be computed per {entity}")
 
     def conversions(self, node: Call, ctx: KpiContext) -> Conversions:
-        """``conversions(visits, orders, 7 days)`` (or ``per user`` when the sources share several entities)."""
+        """``conversions(visits, orders, 7 days)``, or with steps between (``conversions(clicks, signups,
+        orders, 7 days)``); ``per user`` when the sources share several entities."""
         kpi = ctx.kpi
+        steps, within, same = self._conversion_args(node, kpi)
+        if kpi.window is not None:
+            raise self.fail(
+                kpi, node, f"conversions() counts per period of the KPI's grain, which `window: {kpi.window}` overlaps"
+            )
+        sources = [self.project.sources[s] for s in steps]
+        shared = [e for e in sources[0].entities if all(e in s.entities for s in sources[1:])]
+        entity = node.per or (shared[0] if len(shared) == 1 else None)
+        if entity is None or entity not in shared:
+            found = ", ".join(f"`{e}`" for e in shared) or "none"
+            raise self.fail(
+                kpi,
+                node,
+                f"conversions() matches rows of {_listed(steps)} by an entity they all declare (found: {found})",
+                hint="declare it on each, e.g. entities: {user: user_id}; with several, add `per user`",
+            )
+        keys = [s.entities[entity] for s in sources]
+        for source, column in zip(steps, keys, strict=True):
+            if source in self.schemas and column not in self.schemas[source]:
+                raise self.fail(
+                    kpi, node, f"entity `{entity}` is column `{column}` of source `{source}`, which has no such column"
+                )
+        typed = [(s, k, kind_of(self.schemas[s][k])) for s, k in zip(steps, keys, strict=True) if s in self.schemas]
+        for (s1, k1, kind1), (s2, k2, kind2) in itertools.pairwise(typed):
+            if kind1 != kind2:
+                raise self.fail(
+                    kpi,
+                    node,
+                    f"`{s1}.{k1}` is {KIND_WORDS[kind1]} but `{s2}.{k2}` is {KIND_WORDS[kind2]}",
+                    hint="the same entity must have the same type in every source",
+                )
+        return Conversions(
+            "conversions",
+            steps[0],
+            span=node.span,
+            same=same,
+            per=keys[0],
+            entity=entity,
+            target=steps[-1],
+            target_key=keys[-1],
+            within=within,
+            via=tuple(zip(steps[1:-1], keys[1:-1], strict=True)),
+        )
+
+    def _conversion_args(self, node: Call, kpi: KpiSpec) -> tuple[list[str], int | None, tuple[str, ...]]:
+        """The steps (leading names of sources), the window in days and the columns all steps must share."""
         usage = "e.g. conversions(sessions, orders, 7 days): orders within 7 days of a session by the same entity"
         args = node.args
-        names = [a.name if isinstance(a, Name) else None for a in args[:2]]
-        if node.where is not None or len(args) < 2 or None in names:
+        if node.where is not None or len(args) < 2 or not all(isinstance(a, Name) for a in args[:2]):
             raise self.fail(
-                kpi, node, "conversions() takes two sources, an optional window and columns both must share", hint=usage
+                kpi,
+                node,
+                "conversions() takes two or more sources (the steps), an optional window and columns all must share",
+                hint=usage,
             )
-        for arg, name in zip(args, names, strict=False):
+        steps = [args[0].name, args[1].name]
+        rest = list(args[2:])
+        while rest and isinstance(rest[0], Name) and rest[0].name in self.project.sources:
+            steps.append(rest.pop(0).name)
+        for arg, name in zip(args, steps, strict=False):
             if name not in self.project.sources:
                 raise self.fail(
                     kpi, arg, f"unknown source `{name}`", hint=did_you_mean(name, self.project.sources, "sources")
                 )
-        base, target = names
         within = None
-        same = tuple(a.name for a in args[2:] if isinstance(a, Name))  # MetricFlow's constant properties
-        for offset in (a for a in args[2:] if not isinstance(a, Name)):
+        for offset in (a for a in rest if not isinstance(a, Name)):
             if within is not None or not (
                 isinstance(offset, Offset) and offset.unit in ("day", "week") and offset.n >= 1
             ):
@@ -238,56 +291,18 @@ class EntityBinder(RowBinder):
                     kpi, offset, "the conversion window is a number of days or weeks, e.g. 7 days", hint=usage
                 )
             within = offset.n * (7 if offset.unit == "week" else 1)
+        same = tuple(a.name for a in rest if isinstance(a, Name))  # MetricFlow's constant properties
         for column in same:
-            for source in (base, target):
+            for source in steps:
                 if source in self.schemas and column not in self.schemas[source]:
                     raise self.fail(
                         kpi,
                         node,
-                        f"`{column}` must be a column of both `{base}` and `{target}`, but `{source}` has none",
+                        f"`{column}` must be a column of {_listed(steps)}, but `{source}` has none",
                         hint=did_you_mean(column, self.schemas[source], f"columns of {source}")
                         or "extra arguments name columns whose values must match, e.g. session_id",
                     )
-        if kpi.window is not None:
-            raise self.fail(
-                kpi, node, f"conversions() counts per period of the KPI's grain, which `window: {kpi.window}` overlaps"
-            )
-        shared = [e for e in self.project.sources[base].entities if e in self.project.sources[target].entities]
-        entity = node.per or (shared[0] if len(shared) == 1 else None)
-        if entity is None or entity not in shared:
-            found = ", ".join(f"`{e}`" for e in shared) or "none"
-            raise self.fail(
-                kpi,
-                node,
-                f"conversions() matches rows of `{base}` and `{target}` by an entity both declare (found: {found})",
-                hint="declare it on both, e.g. entities: {user: user_id}; with several, add `per user`",
-            )
-        keys = (self.project.sources[base].entities[entity], self.project.sources[target].entities[entity])
-        for source, column in zip((base, target), keys, strict=True):
-            if source in self.schemas and column not in self.schemas[source]:
-                raise self.fail(
-                    kpi, node, f"entity `{entity}` is column `{column}` of source `{source}`, which has no such column"
-                )
-        if base in self.schemas and target in self.schemas:
-            kinds = (kind_of(self.schemas[base][keys[0]]), kind_of(self.schemas[target][keys[1]]))
-            if kinds[0] != kinds[1]:
-                raise self.fail(
-                    kpi,
-                    node,
-                    f"`{base}.{keys[0]}` is {KIND_WORDS[kinds[0]]} but `{target}.{keys[1]}` is {KIND_WORDS[kinds[1]]}",
-                    hint="the same entity must have the same type in both sources",
-                )
-        return Conversions(
-            "conversions",
-            base,
-            span=node.span,
-            same=same,
-            per=keys[0],
-            entity=entity,
-            target=target,
-            target_key=keys[1],
-            within=within,
-        )
+        return steps, within, same
 
     def over_next(self, node: Call, entity: str, found: set[str], ctx: KpiContext) -> Ahead:
         """``over_next(sum(orders.amount), 3)``: the entity's sum or count over this period and the next two."""
@@ -304,3 +319,9 @@ class EntityBinder(RowBinder):
             )
         found.add(inner.source)
         return Ahead(inner, int(k.value), span=node.span)
+
+
+def _listed(names: list[str]) -> str:
+    """`a` and `b`, or `a`, `b` and `c`."""
+    quoted = [f"`{n}`" for n in names]
+    return ", ".join(quoted[:-1]) + " and " + quoted[-1]

@@ -247,12 +247,13 @@ def _source_frames(
     """Each source's one frame (cached when several queries read it), the groups that scan it, and whether
     the data's span rides along in them; a separate span query is added to ``queries`` otherwise."""
     matched = Counter(
-        r.agg.target
+        name
         for sp in plan.sources.values()
         for g in sp.groups.values()
         if g.derive_from is None
         for r in g.aggs.values()
         if isinstance(r.agg, Conversions)
+        for name, _ in r.agg.matched
     )
     out = {}
     lookups = lookup_frames(plan, connectors, env)

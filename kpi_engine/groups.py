@@ -9,9 +9,10 @@ from collections.abc import Mapping
 import polars as pl
 
 from . import periods
-from .compile import History, agg_expr, conversion_query, entity_query, row_expr
+from .compile import History, agg_expr, entity_query, row_expr
+from .funnels import conversion_query
 from .ir import Agg, Conversions, MetricFunction
-from .plan import GroupRequest, Plan, SourcePlan
+from .plan import AggRequest, GroupRequest, Plan, SourcePlan
 
 DATE = "__date"  # the shared frame's local date of each row
 PERIOD = "__period"  # a group's period start
@@ -63,11 +64,6 @@ def group_frame(
         keyed = lf.rename({period_column(group.grain): PERIOD})
     if isinstance(group.grain, periods.Span):
         keyed = keyed.filter(pl.col(PERIOD).is_not_null())
-    aggs = [
-        agg_expr(r.agg, sp.schema, functions, sp.source.time).alias(r.id)
-        for r in group.aggs.values()
-        if r.agg.per is None
-    ]
     counts = [
         (row_expr(f).fill_null(False).sum() if f is not None else pl.len()).cast(pl.Int64).alias(i)
         for i, f in group.row_filters.values()
@@ -75,11 +71,6 @@ def group_frame(
     if stats:
         counts += [pl.col(DATE).min().alias(STATS[0]), pl.col(DATE).max().alias(STATS[1]), pl.len().alias(STATS[2])]
     keys = [PERIOD, *group.dims]
-    frame = keyed.group_by(keys).agg(*aggs, *counts)
-    by_entity: dict[str, dict[str, Agg]] = {}
-    for r in group.aggs.values():
-        if r.agg.per is not None and not isinstance(r.agg, Conversions):
-            by_entity.setdefault(r.agg.per, {})[r.id] = r.agg
     history = History(
         lf,
         DATE,
@@ -88,17 +79,22 @@ def group_frame(
         lambda start, n: periods.shift_expr(start, group.grain, n),
         as_of_end(plan),
     )
-    for per, over in by_entity.items():  # each reads the same cached frame: still one scan of the source
-        entities = entity_query(keyed, keys, per, over, sp.schema, functions, history)
-        frame = frame.join(entities, on=keys, how="left", nulls_equal=True)
+    requests = [r for r in group.aggs.values() if not isinstance(r.agg, Conversions)]
+    frame = _measure(keyed, keys, [r for r in requests if not r.agg.lag], sp, functions, history, counts)
+    for lag in sorted({r.agg.lag for r in requests if r.agg.lag}):  # previous(x, 5 days): the rows moved on
+        moved = lf.with_columns(
+            periods.period_start(pl.col(DATE) + pl.duration(days=lag), group.grain, plan.calendar).alias(PERIOD)
+        ).filter(pl.col(PERIOD).is_not_null())
+        part = _measure(moved, keys, [r for r in requests if r.agg.lag == lag], sp, functions, history, [])
+        frame = frame.join(part, on=keys, how="full", coalesce=True, nulls_equal=True)
     for r in group.aggs.values():
         agg = r.agg
-        if isinstance(agg, Conversions) and frames is not None and agg.target in frames:
+        if isinstance(agg, Conversions) and frames is not None and all(s in frames for s, _ in agg.matched):
             # matched against every row of the base source, not only this group's periods: a conversion
             # belongs to the latest earlier row, even one in a period not shown
             base = lf.rename({period_column(group.grain): PERIOD})  # (no conversions with windows: see binding)
-            target = plan.sources[agg.target].source.time
-            found = conversion_query(base, keys, agg, sp.source.time, frames[agg.target], target).rename({"__n": r.id})
+            steps = [(frames[s], plan.sources[s].source.time) for s, _ in agg.matched]
+            found = conversion_query(base, keys, agg, sp.source.time, steps).rename({"__n": r.id})
             frame = frame.join(found, on=keys, how="left", nulls_equal=True)
     return frame
 
@@ -112,3 +108,28 @@ def windows_of(days: pl.LazyFrame, day: str, grain: periods.Trailing, plan: Plan
     """Each day of ``days`` with the start of every period (up to the last one shown) whose window holds it."""
     last = periods.start_of(plan.window.last_day, grain, plan.calendar)
     return periods.covering(days, day, grain, plan.calendar, last, PERIOD)
+
+
+def _measure(
+    keyed: pl.LazyFrame,
+    keys: list[str],
+    requests: list[AggRequest],
+    sp: SourcePlan,
+    functions: Mapping[str, MetricFunction],
+    history: History,
+    counts: list[pl.Expr],
+) -> pl.LazyFrame:
+    """One ``group_by(keys)`` of ``keyed`` with the row-level aggregates of ``requests`` and ``counts``, joined
+    with their aggregates over entities (each entity query reads the same cached frame)."""
+    aggs = [
+        agg_expr(r.agg, sp.schema, functions, sp.source.time).alias(r.id) for r in requests if r.agg.per is None
+    ]
+    frame = keyed.group_by(keys).agg(*aggs, *counts)
+    by_entity: dict[str, dict[str, Agg]] = {}
+    for r in requests:
+        if r.agg.per is not None:
+            by_entity.setdefault(r.agg.per, {})[r.id] = r.agg
+    for per, over in by_entity.items():
+        entities = entity_query(keyed, keys, per, over, sp.schema, functions, history)
+        frame = frame.join(entities, on=keys, how="left", nulls_equal=True)
+    return frame

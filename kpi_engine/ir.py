@@ -102,6 +102,9 @@ class Agg(Node):
     #: expressions over inner ``Agg`` nodes (one row per entity and period), not row-level ones
     per: str | None = None
     entity: str | None = None  # the entity's name, as written
+    #: days earlier (``previous(x, 5 days)`` on a monthly KPI): each period aggregates the rows of its own days
+    #: moved back this far, as MetricFlow's ``offset_window`` finer than the grain
+    lag: int = 0
 
     @functools.cached_property
     def key(self) -> str:
@@ -111,25 +114,36 @@ class Agg(Node):
             inner += f" per {self.entity}"
         if self.where is not None:
             inner += f" where {_key(self.where)}"
-        return f"{self.func}({inner})"
+        return f"{self.func}({inner})" + (f" {self.lag} days earlier" if self.lag else "")
 
 
 @dataclass(frozen=True)
 class Conversions(Agg):
     """``conversions(visits, orders, 7 days)``: each row of ``target`` matched to the latest row of ``source``
     by the same entity at most ``within`` days before it (MetricFlow's conversion semantics; any time before
-    when ``within`` is None), counted in the matched row's period and dimension values."""
+    when ``within`` is None), counted in the matched row's period and dimension values.
+
+    With steps between (``conversions(clicks, signups, orders, 7 days)``) each row of ``target`` is matched to
+    the latest row of the step before it, that one to the latest of the step before, and so on back to
+    ``source``; the whole chain must fit in the window."""
 
     target: str = ""
     target_key: str = ""  # the entity's column in ``target`` (``per`` is its column in ``source``)
     within: int | None = None  # days
-    same: tuple[str, ...] = ()  # columns whose values must match in both rows (MetricFlow's constant properties)
+    same: tuple[str, ...] = ()  # columns whose values must match in all rows (MetricFlow's constant properties)
+    via: tuple[tuple[str, str], ...] = ()  # the steps between, in order: (source, its entity column)
 
     @functools.cached_property
     def key(self) -> str:
+        steps = "".join(f"{s}, " for s, _ in self.via)
         window = f", {self.within} days" if self.within is not None else ""
         same = "".join(f", {c}" for c in self.same)
-        return f"conversions({self.source}, {self.target}{window}{same} per {self.entity})"
+        return f"conversions({self.source}, {steps}{self.target}{window}{same} per {self.entity})"
+
+    @property
+    def matched(self) -> tuple[tuple[str, str], ...]:
+        """The sources matched against ``source``'s rows, in order, with their entity columns."""
+        return (*self.via, (self.target, self.target_key))
 
 
 def _key(node: Node) -> str:

@@ -131,6 +131,18 @@ def find_all(node: Node, kind: type[N] | tuple[type[N], ...], *, below: bool = T
     return found
 
 
+def map_children(node: Node, fn: Callable[[Node], Node]) -> Node:
+    """The node with ``fn`` applied to each direct child node (``fn`` decides whether to go deeper)."""
+    changes: dict[str, Any] = {}
+    for f in dataclasses.fields(node):
+        value = getattr(node, f.name)
+        if isinstance(value, Node):
+            changes[f.name] = fn(value)
+        elif isinstance(value, tuple) and any(isinstance(v, Node) for v in value):
+            changes[f.name] = tuple(fn(v) if isinstance(v, Node) else v for v in value)
+    return dataclasses.replace(node, **changes) if changes else node
+
+
 def transform(node: Node, fn: Callable[[Node], Node]) -> Node:
     """The tree rebuilt bottom-up with ``fn`` applied to every node (``fn`` returns the node to keep it)."""
     changes: dict[str, Any] = {}

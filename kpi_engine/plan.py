@@ -231,13 +231,15 @@ def build_plan(
         upper = min(upper, window.as_of + dt.timedelta(days=1))
         for agg in aggregates_of(expr):
             first, until = history_needed(agg, lookback_first, upper, window)
+            if agg.lag and first is not None:  # previous(x, 5 days): the first period's days moved back
+                first -= dt.timedelta(days=agg.lag)
             sp = _source_plan(plan, sources[agg.source], schemas[agg.source], first, until)
             sp.columns.update(dims)
             sp.columns.update(columns_of(agg))
             if isinstance(agg, Conversions):  # the rows it matches: from the same day, up to as-of
-                target = sources[agg.target]
-                matched = _source_plan(plan, target, schemas[agg.target], first, window.as_of + dt.timedelta(days=1))
-                matched.columns.update((agg.target_key, *agg.same))
+                to_as_of = window.as_of + dt.timedelta(days=1)
+                for name, key in agg.matched:
+                    _source_plan(plan, sources[name], schemas[name], first, to_as_of).columns.update((key, *agg.same))
             for group_dims in {dims, ()}:
                 group = sp.groups.setdefault((grain, group_dims), GroupRequest(agg.source, grain, group_dims))
                 if agg.key not in group.aggs:
@@ -278,7 +280,10 @@ def _request(
         else (functions[agg.func].fill if agg.func in functions else None)
     )
     # entities never add up; a conversion is counted once, in its matched row's period and values: it does
-    rollup = "sum" if isinstance(agg, Conversions) else None if agg.per is not None else ROLLUPS.get(agg.func)
+    # (moved rows, previous(x, 5 days), are aggregated apart: never from another group's totals)
+    rollup = (
+        "sum" if isinstance(agg, Conversions) else None if agg.per is not None or agg.lag else ROLLUPS.get(agg.func)
+    )
     return AggRequest(f"a{next(counter)}", agg, fill, rollup, group.row_filters[filter_key][0])
 
 

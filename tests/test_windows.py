@@ -20,9 +20,9 @@ import kpi_engine
 from kpi_engine.execute import build_queries
 from kpi_engine.plan import Window
 
-from conftest import write_spec
+from conftest import require, write_spec
 
-duckdb = pytest.importorskip("duckdb")
+duckdb = require("duckdb")
 AS_OF = dt.date(2026, 4, 30)
 
 SPEC = """
@@ -49,6 +49,12 @@ kpis:
     formula: 100 * (sum(orders.amount) / previous(sum(orders.amount), 1 month) - 1)
   week_a_month_ago: {unit: currency, grain: week, formula: previous(sum(orders.amount), 1 month)}
   quarter_ago: {unit: currency, grain: month, formula: previous(sum(orders.amount), 1 quarter) - previous(sum(orders.amount), 3)}
+  revenue_5_days_earlier: {unit: currency, grain: month, dimensions: [channel], formula: previous(sum(orders.amount), 5 days)}
+  buyers_10_days_earlier: {unit: count, grain: week, formula: previous(count_distinct(orders.customer_id), 10 days)}
+  repeaters_vs_a_week_earlier:
+    unit: count
+    grain: month
+    formula: count(customer where count(orders) >= 2) - previous(count(customer where count(orders) >= 2), 1 week)
 """
 
 
@@ -229,6 +235,33 @@ def test_a_weekly_kpi_a_month_back_and_whole_offsets(result, con):
     assert all(v is None or v == 0 for v in quarter.values()) and any(v == 0 for v in quarter.values())
 
 
+def test_offsets_finer_than_the_grain_move_the_rows(result, con):
+    """`previous(x, 5 days)` on a monthly KPI aggregates each month's days moved 5 days back (MetricFlow's
+    `offset_window` at a coarser grain), recomputed from rows: distinct counts and entities too."""
+    shown = "p BETWEEN DATE '2025-12-01' AND DATE '2026-04-01'"
+    rows = con.execute(
+        f"""SELECT * FROM (SELECT date_trunc('month', d + 5)::DATE p, channel, sum(amount) FROM orders GROUP BY ALL
+            UNION ALL SELECT date_trunc('month', d + 5)::DATE p, 'total', sum(amount) FROM orders GROUP BY ALL)
+            WHERE {shown}"""
+    ).fetchall()
+    assert check(series(result["revenue_5_days_earlier"], "channel"), rows) == 20
+    weeks = "(d + 10) - dayofweek(d + 10)::INTEGER"  # the Sunday-start week holding the day 10 days later
+    rows = con.execute(
+        f"""SELECT {weeks} AS p, count(DISTINCT customer_id) FROM orders GROUP BY 1
+            HAVING p BETWEEN DATE '2025-12-14' AND DATE '2026-04-26'"""
+    ).fetchall()
+    got = series(result["buyers_10_days_earlier"])
+    assert {k: v for k, v in got.items() if v} == {(p, None): n for p, n in rows}
+    repeaters = """SELECT p, count(*) FILTER (WHERE n >= 2) r FROM
+                   (SELECT {p} p, customer_id, count(*) n FROM orders WHERE customer_id IS NOT NULL GROUP BY ALL) GROUP BY 1"""
+    rows = con.execute(
+        f"""SELECT now.p, now.r - coalesce(earlier.r, 0) FROM ({repeaters.format(p="date_trunc('month', d)::DATE")}) now
+            LEFT JOIN ({repeaters.format(p="date_trunc('month', d + 7)::DATE")}) earlier USING (p)
+            WHERE now.p >= DATE '2025-12-01'"""
+    ).fetchall()
+    check(series(result["repeaters_vs_a_week_earlier"]), rows)
+
+
 def test_the_source_is_read_once_with_windows(shop):
     catalog = kpi_engine.load(shop)
     queries, _ = build_queries(catalog.plan(Window(AS_OF)), catalog.registry.connectors, {}, catalog.env)
@@ -241,7 +274,10 @@ def test_the_source_is_read_once_with_windows(shop):
         ("{unit: count, grain: day, window: 28d, formula: count(customer where new)}", "`new` and `active()` count periods of the KPI's grain"),
         ("{unit: count, grain: month, window: week_to_date, formula: count(orders)}", "`window: week_to_date` on a month KPI covers no more than the period itself"),
         ("{unit: count, grain: day, window: 28 days, formula: count(orders)}", "window"),
-        ("{unit: count, grain: month, formula: previous(count(orders), 5 days)}", "previous() by 5 days on a month KPI: the offset is shorter than the period"),
+        ("{unit: count, grain: quarter, formula: previous(count(orders), 1 month)}", "previous() by 1 month on a quarter KPI: not a whole number of quarters"),
+        ("{unit: count, grain: month, window: 28d, formula: previous(count(orders), 5 days)}", "previous() by 5 days moves the rows of each month, which `window: 28d` already widens"),
+        ("{unit: count, grain: month, formula: previous(count(customer where new), 5 days)}", "conversions, `new` and `active()` count whole periods"),
+        ("{unit: count, grain: month, formula: previous(count(orders), 400 days)}", "previous() by days goes back from 1 to 366 days"),
         ("{unit: count, grain: month, formula: count(orders) * 1 month}", "unsupported expression `1 month`"),
         ("{unit: count, grain: month, formula: at_start(count(orders), week)}", "at_start(..., week) on a month KPI: a week is not longer"),
         ("{unit: count, grain: day, formula: at_start(count(orders), 1 month)}", "at_start() takes an expression and week, month, quarter or year"),

@@ -21,9 +21,9 @@ import pytest
 
 import kpi_engine
 
-from conftest import write_spec
+from conftest import require, write_spec
 
-duckdb = pytest.importorskip("duckdb")
+duckdb = require("duckdb")
 FIXTURES = Path(__file__).parent / "metricflow"
 AS_OF = dt.date(2020, 12, 31)
 
@@ -68,6 +68,7 @@ kpis:
   listed_value: {unit: currency, grain: day, formula: sum(bookings.booking_value where listing_id is not null)}
   every_two_days_bookers: {unit: count, grain: day, window: 2d, formula: count_distinct(bookings.guest_id)}
   bookings_5_day_lag: {unit: count, grain: day, formula: previous(count(bookings), 5)}
+  bookings_5_day_lag_month: {unit: count, grain: month, formula: previous(count(bookings), 5 days)}
   bookings_growth_2_weeks: {unit: count, grain: day, formula: count(bookings) - previous(count(bookings), 14)}
   revenue_all_time: {unit: currency, grain: day, window: all_time, formula: sum(revenue.revenue)}
   revenue_mtd: {unit: currency, grain: day, window: month_to_date, formula: sum(revenue.revenue)}
@@ -249,6 +250,16 @@ def test_offset_metrics(result, con, kpi, lag):
         elif kpi == "bookings_5_day_lag":
             assert value in (0, None), (day, value)
     assert checked >= 10
+
+
+def test_derived_metric_offset_window_and_granularity(result, con):
+    """MetricFlow case `derived_metric_offset_window_and_granularity`: bookings 5 days earlier, by month: the
+    sum over each month's days of the bookings 5 days before them. MetricFlow's time spine goes on into
+    January 2021; our months end at as-of (31 December 2020)."""
+    rows = con.execute(
+        "SELECT date_trunc('month', ds + 5)::DATE, count(*) FROM bookings WHERE ds + 5 <= DATE '2020-12-31' GROUP BY 1"
+    ).fetchall()
+    same(series(result["bookings_5_day_lag_month"]), rows, zero_fill=True)
 
 
 def test_simple_query_with_time_constraint(tmp_path, con):
