@@ -12,6 +12,7 @@ from pathlib import Path
 
 import polars as pl
 
+from . import periods
 from . import spec as spec_mod
 from .connectors import Connector, Env, OutsideData
 from .errors import Diagnostic, ErrorCollector, KpiError, did_you_mean
@@ -40,9 +41,16 @@ class Catalog:
     notes: list[str] = field(default_factory=list)  # what was not checked, and why
     lookups: dict[str, pl.Schema] = field(default_factory=dict)  # each lookup table's columns
 
-    def plan(self, window: Window, kpis: Iterable[str] | None = None, spans: Iterable[tuple[str, Span]] = ()) -> Plan:
-        """The run's plan: the KPIs asked for (all by default), their ``spans`` and their cohort columns."""
-        wanted = iter_kpis(self.project, kpis)
+    def plan(
+        self,
+        window: Window,
+        kpis: Iterable[str] | None = None,
+        spans: Iterable[tuple[str, Span]] = (),
+        series: bool = True,
+    ) -> Plan:
+        """The run's plan: the KPIs asked for (all by default), their ``spans`` and their cohort columns
+        (only the spans when not ``series``)."""
+        wanted = iter_kpis(self.project, kpis) if series else []
         ready = runnable(self.bound, self.schemas)
         requests: list[BoundKpi | tuple[BoundKpi, Span | int]] = [ready[k.id] for k in wanted if k.id in ready]
         requests += [(ready[k], span) for k, span in dict.fromkeys(spans) if k in ready]
@@ -71,11 +79,13 @@ class Catalog:
         kpis: Iterable[str] | None = None,
         spans: Iterable[tuple[str, Span]] = (),
         streaming: bool = False,
+        all_time: bool = False,
     ) -> Result:
         """Evaluate KPIs (all, or ``kpis``) over data up to the end of ``as_of`` (default: today).
 
         ``spans`` asks for KPIs recomputed over custom windows too (``(kpi_id, Span)``, in ``Result.spans``),
-        in the same scans.
+        in the same scans. ``all_time`` gives each KPI one period instead of a series: every day up to
+        ``as_of``, recomputed from its aggregates (ratios from all-time sums, distinct counts over all rows).
         """
         as_of = as_of or today(self.project.calendar.timezone)
         for day in (as_of, start, end):
@@ -84,8 +94,13 @@ class Catalog:
                 raise KpiError(Diagnostic(problem))
         if start and end and start > end:
             raise KpiError(Diagnostic(f"--from {start} is after --to {end}"))
+        if all_time and (start or end or spans):
+            raise KpiError(Diagnostic("--all-time covers every day up to as-of: leave out --from and --to"))
         window = Window(as_of, start, end)
-        plan = self.plan(window, kpis, spans)
+        everything = periods.all_time(as_of)
+        if all_time:
+            spans = [(k.id, everything) for k in iter_kpis(self.project, kpis)]
+        plan = self.plan(window, kpis, spans, series=not all_time)
         failures = list(self.failures)
         data = execute(
             plan, self.registry.connectors, self.registry.functions, self.env, streaming=streaming, failures=failures
@@ -96,13 +111,25 @@ class Catalog:
         frames = evaluate_plan(plan, data)
         series = {k: v for k, v in frames.items() if isinstance(k, str)}
         windows = {k: v for k, v in frames.items() if isinstance(k, tuple) and isinstance(k[1], Span)}
+        if all_time:  # each period starts on the first day of data its KPI reads
+            series = {
+                k: windows.pop((k, everything)).with_columns(
+                    pl.lit(min((d.first for s in self.bound[k].sources if (d := data[s]).first), default=None))
+                    .cast(pl.Date)
+                    .alias("start")
+                )
+                for k, _ in spans
+                if (k, everything) in windows
+            }
         cohorts: dict[str, dict[int, pl.DataFrame]] = {}
         for key, frame in frames.items():
             if isinstance(key, tuple) and isinstance(key[1], int):
                 cohorts.setdefault(key[0], {1: series[key[0]]} if key[0] in series else {})[key[1]] = frame
         freshness = {name: d.last for name, d in data.items()}
         reads = {k: b.sources for k, b in self.bound.items()}
-        result = Result(as_of, self.project, series, freshness, plan, windows, failures, reads, cohorts=cohorts)
+        result = Result(
+            as_of, self.project, series, freshness, plan, windows, failures, reads, cohorts=cohorts, all_time=all_time
+        )
         result.warnings = data_warnings(result)
         return result
 
@@ -121,6 +148,7 @@ class Result:
     reads: dict[str, tuple[str, ...]] = field(default_factory=dict)  # the sources each KPI reads, from binding
     #: cohort matrices: KPI id -> periods ahead (1, 2, ...) -> that column's series
     cohorts: dict[str, dict[int, pl.DataFrame]] = field(default_factory=dict)
+    all_time: bool = False  # one period per KPI, every day up to as-of (``kpi run --all-time``)
 
     warnings: list[str] = field(default_factory=list)
 

@@ -121,9 +121,7 @@ def _measure(
 ) -> pl.LazyFrame:
     """One ``group_by(keys)`` of ``keyed`` with the row-level aggregates of ``requests`` and ``counts``, joined
     with their aggregates over entities (each entity query reads the same cached frame)."""
-    aggs = [
-        agg_expr(r.agg, sp.schema, functions, sp.source.time).alias(r.id) for r in requests if r.agg.per is None
-    ]
+    aggs = [agg_expr(r.agg, sp.schema, functions, sp.source.time).alias(r.id) for r in requests if r.agg.per is None]
     frame = keyed.group_by(keys).agg(*aggs, *counts)
     by_entity: dict[str, dict[str, Agg]] = {}
     for r in requests:

@@ -27,6 +27,10 @@ class Grain(StrEnum):
     YEAR = "year"
 
 
+#: the days the engine reads: rows outside are refused, and a span from MIN_DATE holds all of a source's days
+MIN_DATE = dt.date(1900, 1, 1)
+MAX_DATE = dt.date(2199, 12, 31)
+
 MONTHS_PER = {Grain.MONTH: 1, Grain.QUARTER: 3, Grain.YEAR: 12}
 #: the most days a period of each grain holds: orders grains by length, and bounds how far back one reaches
 MAX_DAYS = {Grain.DAY: 1, Grain.WEEK: 7, Grain.MONTH: 31, Grain.QUARTER: 92, Grain.YEAR: 366}

@@ -196,7 +196,7 @@ def to_json_dict(
                 "description": spec.description,
                 "owner": spec.owner,
                 "unit": spec.unit.value,
-                "grain": spec.grain.value,
+                "grain": "all_time" if result.all_time else spec.grain.value,
                 "dimensions": list(spec.dimensions),
                 "formula": spec.formula.strip(),
                 "key": spec.key,
@@ -301,7 +301,8 @@ def render_table(
     for kpi_id, frame in result.series.items():
         spec = result.project.kpis[kpi_id]
         heading = spec.name if spec.name == kpi_id else f"{spec.name} ({kpi_id})"
-        console.print(f"{heading} · {spec.unit.value} · per {spec.grain.value}", markup=False)
+        grain = "all time" if result.all_time else f"per {spec.grain.value}"
+        console.print(f"{heading} · {spec.unit.value} · {grain}", markup=False)
         for a in (assessments or {}).get(kpi_id, []):
             prefix = ", ".join(f"{k}={v}" for k, v in a.dims.items())
             console.print(f"  {prefix + ': ' if prefix else ''}{a.why}", markup=False)

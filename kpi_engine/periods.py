@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import polars as pl
 
-from .model import MONTHS_PER, Calendar, Grain, WindowSpec
+from .model import MIN_DATE, MONTHS_PER, Calendar, Grain, WindowSpec
 
 
 @dataclass(frozen=True)
@@ -26,8 +26,18 @@ class Span:
     start: dt.date
     end: dt.date
 
+    @property
+    def all_time(self) -> bool:
+        """Every day up to ``end`` (``kpi run --all-time``): covered from the data's first day."""
+        return self.start == MIN_DATE
+
     def __str__(self) -> str:
-        return f"{self.start}..{self.end}"
+        return f"all time to {self.end}" if self.all_time else f"{self.start}..{self.end}"
+
+
+def all_time(end: dt.date) -> Span:
+    """The one period of every day up to ``end``: a KPI's all-time value, recomputed from its aggregates."""
+    return Span(MIN_DATE, end)
 
 
 @dataclass(frozen=True)

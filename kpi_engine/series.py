@@ -104,7 +104,9 @@ def _first_periods(kp: KpiPlan, plan: Plan, data: Mapping[str, SourceData]) -> t
     else:
         first = kp.last
     first = min(first, kp.last)
-    grid_first = periods.shift(first, kp.grain, -kp.kpi.lookback) if kp.first is not None else first
+    # (a span has no neighbours to look back at: previous() finds nothing there)
+    spanned = isinstance(kp.grain, periods.Span)
+    grid_first = periods.shift(first, kp.grain, -kp.kpi.lookback) if kp.first is not None and not spanned else first
     return first, grid_first
 
 
@@ -144,6 +146,8 @@ def _batch_frame(batch: _Batch, plan: Plan, data: Mapping[str, SourceData]) -> p
     firsts: list[dt.date | None] = list(grid_periods)
     if isinstance(grain, periods.Trailing):  # a windowed period is covered by the data over its whole window
         firsts = [periods.window_first(p, grain, cal) for p in grid_periods]
+    elif isinstance(grain, periods.Span) and grain.all_time:  # covered from each source's first row
+        firsts = [None for _ in grid_periods]
     coverage = _coverage(sources, data, grid_periods, ends, firsts).lazy()
     parts = [_evaluate(batch, plan, data, coverage, dims)]
     if dims:

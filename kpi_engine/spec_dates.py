@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-MIN_DATE = dt.date(1900, 1, 1)
-MAX_DATE = dt.date(2199, 12, 31)
+from .model import MAX_DATE, MIN_DATE
+
+__all__ = ["MAX_DATE", "MIN_DATE"]
 
 
 def out_of_range(day: dt.date) -> str | None:

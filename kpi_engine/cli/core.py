@@ -73,6 +73,11 @@ def validate(path: Path, access: dict) -> None:
     default=None,
     help="Table format: show only the latest N periods per KPI (default 12; all with --from).",
 )
+@click.option(
+    "--all-time",
+    is_flag=True,
+    help="One value per KPI over every day up to as-of (ratios recomputed from all-time sums), not a series.",
+)
 @click.option("--explain", is_flag=True, help="Print the plan (scans, groups, aggregates) instead of running it.")
 @click.option("--streaming", is_flag=True, help="Use polars' streaming engine (larger-than-memory data).")
 @click.option("--record", is_flag=True, help="Append this review's snapshot to the history store.")
@@ -88,27 +93,39 @@ def run(
     start: dt.date | None,
     end: dt.date | None,
     last_periods: int | None,
+    all_time: bool,
     explain: bool,
     streaming: bool,
     record: bool,
     history_path: Path | None,
     access: dict,
 ) -> None:
-    """Evaluate KPIs over their data and print or write every KPI's series."""
+    """Evaluate KPIs over their data and print or write every KPI's series (or its all-time value)."""
     from .. import __version__
     from ..api import data_warnings, load, stale_sources, today, trim_stale
     from ..output import write_result
+    from ..periods import all_time as all_time_span
     from ..plan import Window
+    from ..spec import iter_kpis
 
+    if all_time and record:
+        raise click.UsageError("--all-time values are not a review: leave out --record")
     catalog = load(path, **access)
     if explain:
         as_of = as_of or today(catalog.project.calendar.timezone)
-        click.echo(catalog.plan(Window(as_of, start, end), kpis).describe())
+        spans = [(k.id, all_time_span(as_of)) for k in iter_kpis(catalog.project, kpis)] if all_time else ()
+        click.echo(catalog.plan(Window(as_of, start, end), kpis, spans, series=not all_time).describe())
         return
     if fmt is None:
         suffix = output.suffix.lower().lstrip(".") if output else ""
         fmt = suffix if suffix in FILE_FORMATS else "table"
-    result, assessments = _evaluate_with_targets(catalog, as_of, start=start, end=end, kpis=kpis, streaming=streaming)
+    if all_time:  # targets are met per period, never over all time: no status
+        result = catalog.evaluate(as_of, start=start, end=end, kpis=kpis, streaming=streaming, all_time=True)
+        assessments: dict = {}
+    else:
+        result, assessments = _evaluate_with_targets(
+            catalog, as_of, start=start, end=end, kpis=kpis, streaming=streaming
+        )
     if end is None and stale_sources(result) and trim_stale(result):
         result.warnings = data_warnings(result, trimmed=True)
     if last_periods is None and start is None:

@@ -3,7 +3,7 @@
 Each case names the MetricFlow case it mirrors (`tests_metricflow/integration/test_cases/*.yaml`), is written
 as a kpi-engine KPI over the same rows, and is checked against DuckDB SQL written here for MetricFlow's
 semantics; expected values never come from our output. A query without `metric_time` is the all-time
-value: here the last period of a `window: all_time` KPI.
+value: `kpi run --all-time` (`evaluate(all_time=True)`).
 
 Where we differ on purpose, the case says so and checks our documented behaviour:
 - a listing the lookup table lacks is counted under `unknown`, where MetricFlow shows NULL;
@@ -79,12 +79,22 @@ kpis:
 
 
 @pytest.fixture(scope="module")
-def result(tmp_path_factory: pytest.TempPathFactory):
-    root = tmp_path_factory.mktemp("mf_simple")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("mf_simple")
     for name in ("fct_bookings.csv", "dim_listings_latest.csv", "fct_revenue.csv"):
-        shutil.copy(FIXTURES / name, root / name)
-    write_spec(root, SPEC)
+        shutil.copy(FIXTURES / name, folder / name)
+    return write_spec(folder, SPEC)
+
+
+@pytest.fixture(scope="module")
+def result(root: Path):
     return kpi_engine.load(root).evaluate(AS_OF)
+
+
+@pytest.fixture(scope="module")
+def everything(root: Path):
+    """Each KPI's all-time value (one period up to as-of)."""
+    return kpi_engine.load(root).evaluate(AS_OF, all_time=True)
 
 
 @pytest.fixture(scope="module")
@@ -154,37 +164,33 @@ def test_measure_aggregations_by_day(result, con, kpi, sql, zero_fill):
 
 
 def latest(frame, dims: list[str]) -> dict:
-    """The all-time values: the last period of a `window: all_time` KPI, per dimension values."""
-    last = max(frame["start"])
-    return {
-        tuple(r[d] for d in dims): r["value"] for r in frame.iter_rows(named=True) if r["start"] == last and not r["is_total"]
-    }
+    """The all-time values per dimension values (the frame's one period)."""
+    assert frame["period"].unique().to_list() == [f"all time to {AS_OF}"]
+    return {tuple(r[d] for d in dims): r["value"] for r in frame.iter_rows(named=True) if not r["is_total"]}
 
 
-def test_simple_query(result, con):
+def test_simple_query(everything, con):
     """MetricFlow case `simple_query`: booking_value by booking__is_instant, over all time."""
     rows = con.execute("SELECT is_instant, sum(booking_value) FROM bookings GROUP BY 1").fetchall()
-    assert latest(result["value_by_instant"], ["is_instant"]) == pytest.approx({(i,): v for i, v in rows}, rel=1e-12)
+    assert latest(everything["value_by_instant"], ["is_instant"]) == pytest.approx({(i,): v for i, v in rows}, rel=1e-12)
 
 
-def test_query_with_join(result, con):
+def test_query_with_join(everything, con):
     """MetricFlow case `query_with_join`: by is_instant and the listing's country (a lookup). Listings the
     lookup lacks (or without a country) are `unknown` here, NULL in MetricFlow."""
     rows = con.execute(
         """SELECT b.is_instant, coalesce(l.country, CASE WHEN l.listing_id IS NULL THEN 'unknown' END), sum(booking_value)
            FROM bookings b LEFT JOIN listings l USING (listing_id) GROUP BY 1, 2"""
     ).fetchall()
-    got = latest(result["value_by_country"], ["is_instant", "country"])
+    got = latest(everything["value_by_country"], ["is_instant", "country"])
     assert got == pytest.approx({(i, c): v for i, c, v in rows}, rel=1e-12)
 
 
-def test_min_and_max_simple(result, con):
+def test_min_and_max_simple(everything, con):
     """MetricFlow cases `min_SIMPLE` and `max_SIMPLE`: no group by."""
     lo, hi = con.execute("SELECT min(booking_value), max(booking_value) FROM bookings").fetchone()
-    frame = result["min_value_all"]
-    assert frame.filter(frame["start"] == frame["start"].max())["value"].item() == pytest.approx(lo)
-    frame = result["max_value_all"]
-    assert frame.filter(frame["start"] == frame["start"].max())["value"].item() == pytest.approx(hi)
+    assert everything["min_value_all"]["value"].item() == pytest.approx(lo)
+    assert everything["max_value_all"]["value"].item() == pytest.approx(hi)
 
 
 def test_cumulative_metric_by_ds(result, con):
@@ -277,18 +283,20 @@ def test_simple_query_with_time_constraint(tmp_path, con):
     same(got, rows, zero_fill=True)
 
 
-def test_simple_constrained_query(result, con):
+def test_simple_constrained_query(everything, con):
     """MetricFlow case `simple_constrained_query`: booking_value where booking__is_instant, by is_instant."""
     rows = con.execute("SELECT is_instant, sum(booking_value) FROM bookings WHERE is_instant GROUP BY 1").fetchall()
-    got = {k: v for k, v in latest(result["instant_value_by_instant"], ["is_instant"]).items() if v}
+    got = {k: v for k, v in latest(everything["instant_value_by_instant"], ["is_instant"]).items() if v}
     assert got == pytest.approx({(i,): v for i, v in rows}, rel=1e-12)
 
 
-def test_metric_with_no_dimensions(result, con):
-    """MetricFlow's `itest_metric_queries_no_dimensions`: bookings over all time, no group by."""
+def test_metric_with_no_dimensions(result, everything, con):
+    """MetricFlow's `itest_metric_queries_no_dimensions`: bookings over all time, no group by; the same as the
+    last period of a running total (`window: all_time`)."""
     (expected,) = con.execute("SELECT count(*) FROM bookings").fetchone()
+    assert everything["bookings_day"]["value"].item() == expected == 287
     frame = result["bookings_all"]
-    assert frame.filter(frame["start"] == frame["start"].max())["value"].item() == expected == 287
+    assert frame.filter(frame["start"] == frame["start"].max())["value"].item() == expected
 
 
 def test_windowed_cumulative_metric(result, con):
