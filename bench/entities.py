@@ -107,6 +107,7 @@ import json, sys, time, duckdb
 folder, repeat = sys.argv[1], int(sys.argv[2])
 con = duckdb.connect()
 con.execute("SET TimeZone = 'UTC'")
+con.execute("SET enable_progress_bar = false")  # it prints to stdout when a query runs long
 o = f"(SELECT * FROM read_parquet('{folder}/orders.parquet') WHERE ts < TIMESTAMP '2026-01-01')"
 s = f"(SELECT * FROM read_parquet('{folder}/sessions.parquet') WHERE ts < TIMESTAMP '2026-01-01')"
 queries = {

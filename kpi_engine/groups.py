@@ -10,7 +10,7 @@ import polars as pl
 
 from . import periods
 from .compile import History, agg_expr, entity_query, row_expr
-from .funnels import conversion_query
+from .funnels import conversion_query, packing
 from .ir import Agg, Conversions, MetricFunction
 from .plan import AggRequest, GroupRequest, Plan, SourcePlan
 
@@ -94,7 +94,9 @@ def group_frame(
             # belongs to the latest earlier row, even one in a period not shown
             base = lf.rename({period_column(group.grain): PERIOD})  # (no conversions with windows: see binding)
             steps = [(frames[s], plan.sources[s].source.time) for s, _ in agg.matched]
-            found = conversion_query(base, keys, agg, sp.source.time, steps).rename({"__n": r.id})
+            dtypes = [sp.schema[agg.per], *(plan.sources[s].schema[k] for s, k in agg.matched)]
+            packed = packing(dtypes, agg)
+            found = conversion_query(base, keys, agg, sp.source.time, steps, packed).rename({"__n": r.id})
             frame = frame.join(found, on=keys, how="left", nulls_equal=True)
     return frame
 
