@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
+import hashlib
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import polars as pl
 
 from .formula import BinOp, Bool, Call, Column, InList, IsNull, Node, Null, Number, String, Unary
-from .ir import DURATION_FUNCS, QUANTILES, Agg, Ahead, MetricFunction, Previous, Seen, periods_ahead
+from .ir import DURATION_FUNCS, EDGE_SUMS, QUANTILES, Agg, Ahead, MetricFunction, Previous, Seen, periods_ahead
 from .nodes import find_all
 
 _INT_TYPES = (pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32, pl.UInt64, pl.Boolean)
@@ -100,6 +101,9 @@ class FunctionFailed(Exception):
         self.function = function
 
 
+DATE = "__date"  # each row's local date, in every frame an aggregate reads
+
+
 def agg_expr(agg: Agg, schema: pl.Schema, functions: Mapping[str, MetricFunction], order: str | None = None) -> pl.Expr:
     """One aggregate as a polars expression for ``group_by(...).agg``; sums of integers are Int64. ``order``
     is the source's time column, which ``first`` and ``last`` follow."""
@@ -114,6 +118,9 @@ def agg_expr(agg: Agg, schema: pl.Schema, functions: Mapping[str, MetricFunction
         keep = (lambda a: a.filter(cond)) if func in functions else (lambda a: pl.when(cond).then(a))
         args = [keep(a) if not isinstance(n, Number) else a for a, n in zip(args, agg.args, strict=True)]
         value = args[0]
+    if func in EDGE_SUMS:  # the rows of the period's first or last day (see edge_columns)
+        value = value.filter(pl.col(DATE) == pl.col(edge_column(agg)))
+        func = "sum"
     if func == "sum":  # integers are summed in 128 bits: execution checks the result fits 64 (never wraps)
         return value.cast(pl.Int128).sum() if integer_sum(agg, schema) else float_sum(value)
     if func == "count":
@@ -147,6 +154,26 @@ def quantile(value: pl.Expr, q: float, discrete: bool) -> pl.Expr:
     return present.get(rank.clip(0), null_on_oob=True)  # no values: null
 
 
+def edge_column(agg: Agg) -> str:
+    """The column holding the first or last day a semi-additive sum reads (``sum_last_day(x)``)."""
+    return "__edge_" + hashlib.sha1(agg.key.encode()).hexdigest()[:12]
+
+
+def edge_columns(aggs: Iterable[Agg], partition: list[str]) -> list[pl.Expr]:
+    """For each semi-additive sum, the first or last day with a row it counts, over ``partition`` (the period,
+    and the entity inside an aggregate over entities), never per dimension value: as MetricFlow's
+    non-additive dimension, so that the values of a dimension add up to the total."""
+    out = {}
+    for agg in aggs:
+        if agg.func in EDGE_SUMS:
+            day = pl.col(DATE)
+            if agg.where is not None:
+                day = pl.when(row_expr(agg.where).fill_null(False)).then(day)
+            edge = day.min() if agg.func == "sum_first_day" else day.max()
+            out[edge_column(agg)] = edge.over(partition).alias(edge_column(agg))
+    return list(out.values())
+
+
 def integer_sum(agg: Agg, schema: pl.Schema) -> bool:
     """Whether ``sum(...)`` adds integers (its result is then an exact integer)."""
     dtype = pl.LazyFrame(schema=schema).select(row_expr(agg.args[0])).collect_schema().dtypes()[0]
@@ -159,7 +186,7 @@ def is_integer(node: Node, schemas: Mapping[str, pl.Schema]) -> bool:
     if isinstance(node, Agg):
         if node.func in ("count", "count_distinct", "conversions"):
             return True
-        return node.func == "sum" and node.per is None and integer_sum(node, schemas[node.source])
+        return node.func in ("sum", *EDGE_SUMS) and node.per is None and integer_sum(node, schemas[node.source])
     if isinstance(node, Number):
         return isinstance(node.value, int) or float(node.value).is_integer() and abs(node.value) < 2**63
     if isinstance(node, BinOp):
@@ -277,7 +304,8 @@ def entity_query(
     outer = [_over_entities(agg, column_of).alias(name) for name, agg in aggs.items()]
     per_entity = (
         lf.filter(pl.col(per).is_not_null())
-        .group_by([*keys, per])
+        .with_columns(edge_columns([agg for _, agg in inner.values()], [keys[0], per]))
+        .group_by(list(dict.fromkeys([*keys, per])))  # the entity may be a dimension too
         .agg(agg_expr(agg, schema, functions, history.time).alias(name) for name, agg in inner.values())
     )
     facts = {s for agg in aggs.values() for s in find_all(agg, Seen)}

@@ -9,12 +9,11 @@ from collections.abc import Mapping
 import polars as pl
 
 from . import periods
-from .compile import History, agg_expr, entity_query, row_expr
+from .compile import DATE, History, agg_expr, edge_columns, entity_query, row_expr
 from .funnels import conversion_query, packing
 from .ir import Agg, Conversions, MetricFunction
 from .plan import AggRequest, GroupRequest, Plan, SourcePlan
 
-DATE = "__date"  # the shared frame's local date of each row
 PERIOD = "__period"  # a group's period start
 STATS = ("__first", "__last", "__rows")  # the data's span, when it rides along in a group
 
@@ -124,7 +123,8 @@ def _measure(
     """One ``group_by(keys)`` of ``keyed`` with the row-level aggregates of ``requests`` and ``counts``, joined
     with their aggregates over entities (each entity query reads the same cached frame)."""
     aggs = [agg_expr(r.agg, sp.schema, functions, sp.source.time).alias(r.id) for r in requests if r.agg.per is None]
-    frame = keyed.group_by(keys).agg(*aggs, *counts)
+    edges = edge_columns([r.agg for r in requests if r.agg.per is None], [PERIOD])
+    frame = (keyed.with_columns(edges) if edges else keyed).group_by(keys).agg(*aggs, *counts)
     by_entity: dict[str, dict[str, Agg]] = {}
     for r in requests:
         if r.agg.per is not None:

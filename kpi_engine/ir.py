@@ -25,7 +25,11 @@ AGGREGATES = {
     "quantile_disc",
     "first",
     "last",
+    "sum_first_day",
+    "sum_last_day",
 }
+#: semi-additive sums (balances, followers): the rows of the period's first or last day with data
+EDGE_SUMS = ("sum_first_day", "sum_last_day")
 QUANTILES = (
     "quantile",
     "quantile_disc",

@@ -34,6 +34,7 @@ from .ir import (
     AGGREGATES,
     ARITHMETIC,
     DURATION_FUNCS,
+    EDGE_SUMS,
     LITERAL_FUNCS,
     QUANTILES,
     RESERVED_COLUMNS,
@@ -367,7 +368,7 @@ class Binder(OffsetBinder):
         return Agg(func, source, tuple(args), where, span=node.span)
 
     def check_agg_input(self, func: str, arg: Node, kind: str, ctx: KpiContext) -> None:
-        numeric = func in ("sum", "mean", "median", "min", "max", "first", "last", *QUANTILES)
+        numeric = func in ("sum", "mean", "median", "min", "max", "first", "last", *EDGE_SUMS, *QUANTILES)
         if numeric and kind not in ("num", "bool", "null"):
             hint = "count it with count(...) or count_distinct(...)" if kind == "str" else None
             if kind == "duration":
