@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import glob
+import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +51,28 @@ class OutsideData(KpiError):
     """Data outside the allowed folders, met while ``Env.skip_outside`` is set: the source is left unread."""
 
 
+class Database:
+    """A database that aggregates a source's rows itself (pushdown), returned by ``Connector.database``.
+
+    The engine compiles each group of the plan to one SELECT in ``dialect`` (a sqlglot dialect name) over
+    ``relation()``, runs it with ``fetch`` and reads only the aggregates back.
+    """
+
+    dialect: str = ""
+
+    def relation(self) -> Any:
+        """The source's rows as a sqlglot expression: a quoted table name, or a subquery of the source's SQL."""
+        raise NotImplementedError
+
+    def fetch(self, sql: str, params: dict[str, Any]) -> pl.DataFrame:
+        """Run one query (its values are the named ``params``) and return its rows, columns by their names."""
+        raise NotImplementedError
+
+    def where(self) -> str:
+        """Where the data is, for ``--explain`` and errors: a file or a URL without its password."""
+        return ""
+
+
 class Connector:
     """Base class of data connectors. Subclasses set ``name`` and ``options_schema`` and implement both methods."""
 
@@ -64,6 +88,11 @@ class Connector:
     def scan(self, source: SourceSpec, request: ScanRequest, env: Env) -> pl.LazyFrame:
         """A lazy frame of the source's rows; it should at least hold ``request.columns``."""
         raise NotImplementedError
+
+    def database(self, source: SourceSpec, env: Env) -> Database | None:
+        """A database that can aggregate the source's rows itself (pushdown); None (the default): the engine
+        reads the rows with ``scan`` and aggregates them in polars."""
+        return None
 
     def declared_schema(self, source: SourceSpec) -> pl.Schema | None:
         """The source's columns known without reading anything (an API's fixed fields, or the source's options).
@@ -216,9 +245,38 @@ def _within(path: Path, root: Path) -> bool:
     return path == root or root in path.parents
 
 
+_ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
+_PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@\s]+@")
+
+
+def expand_env(value: str, source: SourceSpec, key: str) -> str:
+    """An option with its ``${env:NAME}`` references replaced by the environment's values, so that specs hold
+    no secrets (``url: ${env:CRM_DATABASE_URL}``); a variable that is not set is an error naming it."""
+
+    def value_of(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in os.environ:
+            raise KpiError(
+                Diagnostic(
+                    f"source `{source.name}` reads the environment variable `{name}` (option `{key}`), "
+                    "which is not set",
+                    source.loc(key),
+                    hint=f"set it before running: export {name}=... (in CI, from its secrets)",
+                )
+            )
+        return os.environ[name]
+
+    return _ENV_REF.sub(value_of, value)
+
+
+def redact(text: str) -> str:
+    """``text`` with the password of every URL in it replaced by ``***`` (errors, ``--explain``, reports)."""
+    return _PASSWORD.sub(r"\1***@", text)
+
+
 def data_error(source: SourceSpec, exc: BaseException, what: str = "cannot read") -> KpiError:
     """A one-screen error for a data problem found while reading a source (never a traceback)."""
-    text = str(exc).strip().splitlines()
+    text = redact(str(exc)).strip().splitlines()
     first = text[0] if text else type(exc).__name__
     hint = None
     low = first.lower()

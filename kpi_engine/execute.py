@@ -71,7 +71,7 @@ def source_frame(
     end = periods.local_midnight(sp.upper, tz) if sp.upper else None
     joined = {c: name for c, name in plan.joined(source).items() if c in sp.columns}  # from lookups: below
     keys = {plan.lookups[name][0].key for name in joined.values()}
-    read = sorted({c for c in sp.columns if not c.startswith(TIME_PART) and c not in joined} | keys)
+    read = sorted({c for c in sp.columns if not c.startswith(periods.TIME_PART) and c not in joined} | keys)
     request = ScanRequest(tuple(read), source.time, start, end)
     lf = connector.scan(source, request, env)
     if not isinstance(lf, pl.LazyFrame):  # a plugin's mistake: reported as its failure, the other KPIs still run
@@ -96,9 +96,9 @@ def source_frame(
     for name in dict.fromkeys(joined.values()) if lookups is not None else ():
         lf = join_lookup(lf, plan.lookups[name][0].key, lookups[name], [c for c, n in joined.items() if n == name])
     parts = [
-        periods.date_part(col, dtype, tz, c.removeprefix(TIME_PART)).alias(c)
+        periods.date_part(col, dtype, tz, c.removeprefix(periods.TIME_PART)).alias(c)
         for c in sp.columns
-        if c.startswith(TIME_PART)
+        if c.startswith(periods.TIME_PART)
     ]
     return lf.with_columns(periods.local_date(col, dtype, tz).alias(DATE), *parts), dtype
 
@@ -146,9 +146,6 @@ def join_lookup(lf: pl.LazyFrame, key: str, lookup: pl.LazyFrame, columns: list[
     ).drop("__found")
 
 
-TIME_PART = "time."  # a dimension that is a part of each row's local time: time.weekday, time.hour
-
-
 def spans_whole_source(sp: SourcePlan, plan: Plan) -> bool:
     """Whether the plan reads every row up to as-of, so the data span can ride along in the groups."""
     return sp.lower is None and sp.upper == as_of_end(plan)
@@ -162,13 +159,19 @@ def execute(
     streaming: bool = False,
     failures: list | None = None,
 ) -> dict[str, SourceData]:
-    """Run the plan: build every lazy query, collect them in one ``collect_all`` (shared scans)."""
-    queries, index = build_queries(plan, connectors, functions, env, failures)
+    """Run the plan: sources in databases that aggregate their own rows run their queries there (pushdown);
+    the others' lazy queries are collected in one ``collect_all`` (shared scans)."""
+    out: dict[str, dict] = {}
+    pushed: set[str] = set()
+    if any(type(c).database is not Connector.database for c in connectors.values()):
+        from .pushdown import run_all  # (sqlglot loads only when a connector offers a database)
+
+        pushed = run_all(plan, connectors, env, functions, out)
+    queries, index = build_queries(plan, connectors, functions, env, failures, skip=set(pushed))
     try:
         frames = pl.collect_all(queries, engine="streaming" if streaming else "auto")
     except (pl.exceptions.PolarsError, OSError) as exc:
         raise _locate(exc, plan, connectors, env) from None
-    out: dict[str, dict] = {}
     for (name, key), frame in zip(index, frames, strict=True):
         entry = out.setdefault(name, {"groups": {}})
         if key is None:
@@ -200,6 +203,7 @@ def build_queries(
     functions: Mapping[str, MetricFunction],
     env: Env,
     failures: list | None = None,
+    skip: set[str] = frozenset(),  # type: ignore[assignment]
 ) -> tuple[list[pl.LazyFrame], list[tuple[str, tuple | None]]]:
     """Every lazy query of the plan (a group's ``group_by``, or a source's data span) and what each is for.
 
@@ -208,7 +212,7 @@ def build_queries(
     """
     queries: list[pl.LazyFrame] = []
     index: list[tuple[str, tuple | None]] = []
-    frames = _source_frames(plan, connectors, env, failures, queries, index)
+    frames = _source_frames(plan, connectors, env, failures, queries, index, skip)
     for name, (lf, scanned, folded) in frames.items():
         sp = plan.sources[name]
         keyed = keyed_frame(lf, sp, scanned, plan)
@@ -243,6 +247,7 @@ def _source_frames(
     failures: list | None,
     queries: list[pl.LazyFrame],
     index: list[tuple[str, tuple | None]],
+    skip: set[str] = frozenset(),  # type: ignore[assignment]
 ) -> dict[str, tuple[pl.LazyFrame, list[GroupRequest], bool]]:
     """Each source's one frame (cached when several queries read it), the groups that scan it, and whether
     the data's span rides along in them; a separate span query is added to ``queries`` otherwise."""
@@ -258,6 +263,8 @@ def _source_frames(
     out = {}
     lookups = lookup_frames(plan, connectors, env)
     for name, sp in list(plan.sources.items()):
+        if name in skip:
+            continue
         try:
             lf, _ = source_frame(sp, connectors[sp.source.connector], plan, env, lookups=lookups)
         except KpiError:

@@ -124,6 +124,7 @@ def local_date(expr: pl.Expr, dtype: pl.DataType, tz: str) -> pl.Expr:
     raise TypeError(f"not a temporal type: {dtype}")
 
 
+TIME_PART = "time."  # a dimension that is a part of each row's local time: time.weekday, time.hour
 #: parts of each row's local time a KPI may be broken down by: ``dimensions: [time.weekday]``
 DATE_PARTS = {
     "weekday": lambda t: t.dt.weekday(),  # ISO: 1 Monday .. 7 Sunday, whatever the week start

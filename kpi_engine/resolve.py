@@ -45,7 +45,7 @@ from .ir import (
 )
 from .model import KpiSpec, Project
 from .offsets import OffsetBinder
-from .periods import DATE_PARTS
+from .periods import DATE_PARTS, TIME_PART
 from .references import MAX_EXPANDED, expanded_size
 from .rowbind import KIND_WORDS, Failed, KpiContext
 
@@ -156,8 +156,8 @@ class Binder(OffsetBinder):
                     hint="rename the column in the source, e.g. with a SQL query",
                 )
                 raise Failed()
-            if dim.startswith("time."):
-                part = dim.removeprefix("time.")
+            if dim.startswith(TIME_PART):
+                part = dim.removeprefix(TIME_PART)
                 if part not in DATE_PARTS:
                     self.errors.add(
                         f"`{dim}` is not a part of the time",

@@ -114,7 +114,7 @@ def run(
     if explain:
         as_of = as_of or today(catalog.project.calendar.timezone)
         spans = [(k.id, all_time_span(as_of)) for k in iter_kpis(catalog.project, kpis)] if all_time else ()
-        click.echo(catalog.plan(Window(as_of, start, end), kpis, spans, series=not all_time).describe())
+        click.echo(catalog.explain(Window(as_of, start, end), kpis, spans, series=not all_time))
         return
     if fmt is None:
         suffix = output.suffix.lower().lstrip(".") if output else ""

@@ -1,8 +1,11 @@
-"""First-party `sql` connector: SQLite (standard library), DuckDB, and any database polars reads by URI.
+"""First-party `sql` connector: SQLite (standard library), DuckDB, PostgreSQL, and any database polars reads
+by URI.
 
-Only the columns the plan needs are selected, and the time window is pushed into the WHERE clause as
-query parameters (widened by a day, since the engine filters exactly afterwards). Identifiers are quoted,
-never pasted in raw.
+SQLite, DuckDB and PostgreSQL aggregate their own rows: the engine compiles each group of the plan to SQL
+(``Connector.database``) and reads back only the aggregates. When a KPI needs what the database cannot
+compute, the rows are read instead: only the columns the plan needs, with the time window pushed into the
+WHERE clause as query parameters (widened by a day, since the engine filters exactly afterwards).
+Identifiers are quoted, never pasted in raw. ``url: ${env:NAME}`` reads the URL from the environment.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import polars as pl
 
 from kpi_engine import (
     Connector,
+    Database,
     Diagnostic,
     Env,
     KpiError,
@@ -25,7 +29,9 @@ from kpi_engine import (
     TimeOptions,
     check_file,
     data_error,
+    expand_env,
     hookimpl,
+    redact,
     source_path,
     time_expr,
 )
@@ -60,7 +66,8 @@ class SqlConnector(Connector):
             "path": {"type": "string", "description": "SQLite (or .duckdb) database file, relative to the spec file."},
             "url": {
                 "type": "string",
-                "description": "Database URI, e.g. sqlite:///crm.db, duckdb:///x.duckdb, postgresql://...",
+                "description": "Database URI, e.g. sqlite:///crm.db, duckdb:///x.duckdb, postgresql://...; "
+                "${env:NAME} reads it (or a part) from the environment, so that no password sits in a spec",
             },
             "table": {"type": "string"},
             "query": {"type": "string", "description": "A SELECT whose rows are the source (instead of `table`)."},
@@ -84,7 +91,9 @@ class SqlConnector(Connector):
         if "path" in opts:
             path = source_path(source, env)
             return ("duckdb" if path.endswith((".duckdb", ".ddb")) else "sqlite"), path
-        url = str(opts["url"])
+        url = expand_env(str(opts["url"]), source, "url")
+        if url.startswith(("postgresql://", "postgres://")):
+            return "postgres", url
         for scheme in ("sqlite", "duckdb"):
             if url.startswith(f"{scheme}:///"):
                 raw = url[len(scheme) + 4 :]
@@ -102,7 +111,7 @@ class SqlConnector(Connector):
         opts = source.options
         return quote(opts["table"]) if "table" in opts else f"({opts['query']}) AS kpi_src"
 
-    def _read(self, source: SourceSpec, env: Env, sql: str, params: list[Any]) -> pl.DataFrame:
+    def _read(self, source: SourceSpec, env: Env, sql: str, params: list[Any] | dict[str, Any]) -> pl.DataFrame:
         kind, target = self._target(source, env)
         try:
             if kind == "sqlite":
@@ -121,6 +130,8 @@ class SqlConnector(Connector):
                 config = {"enable_external_access": False}
                 with duckdb.connect(target, read_only=True, config=config) as con:
                     return con.sql(sql, params=params or None).pl()
+            if kind == "postgres":
+                return _postgres(target, sql, params)
             if params:
                 raise AssertionError("URI databases get no parameters")
             return pl.read_database_uri(sql, target)
@@ -156,11 +167,12 @@ class SqlConnector(Connector):
         if kind != "uri":
             clauses = []
             day = dt.timedelta(days=1)
+            mark = "%s" if kind == "postgres" else "?"
             if request.start is not None:
-                clauses.append(f"{quote(request.time_column)} >= ?")
+                clauses.append(f"{quote(request.time_column)} >= {mark}")
                 params.append(_sql_time(request.start - day, kind))
             if request.end is not None:
-                clauses.append(f"{quote(request.time_column)} < ?")
+                clauses.append(f"{quote(request.time_column)} < {mark}")
                 params.append(_sql_time(request.end + day, kind))
             if clauses:
                 sql += " WHERE " + " AND ".join(clauses)
@@ -169,6 +181,60 @@ class SqlConnector(Connector):
         if schema is not None:
             frame = _coerce(frame, schema, source)
         return frame.lazy()
+
+    def database(self, source: SourceSpec, env: Env) -> Database | None:
+        kind, target = self._target(source, env)
+        return None if kind == "uri" else _SqlDatabase(self, source, env, kind, target)
+
+
+class _SqlDatabase(Database):
+    """The source's database, running the engine's aggregation queries (``kind``: sqlite, duckdb, postgres)."""
+
+    def __init__(self, connector: SqlConnector, source: SourceSpec, env: Env, kind: str, target: str) -> None:
+        self.connector, self.source, self.env, self.kind, self.target = connector, source, env, kind, target
+        self.dialect = kind
+
+    def relation(self) -> Any:
+        from sqlglot import exp, parse_one
+
+        opts = self.source.options
+        if "table" in opts:
+            return exp.Table(this=exp.to_identifier(str(opts["table"]), quoted=True))
+        try:
+            query = parse_one(str(opts["query"]), read=self.dialect)
+        except Exception as exc:  # the user's SQL, which the database itself may still read: say so plainly
+            raise KpiError(
+                Diagnostic(
+                    f"source `{self.source.name}`: cannot read its `query` as {self.dialect} SQL: {exc}",
+                    self.source.loc("query"),
+                    hint="write one SELECT statement",
+                )
+            ) from None
+        return exp.Subquery(this=query, alias=exp.TableAlias(this=exp.to_identifier("kpi_src", quoted=True)))
+
+    def fetch(self, sql: str, params: dict[str, Any]) -> pl.DataFrame:
+        return self.connector._read(self.source, self.env, sql, params)  # type: ignore[arg-type]
+
+    def where(self) -> str:
+        return redact(self.target)
+
+
+def _postgres(url: str, sql: str, params: list[Any] | dict[str, Any]) -> pl.DataFrame:
+    """Rows of one query on a PostgreSQL server (psycopg 3), typed by polars from the values."""
+    try:
+        import psycopg
+    except ImportError:
+        raise KpiError(
+            Diagnostic(
+                "reading PostgreSQL needs the psycopg driver",
+                hint="pip install 'kpi-engine[postgres]' (or: pip install 'psycopg[binary]')",
+            )
+        ) from None
+    with psycopg.connect(url, autocommit=True) as con, con.cursor() as cur:
+        cur.execute(sql, params or None)
+        names = [d.name for d in cur.description or ()]
+        rows = cur.fetchall()
+    return pl.DataFrame(rows, schema=names, orient="row", infer_schema_length=None)
 
 
 def _sqlite(path: str) -> sqlite3.Connection:

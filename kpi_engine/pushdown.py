@@ -1,0 +1,172 @@
+"""Which sources aggregate in their own database, running their queries there, and ``--explain``'s account.
+
+A source whose connector offers a ``Database`` runs there when every group of it compiles to SQL
+(``sqlgen``) and no other source needs its rows (conversions match rows in polars, lookups join in memory);
+only the aggregates come back, typed as the polars path types them. Otherwise its rows are read as usual.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+from .connectors import Connector, Database, Env, data_error
+from .dialects import RUNS
+from .errors import KpiError
+from .ir import Agg, Conversions, MetricFunction
+from .plan import Plan
+from .sqlgen import PERIOD, NotPushable, Query, SqlCompiler
+
+
+@dataclass
+class Pushed:
+    """A source whose groups run in its database: the queries by group key, and the data-span query."""
+
+    database: Database
+    groups: dict[tuple, Query]
+    span: Query
+
+
+def push_plan(
+    plan: Plan, connectors: Mapping[str, Connector], env: Env, functions: Mapping[str, MetricFunction]
+) -> tuple[dict[str, Pushed], dict[str, str]]:
+    """Which sources aggregate in their own database, with their queries; and for the others whose database
+    could have, why their rows are read instead (for ``--explain``)."""
+    pushed: dict[str, Pushed] = {}
+    reasons: dict[str, str] = {}
+    matched = {
+        name
+        for sp in plan.sources.values()
+        for g in sp.groups.values()
+        for r in g.aggs.values()
+        if isinstance(r.agg, Conversions)
+        for name, _ in r.agg.matched
+    }
+    for name, sp in plan.sources.items():
+        db = connectors[sp.source.connector].database(sp.source, env)
+        if db is None:
+            continue
+        try:
+            if db.dialect not in RUNS:
+                raise NotPushable(f"the engine renders {db.dialect} SQL but does not run it")
+            if name in matched:
+                raise NotPushable("conversions match its rows in polars")
+            joined = sorted({n for c, n in plan.joined(sp.source).items() if c in sp.columns})
+            if joined:
+                raise NotPushable(f"it joins the lookup {', '.join(joined)}, read into memory")
+            compiler = SqlCompiler(db.dialect, sp, plan, db.relation(), dict(functions))
+            check = compiler.type_check()
+            if check is not None:
+                counts = db.fetch(check.sql, check.params).row(0, named=True)
+                misfits = sorted(c for c, n in counts.items() if n)
+                if misfits:
+                    raise NotPushable(
+                        f"column `{misfits[0]}` holds values of another type than declared: "
+                        "its rows are read and checked"
+                    )
+            queries = {g.key: compiler.group(g) for g in sp.groups.values() if g.derive_from is None}
+            span = compiler.span(as_of_upper(plan))
+        except NotPushable as why:
+            reasons[name] = str(why)
+            continue
+        pushed[name] = Pushed(db, queries, span)
+    return pushed, reasons
+
+
+def run_all(
+    plan: Plan,
+    connectors: Mapping[str, Connector],
+    env: Env,
+    functions: Mapping[str, MetricFunction],
+    out: dict[str, dict],
+) -> set[str]:
+    """Run the sources that aggregate in their own database into ``out`` (their span and groups, as
+    ``execute`` collects them); their names."""
+    pushed, _ = push_plan(plan, connectors, env, functions)
+    for name, source in pushed.items():
+        try:
+            stats, groups = run_pushed(name, source, plan)
+        except KpiError:
+            raise
+        except Exception as exc:  # the database refused the query: name the source, never a traceback
+            raise data_error(plan.sources[name].source, exc, "cannot aggregate") from None
+        out[name] = {**stats, "groups": groups}
+    return set(pushed)
+
+
+def as_of_upper(plan: Plan) -> dt.date:
+    """The first day after as-of: the data span counts rows before it."""
+    return plan.window.as_of + dt.timedelta(days=1)
+
+
+def run_pushed(name: str, pushed: Pushed, plan: Plan) -> tuple[dict[str, Any], dict[tuple, pl.DataFrame]]:
+    """Run a pushed source's queries: its data span and each group's frame, typed as the polars path types
+    them (periods as dates, integer sums in 128 bits until they are checked to fit 64)."""
+    sp = plan.sources[name]
+    span = pushed.database.fetch(pushed.span.sql, pushed.span.params)
+    first, last = (_as_date(span[c]) for c in ("first", "last"))
+    stats = {"first": first[0], "last": last[0], "rows": int(span["rows"][0] or 0)}
+    frames = {}
+    for key, query in pushed.groups.items():
+        group = sp.groups[key]
+        frame = pushed.database.fetch(query.sql, query.params)
+        columns = [_as_date(frame[PERIOD]).alias(PERIOD) if frame.height else pl.Series(PERIOD, [], pl.Date)]
+        for d in group.dims:
+            columns.append(_typed(frame[d], sp.schema[d]))
+        for r in group.aggs.values():
+            columns.append(_typed(frame[r.id], _agg_dtype(r.agg, sp.schema)))
+        for i, _ in group.row_filters.values():
+            columns.append(_typed(frame[i], pl.Int64))
+        frames[key] = pl.DataFrame(columns)
+    return stats, frames
+
+
+def _agg_dtype(agg: Agg, schema: pl.Schema) -> pl.DataType:
+    from .compile import integer_sum
+
+    if agg.func in ("count", "count_distinct"):
+        return pl.Int64()
+    if agg.func == "sum" and integer_sum(agg, schema):
+        return pl.Int128()
+    return pl.Float64()
+
+
+def _typed(series: pl.Series, dtype: pl.DataType) -> pl.Series:
+    """A database's column as the polars path's type (SQLite's text dates and 0/1 booleans, Decimal sums)."""
+    if series.dtype == dtype:
+        return series
+    if isinstance(dtype, pl.Date):
+        return _as_date(series)
+    if isinstance(dtype, pl.Boolean) and series.dtype.is_integer():
+        return series.cast(pl.Boolean)
+    return series.cast(dtype)
+
+
+def _as_date(series: pl.Series) -> pl.Series:
+    if series.dtype == pl.String:
+        return series.str.to_date("%Y-%m-%d")
+    if isinstance(series.dtype, pl.Datetime):
+        return series.dt.date()
+    return series.cast(pl.Date)
+
+
+def explain(plan: Plan, connectors: Mapping[str, Connector], env: Env, functions: Mapping[str, MetricFunction]) -> str:
+    """What runs where (``kpi run --explain``): each pushed source's SQL and parameters, and for a source in
+    a database that reads its rows instead, why."""
+    pushed, reasons = push_plan(plan, connectors, env, functions)
+    lines = []
+    for name, source in pushed.items():
+        db = source.database
+        lines.append(f"source {name} aggregates in {db.dialect} ({db.where()}): only aggregates are read")
+        for (grain, dims), query in source.groups.items():
+            lines.append(f"  -- {grain} x {list(dims)}")
+            lines += [f"  {line}" for line in query.pretty.splitlines()]
+            if query.params:
+                lines.append("  -- parameters: " + ", ".join(f"{k} = {v!r}" for k, v in query.params.items()))
+    for name, why in reasons.items():
+        lines.append(f"source {name} reads its rows into polars (projected, filtered to the days): {why}")
+    return "\n".join(lines)

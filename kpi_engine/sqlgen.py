@@ -1,0 +1,373 @@
+"""Compiling a source's part of the plan to SQL, for databases that aggregate their own rows (pushdown).
+
+``pushdown`` decides which sources run in their database and runs the queries built here.
+
+Each group of the plan (``group_by(period, *dims)`` with its aggregates and row counts) becomes one SELECT
+that returns exactly the columns the polars path computes, so that everything after it (derived groups,
+series, targets) is the same code whatever ran the group. The SQL is built as a sqlglot tree and rendered for
+the database's dialect: identifiers are quoted by sqlglot and every value from a spec or a run (filter
+constants, the time window) is a named parameter, never text pasted into the query.
+
+What a dialect cannot compute exactly as the polars path does raises ``NotPushable`` with the reason; the
+engine then reads the source's rows instead and ``--explain`` says why.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import polars as pl
+import sqlglot
+from sqlglot import exp
+
+from . import periods
+from .dialects import LOCAL_DATE, PERIOD_START, QUANTILE, SECONDS
+from .formula import BinOp, Bool, Call, Column, InList, IsNull, Node, Null, Number, String, Unary
+from .ir import DURATION_FUNCS, QUANTILES, Agg, Conversions, MetricFunction, kind_of
+from .model import Calendar, Grain
+from .plan import GroupRequest, Plan, SourcePlan
+from .timeparse import TimeOptions
+
+PERIOD = "__period"
+DATE = "__date"
+
+
+@dataclass(frozen=True)
+class Value:
+    """A value for a template slot: it becomes a parameter."""
+
+    value: Any
+
+
+class NotPushable(Exception):  # noqa: N818 - a reason, not a failure
+    """Why a group cannot run in its database: the engine reads the source's rows instead."""
+
+
+@dataclass
+class Query:
+    """One rendered query and its parameters (named, in the dialect's placeholder style)."""
+
+    sql: str
+    params: dict[str, Any] = field(default_factory=dict)
+    pretty: str = ""  # the same query laid out for reading (``--explain``)
+
+
+class SqlCompiler:
+    """Builds the queries of one source for one dialect. ``relation`` is the source's rows (a table or a
+    subquery) as the database sees them; ``schema`` their columns as polars reads them."""
+
+    def __init__(
+        self,
+        dialect: str,
+        sp: SourcePlan,
+        plan: Plan,
+        relation: exp.Expression,
+        functions: Mapping[str, MetricFunction],
+    ) -> None:
+        self.dialect, self.sp, self.plan, self.relation, self.functions = dialect, sp, plan, relation, functions
+        self.params: dict[str, Any] = {}
+
+    # -- values and templates ---------------------------------------------------------------------------
+    def value(self, v: object) -> exp.Expression:
+        """A parameter holding ``v`` (a spec's or run's value: never pasted into the SQL text)."""
+        name = f"p{len(self.params)}"
+        self.params[name] = v
+        return exp.Placeholder(this=name)
+
+    def template(self, text: str, **parts: exp.Expression | int | Value) -> exp.Expression:
+        """A dialect-specific snippet with ``:name`` slots filled by expressions, engine integers, or values
+        (parameters, made only for the slots the snippet has)."""
+        tree = sqlglot.parse_one(text, read="postgres" if self.dialect == "duckdb" else self.dialect)
+        filled: dict[str, exp.Expression] = {}
+        for name, part in parts.items():
+            if f":{name}" not in text:
+                continue
+            if isinstance(part, Value):
+                filled[name] = self.value(part.value)
+            else:
+                filled[name] = exp.Literal.number(part) if isinstance(part, int) else part
+        return exp.replace_placeholders(tree, **filled)
+
+    @staticmethod
+    def column(name: str) -> exp.Column:
+        return exp.column(name, quoted=True)
+
+    # -- time ---------------------------------------------------------------------------------------------
+    def local_date(self) -> exp.Expression:
+        """The local date of each row in the spec's time zone, as the polars path computes it."""
+        source, tz = self.sp.source, self.plan.calendar.timezone
+        dtype = self.sp.schema[source.time]
+        opts = TimeOptions.of(source.options)
+        if opts.formats or opts.unit:
+            raise NotPushable("the time column is read with time_format or time_unit")
+        t = self.column(source.time)
+        if isinstance(dtype, pl.Date):
+            return t
+        if not isinstance(dtype, pl.Datetime):
+            raise NotPushable(f"the time column `{source.time}` is {dtype}, not a timestamp or date")
+        forms = LOCAL_DATE.get(self.dialect, {})
+        stored = opts.zone or "UTC"  # the zone of naive timestamps
+        if dtype.time_zone is not None:
+            kind = "aware" if "aware" in forms else None
+        else:
+            kind = "utc" if stored == tz == "UTC" else "naive" if "naive" in forms else None
+        if kind is None:
+            raise NotPushable(f"{self.dialect} cannot convert times to the time zone {tz}")
+        return self.template(forms[kind], t=t, tz=Value(tz), stored=Value(stored))
+
+    def bound(self, day: dt.date) -> Any:
+        """The first instant of local ``day``, as a value comparable with the time column."""
+        dtype = self.sp.schema[self.sp.source.time]
+        if isinstance(dtype, pl.Date):
+            return day
+        instant = periods.local_midnight(day, self.plan.calendar.timezone)
+        if dtype.time_zone is not None:  # type: ignore[attr-defined]
+            return instant
+        stored = TimeOptions.of(self.sp.source.options).zone or "UTC"
+        return instant.astimezone(ZoneInfo(stored)).replace(tzinfo=None)
+
+    def period(self, grain: periods.Period, d: exp.Expression) -> exp.Expression:
+        """The start of the period holding local date ``d``."""
+        if isinstance(grain, periods.Span):
+            inside = exp.Between(this=d, low=self.value(grain.start), high=self.value(grain.end))
+            return exp.Case(ifs=[exp.If(this=inside, true=self.value(grain.start))])
+        if not isinstance(grain, Grain):
+            raise NotPushable(f"`window: {grain.window}` periods are computed from the rows")  # type: ignore[union-attr]
+        cal: Calendar = self.plan.calendar
+        form = PERIOD_START[self.dialect][grain]
+        if cal.fiscal_year_start == 1 and grain in (Grain.QUARTER, Grain.YEAR) and self.dialect != "sqlite":
+            form = PERIOD_START[self.dialect][Grain.MONTH].replace("month", grain.value)
+        return self.template(form, d=d, start=cal.week_start, shift=cal.fiscal_year_start - 1)
+
+    # -- row-level expressions ---------------------------------------------------------------------------
+    def row(self, node: Node) -> exp.Expression:
+        """A row-level formula node as SQL, with the polars path's null rules (x / 0 is null)."""
+        if isinstance(node, Column):
+            return self.column(node.column)
+        if isinstance(node, Bool):
+            return exp.Boolean(this=node.value) if self.dialect != "sqlite" else exp.Literal.number(int(node.value))
+        if isinstance(node, Number | String):
+            return self.value(node.value)
+        if isinstance(node, Call) and node.func in ("date", "datetime"):
+            text = node.args[0].value  # type: ignore[attr-defined]
+            return self.value(dt.date.fromisoformat(text) if node.func == "date" else dt.datetime.fromisoformat(text))
+        if isinstance(node, Null):
+            return exp.Null()
+        if isinstance(node, BinOp):
+            return self._binary(node)
+        if isinstance(node, Unary):
+            inner = self.row(node.operand)
+            return exp.Not(this=exp.paren(inner)) if node.op == "not" else exp.Neg(this=exp.paren(inner))
+        if isinstance(node, IsNull):
+            test = exp.Is(this=self.row(node.operand), expression=exp.Null())
+            return exp.Not(this=test) if node.negated else test
+        if isinstance(node, InList):
+            return self._in(node)
+        if isinstance(node, Call):
+            return self._call(node)
+        raise NotPushable(f"`{type(node).__name__}` has no SQL form yet")
+
+    def _binary(self, node: BinOp) -> exp.Expression:
+        left, right = exp.paren(self.row(node.left)), exp.paren(self.row(node.right))
+        if node.op == "/":  # a true division (integers too), null when dividing by zero
+            num = exp.cast(left, exp.DataType.build("DOUBLE" if self.dialect != "postgres" else "DOUBLE PRECISION"))
+            return exp.Div(this=num, expression=exp.Nullif(this=right, expression=exp.Literal.number(0)))
+        if node.op == "%":
+            zero = exp.NEQ(this=right, expression=exp.Literal.number(0))
+            return exp.Case(ifs=[exp.If(this=zero, true=exp.Mod(this=left, expression=right))])
+        ops = {
+            "+": exp.Add,
+            "-": exp.Sub,
+            "*": exp.Mul,
+            "==": exp.EQ,
+            "!=": exp.NEQ,
+            "<": exp.LT,
+            "<=": exp.LTE,
+            ">": exp.GT,
+            ">=": exp.GTE,
+            "and": exp.And,
+            "or": exp.Or,
+        }
+        return ops[node.op](this=left, expression=right)
+
+    def _in(self, node: InList) -> exp.Expression:
+        inner = self.row(node.operand)
+        values = [self.row(i) for i in node.items if not isinstance(i, Null)]
+        test: exp.Expression = exp.In(this=inner, expressions=values) if values else exp.false()
+        if any(isinstance(i, Null) for i in node.items):
+            test = exp.Or(this=exp.paren(test), expression=exp.Is(this=inner, expression=exp.Null()))
+        return exp.Not(this=exp.paren(test)) if node.negated else test
+
+    def _call(self, node: Call) -> exp.Expression:
+        args = [self.row(a) for a in node.args]
+        if node.func in DURATION_FUNCS:
+            form = SECONDS.get(self.dialect)
+            if form is None:
+                raise NotPushable(f"{self.dialect} has no interval type for {node.func}()")
+            seconds = self.template(form, x=args[0])
+            return exp.Div(
+                this=exp.cast(seconds, "DOUBLE PRECISION" if self.dialect == "postgres" else "DOUBLE"),
+                expression=exp.Literal.number(DURATION_FUNCS[node.func]),
+            )
+        if node.func == "abs":
+            return exp.Abs(this=args[0])
+        if node.func == "round":
+            digits = int(node.args[1].value) if len(node.args) > 1 else 0  # type: ignore[attr-defined]
+            return exp.Round(
+                this=exp.cast(args[0], "DOUBLE PRECISION" if self.dialect == "postgres" else "DOUBLE"),
+                decimals=exp.Literal.number(digits),
+            )
+        if node.func == "coalesce":
+            return exp.Coalesce(this=args[0], expressions=args[1:])
+        raise NotPushable(f"{node.func}() has no SQL form yet")
+
+    # -- aggregates ---------------------------------------------------------------------------------------
+    def aggregate(self, agg: Agg) -> exp.Expression:
+        """One aggregate of a group: the polars path's value for the same rows."""
+        if isinstance(agg, Conversions):
+            raise NotPushable(f"`{agg.key}` matches rows in polars")
+        if agg.per is not None:
+            raise NotPushable(f"`{agg.key}` aggregates per {agg.entity}: the rows are read")
+        if agg.lag:
+            raise NotPushable(f"`{agg.key}` moves rows by days")
+        if agg.func in self.functions:
+            raise NotPushable(f"{agg.func}() is a plugin's function, computed in polars")
+        if agg.func not in ("sum", "count", "count_distinct", "min", "max", "median", *QUANTILES):
+            raise NotPushable(f"{agg.func}() has no SQL form yet")
+        cond = self.row(agg.where) if agg.where is not None else None
+
+        def masked(value: exp.Expression) -> exp.Expression:
+            return value if cond is None else exp.Case(ifs=[exp.If(this=cond, true=value)])
+
+        if not agg.args:  # count(source)
+            return exp.Count(this=masked(exp.Literal.number(1)) if cond is not None else exp.Star())
+        value = self.row(agg.args[0])
+        if kind_of(self._dtype(agg.args[0])) == "bool" and agg.func != "count_distinct":
+            value = exp.cast(exp.paren(value), "INTEGER")
+        if agg.func == "count":
+            return exp.Count(this=masked(value))
+        if agg.func == "count_distinct":
+            return exp.Count(this=exp.Distinct(expressions=[masked(value)]))
+        if agg.func == "sum":
+            return exp.Sum(this=masked(value))
+        if agg.func in ("min", "max"):
+            return (exp.Min if agg.func == "min" else exp.Max)(this=masked(value))
+        forms = QUANTILE.get(self.dialect)
+        if forms is None:
+            raise NotPushable(f"{self.dialect} has no percentile functions")
+        q = 0.5 if agg.func == "median" else float(agg.args[1].value)  # type: ignore[attr-defined]
+        form = forms[1] if agg.func == "quantile_disc" else forms[0]
+        return self.template(form, x=masked(value), q=exp.Literal.number(q))
+
+    def _dtype(self, node: Node) -> pl.DataType:
+        """The polars type of a row-level node (as the polars path would compute it)."""
+        from .compile import row_expr
+
+        return pl.LazyFrame(schema=self.sp.schema).select(row_expr(node)).collect_schema().dtypes()[0]
+
+    # -- queries ------------------------------------------------------------------------------------------
+    def rows(self) -> exp.Select:
+        """The source's rows in the plan's days, each with its local date (the subquery every group reads)."""
+        t: exp.Expression = self.column(self.sp.source.time)
+        if self.dialect == "sqlite":  # times are text there: compare them as SQLite's own UTC form
+            t = exp.Anonymous(this="DATETIME", expressions=[t])
+        rows = exp.select(exp.Star(), exp.alias_(self.local_date(), DATE, quoted=True)).from_(self.relation)
+        for bound, op in ((self.sp.lower, exp.GTE), (self.sp.upper, exp.LT)):
+            if bound is not None:
+                value = self.bound(bound)
+                if self.dialect == "sqlite":
+                    value = value.strftime("%Y-%m-%d %H:%M:%S")
+                rows = rows.where(op(this=t, expression=self.value(value)))
+        return rows
+
+    def type_check(self) -> Query | None:
+        """SQLite lets any column hold any value: a query counting, per column the plan reads, the values
+        that are not of its declared type (a time DATE() cannot read, text in a number column). The polars
+        path reads and checks each value; pushdown runs only where this finds none. None elsewhere."""
+        if self.dialect != "sqlite":
+            return None
+        self.params = {}
+        checks = []
+        for name in sorted(c for c in self.sp.columns if c in self.sp.schema):
+            dtype, col = self.sp.schema[name], self.column(name)
+            kind = exp.Anonymous(this="TYPEOF", expressions=[col])
+            if isinstance(dtype, pl.Datetime | pl.Date):
+                bad = exp.or_(
+                    exp.NEQ(this=kind, expression=exp.Literal.string("text")),
+                    exp.Is(this=exp.Anonymous(this="DATE", expressions=[col]), expression=exp.Null()),
+                )
+            elif dtype.is_integer() or isinstance(dtype, pl.Boolean):
+                bad = exp.NEQ(this=kind, expression=exp.Literal.string("integer"))
+            elif dtype.is_float():
+                bad = exp.Not(
+                    this=exp.In(this=kind, expressions=[exp.Literal.string("integer"), exp.Literal.string("real")])
+                )
+            else:
+                continue
+            bad = exp.and_(exp.Not(this=exp.Is(this=col, expression=exp.Null())), exp.paren(bad))
+            checks.append(
+                exp.alias_(
+                    exp.Count(this=exp.Case(ifs=[exp.If(this=bad, true=exp.Literal.number(1))])), name, quoted=True
+                )
+            )
+        if not checks:
+            return None
+        query = exp.select(*checks).from_(self.relation)
+        return Query(self.render(query), {}, query.sql(dialect=self.dialect, pretty=True))
+
+    def group(self, group: GroupRequest) -> Query:
+        """The SELECT of one group: period, dimensions, each aggregate and row count by its id."""
+        self.params = {}
+        dims = list(group.dims)
+        for d in dims:
+            if d.startswith(periods.TIME_PART):
+                raise NotPushable(f"`{d}` is a part of the time")
+        inner = self.rows()
+        if self.sp.prefilter:
+            inner = inner.where(exp.or_(*[exp.paren(self.row(f)) for f in self.sp.prefilter]))
+        src = exp.alias_(exp.Subquery(this=inner), "kpi_rows", quoted=True)
+        period = self.period(group.grain, self.column(DATE))
+        select = [exp.alias_(period, PERIOD, quoted=True), *[self.column(d) for d in dims]]
+        for r in group.aggs.values():
+            select.append(exp.alias_(self.aggregate(r.agg), r.id, quoted=True))
+        for i, f in group.row_filters.values():
+            count = (
+                exp.Count(this=exp.Star())
+                if f is None
+                else exp.Count(this=exp.Case(ifs=[exp.If(this=self.row(f), true=exp.Literal.number(1))]))
+            )
+            select.append(exp.alias_(count, i, quoted=True))
+        query = exp.select(*select).from_(src)
+        if isinstance(group.grain, periods.Span):
+            query = query.where(exp.Not(this=exp.Is(this=period.copy(), expression=exp.Null())))
+        query = query.group_by(*[exp.Literal.number(k + 1) for k in range(len(dims) + 1)])
+        return Query(self.render(query), dict(self.params), query.sql(dialect=self.dialect, pretty=True))
+
+    def render(self, query: exp.Expression) -> str:
+        """The query's text in the dialect; for PostgreSQL's driver, whose placeholders are ``%(name)s``, a
+        ``%`` that is not one (modulo, or in the source's own SQL) is doubled."""
+        sql = query.sql(dialect=self.dialect)
+        return re.sub(r"%(?!\()", "%%", sql) if self.dialect == "postgres" else sql
+
+    def span(self, upper: dt.date) -> Query:
+        """The data's first and last local day and its row count, up to the end of as-of."""
+        self.params = {}
+        saved = self.sp.lower, self.sp.upper
+        self.sp.lower, self.sp.upper = None, upper
+        try:
+            inner = self.rows()
+        finally:
+            self.sp.lower, self.sp.upper = saved
+        src = exp.alias_(exp.Subquery(this=inner), "kpi_rows", quoted=True)
+        d = self.column(DATE)
+        query = exp.select(
+            exp.alias_(exp.Min(this=d), "first", quoted=True),
+            exp.alias_(exp.Max(this=d), "last", quoted=True),
+            exp.alias_(exp.Count(this=exp.Star()), "rows", quoted=True),
+        ).from_(src)
+        return Query(self.render(query), dict(self.params), query.sql(dialect=self.dialect, pretty=True))

@@ -1,0 +1,244 @@
+"""Issue 14: databases aggregate their own rows (pushdown), with the same numbers as the polars engine.
+
+The acceptance example's rows go into a DuckDB file, a SQLite file and a throwaway PostgreSQL server; the
+same KPIs run over each (`connector: sql`) and over the Parquet/CSV files (polars), and must agree to 1e-9
+relative on every period, dimension value and flag. Two calendars: UTC with Monday weeks, and
+Europe/Paris with Sunday weeks and an April fiscal year. Pushdown is proven, not assumed: on DuckDB and
+PostgreSQL the connector's row scan is made to fail, so any row read would stop the run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import sqlite3
+from pathlib import Path
+
+import polars as pl
+import pytest
+from pgcluster import cluster
+
+import kpi_engine
+from kpi_engine.plan import Window
+from kpi_engine.pushdown import push_plan
+
+import datagen
+from conftest import require, write_spec
+
+duckdb = require("duckdb")
+psycopg = require("psycopg")
+AS_OF = dt.date(2026, 6, 30)
+
+KPIS = """
+kpis:
+  ctr: {unit: percent, grain: week, dimensions: [channel], formula: 100 * sum(ads.clicks) / sum(ads.impressions)}
+  spend: {unit: currency, grain: month, dimensions: [channel, campaign], formula: sum(ads.cost)}
+  roi: {unit: percent, grain: month, formula: 100 * (sum(ads.revenue) - sum(ads.cost)) / sum(ads.cost)}
+  clicks_q: {unit: count, grain: quarter, formula: sum(ads.clicks)}
+  clicks_y: {unit: count, grain: year, dimensions: [utm_source], formula: sum(ads.clicks)}
+  per_cost: {unit: ratio, grain: month, formula: sum(ads.revenue / ads.cost) + sum(ads.clicks % 7)}
+  leads: {unit: count, grain: month, formula: count(sessions where lead)}
+  bounce: {unit: percent, grain: week, formula: 100 * count(sessions where pageviews == 1) / count(sessions)}
+  visitors: {unit: count, grain: month, dimensions: [channel], formula: count_distinct(sessions.visitor_id)}
+  converted: {unit: count, grain: day, formula: sum(sessions.converted)}
+  pages_p90: {unit: count, grain: month, formula: quantile(sessions.pageviews, 0.9)}
+  duration_p75: {unit: count, grain: week, formula: quantile_disc(sessions.duration_s, 0.75)}
+  duration_median: {unit: count, grain: month, dimensions: [channel], formula: median(sessions.duration_s)}
+  longest: {unit: count, grain: week, formula: max(sessions.duration_s where channel in ["social", "email"])}
+  mean_duration: {unit: count, grain: month, formula: mean(sessions.duration_s where not lead)}
+  answered: {unit: count, grain: month, dimensions: [channel], formula: count(tickets.first_response_at)}
+  response: {unit: count, grain: week, formula: mean(minutes(tickets.first_response_at - tickets.created_at))}
+  unanswered: {unit: count, grain: month, formula: count(tickets where first_response_at is null)}
+"""
+
+CALENDARS = {
+    "utc": "timezone: UTC\nweek_start: monday\n",
+    "paris": "timezone: Europe/Paris\nweek_start: sunday\nfiscal_year_start: 4\n",
+}
+TABLES = {"ads": "ad_events", "sessions": "sessions", "tickets": "support_tickets"}
+
+
+@pytest.fixture(scope="module")
+def tables(tmp_path_factory: pytest.TempPathFactory) -> dict[str, pl.DataFrame]:
+    folder = tmp_path_factory.mktemp("backend_data")
+    datagen.write_example_data(folder)
+    tickets = pl.read_csv(folder / "support_tickets.csv", try_parse_dates=True)
+    return {
+        "ads": pl.read_parquet(folder / "ad_events.parquet"),
+        "sessions": pl.read_parquet(folder / "sessions.parquet"),
+        "tickets": tickets.with_columns(pl.col("created_at", "first_response_at").cast(pl.Datetime("us"))),
+    }
+
+
+def files_spec(root: Path, tables: dict[str, pl.DataFrame], calendar: str) -> Path:
+    """The reference: the same rows as Parquet files, aggregated by polars."""
+    root.mkdir(parents=True, exist_ok=True)
+    for name, frame in tables.items():
+        frame.write_parquet(root / f"{name}.parquet")
+    times = {"ads": "ts", "sessions": "ts", "tickets": "created_at"}
+    sources = "".join(
+        f"  {n}: {{connector: parquet, path: {n}.parquet, time: {times[n]}}}\n" for n in tables
+    )
+    return write_spec(root, f"version: 1\n{CALENDARS[calendar]}sources:\n{sources}{KPIS}")
+
+
+def sql_spec(root: Path, location: str, calendar: str) -> Path:
+    times = {"ads": "ts", "sessions": "ts", "tickets": "created_at"}
+    sources = "".join(
+        f"  {n}: {{connector: sql, {location}, table: {TABLES[n]}, time: {times[n]}}}\n" for n in TABLES
+    )
+    return write_spec(root, f"version: 1\n{CALENDARS[calendar]}sources:\n{sources}{KPIS}")
+
+
+def write_duckdb(path: Path, tables: dict[str, pl.DataFrame]) -> None:
+    with duckdb.connect(str(path)) as con:
+        for name, frame in tables.items():
+            con.register("frame", frame.to_arrow())
+            con.execute(f'CREATE TABLE "{TABLES[name]}" AS SELECT * FROM frame')
+            con.unregister("frame")
+
+
+def write_sqlite(path: Path, tables: dict[str, pl.DataFrame]) -> None:
+    """Typed columns; times as UTC text (SQLite has no time type), booleans as 0/1."""
+    types = {pl.Int64: "INTEGER", pl.Int32: "INTEGER", pl.Float64: "REAL", pl.String: "TEXT", pl.Boolean: "BOOLEAN"}
+    con = sqlite3.connect(path)
+    for name, frame in tables.items():
+        cols, exprs = [], []
+        for c, t in frame.schema.items():
+            if isinstance(t, pl.Datetime):
+                cols.append(f'"{c}" TIMESTAMP')
+                utc = pl.col(c).dt.convert_time_zone("UTC").dt.replace_time_zone(None) if t.time_zone else pl.col(c)
+                exprs.append(utc.dt.strftime("%Y-%m-%d %H:%M:%S%.6f").alias(c))
+            else:
+                cols.append(f'"{c}" {types[type(t)]}')
+                exprs.append(pl.col(c).cast(pl.Int64) if t == pl.Boolean else pl.col(c))
+        con.execute(f'CREATE TABLE "{TABLES[name]}" ({", ".join(cols)})')
+        rows = frame.select(exprs).rows()
+        con.executemany(f'INSERT INTO "{TABLES[name]}" VALUES ({", ".join("?" * len(cols))})', rows)
+    con.commit()
+    con.close()
+
+
+def write_postgres(url: str, tables: dict[str, pl.DataFrame]) -> None:
+    types = {pl.Int64: "BIGINT", pl.Int32: "INTEGER", pl.Float64: "DOUBLE PRECISION", pl.String: "TEXT", pl.Boolean: "BOOLEAN"}
+    with psycopg.connect(url, autocommit=True) as con, con.cursor() as cur:
+        for name, frame in tables.items():
+            cols = []
+            for c, t in frame.schema.items():
+                sql_type = ("TIMESTAMPTZ" if t.time_zone else "TIMESTAMP") if isinstance(t, pl.Datetime) else types[type(t)]
+                cols.append(f'"{c}" {sql_type}')
+            cur.execute(f'CREATE TABLE "{TABLES[name]}" ({", ".join(cols)})')
+            with cur.copy(f'COPY "{TABLES[name]}" FROM STDIN') as copy:
+                for row in frame.rows():
+                    copy.write_row(row)
+
+
+@pytest.fixture(scope="module")
+def postgres(tmp_path_factory: pytest.TempPathFactory, tables):
+    with cluster() as url:
+        write_postgres(url, tables)
+        yield url
+
+
+@pytest.fixture(scope="module")
+def databases(tmp_path_factory: pytest.TempPathFactory, tables, postgres) -> dict[str, str]:
+    """Where each backend's copy of the rows is, as a source's location option."""
+    folder = tmp_path_factory.mktemp("dbs")
+    write_duckdb(folder / "shop.duckdb", tables)
+    write_sqlite(folder / "shop.db", tables)
+    return {
+        "duckdb": f"path: {folder / 'shop.duckdb'}",
+        "sqlite": f"path: {folder / 'shop.db'}",
+        "postgres": f"url: '{postgres}'",
+    }
+
+
+def same(ours: kpi_engine.Result, reference: kpi_engine.Result) -> int:
+    """Every KPI's frame equal to the reference's (values to 1e-9 relative); the number of values compared."""
+    compared = 0
+    for kpi, expected in reference.series.items():
+        got = ours[kpi]
+        assert got.columns == expected.columns, kpi
+        assert got.drop("value").equals(expected.drop("value")), kpi
+        for a, b in zip(got["value"].to_list(), expected["value"].to_list(), strict=True):
+            assert (a is None) == (b is None), kpi
+            assert a is None or math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12), (kpi, a, b)
+            compared += 1
+    return compared
+
+
+@pytest.mark.parametrize("calendar", list(CALENDARS))
+@pytest.mark.parametrize("backend", ["duckdb", "postgres", "sqlite"])
+def test_every_backend_gives_the_polars_numbers(backend, calendar, tables, databases, tmp_path):
+    reference = kpi_engine.load(files_spec(tmp_path / "files", tables, calendar)).evaluate(AS_OF)
+    root = sql_spec(tmp_path / "db", databases[backend], calendar)
+    catalog = kpi_engine.load(root, allow_outside=True)
+    pushed, reasons = push_plan(catalog.plan(Window(AS_OF)), catalog.registry.connectors, catalog.env, catalog.registry.functions)
+    if backend in ("duckdb", "postgres"):
+        assert sorted(pushed) == ["ads", "sessions", "tickets"] and reasons == {}
+    elif calendar == "utc":  # SQLite has no percentiles and no interval type: those sources read their rows
+        assert sorted(pushed) == ["ads"]
+        assert reasons["sessions"] == "sqlite has no percentile functions"
+        assert reasons["tickets"] == "sqlite has no interval type for minutes()"
+    else:  # nor time zones
+        assert pushed == {} and set(reasons.values()) == {"sqlite cannot convert times to the time zone Europe/Paris"}
+    assert same(catalog.evaluate(AS_OF), reference) > 600
+
+
+def test_pushed_sources_read_no_rows(databases, tmp_path, monkeypatch):
+    """Only aggregates leave the database: the connector's row scan is never called."""
+    from kpi_sql import SqlConnector
+
+    def no_rows(*args, **kwargs):
+        raise AssertionError("a pushed source read its rows")
+
+    monkeypatch.setattr(SqlConnector, "scan", no_rows)
+    for backend in ("duckdb", "postgres"):
+        root = sql_spec(tmp_path / backend, databases[backend], "paris")
+        result = kpi_engine.load(root, allow_outside=True).evaluate(AS_OF)
+        assert result["ctr"].height > 20
+
+
+def test_sqlite_values_of_another_type_are_read_and_checked(tmp_path):
+    """SQLite lets a TIMESTAMP column hold epoch numbers: such a source is not pushed (DATE() would misread
+    them silently), its rows are read, and the run stops naming the value."""
+    con = sqlite3.connect(tmp_path / "crm.db")
+    con.execute("CREATE TABLE t (ts TIMESTAMP, n INTEGER)")
+    con.executemany("INSERT INTO t VALUES (?, ?)", [("2026-04-01 10:00:00", 1), (1777593600, 2)])
+    con.commit()
+    con.close()
+    write_spec(tmp_path, "version: 1\nsources:\n  t: {connector: sql, path: crm.db, table: t, time: ts}\n"
+               "kpis:\n  n: {unit: count, grain: month, formula: sum(t.n)}\n")
+    catalog = kpi_engine.load(tmp_path)
+    pushed, reasons = push_plan(catalog.plan(Window(AS_OF)), catalog.registry.connectors, catalog.env, catalog.registry.functions)
+    assert pushed == {} and reasons == {"t": "column `ts` holds values of another type than declared: its rows are read and checked"}
+    with pytest.raises(kpi_engine.KpiError, match="declared TIMESTAMP but row 2 holds '1777593600'"):
+        catalog.evaluate(AS_OF)
+
+
+def test_explain_shows_the_sql_and_no_password(databases, postgres, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from kpi_engine.cli import main
+
+    monkeypatch.setenv("SHOP_DB", postgres)
+    root = sql_spec(tmp_path, "url: '${env:SHOP_DB}'", "paris")
+    res = CliRunner().invoke(main, ["run", str(root), "--as-of", "2026-06-30", "--kpi", "ctr", "--explain"])
+    assert res.exit_code == 0, res.output
+    assert "source ads aggregates in postgres (postgresql://kpi:***@127.0.0.1:" in res.output
+    assert 'FROM "ad_events"' in res.output and "AT TIME ZONE" in res.output and "%(p" in res.output
+    assert "s3cret" not in res.output
+    monkeypatch.delenv("SHOP_DB")
+    res = CliRunner().invoke(main, ["run", str(root), "--as-of", "2026-06-30", "--kpi", "ctr"])
+    assert res.exit_code == 2
+    assert "reads the environment variable `SHOP_DB` (option `url`), which is not set" in res.output
+
+
+def test_a_database_error_names_the_source_without_the_password(postgres, tmp_path):
+    wrong = postgres.replace(":s3cret@", ":wrong-s3cret@")
+    root = sql_spec(tmp_path, f"url: '{wrong}'", "utc")
+    with pytest.raises(kpi_engine.KpiError) as info:
+        kpi_engine.load(root).evaluate(AS_OF)
+    text = info.value.render()
+    assert "cannot query source `ads`" in text and "password authentication failed" in text
+    assert "s3cret" not in text
