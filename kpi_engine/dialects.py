@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from .model import Grain
 
-#: dialects whose queries the engine runs (the others are rendered only: ``kpi run --explain``, golden tests)
+#: dialects whose queries the engine runs; BigQuery, Snowflake and Spark SQL are rendered only (golden tests)
 RUNS = ("duckdb", "postgres", "sqlite")
+RENDERS = (*RUNS, "bigquery", "snowflake", "spark")
 
 #: the local calendar date of a time column, per dialect: a UTC timestamp without zone ("naive"), one with
 #: a zone ("aware"); ``:t`` is the column, ``:tz`` the spec's IANA time zone. SQLite has no time zones.
@@ -17,6 +18,21 @@ LOCAL_DATE = {
         "aware": "CAST(:t AT TIME ZONE :tz AS DATE)",
     },
     "sqlite": {"utc": "DATE(:t)"},
+    "bigquery": {  # DATETIME (naive) or TIMESTAMP (an instant)
+        "utc": "DATE(:t)",
+        "naive": "DATE(TIMESTAMP(:t, :stored), :tz)",
+        "aware": "DATE(:t, :tz)",
+    },
+    "snowflake": {  # TIMESTAMP_NTZ, or TIMESTAMP_TZ/LTZ
+        "utc": "CAST(:t AS DATE)",
+        "naive": "CAST(CONVERT_TIMEZONE(:stored, :tz, :t) AS DATE)",
+        "aware": "CAST(CONVERT_TIMEZONE(:tz, :t) AS DATE)",
+    },
+    "spark": {  # timestamps are instants, the session's time zone UTC
+        "utc": "TO_DATE(:t)",
+        "naive": "TO_DATE(FROM_UTC_TIMESTAMP(TO_UTC_TIMESTAMP(:t, :stored), :tz))",
+        "aware": "TO_DATE(FROM_UTC_TIMESTAMP(:t, :tz))",
+    },
 }
 LOCAL_DATE["duckdb"] = LOCAL_DATE["postgres"]
 
@@ -40,17 +56,43 @@ PERIOD_START = {
         "'+' || :shift || ' months')",
         Grain.YEAR: "DATE(:d, '-' || :shift || ' months', 'start of year', '+' || :shift || ' months')",
     },
+    "bigquery": {
+        Grain.DAY: ":d",
+        Grain.WEEK: "DATE_SUB(:d, INTERVAL MOD(EXTRACT(DAYOFWEEK FROM :d) + 5 - :start, 7) DAY)",
+        Grain.MONTH: "DATE_TRUNC(:d, MONTH)",
+        Grain.QUARTER: "DATE_ADD(DATE_TRUNC(DATE_SUB(:d, INTERVAL :shift MONTH), QUARTER), INTERVAL :shift MONTH)",
+        Grain.YEAR: "DATE_ADD(DATE_TRUNC(DATE_SUB(:d, INTERVAL :shift MONTH), YEAR), INTERVAL :shift MONTH)",
+    },
+    "snowflake": {
+        Grain.DAY: ":d",
+        Grain.WEEK: "DATEADD(day, -MOD(DAYOFWEEKISO(:d) + 6 - :start, 7), :d)",
+        Grain.MONTH: "DATE_TRUNC('month', :d)",
+        Grain.QUARTER: "DATEADD(month, :shift, DATE_TRUNC('quarter', DATEADD(month, -:shift, :d)))",
+        Grain.YEAR: "DATEADD(month, :shift, DATE_TRUNC('year', DATEADD(month, -:shift, :d)))",
+    },
+    "spark": {
+        Grain.DAY: ":d",
+        Grain.WEEK: "DATE_SUB(:d, MOD(DAYOFWEEK(:d) + 5 - :start, 7))",
+        Grain.MONTH: "TRUNC(:d, 'MM')",
+        Grain.QUARTER: "ADD_MONTHS(TRUNC(ADD_MONTHS(:d, -:shift), 'quarter'), :shift)",
+        Grain.YEAR: "ADD_MONTHS(TRUNC(ADD_MONTHS(:d, -:shift), 'year'), :shift)",
+    },
 }
 PERIOD_START["duckdb"] = PERIOD_START["postgres"]
 
-#: quantiles per dialect (``:x`` the value, ``:q`` the fraction); None: not available, the rows are read
+#: quantiles per dialect (``:x`` the value, ``:q`` the fraction): continuous (``PERCENTILE_CONT``) and
+#: discrete (``PERCENTILE_DISC``); None where the dialect has no exact one (BigQuery's are analytic or
+#: approximate), and then the rows are read
 QUANTILE = {
     "postgres": ("PERCENTILE_CONT(:q) WITHIN GROUP (ORDER BY :x)", "PERCENTILE_DISC(:q) WITHIN GROUP (ORDER BY :x)"),
     "duckdb": ("QUANTILE_CONT(:x, :q)", "QUANTILE_DISC(:x, :q)"),
-    "sqlite": None,
+    "snowflake": ("PERCENTILE_CONT(:q) WITHIN GROUP (ORDER BY :x)", "PERCENTILE_DISC(:q) WITHIN GROUP (ORDER BY :x)"),
+    "spark": ("PERCENTILE(:x, :q)", None),  # (sqlglot renders Spark's percentile_disc as an approximation)
 }
+#: seconds between two times, ``:x`` their difference, or ``:a`` and ``:b`` (a - b); None: no interval type
 SECONDS = {
     "postgres": "EXTRACT(EPOCH FROM (:x))",
     "duckdb": "EXTRACT(EPOCH FROM (:x))",
-    "sqlite": None,  # no interval type: a difference of times is a number of days there
+    "snowflake": "DATEDIFF(microsecond, :b, :a) / 1000000.0",
+    "spark": "(UNIX_MICROS(:a) - UNIX_MICROS(:b)) / 1000000.0",
 }

@@ -209,7 +209,11 @@ class SqlCompiler:
             form = SECONDS.get(self.dialect)
             if form is None:
                 raise NotPushable(f"{self.dialect} has no interval type for {node.func}()")
-            seconds = self.template(form, x=args[0])
+            arg = node.args[0]
+            if ":a" in form and not (isinstance(arg, BinOp) and arg.op == "-"):
+                raise NotPushable(f"{self.dialect} takes {node.func}() of a difference of two times only")
+            parts = (self.row(arg.left), self.row(arg.right)) if ":a" in form else (args[0], args[0])  # type: ignore[union-attr]
+            seconds = self.template(form, x=args[0], a=parts[0], b=parts[1])
             return exp.Div(
                 this=exp.cast(seconds, "DOUBLE PRECISION" if self.dialect == "postgres" else "DOUBLE"),
                 expression=exp.Literal.number(DURATION_FUNCS[node.func]),
@@ -257,11 +261,12 @@ class SqlCompiler:
             return exp.Sum(this=masked(value))
         if agg.func in ("min", "max"):
             return (exp.Min if agg.func == "min" else exp.Max)(this=masked(value))
-        forms = QUANTILE.get(self.dialect)
-        if forms is None:
-            raise NotPushable(f"{self.dialect} has no percentile functions")
+        cont, disc = QUANTILE.get(self.dialect, (None, None))
+        form = disc if agg.func == "quantile_disc" else cont
+        if form is None:
+            kind = "discrete" if agg.func == "quantile_disc" else "exact"
+            raise NotPushable(f"{self.dialect} has no {kind} percentile function")
         q = 0.5 if agg.func == "median" else float(agg.args[1].value)  # type: ignore[attr-defined]
-        form = forms[1] if agg.func == "quantile_disc" else forms[0]
         return self.template(form, x=masked(value), q=exp.Literal.number(q))
 
     def _dtype(self, node: Node) -> pl.DataType:

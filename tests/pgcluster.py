@@ -1,5 +1,6 @@
-"""A throwaway PostgreSQL cluster for the tests: ``initdb`` in a temporary folder, ``pg_ctl`` on a free port,
-stopped afterwards. Without the server binaries the tests fail saying how to get them (never skip)."""
+"""A throwaway PostgreSQL cluster for the tests and the benchmark: ``initdb`` in a temporary folder, ``pg_ctl``
+on a free port, stopped afterwards. Without the server binaries ``NoServer`` says how to get them (the tests
+turn it into a failure, never a skip)."""
 
 from __future__ import annotations
 
@@ -13,15 +14,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import pytest
-
 HOW = "install PostgreSQL's server: apt-get install postgresql (CI's .ci/run does), or put pg_ctl on PATH"
+
+
+class NoServer(RuntimeError):
+    """PostgreSQL's server binaries are missing, or the cluster would not start (the message says how)."""
 
 
 def _binary(name: str) -> str:
     found = shutil.which(name) or next(iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True)), None)
     if found is None:
-        pytest.fail(f"the PostgreSQL tests need `{name}`: {HOW}", pytrace=False)
+        raise NoServer(f"PostgreSQL's `{name}` is needed: {HOW}")
     return found
 
 
@@ -51,11 +54,11 @@ def cluster() -> Iterator[str]:
     run = lambda *args: subprocess.run([*as_user, *args], capture_output=True, text=True, timeout=120)  # noqa: E731
     done = run(initdb, "-D", str(data), "-U", "kpi", f"--pwfile={pwfile}", "-A", "scram-sha-256", "-E", "UTF8")
     if done.returncode:
-        pytest.fail(f"initdb failed: {done.stderr[-1500:]}", pytrace=False)
+        raise NoServer(f"initdb failed: {done.stderr[-1500:]}")
     options = f"-p {port} -c listen_addresses=127.0.0.1 -k {folder} -c fsync=off -c TimeZone=UTC"
     started = run(pg_ctl, "-D", str(data), "-o", options, "-l", str(folder / "log"), "-w", "start")
     if started.returncode:
-        pytest.fail(f"pg_ctl start failed: {started.stderr[-1500:]}", pytrace=False)
+        raise NoServer(f"pg_ctl start failed: {started.stderr[-1500:]}")
     try:
         yield f"postgresql://kpi:s3cret@127.0.0.1:{port}/postgres"
     finally:

@@ -1,0 +1,150 @@
+"""Benchmark: pushdown (the database aggregates) against pulling the rows into polars, on PostgreSQL and DuckDB.
+
+    python bench/pushdown.py --rows 10000000              # the issue's size (PostgreSQL and DuckDB)
+    python bench/pushdown.py --rows 200000 --repeat 1     # a quick look
+
+The benchmark catalogue's KPIs over ads and sessions (16 KPIs: week x channel and month) run over the same
+rows in a throwaway PostgreSQL cluster and in a DuckDB file, once aggregated in the database and once with
+the rows read into polars (the sql connector's row scan, as before pushdown). Both must give the same
+numbers before any time is printed. Reported: median wall time of ``--repeat`` runs after a warm-up, and
+the bytes that left the database (the size of every frame the connector returned). Results are appended to
+bench/results.jsonl (or --results FILE).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import io
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import polars as pl
+
+HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "tests"))
+
+from generate import generate  # noqa: E402
+from pgcluster import cluster  # noqa: E402
+
+AS_OF = dt.date(2026, 12, 31)
+TABLES = {"ads": "ad_events", "sessions": "sessions"}
+
+
+def catalogue(location: str) -> str:
+    """The benchmark catalogue's KPIs over ads and sessions, their sources in the database at ``location``."""
+    text = (HERE / "catalogue.yaml").read_text()
+    kpis = text[text.index("kpis:\n") :].splitlines(keepends=True)
+    kept = "".join(line for line in kpis if "tickets" not in line and "mentions" not in line)
+    where = f"url: '{location}'" if "://" in location else f"path: {location}"
+    sources = "".join(f"  {n}: {{connector: sql, {where}, table: {t}, time: ts}}\n" for n, t in TABLES.items())
+    return f"version: 1\ntimezone: UTC\nsources:\n{sources}{kept}"
+
+
+def load_postgres(url: str, folder: Path) -> None:
+    import psycopg
+
+    types = {pl.Int64: "BIGINT", pl.Int32: "INTEGER", pl.Float64: "DOUBLE PRECISION", pl.String: "TEXT", pl.Boolean: "BOOLEAN"}
+    with psycopg.connect(url, autocommit=True) as con, con.cursor() as cur:
+        for name, table in TABLES.items():
+            frame = pl.scan_parquet(folder / f"{table}.parquet")
+            schema = frame.collect_schema()
+            cols = ", ".join(
+                f'"{c}" ' + ("TIMESTAMP" if isinstance(t, pl.Datetime) else types[type(t)]) for c, t in schema.items()
+            )
+            cur.execute(f'CREATE TABLE "{table}" ({cols})')
+            for chunk in frame.collect().iter_slices(1_000_000):
+                buffer = io.BytesIO()
+                chunk.write_csv(buffer, include_header=False)
+                with cur.copy(f'COPY "{table}" FROM STDIN (FORMAT csv)') as copy:
+                    copy.write(buffer.getvalue())
+            cur.execute(f'ANALYZE "{table}"')
+
+
+def load_duckdb(path: Path, folder: Path) -> None:
+    import duckdb
+
+    with duckdb.connect(str(path)) as con:
+        for table in TABLES.values():
+            con.execute(f"CREATE TABLE \"{table}\" AS SELECT * FROM read_parquet('{folder / table}.parquet')")
+
+
+def run(root: Path, pushdown: bool, repeat: int) -> dict:
+    """Times and bytes moved of ``repeat`` runs (after a warm-up), pushed down or reading the rows."""
+    import kpi_engine
+    from kpi_sql import SqlConnector
+
+    moved = [0]
+    read, database = SqlConnector._read, SqlConnector.database
+
+    def counted(self, source, env, sql, params):  # type: ignore[no-untyped-def]
+        frame = read(self, source, env, sql, params)
+        moved[0] += frame.estimated_size()
+        return frame
+
+    SqlConnector._read = counted  # type: ignore[method-assign]
+    if not pushdown:
+        SqlConnector.database = lambda self, source, env: None  # type: ignore[method-assign]
+    try:
+        times, values = [], {}
+        for _ in range(repeat + 1):
+            moved[0] = 0
+            started = time.perf_counter()
+            result = kpi_engine.load(root, allow_outside=True).evaluate(AS_OF)
+            times.append(time.perf_counter() - started)
+        values = {k: v.select("period", "is_total", *[c for c in v.columns if c == "channel"], "value") for k, v in result.series.items()}
+        return {"times": times[1:], "bytes": moved[0], "values": values}
+    finally:
+        SqlConnector._read, SqlConnector.database = read, database  # type: ignore[method-assign]
+
+
+def agree(a: dict, b: dict) -> None:
+    for kpi, frame in a.items():
+        for x, y in zip(frame["value"].to_list(), b[kpi]["value"].to_list(), strict=True):
+            assert (x is None) == (y is None) and (x is None or math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-9)), kpi
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--data", type=Path, default=HERE / "data")
+    parser.add_argument("--results", type=Path, default=HERE / "results.jsonl")
+    args = parser.parse_args()
+    folder = args.data / str(args.rows)
+    generate(args.rows, folder)
+    work = folder / "pushdown"
+    work.mkdir(exist_ok=True)
+    record = {"when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "kind": "pushdown", "rows": args.rows,
+              "machine": {"cpus": os.cpu_count(), "python": platform.python_version()}, "results": {}}
+    with cluster() as url:
+        started = time.perf_counter()
+        load_postgres(url, folder)
+        print(f"loaded {args.rows:,} rows per table into PostgreSQL in {time.perf_counter() - started:.0f} s")
+        duck = work / "shop.duckdb"
+        if not duck.exists():
+            load_duckdb(duck, folder)
+        for backend, location in (("postgres", url), ("duckdb", str(duck))):
+            root = work / backend
+            root.mkdir(exist_ok=True)
+            (root / "kpis.yaml").write_text(catalogue(location))
+            pushed, pulled = run(root, True, args.repeat), run(root, False, args.repeat)
+            agree(pushed["values"], pulled["values"])
+            fast, slow = statistics.median(pushed["times"]), statistics.median(pulled["times"])
+            share = pushed["bytes"] / pulled["bytes"]
+            print(f"{backend}: pushdown {fast:.2f} s, rows pulled into polars {slow:.2f} s ({slow / fast:.1f}x); "
+                  f"bytes moved {pushed['bytes']:,} vs {pulled['bytes']:,} ({100 * share:.3f}%)")
+            record["results"][backend] = {"pushdown_s": fast, "pull_s": slow, "pushdown_bytes": pushed["bytes"], "pull_bytes": pulled["bytes"]}
+    with open(args.results, "a") as fh:
+        fh.write(json.dumps(record) + "\n")
+
+
+if __name__ == "__main__":
+    main()

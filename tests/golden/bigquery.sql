@@ -1,0 +1,127 @@
+-- ads: week x ['channel'] -- p0='Europe/Paris', p1='UTC', p2=datetime.datetime(2026, 6, 30, 22, 0)
+SELECT
+  DATE_SUB(`__date`, INTERVAL (MOD(EXTRACT(DAYOFWEEK FROM `__date`) + 5 - 6, 7)) DAY) AS `__period`,
+  `channel`,
+  SUM(`clicks`) AS `a3`,
+  SUM(`impressions`) AS `a5`,
+  COUNT(*) AS `n2`
+FROM (
+  SELECT
+    *,
+    DATE(TIMESTAMP(`ts`, @p1), @p0) AS `__date`
+  FROM `ad_events`
+  WHERE
+    `ts` < @p2
+) AS `kpi_rows`
+GROUP BY
+  1,
+  2;
+
+-- ads: month x ['channel', 'campaign'] -- p0='Europe/Paris', p1='UTC', p2=datetime.datetime(2026, 6, 30, 22, 0), p3=7
+SELECT
+  DATE_TRUNC(`__date`, MONTH) AS `__period`,
+  `channel`,
+  `campaign`,
+  SUM(`cost`) AS `a7`,
+  SUM(`revenue`) AS `a10`,
+  SUM(CAST((
+    `revenue`
+  ) AS FLOAT64) / NULLIF((
+    `cost`
+  ), 0)) AS `a17`,
+  SUM(CASE WHEN (
+    @p3
+  ) <> 0 THEN MOD(`clicks`, @p3) END) AS `a18`,
+  COUNT(*) AS `n6`
+FROM (
+  SELECT
+    *,
+    DATE(TIMESTAMP(`ts`, @p1), @p0) AS `__date`
+  FROM `ad_events`
+  WHERE
+    `ts` < @p2
+) AS `kpi_rows`
+GROUP BY
+  1,
+  2,
+  3;
+
+-- ads: quarter x [] -- p0='Europe/Paris', p1='UTC', p2=datetime.datetime(2026, 6, 30, 22, 0)
+SELECT
+  DATE_ADD(DATE_TRUNC(DATE_SUB(`__date`, INTERVAL 3 MONTH), QUARTER), INTERVAL 3 MONTH) AS `__period`,
+  SUM(`clicks`) AS `a12`,
+  COUNT(*) AS `n11`
+FROM (
+  SELECT
+    *,
+    DATE(TIMESTAMP(`ts`, @p1), @p0) AS `__date`
+  FROM `ad_events`
+  WHERE
+    `ts` < @p2
+) AS `kpi_rows`
+GROUP BY
+  1;
+
+-- ads: year x ['utm_source'] -- p0='Europe/Paris', p1='UTC', p2=datetime.datetime(2026, 6, 30, 22, 0)
+SELECT
+  DATE_ADD(DATE_TRUNC(DATE_SUB(`__date`, INTERVAL 3 MONTH), YEAR), INTERVAL 3 MONTH) AS `__period`,
+  `utm_source`,
+  SUM(`clicks`) AS `a16`,
+  COUNT(*) AS `n15`
+FROM (
+  SELECT
+    *,
+    DATE(TIMESTAMP(`ts`, @p1), @p0) AS `__date`
+  FROM `ad_events`
+  WHERE
+    `ts` < @p2
+) AS `kpi_rows`
+GROUP BY
+  1,
+  2;
+
+-- sessions: month x []: rows read (bigquery has no exact percentile function)
+
+-- sessions: week x []: rows read (bigquery has no discrete percentile function)
+
+-- sessions: month x ['channel']: rows read (bigquery has no exact percentile function)
+
+-- sessions: day x [] -- p0='Europe/Paris', p1=datetime.datetime(2026, 7, 1, 0, 0, tzinfo=zoneinfo.ZoneInfo(key='Europe/Paris'))
+SELECT
+  `__date` AS `__period`,
+  SUM(CAST((
+    `converted`
+  ) AS INT64)) AS `a30`,
+  COUNT(*) AS `n29`
+FROM (
+  SELECT
+    *,
+    DATE(`ts`, @p0) AS `__date`
+  FROM `sessions`
+  WHERE
+    `ts` < @p1
+) AS `kpi_rows`
+GROUP BY
+  1;
+
+-- tickets: month x ['channel'] -- p0='Europe/Paris', p1='UTC', p2=datetime.datetime(2026, 6, 30, 22, 0)
+SELECT
+  DATE_TRUNC(`__date`, MONTH) AS `__period`,
+  `channel`,
+  COUNT(`first_response_at`) AS `a43`,
+  COUNT(CASE WHEN `first_response_at` IS NULL THEN 1 END) AS `a48`,
+  COUNT(*) AS `n42`,
+  COUNT(CASE WHEN `first_response_at` IS NULL THEN 1 END) AS `n47`
+FROM (
+  SELECT
+    *,
+    DATE(TIMESTAMP(`created_at`, @p1), @p0) AS `__date`
+  FROM `support_tickets`
+  WHERE
+    `created_at` < @p2
+) AS `kpi_rows`
+GROUP BY
+  1,
+  2;
+
+-- tickets: week x []: rows read (bigquery has no interval type for minutes())

@@ -1,0 +1,231 @@
+-- ads: week x ['channel'] -- p0='Europe/Paris', p1='UTC', p2=datetime.datetime(2026, 6, 30, 22, 0)
+SELECT
+  DATEADD(DAY, -(
+    DAYOFWEEKISO("__date") + 6 - 6
+  ) % 7, "__date") AS "__period",
+  "channel",
+  SUM("clicks") AS "a3",
+  SUM("impressions") AS "a5",
+  COUNT(*) AS "n2"
+FROM (
+  SELECT
+    *,
+    CAST(CONVERT_TIMEZONE(:p1, :p0, "ts") AS DATE) AS "__date"
+  FROM "ad_events"
+  WHERE
+    "ts" < :p2
+) AS "kpi_rows"
+GROUP BY
+  1,
+  2;
+
+-- ads: month x ['channel', 'campaign'] -- p0='Europe/Paris', p1='UTC', p2=datetime.datetime(2026, 6, 30, 22, 0), p3=7
+SELECT
+  DATE_TRUNC('MONTH', "__date") AS "__period",
+  "channel",
+  "campaign",
+  SUM("cost") AS "a7",
+  SUM("revenue") AS "a10",
+  SUM(CAST((
+    "revenue"
+  ) AS DOUBLE) / NULLIF((
+    "cost"
+  ), 0)) AS "a17",
+  SUM(CASE WHEN (
+    :p3
+  ) <> 0 THEN (
+    "clicks"
+  ) % (
+    :p3
+  ) END) AS "a18",
+  COUNT(*) AS "n6"
+FROM (
+  SELECT
+    *,
+    CAST(CONVERT_TIMEZONE(:p1, :p0, "ts") AS DATE) AS "__date"
+  FROM "ad_events"
+  WHERE
+    "ts" < :p2
+) AS "kpi_rows"
+GROUP BY
+  1,
+  2,
+  3;
+
+-- ads: quarter x [] -- p0='Europe/Paris', p1='UTC', p2=datetime.datetime(2026, 6, 30, 22, 0)
+SELECT
+  DATEADD(MONTH, 3, DATE_TRUNC('QUARTER', DATEADD(MONTH, -3, "__date"))) AS "__period",
+  SUM("clicks") AS "a12",
+  COUNT(*) AS "n11"
+FROM (
+  SELECT
+    *,
+    CAST(CONVERT_TIMEZONE(:p1, :p0, "ts") AS DATE) AS "__date"
+  FROM "ad_events"
+  WHERE
+    "ts" < :p2
+) AS "kpi_rows"
+GROUP BY
+  1;
+
+-- ads: year x ['utm_source'] -- p0='Europe/Paris', p1='UTC', p2=datetime.datetime(2026, 6, 30, 22, 0)
+SELECT
+  DATEADD(MONTH, 3, DATE_TRUNC('YEAR', DATEADD(MONTH, -3, "__date"))) AS "__period",
+  "utm_source",
+  SUM("clicks") AS "a16",
+  COUNT(*) AS "n15"
+FROM (
+  SELECT
+    *,
+    CAST(CONVERT_TIMEZONE(:p1, :p0, "ts") AS DATE) AS "__date"
+  FROM "ad_events"
+  WHERE
+    "ts" < :p2
+) AS "kpi_rows"
+GROUP BY
+  1,
+  2;
+
+-- sessions: month x [] -- p0='Europe/Paris', p1=datetime.datetime(2026, 7, 1, 0, 0, tzinfo=zoneinfo.ZoneInfo(key='Europe/Paris'))
+SELECT
+  DATE_TRUNC('MONTH', "__date") AS "__period",
+  COUNT(CASE WHEN "lead" THEN 1 END) AS "a20",
+  COUNT(DISTINCT "visitor_id") AS "a26",
+  PERCENTILE_CONT(0.9) WITHIN GROUP (ORDER BY
+    "pageviews") AS "a31",
+  PERCENTILE_CONT(0.5) WITHIN GROUP (ORDER BY
+    "duration_s") AS "a33",
+  SUM(CASE WHEN NOT (
+    "lead"
+  ) THEN "duration_s" END) AS "a38",
+  COUNT(CASE WHEN NOT (
+    "lead"
+  ) THEN "duration_s" END) AS "a39",
+  COUNT(CASE WHEN "lead" THEN 1 END) AS "n19",
+  COUNT(*) AS "n25",
+  COUNT(CASE WHEN NOT (
+    "lead"
+  ) THEN 1 END) AS "n37"
+FROM (
+  SELECT
+    *,
+    CAST(CONVERT_TIMEZONE(:p0, "ts") AS DATE) AS "__date"
+  FROM "sessions"
+  WHERE
+    "ts" < :p1
+) AS "kpi_rows"
+GROUP BY
+  1;
+
+-- sessions: week x [] -- p0='Europe/Paris', p1=datetime.datetime(2026, 7, 1, 0, 0, tzinfo=zoneinfo.ZoneInfo(key='Europe/Paris')), p2=1, p3='social', p4='email', p5=1, p6='social', p7='email'
+SELECT
+  DATEADD(DAY, -(
+    DAYOFWEEKISO("__date") + 6 - 6
+  ) % 7, "__date") AS "__period",
+  COUNT(CASE WHEN (
+    "pageviews"
+  ) = (
+    :p2
+  ) THEN 1 END) AS "a22",
+  COUNT(*) AS "a24",
+  PERCENTILE_DISC(0.75) WITHIN GROUP (ORDER BY
+    "duration_s") AS "a32",
+  MAX(CASE WHEN "channel" IN (:p3, :p4) THEN "duration_s" END) AS "a36",
+  COUNT(CASE WHEN (
+    "pageviews"
+  ) = (
+    :p5
+  ) THEN 1 END) AS "n21",
+  COUNT(*) AS "n23",
+  COUNT(CASE WHEN "channel" IN (:p6, :p7) THEN 1 END) AS "n35"
+FROM (
+  SELECT
+    *,
+    CAST(CONVERT_TIMEZONE(:p0, "ts") AS DATE) AS "__date"
+  FROM "sessions"
+  WHERE
+    "ts" < :p1
+) AS "kpi_rows"
+GROUP BY
+  1;
+
+-- sessions: month x ['channel'] -- p0='Europe/Paris', p1=datetime.datetime(2026, 7, 1, 0, 0, tzinfo=zoneinfo.ZoneInfo(key='Europe/Paris'))
+SELECT
+  DATE_TRUNC('MONTH', "__date") AS "__period",
+  "channel",
+  COUNT(DISTINCT "visitor_id") AS "a28",
+  PERCENTILE_CONT(0.5) WITHIN GROUP (ORDER BY
+    "duration_s") AS "a34",
+  COUNT(*) AS "n27"
+FROM (
+  SELECT
+    *,
+    CAST(CONVERT_TIMEZONE(:p0, "ts") AS DATE) AS "__date"
+  FROM "sessions"
+  WHERE
+    "ts" < :p1
+) AS "kpi_rows"
+GROUP BY
+  1,
+  2;
+
+-- sessions: day x [] -- p0='Europe/Paris', p1=datetime.datetime(2026, 7, 1, 0, 0, tzinfo=zoneinfo.ZoneInfo(key='Europe/Paris'))
+SELECT
+  "__date" AS "__period",
+  SUM(CAST((
+    "converted"
+  ) AS INT)) AS "a30",
+  COUNT(*) AS "n29"
+FROM (
+  SELECT
+    *,
+    CAST(CONVERT_TIMEZONE(:p0, "ts") AS DATE) AS "__date"
+  FROM "sessions"
+  WHERE
+    "ts" < :p1
+) AS "kpi_rows"
+GROUP BY
+  1;
+
+-- tickets: month x ['channel'] -- p0='Europe/Paris', p1='UTC', p2=datetime.datetime(2026, 6, 30, 22, 0)
+SELECT
+  DATE_TRUNC('MONTH', "__date") AS "__period",
+  "channel",
+  COUNT("first_response_at") AS "a43",
+  COUNT(CASE WHEN "first_response_at" IS NULL THEN 1 END) AS "a48",
+  COUNT(*) AS "n42",
+  COUNT(CASE WHEN "first_response_at" IS NULL THEN 1 END) AS "n47"
+FROM (
+  SELECT
+    *,
+    CAST(CONVERT_TIMEZONE(:p1, :p0, "created_at") AS DATE) AS "__date"
+  FROM "support_tickets"
+  WHERE
+    "created_at" < :p2
+) AS "kpi_rows"
+GROUP BY
+  1,
+  2;
+
+-- tickets: week x [] -- p0='Europe/Paris', p1='UTC', p2=datetime.datetime(2026, 6, 30, 22, 0)
+SELECT
+  DATEADD(DAY, -(
+    DAYOFWEEKISO("__date") + 6 - 6
+  ) % 7, "__date") AS "__period",
+  SUM(
+    CAST(DATEDIFF(MICROSECOND, "created_at", "first_response_at") / 1000000.0 AS DOUBLE) / 60.0
+  ) AS "a45",
+  COUNT(
+    CAST(DATEDIFF(MICROSECOND, "created_at", "first_response_at") / 1000000.0 AS DOUBLE) / 60.0
+  ) AS "a46",
+  COUNT(*) AS "n44"
+FROM (
+  SELECT
+    *,
+    CAST(CONVERT_TIMEZONE(:p1, :p0, "created_at") AS DATE) AS "__date"
+  FROM "support_tickets"
+  WHERE
+    "created_at" < :p2
+) AS "kpi_rows"
+GROUP BY
+  1;

@@ -1,0 +1,218 @@
+-- ads: week x ['channel'] -- p0='Europe/Paris', p1='UTC', p2=datetime.datetime(2026, 6, 30, 22, 0)
+SELECT
+  DATE_ADD(`__date`, (
+    (
+      DAYOFWEEK(`__date`) + 5 - 6
+    ) % 7
+  ) * -1) AS `__period`,
+  `channel`,
+  SUM(`clicks`) AS `a3`,
+  SUM(`impressions`) AS `a5`,
+  COUNT(*) AS `n2`
+FROM (
+  SELECT
+    *,
+    TO_DATE(
+      FROM_UTC_TIMESTAMP(CAST(TO_UTC_TIMESTAMP(CAST(`ts` AS TIMESTAMP), :p1) AS TIMESTAMP), :p0)
+    ) AS `__date`
+  FROM `ad_events`
+  WHERE
+    `ts` < :p2
+) AS `kpi_rows`
+GROUP BY
+  1,
+  2;
+
+-- ads: month x ['channel', 'campaign'] -- p0='Europe/Paris', p1='UTC', p2=datetime.datetime(2026, 6, 30, 22, 0), p3=7
+SELECT
+  TRUNC(`__date`, 'MM') AS `__period`,
+  `channel`,
+  `campaign`,
+  SUM(`cost`) AS `a7`,
+  SUM(`revenue`) AS `a10`,
+  SUM(CAST((
+    `revenue`
+  ) AS DOUBLE) / NULLIF((
+    `cost`
+  ), 0)) AS `a17`,
+  SUM(CASE WHEN (
+    :p3
+  ) <> 0 THEN (
+    `clicks`
+  ) % (
+    :p3
+  ) END) AS `a18`,
+  COUNT(*) AS `n6`
+FROM (
+  SELECT
+    *,
+    TO_DATE(
+      FROM_UTC_TIMESTAMP(CAST(TO_UTC_TIMESTAMP(CAST(`ts` AS TIMESTAMP), :p1) AS TIMESTAMP), :p0)
+    ) AS `__date`
+  FROM `ad_events`
+  WHERE
+    `ts` < :p2
+) AS `kpi_rows`
+GROUP BY
+  1,
+  2,
+  3;
+
+-- ads: quarter x [] -- p0='Europe/Paris', p1='UTC', p2=datetime.datetime(2026, 6, 30, 22, 0)
+SELECT
+  ADD_MONTHS(TRUNC(ADD_MONTHS(`__date`, -3), 'QUARTER'), 3) AS `__period`,
+  SUM(`clicks`) AS `a12`,
+  COUNT(*) AS `n11`
+FROM (
+  SELECT
+    *,
+    TO_DATE(
+      FROM_UTC_TIMESTAMP(CAST(TO_UTC_TIMESTAMP(CAST(`ts` AS TIMESTAMP), :p1) AS TIMESTAMP), :p0)
+    ) AS `__date`
+  FROM `ad_events`
+  WHERE
+    `ts` < :p2
+) AS `kpi_rows`
+GROUP BY
+  1;
+
+-- ads: year x ['utm_source'] -- p0='Europe/Paris', p1='UTC', p2=datetime.datetime(2026, 6, 30, 22, 0)
+SELECT
+  ADD_MONTHS(TRUNC(ADD_MONTHS(`__date`, -3), 'YEAR'), 3) AS `__period`,
+  `utm_source`,
+  SUM(`clicks`) AS `a16`,
+  COUNT(*) AS `n15`
+FROM (
+  SELECT
+    *,
+    TO_DATE(
+      FROM_UTC_TIMESTAMP(CAST(TO_UTC_TIMESTAMP(CAST(`ts` AS TIMESTAMP), :p1) AS TIMESTAMP), :p0)
+    ) AS `__date`
+  FROM `ad_events`
+  WHERE
+    `ts` < :p2
+) AS `kpi_rows`
+GROUP BY
+  1,
+  2;
+
+-- sessions: month x [] -- p0='Europe/Paris', p1=datetime.datetime(2026, 7, 1, 0, 0, tzinfo=zoneinfo.ZoneInfo(key='Europe/Paris'))
+SELECT
+  TRUNC(`__date`, 'MM') AS `__period`,
+  COUNT(CASE WHEN `lead` THEN 1 END) AS `a20`,
+  COUNT(DISTINCT `visitor_id`) AS `a26`,
+  PERCENTILE(`pageviews`, 0.9) AS `a31`,
+  PERCENTILE(`duration_s`, 0.5) AS `a33`,
+  SUM(CASE WHEN NOT (
+    `lead`
+  ) THEN `duration_s` END) AS `a38`,
+  COUNT(CASE WHEN NOT (
+    `lead`
+  ) THEN `duration_s` END) AS `a39`,
+  COUNT(CASE WHEN `lead` THEN 1 END) AS `n19`,
+  COUNT(*) AS `n25`,
+  COUNT(CASE WHEN NOT (
+    `lead`
+  ) THEN 1 END) AS `n37`
+FROM (
+  SELECT
+    *,
+    TO_DATE(FROM_UTC_TIMESTAMP(CAST(`ts` AS TIMESTAMP), :p0)) AS `__date`
+  FROM `sessions`
+  WHERE
+    `ts` < :p1
+) AS `kpi_rows`
+GROUP BY
+  1;
+
+-- sessions: week x []: rows read (spark has no discrete percentile function)
+
+-- sessions: month x ['channel'] -- p0='Europe/Paris', p1=datetime.datetime(2026, 7, 1, 0, 0, tzinfo=zoneinfo.ZoneInfo(key='Europe/Paris'))
+SELECT
+  TRUNC(`__date`, 'MM') AS `__period`,
+  `channel`,
+  COUNT(DISTINCT `visitor_id`) AS `a28`,
+  PERCENTILE(`duration_s`, 0.5) AS `a34`,
+  COUNT(*) AS `n27`
+FROM (
+  SELECT
+    *,
+    TO_DATE(FROM_UTC_TIMESTAMP(CAST(`ts` AS TIMESTAMP), :p0)) AS `__date`
+  FROM `sessions`
+  WHERE
+    `ts` < :p1
+) AS `kpi_rows`
+GROUP BY
+  1,
+  2;
+
+-- sessions: day x [] -- p0='Europe/Paris', p1=datetime.datetime(2026, 7, 1, 0, 0, tzinfo=zoneinfo.ZoneInfo(key='Europe/Paris'))
+SELECT
+  `__date` AS `__period`,
+  SUM(CAST((
+    `converted`
+  ) AS INT)) AS `a30`,
+  COUNT(*) AS `n29`
+FROM (
+  SELECT
+    *,
+    TO_DATE(FROM_UTC_TIMESTAMP(CAST(`ts` AS TIMESTAMP), :p0)) AS `__date`
+  FROM `sessions`
+  WHERE
+    `ts` < :p1
+) AS `kpi_rows`
+GROUP BY
+  1;
+
+-- tickets: month x ['channel'] -- p0='Europe/Paris', p1='UTC', p2=datetime.datetime(2026, 6, 30, 22, 0)
+SELECT
+  TRUNC(`__date`, 'MM') AS `__period`,
+  `channel`,
+  COUNT(`first_response_at`) AS `a43`,
+  COUNT(CASE WHEN `first_response_at` IS NULL THEN 1 END) AS `a48`,
+  COUNT(*) AS `n42`,
+  COUNT(CASE WHEN `first_response_at` IS NULL THEN 1 END) AS `n47`
+FROM (
+  SELECT
+    *,
+    TO_DATE(
+      FROM_UTC_TIMESTAMP(CAST(TO_UTC_TIMESTAMP(CAST(`created_at` AS TIMESTAMP), :p1) AS TIMESTAMP), :p0)
+    ) AS `__date`
+  FROM `support_tickets`
+  WHERE
+    `created_at` < :p2
+) AS `kpi_rows`
+GROUP BY
+  1,
+  2;
+
+-- tickets: week x [] -- p0='Europe/Paris', p1='UTC', p2=datetime.datetime(2026, 6, 30, 22, 0)
+SELECT
+  DATE_ADD(`__date`, (
+    (
+      DAYOFWEEK(`__date`) + 5 - 6
+    ) % 7
+  ) * -1) AS `__period`,
+  SUM(
+    CAST((
+      UNIX_MICROS(`first_response_at`) - UNIX_MICROS(`created_at`)
+    ) / 1000000.0 AS DOUBLE) / 60.0
+  ) AS `a45`,
+  COUNT(
+    CAST((
+      UNIX_MICROS(`first_response_at`) - UNIX_MICROS(`created_at`)
+    ) / 1000000.0 AS DOUBLE) / 60.0
+  ) AS `a46`,
+  COUNT(*) AS `n44`
+FROM (
+  SELECT
+    *,
+    TO_DATE(
+      FROM_UTC_TIMESTAMP(CAST(TO_UTC_TIMESTAMP(CAST(`created_at` AS TIMESTAMP), :p1) AS TIMESTAMP), :p0)
+    ) AS `__date`
+  FROM `support_tickets`
+  WHERE
+    `created_at` < :p2
+) AS `kpi_rows`
+GROUP BY
+  1;
