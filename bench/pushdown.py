@@ -51,9 +51,15 @@ def catalogue(location: str) -> str:
 def load_postgres(url: str, folder: Path) -> None:
     import psycopg
 
-    types = {pl.Int64: "BIGINT", pl.Int32: "INTEGER", pl.Float64: "DOUBLE PRECISION", pl.String: "TEXT", pl.Boolean: "BOOLEAN"}
+    types = {
+        pl.Int64: "BIGINT",
+        pl.Int32: "INTEGER",
+        pl.Float64: "DOUBLE PRECISION",
+        pl.String: "TEXT",
+        pl.Boolean: "BOOLEAN",
+    }
     with psycopg.connect(url, autocommit=True) as con, con.cursor() as cur:
-        for name, table in TABLES.items():
+        for table in TABLES.values():
             frame = pl.scan_parquet(folder / f"{table}.parquet")
             schema = frame.collect_schema()
             cols = ", ".join(
@@ -99,7 +105,10 @@ def run(root: Path, pushdown: bool, repeat: int) -> dict:
             started = time.perf_counter()
             result = kpi_engine.load(root, allow_outside=True).evaluate(AS_OF)
             times.append(time.perf_counter() - started)
-        values = {k: v.select("period", "is_total", *[c for c in v.columns if c == "channel"], "value") for k, v in result.series.items()}
+        values = {
+            k: v.select("period", "is_total", *[c for c in v.columns if c == "channel"], "value")
+            for k, v in result.series.items()
+        }
         return {"times": times[1:], "bytes": moved[0], "values": values}
     finally:
         SqlConnector._read, SqlConnector.database = read, database  # type: ignore[method-assign]
@@ -122,8 +131,13 @@ def main() -> None:
     generate(args.rows, folder)
     work = folder / "pushdown"
     work.mkdir(exist_ok=True)
-    record = {"when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "kind": "pushdown", "rows": args.rows,
-              "machine": {"cpus": os.cpu_count(), "python": platform.python_version()}, "results": {}}
+    record = {
+        "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "kind": "pushdown",
+        "rows": args.rows,
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "results": {},
+    }
     with cluster() as url:
         started = time.perf_counter()
         load_postgres(url, folder)
@@ -139,9 +153,16 @@ def main() -> None:
             agree(pushed["values"], pulled["values"])
             fast, slow = statistics.median(pushed["times"]), statistics.median(pulled["times"])
             share = pushed["bytes"] / pulled["bytes"]
-            print(f"{backend}: pushdown {fast:.2f} s, rows pulled into polars {slow:.2f} s ({slow / fast:.1f}x); "
-                  f"bytes moved {pushed['bytes']:,} vs {pulled['bytes']:,} ({100 * share:.3f}%)")
-            record["results"][backend] = {"pushdown_s": fast, "pull_s": slow, "pushdown_bytes": pushed["bytes"], "pull_bytes": pulled["bytes"]}
+            print(
+                f"{backend}: pushdown {fast:.2f} s, rows pulled into polars {slow:.2f} s ({slow / fast:.1f}x); "
+                f"bytes moved {pushed['bytes']:,} vs {pulled['bytes']:,} ({100 * share:.3f}%)"
+            )
+            record["results"][backend] = {
+                "pushdown_s": fast,
+                "pull_s": slow,
+                "pushdown_bytes": pushed["bytes"],
+                "pull_bytes": pulled["bytes"],
+            }
     with open(args.results, "a") as fh:
         fh.write(json.dumps(record) + "\n")
 
