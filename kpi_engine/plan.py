@@ -240,7 +240,7 @@ def build_plan(
                 to_as_of = window.as_of + dt.timedelta(days=1)
                 for name, key in agg.matched:
                     _source_plan(plan, sources[name], schemas[name], first, to_as_of).columns.update((key, *agg.same))
-            for group_dims in {dims, ()}:
+            for group_dims in dict.fromkeys((dims, ())):  # (a set would order them by hash: ids would vary)
                 group = sp.groups.setdefault((grain, group_dims), GroupRequest(agg.source, grain, group_dims))
                 if agg.key not in group.aggs:
                     group.aggs[agg.key] = _request(agg, group, counter, functions)

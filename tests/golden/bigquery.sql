@@ -2,9 +2,9 @@
 SELECT
   DATE_SUB(`__date`, INTERVAL (MOD(EXTRACT(DAYOFWEEK FROM `__date`) + 5 - 6, 7)) DAY) AS `__period`,
   `channel`,
-  SUM(`clicks`) AS `a3`,
-  SUM(`impressions`) AS `a5`,
-  COUNT(*) AS `n2`
+  SUM(`clicks`) AS `a1`,
+  SUM(`impressions`) AS `a4`,
+  COUNT(*) AS `n0`
 FROM (
   SELECT
     *,
@@ -66,8 +66,8 @@ GROUP BY
 SELECT
   DATE_ADD(DATE_TRUNC(DATE_SUB(`__date`, INTERVAL 3 MONTH), YEAR), INTERVAL 3 MONTH) AS `__period`,
   `utm_source`,
-  SUM(`clicks`) AS `a16`,
-  COUNT(*) AS `n15`
+  SUM(`clicks`) AS `a14`,
+  COUNT(*) AS `n13`
 FROM (
   SELECT
     *,
@@ -108,9 +108,9 @@ GROUP BY
 SELECT
   DATE_TRUNC(`__date`, MONTH) AS `__period`,
   `channel`,
-  COUNT(`first_response_at`) AS `a43`,
+  COUNT(`first_response_at`) AS `a41`,
   COUNT(CASE WHEN `first_response_at` IS NULL THEN 1 END) AS `a48`,
-  COUNT(*) AS `n42`,
+  COUNT(*) AS `n40`,
   COUNT(CASE WHEN `first_response_at` IS NULL THEN 1 END) AS `n47`
 FROM (
   SELECT

@@ -4,9 +4,9 @@ SELECT
     DAYOFWEEKISO("__date") + 6 - 6
   ) % 7, "__date") AS "__period",
   "channel",
-  SUM("clicks") AS "a3",
-  SUM("impressions") AS "a5",
-  COUNT(*) AS "n2"
+  SUM("clicks") AS "a1",
+  SUM("impressions") AS "a4",
+  COUNT(*) AS "n0"
 FROM (
   SELECT
     *,
@@ -72,8 +72,8 @@ GROUP BY
 SELECT
   DATEADD(MONTH, 3, DATE_TRUNC('YEAR', DATEADD(MONTH, -3, "__date"))) AS "__period",
   "utm_source",
-  SUM("clicks") AS "a16",
-  COUNT(*) AS "n15"
+  SUM("clicks") AS "a14",
+  COUNT(*) AS "n13"
 FROM (
   SELECT
     *,
@@ -90,11 +90,11 @@ GROUP BY
 SELECT
   DATE_TRUNC('MONTH', "__date") AS "__period",
   COUNT(CASE WHEN "lead" THEN 1 END) AS "a20",
-  COUNT(DISTINCT "visitor_id") AS "a26",
+  COUNT(DISTINCT "visitor_id") AS "a28",
   PERCENTILE_CONT(0.9) WITHIN GROUP (ORDER BY
     "pageviews") AS "a31",
   PERCENTILE_CONT(0.5) WITHIN GROUP (ORDER BY
-    "duration_s") AS "a33",
+    "duration_s") AS "a34",
   SUM(CASE WHEN NOT (
     "lead"
   ) THEN "duration_s" END) AS "a38",
@@ -102,7 +102,7 @@ SELECT
     "lead"
   ) THEN "duration_s" END) AS "a39",
   COUNT(CASE WHEN "lead" THEN 1 END) AS "n19",
-  COUNT(*) AS "n25",
+  COUNT(*) AS "n27",
   COUNT(CASE WHEN NOT (
     "lead"
   ) THEN 1 END) AS "n37"
@@ -153,10 +153,10 @@ GROUP BY
 SELECT
   DATE_TRUNC('MONTH', "__date") AS "__period",
   "channel",
-  COUNT(DISTINCT "visitor_id") AS "a28",
+  COUNT(DISTINCT "visitor_id") AS "a26",
   PERCENTILE_CONT(0.5) WITHIN GROUP (ORDER BY
-    "duration_s") AS "a34",
-  COUNT(*) AS "n27"
+    "duration_s") AS "a33",
+  COUNT(*) AS "n25"
 FROM (
   SELECT
     *,
@@ -191,9 +191,9 @@ GROUP BY
 SELECT
   DATE_TRUNC('MONTH', "__date") AS "__period",
   "channel",
-  COUNT("first_response_at") AS "a43",
+  COUNT("first_response_at") AS "a41",
   COUNT(CASE WHEN "first_response_at" IS NULL THEN 1 END) AS "a48",
-  COUNT(*) AS "n42",
+  COUNT(*) AS "n40",
   COUNT(CASE WHEN "first_response_at" IS NULL THEN 1 END) AS "n47"
 FROM (
   SELECT

@@ -6,9 +6,9 @@ SELECT
     ) % 7
   ) * -1) AS `__period`,
   `channel`,
-  SUM(`clicks`) AS `a3`,
-  SUM(`impressions`) AS `a5`,
-  COUNT(*) AS `n2`
+  SUM(`clicks`) AS `a1`,
+  SUM(`impressions`) AS `a4`,
+  COUNT(*) AS `n0`
 FROM (
   SELECT
     *,
@@ -80,8 +80,8 @@ GROUP BY
 SELECT
   ADD_MONTHS(TRUNC(ADD_MONTHS(`__date`, -3), 'YEAR'), 3) AS `__period`,
   `utm_source`,
-  SUM(`clicks`) AS `a16`,
-  COUNT(*) AS `n15`
+  SUM(`clicks`) AS `a14`,
+  COUNT(*) AS `n13`
 FROM (
   SELECT
     *,
@@ -100,9 +100,9 @@ GROUP BY
 SELECT
   TRUNC(`__date`, 'MM') AS `__period`,
   COUNT(CASE WHEN `lead` THEN 1 END) AS `a20`,
-  COUNT(DISTINCT `visitor_id`) AS `a26`,
+  COUNT(DISTINCT `visitor_id`) AS `a28`,
   PERCENTILE(`pageviews`, 0.9) AS `a31`,
-  PERCENTILE(`duration_s`, 0.5) AS `a33`,
+  PERCENTILE(`duration_s`, 0.5) AS `a34`,
   SUM(CASE WHEN NOT (
     `lead`
   ) THEN `duration_s` END) AS `a38`,
@@ -110,7 +110,7 @@ SELECT
     `lead`
   ) THEN `duration_s` END) AS `a39`,
   COUNT(CASE WHEN `lead` THEN 1 END) AS `n19`,
-  COUNT(*) AS `n25`,
+  COUNT(*) AS `n27`,
   COUNT(CASE WHEN NOT (
     `lead`
   ) THEN 1 END) AS `n37`
@@ -131,9 +131,9 @@ GROUP BY
 SELECT
   TRUNC(`__date`, 'MM') AS `__period`,
   `channel`,
-  COUNT(DISTINCT `visitor_id`) AS `a28`,
-  PERCENTILE(`duration_s`, 0.5) AS `a34`,
-  COUNT(*) AS `n27`
+  COUNT(DISTINCT `visitor_id`) AS `a26`,
+  PERCENTILE(`duration_s`, 0.5) AS `a33`,
+  COUNT(*) AS `n25`
 FROM (
   SELECT
     *,
@@ -168,9 +168,9 @@ GROUP BY
 SELECT
   TRUNC(`__date`, 'MM') AS `__period`,
   `channel`,
-  COUNT(`first_response_at`) AS `a43`,
+  COUNT(`first_response_at`) AS `a41`,
   COUNT(CASE WHEN `first_response_at` IS NULL THEN 1 END) AS `a48`,
-  COUNT(*) AS `n42`,
+  COUNT(*) AS `n40`,
   COUNT(CASE WHEN `first_response_at` IS NULL THEN 1 END) AS `n47`
 FROM (
   SELECT
