@@ -70,14 +70,14 @@ def tables(tmp_path_factory: pytest.TempPathFactory) -> dict[str, pl.DataFrame]:
     }
 
 
-def files_spec(root: Path, tables: dict[str, pl.DataFrame], calendar: str) -> Path:
-    """The reference: the same rows as Parquet files, aggregated by polars."""
+def files_spec(root: Path, tables: dict[str, pl.DataFrame], calendar: str, engine: str = "polars") -> Path:
+    """The reference: the same rows as Parquet files, aggregated by polars (or by DuckDB: ``engine``)."""
     root.mkdir(parents=True, exist_ok=True)
     for name, frame in tables.items():
         frame.write_parquet(root / f"{name}.parquet")
     times = {"ads": "ts", "sessions": "ts", "tickets": "created_at"}
     sources = "".join(
-        f"  {n}: {{connector: parquet, path: {n}.parquet, time: {times[n]}}}\n" for n in tables
+        f"  {n}: {{connector: parquet, path: {n}.parquet, time: {times[n]}, engine: {engine}}}\n" for n in tables
     )
     return write_spec(root, f"version: 1\n{CALENDARS[calendar]}sources:\n{sources}{KPIS}")
 
@@ -175,13 +175,16 @@ def same(ours: kpi_engine.Result, reference: kpi_engine.Result) -> int:
 
 
 @pytest.mark.parametrize("calendar", list(CALENDARS))
-@pytest.mark.parametrize("backend", ["duckdb", "postgres", "sqlite"])
+@pytest.mark.parametrize("backend", ["duckdb", "postgres", "sqlite", "parquet-duckdb"])
 def test_every_backend_gives_the_polars_numbers(backend, calendar, tables, databases, tmp_path):
     reference = kpi_engine.load(files_spec(tmp_path / "files", tables, calendar)).evaluate(AS_OF)
-    root = sql_spec(tmp_path / "db", databases[backend], calendar)
+    if backend == "parquet-duckdb":  # `engine: duckdb` on Parquet files: DuckDB's read_parquet, in process
+        root = files_spec(tmp_path / "duck", tables, calendar, engine="duckdb")
+    else:
+        root = sql_spec(tmp_path / "db", databases[backend], calendar)
     catalog = kpi_engine.load(root, allow_outside=True)
     pushed, reasons = push_plan(catalog.plan(Window(AS_OF)), catalog.registry.connectors, catalog.env, catalog.registry.functions)
-    if backend in ("duckdb", "postgres"):
+    if backend in ("duckdb", "postgres", "parquet-duckdb"):
         assert sorted(pushed) == ["ads", "sessions", "tickets"] and reasons == {}
     elif calendar == "utc":  # SQLite has no percentiles and no interval type: those sources read their rows
         assert sorted(pushed) == ["ads"]
