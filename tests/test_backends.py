@@ -291,3 +291,89 @@ def test_rendering_only_dialects_match_their_golden_sql(dialect, tables, tmp_pat
         golden.write_text(text)
     assert text == golden.read_text()
     assert text.count("SELECT") >= 5
+
+
+EDGES = """
+kpis:
+  total: {unit: count, grain: day, formula: sum(e.n)}
+  ratio: {unit: ratio, grain: day, dimensions: [k], formula: sum(e.x / e.y)}
+  share: {unit: percent, grain: month, formula: 100 * sum(e.x) / sum(e.y)}
+  nulls: {unit: count, grain: month, dimensions: [k], formula: count(e.x) + count(e where x is null)}
+  distinct: {unit: count, grain: week, formula: count_distinct(e.k)}
+"""
+
+
+def edge_rows() -> pl.DataFrame:
+    """Rows at DST changes and local midnights (Europe/Paris), nulls, zero denominators, a null dimension."""
+    at = [
+        dt.datetime(2026, 3, 28, 22, 59), dt.datetime(2026, 3, 28, 23, 0),  # 23:59 / 00:00 Paris (UTC+1)
+        dt.datetime(2026, 3, 29, 0, 30), dt.datetime(2026, 3, 29, 1, 0),  # the spring-forward night
+        dt.datetime(2026, 10, 24, 21, 59), dt.datetime(2026, 10, 24, 22, 0),  # 23:59 / 00:00 Paris (UTC+2)
+        dt.datetime(2026, 10, 25, 0, 30), dt.datetime(2026, 10, 25, 1, 30),  # the fall-back night, twice 02:30
+        dt.datetime(2026, 12, 31, 22, 59), dt.datetime(2026, 12, 31, 23, 0),  # the year's last minute in Paris
+    ]
+    return pl.DataFrame(
+        {
+            "at": at,
+            "k": ["a", "b", None, "a", "b", "b", "a", None, "a", "b"],
+            "n": [1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
+            "x": [1.0, None, 2.5, 0.0, 3.0, None, 1.5, 2.0, 4.0, 0.5],
+            "y": [2.0, 1.0, 0.0, 0.0, None, 3.0, 1.0, 0.0, 8.0, 2.0],
+        }
+    )
+
+
+@pytest.mark.parametrize("backend", ["duckdb", "postgres", "parquet-duckdb"])
+def test_edge_cases_agree_with_polars(backend, postgres, tmp_path):
+    """DST nights and local midnights in Europe/Paris, nulls, division by zero and a null dimension value
+    give the polars engine's values (SQLite has no time zones: its rows are read, as tested above)."""
+    frame = edge_rows()
+    head = "version: 1\ntimezone: Europe/Paris\nweek_start: sunday\nsources:\n"
+    (tmp_path / "files").mkdir()
+    frame.write_parquet(tmp_path / "files" / "e.parquet")
+    reference = write_spec(tmp_path / "files", head + "  e: {connector: parquet, path: e.parquet, time: at}\n" + EDGES)
+    if backend == "parquet-duckdb":
+        root = write_spec(tmp_path / "files2", head + "  e: {connector: parquet, path: ../files/e.parquet, time: at, engine: duckdb}\n" + EDGES)
+    elif backend == "duckdb":
+        with duckdb.connect(str(tmp_path / "e.duckdb")) as con:
+            con.register("frame", frame.to_arrow())
+            con.execute("CREATE TABLE e AS SELECT * FROM frame")
+        root = write_spec(tmp_path / "db", head + f"  e: {{connector: sql, path: {tmp_path / 'e.duckdb'}, table: e, time: at}}\n" + EDGES)
+    else:
+        with psycopg.connect(postgres, autocommit=True) as con:
+            con.execute('DROP TABLE IF EXISTS e; CREATE TABLE e ("at" TIMESTAMP, k TEXT, n BIGINT, x DOUBLE PRECISION, y DOUBLE PRECISION)')
+            with con.cursor().copy("COPY e FROM STDIN") as copy:
+                for row in frame.rows():
+                    copy.write_row(row)
+        root = write_spec(tmp_path / "db", head + f"  e: {{connector: sql, url: '{postgres}', table: e, time: at}}\n" + EDGES)
+    expected = kpi_engine.load(reference).evaluate(dt.date(2026, 12, 31))
+    catalog = kpi_engine.load(root, allow_outside=True)
+    pushed, _ = push_plan(catalog.plan(Window(dt.date(2026, 12, 31))), catalog.registry.connectors, catalog.env, catalog.registry.functions)
+    assert list(pushed) == ["e"]
+    assert same(catalog.evaluate(dt.date(2026, 12, 31)), expected) > 100
+    days = {r["start"]: r["value"] for r in expected["total"].iter_rows(named=True) if r["value"]}
+    # Paris days: 28 Mar 23:59 is the 28th, 00:00 the 29th; both spring-forward rows on the 29th; 23:59 and
+    # 00:00 around 25 Oct; both fall-back rows on the 25th; the year's last minute on the 31st
+    assert days == {dt.date(2026, 3, 28): 1, dt.date(2026, 3, 29): 2 + 3 + 4, dt.date(2026, 10, 24): 5,
+                    dt.date(2026, 10, 25): 6 + 7 + 8, dt.date(2026, 12, 31): 9}, days  # (1 Jan 2027 is after as-of)
+
+
+def test_integer_sums_past_64_bits_stop_the_run_on_every_backend(postgres, tmp_path):
+    """Exact integer sums: a total past the 64-bit range is an error naming the KPI, never a wrapped or
+    rounded number, pushed down or not."""
+    big = pl.DataFrame({"at": [dt.datetime(2026, 5, 1, 12)] * 2, "n": [2**62, 2**62]})
+    kpis = "kpis:\n  total: {unit: count, grain: month, formula: sum(e.n)}\n"
+    big.write_parquet(tmp_path / "e.parquet")
+    with duckdb.connect(str(tmp_path / "e.duckdb")) as con:
+        con.register("frame", big.to_arrow())
+        con.execute("CREATE TABLE e AS SELECT * FROM frame")
+    with psycopg.connect(postgres, autocommit=True) as con:
+        con.execute("DROP TABLE IF EXISTS e; CREATE TABLE e (at TIMESTAMP, n BIGINT)")
+        with con.cursor().copy("COPY e FROM STDIN") as copy:
+            for row in big.rows():
+                copy.write_row(row)
+    for where in ("{connector: parquet, path: e.parquet, time: at}", "{connector: parquet, path: e.parquet, time: at, engine: duckdb}",
+                  "{connector: sql, path: e.duckdb, table: e, time: at}", f"{{connector: sql, url: '{postgres}', table: e, time: at}}"):
+        root = write_spec(tmp_path, f"version: 1\nsources:\n  e: {where}\n{kpis}")
+        with pytest.raises(kpi_engine.KpiError, match=r"sum\(e.n\) is 9223372036854775808 in 2026-05, past the 64-bit integer range .*KPIs: total"):
+            kpi_engine.load(root).evaluate(dt.date(2026, 5, 31))
