@@ -20,6 +20,7 @@ from .dialects import RUNS
 from .errors import KpiError
 from .ir import Agg, Conversions, MetricFunction
 from .plan import GroupRequest, Plan
+from .sqlentities import entity_queries
 from .sqlgen import PERIOD, NotPushable, Query, SqlCompiler
 
 
@@ -30,6 +31,7 @@ class Pushed:
     database: Database
     groups: dict[tuple, Query]
     span: Query
+    entities: dict[tuple, dict[str, Query]]  # a group's aggregates over entities, one query per entity column
 
 
 def push_plan(
@@ -69,12 +71,14 @@ def push_plan(
                         f"column `{misfits[0]}` holds values of another type than declared: "
                         "its rows are read and checked"
                     )
-            queries = {g.key: compiler.group(g) for g in sp.groups.values() if g.derive_from is None}
+            scanned = [g for g in sp.groups.values() if g.derive_from is None]
+            queries = {g.key: compiler.group(g) for g in scanned}
+            entities = {g.key: entity_queries(compiler, g) for g in scanned}
             span = compiler.span(as_of_upper(plan))
         except NotPushable as why:
             reasons[name] = str(why)
             continue
-        pushed[name] = Pushed(db, queries, span)
+        pushed[name] = Pushed(db, queries, span, entities)
     return pushed, reasons
 
 
@@ -89,8 +93,14 @@ def run_all(
     ``execute`` collects them); their names. The queries run side by side: a database server works on each
     in its own process, so a 2-core server finishes two at once."""
     pushed, _ = push_plan(plan, connectors, env, functions)
-    tasks = [(name, None, source.span) for name, source in pushed.items()]
+    tasks: list[tuple[str, tuple | None, Query]] = [(name, None, source.span) for name, source in pushed.items()]
     tasks += [(name, key, query) for name, source in pushed.items() for key, query in source.groups.items()]
+    tasks += [
+        (name, (*key, per), query)
+        for name, source in pushed.items()
+        for key, queries in source.entities.items()
+        for per, query in queries.items()
+    ]
 
     def fetch(task: tuple[str, tuple | None, Query]) -> pl.DataFrame:
         name, _, query = task
@@ -105,10 +115,21 @@ def run_all(
         frames = list(pool.map(fetch, tasks))
     for (name, key, _), frame in zip(tasks, frames, strict=True):
         entry = out.setdefault(name, {"groups": {}})
+        sp = plan.sources[name]
         if key is None:
             entry.update(_span(frame))
-        else:
-            entry["groups"][key] = _typed_group(frame, plan.sources[name].groups[key], plan.sources[name].schema)
+        elif len(key) == 2:
+            entry["groups"][key] = _typed_group(frame, sp.groups[key], sp.schema)
+        else:  # a group's aggregates over one entity column: joined to the group's rows, as in polars
+            group = sp.groups[key[:2]]
+            over = [r for r in group.aggs.values() if r.id in frame.columns]
+            keys = [PERIOD, *group.dims]
+            typed = [_as_date(frame[PERIOD]).alias(PERIOD) if frame.height else pl.Series(PERIOD, [], pl.Date)]
+            typed += [_typed(frame[d], sp.schema[d]) for d in group.dims]
+            typed += [_typed(frame[r.id], pl.Int64() if r.agg.func == "count" else pl.Float64()) for r in over]
+            entry["groups"][key[:2]] = entry["groups"][key[:2]].join(
+                pl.DataFrame(typed), on=keys, how="left", nulls_equal=True
+            )
     return set(pushed)
 
 
@@ -132,7 +153,11 @@ def _typed_group(frame: pl.DataFrame, group: GroupRequest, schema: pl.Schema) ->
     are checked to fit 64)."""
     columns = [_as_date(frame[PERIOD]).alias(PERIOD) if frame.height else pl.Series(PERIOD, [], pl.Date)]
     columns += [_typed(frame[d], schema[d]) for d in group.dims]
-    columns += [_typed(frame[r.id], _agg_dtype(r.agg, schema)) for r in group.aggs.values()]
+    columns += [
+        _typed(frame[r.id], _agg_dtype(r.agg, schema))
+        for r in group.aggs.values()
+        if r.agg.per is None or isinstance(r.agg, Conversions)  # (over entities: their own query, joined after)
+    ]
     columns += [_typed(frame[i], pl.Int64) for i, _ in group.row_filters.values()]
     return pl.DataFrame(columns)
 

@@ -173,11 +173,15 @@ class SqlCompiler:
         raise NotPushable(f"`{type(node).__name__}` has no SQL form yet")
 
     def _binary(self, node: BinOp) -> exp.Expression:
-        left, right = exp.paren(self.row(node.left)), exp.paren(self.row(node.right))
-        if node.op == "/":  # a true division (integers too), null when dividing by zero
+        return self.binary(node.op, self.row(node.left), self.row(node.right))
+
+    def binary(self, op: str, left: exp.Expression, right: exp.Expression) -> exp.Expression:
+        """``left op right`` with the polars path's rules: a true division, null when dividing by zero."""
+        left, right = exp.paren(left), exp.paren(right)
+        if op == "/":  # a true division (integers too), null when dividing by zero
             num = exp.cast(left, exp.DataType.build("DOUBLE" if self.dialect != "postgres" else "DOUBLE PRECISION"))
             return exp.Div(this=num, expression=exp.Nullif(this=right, expression=exp.Literal.number(0)))
-        if node.op == "%":
+        if op == "%":
             zero = exp.NEQ(this=right, expression=exp.Literal.number(0))
             return exp.Case(ifs=[exp.If(this=zero, true=exp.Mod(this=left, expression=right))])
         ops = {
@@ -193,7 +197,7 @@ class SqlCompiler:
             "and": exp.And,
             "or": exp.Or,
         }
-        return ops[node.op](this=left, expression=right)
+        return ops[op](this=left, expression=right)
 
     def _in(self, node: InList) -> exp.Expression:
         inner = self.row(node.operand)
@@ -339,7 +343,8 @@ class SqlCompiler:
         period = self.period(group.grain, self.column(DATE))
         select = [exp.alias_(period, PERIOD, quoted=True), *[self.column(d) for d in dims]]
         for r in group.aggs.values():
-            select.append(exp.alias_(self.aggregate(r.agg), r.id, quoted=True))
+            if r.agg.per is None or isinstance(r.agg, Conversions):  # (over entities: ``sqlentities``)
+                select.append(exp.alias_(self.aggregate(r.agg), r.id, quoted=True))
         for i, f in group.row_filters.values():
             count = (
                 exp.Count(this=exp.Star())

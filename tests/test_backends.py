@@ -49,6 +49,10 @@ kpis:
   answered: {unit: count, grain: month, dimensions: [channel], formula: count(tickets.first_response_at)}
   response: {unit: count, grain: week, formula: mean(minutes(tickets.first_response_at - tickets.created_at))}
   unanswered: {unit: count, grain: month, formula: count(tickets where first_response_at is null)}
+  repeat_visitors: {unit: count, grain: month, dimensions: [channel], formula: count(visitor where count(sessions) >= 2)}
+  pages_per_visitor: {unit: ratio, grain: week, formula: mean(sum(sessions.pageviews) per visitor)}
+  engaged: {unit: count, grain: month, formula: count(visitor where sum(sessions.duration_s) > 600 and count(sessions where lead) >= 1)}
+  visits_median: {unit: ratio, grain: quarter, formula: median(count(sessions) per visitor)}
 """
 
 CALENDARS = {
@@ -56,6 +60,7 @@ CALENDARS = {
     "paris": "timezone: Europe/Paris\nweek_start: sunday\nfiscal_year_start: 4\n",
 }
 TABLES = {"ads": "ad_events", "sessions": "sessions", "tickets": "support_tickets"}
+ENTITIES = {"sessions": ", entities: {visitor: visitor_id}"}
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +82,8 @@ def files_spec(root: Path, tables: dict[str, pl.DataFrame], calendar: str, engin
         frame.write_parquet(root / f"{name}.parquet")
     times = {"ads": "ts", "sessions": "ts", "tickets": "created_at"}
     sources = "".join(
-        f"  {n}: {{connector: parquet, path: {n}.parquet, time: {times[n]}, engine: {engine}}}\n" for n in tables
+        f"  {n}: {{connector: parquet, path: {n}.parquet, time: {times[n]}, engine: {engine}{ENTITIES.get(n, '')}}}\n"
+        for n in tables
     )
     return write_spec(root, f"version: 1\n{CALENDARS[calendar]}sources:\n{sources}{KPIS}")
 
@@ -85,7 +91,8 @@ def files_spec(root: Path, tables: dict[str, pl.DataFrame], calendar: str, engin
 def sql_spec(root: Path, location: str, calendar: str) -> Path:
     times = {"ads": "ts", "sessions": "ts", "tickets": "created_at"}
     sources = "".join(
-        f"  {n}: {{connector: sql, {location}, table: {TABLES[n]}, time: {times[n]}}}\n" for n in TABLES
+        f"  {n}: {{connector: sql, {location}, table: {TABLES[n]}, time: {times[n]}{ENTITIES.get(n, '')}}}\n"
+        for n in TABLES
     )
     return write_spec(root, f"version: 1\n{CALENDARS[calendar]}sources:\n{sources}{KPIS}")
 
@@ -267,6 +274,7 @@ def test_rendering_only_dialects_match_their_golden_sql(dialect, tables, tmp_pat
     import sqlglot
     from sqlglot import exp
 
+    from kpi_engine.sqlentities import entity_queries
     from kpi_engine.sqlgen import NotPushable, SqlCompiler
 
     catalog = kpi_engine.load(files_spec(tmp_path, tables, "paris"))
@@ -276,14 +284,16 @@ def test_rendering_only_dialects_match_their_golden_sql(dialect, tables, tmp_pat
         compiler = SqlCompiler(dialect, sp, plan, exp.Table(this=exp.to_identifier(TABLES[name], quoted=True)), {})
         for group in (g for g in sp.groups.values() if g.derive_from is None):
             try:
-                query = compiler.group(group)
+                queries = {"": compiler.group(group), **entity_queries(compiler, group)}
             except NotPushable as why:
                 parts.append(f"-- {name}: {group.grain} x {list(group.dims)}: rows read ({why})\n")
                 continue
-            sqlglot.parse_one(query.sql, read=dialect)  # valid in its dialect
-            assert "'Europe/Paris'" not in query.sql and "2026-07-01" not in query.sql
-            params = ", ".join(f"{k}={v!r}" for k, v in query.params.items())
-            parts.append(f"-- {name}: {group.grain} x {list(group.dims)} -- {params}\n{query.pretty};\n")
+            for per, query in queries.items():
+                sqlglot.parse_one(query.sql, read=dialect)  # valid in its dialect
+                assert "'Europe/Paris'" not in query.sql and "2026-07-01" not in query.sql
+                params = ", ".join(f"{k}={v!r}" for k, v in query.params.items())
+                what = f" per {per}" if per else ""
+                parts.append(f"-- {name}: {group.grain} x {list(group.dims)}{what} -- {params}\n{query.pretty};\n")
     text = "\n".join(parts)
     golden = GOLDEN / f"{dialect}.sql"
     if os.environ.get("KPI_UPDATE_GOLDEN"):

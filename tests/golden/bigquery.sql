@@ -104,6 +104,8 @@ FROM (
 GROUP BY
   1;
 
+-- sessions: quarter x []: rows read (bigquery has no such percentile function)
+
 -- tickets: month x ['channel'] -- p0='Europe/Paris', p1='UTC', p2=datetime.datetime(2026, 6, 30, 22, 0)
 SELECT
   DATE_TRUNC(`__date`, MONTH) AS `__period`,

@@ -117,6 +117,56 @@ FROM (
 GROUP BY
   1;
 
+-- sessions: month x [] per visitor_id -- p0=2, p1=600, p2=1, p3='Europe/Paris', p4=datetime.datetime(2026, 7, 1, 0, 0, tzinfo=zoneinfo.ZoneInfo(key='Europe/Paris'))
+SELECT
+  "__period",
+  COUNT(CASE WHEN (
+    "e0"
+  ) >= (
+    :p0
+  ) THEN 1 END) AS "a50",
+  COUNT(
+    CASE
+      WHEN (
+        (
+          "e1"
+        ) > (
+          :p1
+        )
+      ) AND (
+        (
+          "e2"
+        ) >= (
+          :p2
+        )
+      )
+      THEN 1
+    END
+  ) AS "a52"
+FROM (
+  SELECT
+    DATE_TRUNC('MONTH', "__date") AS "__period",
+    "visitor_id" AS "__who",
+    COUNT(*) AS "e0",
+    SUM("duration_s") AS "e1",
+    COUNT(CASE WHEN "lead" THEN 1 END) AS "e2"
+  FROM (
+    SELECT
+      *,
+      CAST(CONVERT_TIMEZONE(:p3, "ts") AS DATE) AS "__date"
+    FROM "sessions"
+    WHERE
+      "ts" < :p4
+  ) AS "kpi_rows"
+  WHERE
+    NOT "visitor_id" IS NULL
+  GROUP BY
+    1,
+    2
+) AS "kpi_entities"
+GROUP BY
+  1;
+
 -- sessions: week x [] -- p0='Europe/Paris', p1=datetime.datetime(2026, 7, 1, 0, 0, tzinfo=zoneinfo.ZoneInfo(key='Europe/Paris')), p2=1, p3='social', p4='email', p5=1, p6='social', p7='email'
 SELECT
   DATEADD(DAY, -(
@@ -149,6 +199,38 @@ FROM (
 GROUP BY
   1;
 
+-- sessions: week x [] per visitor_id -- p0='Europe/Paris', p1=datetime.datetime(2026, 7, 1, 0, 0, tzinfo=zoneinfo.ZoneInfo(key='Europe/Paris'))
+SELECT
+  "__period",
+  SUM(CAST((
+    "e0"
+  ) AS DOUBLE)) / NULLIF(COUNT(CAST((
+    "e0"
+  ) AS DOUBLE)), 0) AS "a51"
+FROM (
+  SELECT
+    DATEADD(DAY, -(
+      DAYOFWEEKISO("__date") + 6 - 6
+    ) % 7, "__date") AS "__period",
+    "visitor_id" AS "__who",
+    SUM("pageviews") AS "e0"
+  FROM (
+    SELECT
+      *,
+      CAST(CONVERT_TIMEZONE(:p0, "ts") AS DATE) AS "__date"
+    FROM "sessions"
+    WHERE
+      "ts" < :p1
+  ) AS "kpi_rows"
+  WHERE
+    NOT "visitor_id" IS NULL
+  GROUP BY
+    1,
+    2
+) AS "kpi_entities"
+GROUP BY
+  1;
+
 -- sessions: month x ['channel'] -- p0='Europe/Paris', p1=datetime.datetime(2026, 7, 1, 0, 0, tzinfo=zoneinfo.ZoneInfo(key='Europe/Paris'))
 SELECT
   DATE_TRUNC('MONTH', "__date") AS "__period",
@@ -169,6 +251,40 @@ GROUP BY
   1,
   2;
 
+-- sessions: month x ['channel'] per visitor_id -- p0=2, p1='Europe/Paris', p2=datetime.datetime(2026, 7, 1, 0, 0, tzinfo=zoneinfo.ZoneInfo(key='Europe/Paris'))
+SELECT
+  "__period",
+  "channel",
+  COUNT(CASE WHEN (
+    "e0"
+  ) >= (
+    :p0
+  ) THEN 1 END) AS "a49"
+FROM (
+  SELECT
+    DATE_TRUNC('MONTH', "__date") AS "__period",
+    "channel",
+    "visitor_id" AS "__who",
+    COUNT(*) AS "e0"
+  FROM (
+    SELECT
+      *,
+      CAST(CONVERT_TIMEZONE(:p1, "ts") AS DATE) AS "__date"
+    FROM "sessions"
+    WHERE
+      "ts" < :p2
+  ) AS "kpi_rows"
+  WHERE
+    NOT "visitor_id" IS NULL
+  GROUP BY
+    1,
+    2,
+    3
+) AS "kpi_entities"
+GROUP BY
+  1,
+  2;
+
 -- sessions: day x [] -- p0='Europe/Paris', p1=datetime.datetime(2026, 7, 1, 0, 0, tzinfo=zoneinfo.ZoneInfo(key='Europe/Paris'))
 SELECT
   "__date" AS "__period",
@@ -184,6 +300,50 @@ FROM (
   WHERE
     "ts" < :p1
 ) AS "kpi_rows"
+GROUP BY
+  1;
+
+-- sessions: quarter x [] -- p0='Europe/Paris', p1=datetime.datetime(2026, 7, 1, 0, 0, tzinfo=zoneinfo.ZoneInfo(key='Europe/Paris'))
+SELECT
+  DATEADD(MONTH, 3, DATE_TRUNC('QUARTER', DATEADD(MONTH, -3, "__date"))) AS "__period",
+  COUNT(*) AS "n53"
+FROM (
+  SELECT
+    *,
+    CAST(CONVERT_TIMEZONE(:p0, "ts") AS DATE) AS "__date"
+  FROM "sessions"
+  WHERE
+    "ts" < :p1
+) AS "kpi_rows"
+GROUP BY
+  1;
+
+-- sessions: quarter x [] per visitor_id -- p0='Europe/Paris', p1=datetime.datetime(2026, 7, 1, 0, 0, tzinfo=zoneinfo.ZoneInfo(key='Europe/Paris'))
+SELECT
+  "__period",
+  PERCENTILE_CONT(0.5) WITHIN GROUP (ORDER BY
+    CAST((
+      "e0"
+    ) AS DOUBLE)) AS "a54"
+FROM (
+  SELECT
+    DATEADD(MONTH, 3, DATE_TRUNC('QUARTER', DATEADD(MONTH, -3, "__date"))) AS "__period",
+    "visitor_id" AS "__who",
+    COUNT(*) AS "e0"
+  FROM (
+    SELECT
+      *,
+      CAST(CONVERT_TIMEZONE(:p0, "ts") AS DATE) AS "__date"
+    FROM "sessions"
+    WHERE
+      "ts" < :p1
+  ) AS "kpi_rows"
+  WHERE
+    NOT "visitor_id" IS NULL
+  GROUP BY
+    1,
+    2
+) AS "kpi_entities"
 GROUP BY
   1;
 

@@ -125,6 +125,56 @@ FROM (
 GROUP BY
   1;
 
+-- sessions: month x [] per visitor_id -- p0=2, p1=600, p2=1, p3='Europe/Paris', p4=datetime.datetime(2026, 7, 1, 0, 0, tzinfo=zoneinfo.ZoneInfo(key='Europe/Paris'))
+SELECT
+  `__period`,
+  COUNT(CASE WHEN (
+    `e0`
+  ) >= (
+    :p0
+  ) THEN 1 END) AS `a50`,
+  COUNT(
+    CASE
+      WHEN (
+        (
+          `e1`
+        ) > (
+          :p1
+        )
+      ) AND (
+        (
+          `e2`
+        ) >= (
+          :p2
+        )
+      )
+      THEN 1
+    END
+  ) AS `a52`
+FROM (
+  SELECT
+    TRUNC(`__date`, 'MM') AS `__period`,
+    `visitor_id` AS `__who`,
+    COUNT(*) AS `e0`,
+    SUM(`duration_s`) AS `e1`,
+    COUNT(CASE WHEN `lead` THEN 1 END) AS `e2`
+  FROM (
+    SELECT
+      *,
+      TO_DATE(FROM_UTC_TIMESTAMP(CAST(`ts` AS TIMESTAMP), :p3)) AS `__date`
+    FROM `sessions`
+    WHERE
+      `ts` < :p4
+  ) AS `kpi_rows`
+  WHERE
+    NOT `visitor_id` IS NULL
+  GROUP BY
+    1,
+    2
+) AS `kpi_entities`
+GROUP BY
+  1;
+
 -- sessions: week x []: rows read (spark has no discrete percentile function)
 
 -- sessions: month x ['channel'] -- p0='Europe/Paris', p1=datetime.datetime(2026, 7, 1, 0, 0, tzinfo=zoneinfo.ZoneInfo(key='Europe/Paris'))
@@ -146,6 +196,40 @@ GROUP BY
   1,
   2;
 
+-- sessions: month x ['channel'] per visitor_id -- p0=2, p1='Europe/Paris', p2=datetime.datetime(2026, 7, 1, 0, 0, tzinfo=zoneinfo.ZoneInfo(key='Europe/Paris'))
+SELECT
+  `__period`,
+  `channel`,
+  COUNT(CASE WHEN (
+    `e0`
+  ) >= (
+    :p0
+  ) THEN 1 END) AS `a49`
+FROM (
+  SELECT
+    TRUNC(`__date`, 'MM') AS `__period`,
+    `channel`,
+    `visitor_id` AS `__who`,
+    COUNT(*) AS `e0`
+  FROM (
+    SELECT
+      *,
+      TO_DATE(FROM_UTC_TIMESTAMP(CAST(`ts` AS TIMESTAMP), :p1)) AS `__date`
+    FROM `sessions`
+    WHERE
+      `ts` < :p2
+  ) AS `kpi_rows`
+  WHERE
+    NOT `visitor_id` IS NULL
+  GROUP BY
+    1,
+    2,
+    3
+) AS `kpi_entities`
+GROUP BY
+  1,
+  2;
+
 -- sessions: day x [] -- p0='Europe/Paris', p1=datetime.datetime(2026, 7, 1, 0, 0, tzinfo=zoneinfo.ZoneInfo(key='Europe/Paris'))
 SELECT
   `__date` AS `__period`,
@@ -161,6 +245,49 @@ FROM (
   WHERE
     `ts` < :p1
 ) AS `kpi_rows`
+GROUP BY
+  1;
+
+-- sessions: quarter x [] -- p0='Europe/Paris', p1=datetime.datetime(2026, 7, 1, 0, 0, tzinfo=zoneinfo.ZoneInfo(key='Europe/Paris'))
+SELECT
+  ADD_MONTHS(TRUNC(ADD_MONTHS(`__date`, -3), 'QUARTER'), 3) AS `__period`,
+  COUNT(*) AS `n53`
+FROM (
+  SELECT
+    *,
+    TO_DATE(FROM_UTC_TIMESTAMP(CAST(`ts` AS TIMESTAMP), :p0)) AS `__date`
+  FROM `sessions`
+  WHERE
+    `ts` < :p1
+) AS `kpi_rows`
+GROUP BY
+  1;
+
+-- sessions: quarter x [] per visitor_id -- p0='Europe/Paris', p1=datetime.datetime(2026, 7, 1, 0, 0, tzinfo=zoneinfo.ZoneInfo(key='Europe/Paris'))
+SELECT
+  `__period`,
+  PERCENTILE(CAST((
+    `e0`
+  ) AS DOUBLE), 0.5) AS `a54`
+FROM (
+  SELECT
+    ADD_MONTHS(TRUNC(ADD_MONTHS(`__date`, -3), 'QUARTER'), 3) AS `__period`,
+    `visitor_id` AS `__who`,
+    COUNT(*) AS `e0`
+  FROM (
+    SELECT
+      *,
+      TO_DATE(FROM_UTC_TIMESTAMP(CAST(`ts` AS TIMESTAMP), :p0)) AS `__date`
+    FROM `sessions`
+    WHERE
+      `ts` < :p1
+  ) AS `kpi_rows`
+  WHERE
+    NOT `visitor_id` IS NULL
+  GROUP BY
+    1,
+    2
+) AS `kpi_entities`
 GROUP BY
   1;
 
