@@ -78,3 +78,30 @@ def write_spec(root: Path, text: str, name: str = "kpis.yaml") -> Path:
     root.mkdir(parents=True, exist_ok=True)
     (root / name).write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
     return root
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """One throwaway PostgreSQL server for the session (tests/pgcluster.py); ``pg_database`` gives each
+    module a database of its own on it. Without the server binaries the tests fail saying how to get them."""
+    from pgcluster import NoServer, cluster
+
+    try:
+        running = cluster()
+        url = running.__enter__()
+    except NoServer as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        yield url
+    finally:
+        running.__exit__(None, None, None)
+
+
+def pg_database(server: str, name: str) -> str:
+    """A new, empty database on the session's server; its URL."""
+    import psycopg
+
+    with psycopg.connect(server, autocommit=True) as con:
+        con.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        con.execute(f'CREATE DATABASE "{name}"')
+    return server.rsplit("/", 1)[0] + f"/{name}"

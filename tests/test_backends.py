@@ -16,14 +16,13 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from pgcluster import NoServer, cluster
 
 import kpi_engine
 from kpi_engine.plan import Window
 from kpi_engine.pushdown import push_plan
 
 import datagen
-from conftest import require, write_spec
+from conftest import pg_database, require, write_spec
 
 duckdb = require("duckdb")
 psycopg = require("psycopg")
@@ -141,17 +140,10 @@ def write_postgres(url: str, tables: dict[str, pl.DataFrame]) -> None:
 
 
 @pytest.fixture(scope="module")
-def postgres(tmp_path_factory: pytest.TempPathFactory, tables):
-    try:
-        running = cluster()
-        url = running.__enter__()
-    except NoServer as exc:
-        pytest.fail(str(exc), pytrace=False)
-    try:
-        write_postgres(url, tables)
-        yield url
-    finally:
-        running.__exit__(None, None, None)
+def postgres(pg_server, tables):
+    url = pg_database(pg_server, "backends")
+    write_postgres(url, tables)
+    return url
 
 
 @pytest.fixture(scope="module")
