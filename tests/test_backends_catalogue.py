@@ -12,6 +12,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from test_backends import same
 
 import kpi_engine
 from kpi_engine.connectors import ScanRequest
@@ -19,7 +20,6 @@ from kpi_engine.plan import Window
 from kpi_engine.pushdown import push_plan
 
 from conftest import pg_database, require
-from test_backends import same
 
 duckdb = require("duckdb")
 psycopg = require("psycopg")
