@@ -16,6 +16,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from dbload import to_duckdb, to_postgres
 
 import kpi_engine
 from kpi_engine.plan import Window
@@ -96,14 +97,6 @@ def sql_spec(root: Path, location: str, calendar: str) -> Path:
     return write_spec(root, f"version: 1\n{CALENDARS[calendar]}sources:\n{sources}{KPIS}")
 
 
-def write_duckdb(path: Path, tables: dict[str, pl.DataFrame]) -> None:
-    with duckdb.connect(str(path)) as con:
-        for name, frame in tables.items():
-            con.register("frame", frame.to_arrow())
-            con.execute(f'CREATE TABLE "{TABLES[name]}" AS SELECT * FROM frame')
-            con.unregister("frame")
-
-
 def write_sqlite(path: Path, tables: dict[str, pl.DataFrame]) -> None:
     """Typed columns; times as UTC text (SQLite has no time type), booleans as 0/1."""
     types = {pl.Int64: "INTEGER", pl.Int32: "INTEGER", pl.Float64: "REAL", pl.String: "TEXT", pl.Boolean: "BOOLEAN"}
@@ -125,24 +118,10 @@ def write_sqlite(path: Path, tables: dict[str, pl.DataFrame]) -> None:
     con.close()
 
 
-def write_postgres(url: str, tables: dict[str, pl.DataFrame]) -> None:
-    types = {pl.Int64: "BIGINT", pl.Int32: "INTEGER", pl.Float64: "DOUBLE PRECISION", pl.String: "TEXT", pl.Boolean: "BOOLEAN"}
-    with psycopg.connect(url, autocommit=True) as con, con.cursor() as cur:
-        for name, frame in tables.items():
-            cols = []
-            for c, t in frame.schema.items():
-                sql_type = ("TIMESTAMPTZ" if t.time_zone else "TIMESTAMP") if isinstance(t, pl.Datetime) else types[type(t)]
-                cols.append(f'"{c}" {sql_type}')
-            cur.execute(f'CREATE TABLE "{TABLES[name]}" ({", ".join(cols)})')
-            with cur.copy(f'COPY "{TABLES[name]}" FROM STDIN') as copy:
-                for row in frame.rows():
-                    copy.write_row(row)
-
-
 @pytest.fixture(scope="module")
 def postgres(pg_server, tables):
     url = pg_database(pg_server, "backends")
-    write_postgres(url, tables)
+    to_postgres(url, {TABLES[n]: frame for n, frame in tables.items()})
     return url
 
 
@@ -150,7 +129,7 @@ def postgres(pg_server, tables):
 def databases(tmp_path_factory: pytest.TempPathFactory, tables, postgres) -> dict[str, str]:
     """Where each backend's copy of the rows is, as a source's location option."""
     folder = tmp_path_factory.mktemp("dbs")
-    write_duckdb(folder / "shop.duckdb", tables)
+    to_duckdb(folder / "shop.duckdb", {TABLES[n]: frame for n, frame in tables.items()})
     write_sqlite(folder / "shop.db", tables)
     return {
         "duckdb": f"path: {folder / 'shop.duckdb'}",

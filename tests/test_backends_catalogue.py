@@ -5,13 +5,13 @@ down, the rest (entity history, windows, conversions, plugin functions) reads th
 from __future__ import annotations
 
 import datetime as dt
-import io
 import re
 import shutil
 from pathlib import Path
 
 import polars as pl
 import pytest
+from dbload import to_duckdb, to_postgres
 from test_backends import same
 
 import kpi_engine
@@ -52,28 +52,14 @@ def moved(tmp_path: Path, location: str) -> Path:
 
 def test_the_catalogue_in_duckdb(demo, tmp_path):
     expected, tables = demo
-    with duckdb.connect(str(tmp_path / "demo.duckdb")) as con:
-        for name, frame in tables.items():
-            con.register("frame", frame.to_arrow())
-            con.execute(f'CREATE TABLE "{name}" AS SELECT * FROM frame')
-            con.unregister("frame")
+    to_duckdb(tmp_path / "demo.duckdb", tables)
     check(moved(tmp_path, f"path: {tmp_path / 'demo.duckdb'}"), expected)
 
 
 def test_the_catalogue_in_postgres(demo, pg_server, tmp_path):
     expected, tables = demo
     url = pg_database(pg_server, "demo")
-    types = {pl.Int64: "BIGINT", pl.Float64: "DOUBLE PRECISION", pl.String: "TEXT", pl.Boolean: "BOOLEAN"}
-    with psycopg.connect(url, autocommit=True) as con, con.cursor() as cur:
-        for name, frame in tables.items():
-            cols = ", ".join(
-                f'"{c}" ' + ("TIMESTAMP" if isinstance(t, pl.Datetime) else types[type(t)]) for c, t in frame.schema.items()
-            )
-            cur.execute(f'CREATE TABLE "{name}" ({cols})')
-            buffer = io.BytesIO()
-            frame.write_csv(buffer, include_header=False)
-            with cur.copy(f'COPY "{name}" FROM STDIN (FORMAT csv)') as copy:
-                copy.write(buffer.getvalue())
+    to_postgres(url, tables)
     check(moved(tmp_path, f"url: '{url}'"), expected)
 
 

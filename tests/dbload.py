@@ -1,0 +1,46 @@
+"""Loading polars frames into the databases the backend tests compare: a DuckDB file and PostgreSQL."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import polars as pl
+
+_PG_TYPES = {
+    pl.Int64: "BIGINT",
+    pl.Int32: "INTEGER",
+    pl.Float64: "DOUBLE PRECISION",
+    pl.String: "TEXT",
+    pl.Boolean: "BOOLEAN",
+    pl.Date: "DATE",
+}
+
+
+def to_duckdb(path: Path, tables: dict[str, pl.DataFrame]) -> None:
+    import duckdb
+
+    with duckdb.connect(str(path)) as con:
+        for name, frame in tables.items():
+            con.register("frame", frame.to_arrow())
+            con.execute(f'CREATE TABLE "{name}" AS SELECT * FROM frame')
+            con.unregister("frame")
+
+
+def to_postgres(url: str, tables: dict[str, pl.DataFrame]) -> None:
+    """Typed tables (TIMESTAMP, or TIMESTAMPTZ for zoned times), filled by COPY from CSV."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as con, con.cursor() as cur:
+        for name, frame in tables.items():
+            cols = []
+            for c, t in frame.schema.items():
+                if isinstance(t, pl.Datetime):
+                    cols.append(f'"{c}" ' + ("TIMESTAMPTZ" if t.time_zone else "TIMESTAMP"))
+                else:
+                    cols.append(f'"{c}" {_PG_TYPES[type(t)]}')
+            cur.execute(f'CREATE TABLE "{name}" ({", ".join(cols)})')
+            buffer = io.BytesIO()
+            frame.write_csv(buffer, include_header=False)
+            with cur.copy(f'COPY "{name}" FROM STDIN (FORMAT csv)') as copy:
+                copy.write(buffer.getvalue())
