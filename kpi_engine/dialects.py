@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from .model import Grain
 
-#: dialects whose queries the engine runs; BigQuery, Snowflake and Spark SQL are rendered only (golden tests)
-RUNS = ("duckdb", "postgres", "sqlite")
-RENDERS = (*RUNS, "bigquery", "snowflake", "spark")
+#: dialects whose queries the engine runs; BigQuery and Snowflake are rendered only (golden tests)
+RUNS = ("duckdb", "postgres", "sqlite", "spark")
+RENDERS = (*RUNS, "bigquery", "snowflake")
 
 #: the local calendar date of a time column, per dialect: a UTC timestamp without zone ("naive"), one with
 #: a zone ("aware"); ``:t`` is the column, ``:tz`` the spec's IANA time zone. SQLite has no time zones.
@@ -94,5 +94,5 @@ SECONDS = {
     "postgres": "EXTRACT(EPOCH FROM (:x))",
     "duckdb": "EXTRACT(EPOCH FROM (:x))",
     "snowflake": "DATEDIFF(microsecond, :b, :a) / 1000000.0",
-    "spark": "(UNIX_MICROS(:a) - UNIX_MICROS(:b)) / 1000000.0",
+    "spark": "(UNIX_MICROS(CAST(:a AS TIMESTAMP)) - UNIX_MICROS(CAST(:b AS TIMESTAMP))) / 1000000.0",
 }

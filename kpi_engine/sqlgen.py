@@ -140,7 +140,8 @@ class SqlCompiler:
             raise NotPushable(f"`window: {grain.window}` periods are computed from the rows")  # type: ignore[union-attr]
         cal: Calendar = self.plan.calendar
         form = PERIOD_START[self.dialect][grain]
-        if cal.fiscal_year_start == 1 and grain in (Grain.QUARTER, Grain.YEAR) and self.dialect != "sqlite":
+        shortcut = self.dialect in ("postgres", "duckdb")  # (their month snippet names the unit)
+        if cal.fiscal_year_start == 1 and grain in (Grain.QUARTER, Grain.YEAR) and shortcut:
             form = PERIOD_START[self.dialect][Grain.MONTH].replace("month", grain.value)
         return self.template(form, d=d, start=cal.week_start, shift=cal.fiscal_year_start - 1)
 
@@ -262,6 +263,8 @@ class SqlCompiler:
         if agg.func == "count_distinct":
             return exp.Count(this=exp.Distinct(expressions=[masked(value)]))
         if agg.func == "sum":
+            if self.dialect == "spark" and self._dtype(agg.args[0]).is_integer():  # exact past 64 bits, as polars
+                value = exp.cast(value, "DECIMAL(38, 0)")
             return exp.Sum(this=masked(value))
         if agg.func in ("min", "max"):
             return (exp.Min if agg.func == "min" else exp.Max)(this=masked(value))

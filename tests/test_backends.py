@@ -76,14 +76,15 @@ def tables(tmp_path_factory: pytest.TempPathFactory) -> dict[str, pl.DataFrame]:
 
 
 def files_spec(root: Path, tables: dict[str, pl.DataFrame], calendar: str, engine: str = "polars") -> Path:
-    """The reference: the same rows as Parquet files, aggregated by polars (or by DuckDB: ``engine``)."""
+    """The reference: the same rows as Parquet files, aggregated by polars (or by DuckDB: ``engine``, or by
+    Spark in local mode: ``engine="spark"``)."""
     root.mkdir(parents=True, exist_ok=True)
     for name, frame in tables.items():
         frame.write_parquet(root / f"{name}.parquet")
     times = {"ads": "ts", "sessions": "ts", "tickets": "created_at"}
+    how = "connector: spark, master: 'local[2]'" if engine == "spark" else f"connector: parquet, engine: {engine}"
     sources = "".join(
-        f"  {n}: {{connector: parquet, path: {n}.parquet, time: {times[n]}, engine: {engine}{ENTITIES.get(n, '')}}}\n"
-        for n in tables
+        f"  {n}: {{{how}, path: {n}.parquet, time: {times[n]}{ENTITIES.get(n, '')}}}\n" for n in tables
     )
     return write_spec(root, f"version: 1\n{CALENDARS[calendar]}sources:\n{sources}{KPIS}")
 
@@ -153,17 +154,23 @@ def same(ours: kpi_engine.Result, reference: kpi_engine.Result) -> int:
 
 
 @pytest.mark.parametrize("calendar", list(CALENDARS))
-@pytest.mark.parametrize("backend", ["duckdb", "postgres", "sqlite", "parquet-duckdb"])
+@pytest.mark.parametrize("backend", ["duckdb", "postgres", "sqlite", "parquet-duckdb", "spark"])
 def test_every_backend_gives_the_polars_numbers(backend, calendar, tables, databases, tmp_path):
     reference = kpi_engine.load(files_spec(tmp_path / "files", tables, calendar)).evaluate(AS_OF)
     if backend == "parquet-duckdb":  # `engine: duckdb` on Parquet files: DuckDB's read_parquet, in process
         root = files_spec(tmp_path / "duck", tables, calendar, engine="duckdb")
+    elif backend == "spark":  # Spark in local mode over the same Parquet files
+        require("pyspark")
+        root = files_spec(tmp_path / "spark", tables, calendar, engine="spark")
     else:
         root = sql_spec(tmp_path / "db", databases[backend], calendar)
     catalog = kpi_engine.load(root, allow_outside=True)
     pushed, reasons = push_plan(catalog.plan(Window(AS_OF)), catalog.registry.connectors, catalog.env, catalog.registry.functions)
     if backend in ("duckdb", "postgres", "parquet-duckdb"):
         assert sorted(pushed) == ["ads", "sessions", "tickets"] and reasons == {}
+    elif backend == "spark":  # no exact discrete percentile in Spark SQL: sessions reads its rows
+        assert sorted(pushed) == ["ads", "tickets"]
+        assert reasons == {"sessions": "spark has no discrete percentile function"}
     elif calendar == "utc":  # SQLite has no percentiles and no interval type: those sources read their rows
         assert sorted(pushed) == ["ads"]
         assert reasons["sessions"] == "sqlite has no exact percentile function"
@@ -173,18 +180,24 @@ def test_every_backend_gives_the_polars_numbers(backend, calendar, tables, datab
     assert same(catalog.evaluate(AS_OF), reference) > 600
 
 
-def test_pushed_sources_read_no_rows(databases, tmp_path, monkeypatch):
+def test_pushed_sources_read_no_rows(databases, tables, tmp_path, monkeypatch):
     """Only aggregates leave the database: the connector's row scan is never called."""
     from kpi_sql import SqlConnector
 
     def no_rows(*args, **kwargs):
         raise AssertionError("a pushed source read its rows")
 
+    from kpi_spark import SparkConnector
+
     monkeypatch.setattr(SqlConnector, "scan", no_rows)
+    monkeypatch.setattr(SparkConnector, "scan", no_rows)
     for backend in ("duckdb", "postgres"):
         root = sql_spec(tmp_path / backend, databases[backend], "paris")
         result = kpi_engine.load(root, allow_outside=True).evaluate(AS_OF)
         assert result["ctr"].height > 20
+    root = files_spec(tmp_path / "spark", {"ads": tables["ads"]}, "paris", engine="spark")
+    (root / "kpis.yaml").write_text((root / "kpis.yaml").read_text().split("kpis:")[0] + "kpis:\n" + KPIS.split("kpis:\n")[1].split("  leads:")[0])
+    assert kpi_engine.load(root).evaluate(AS_OF)["ctr"].height > 20
 
 
 def test_sqlite_values_of_another_type_are_read_and_checked(tmp_path):
@@ -304,7 +317,7 @@ def edge_rows() -> pl.DataFrame:
     )
 
 
-@pytest.mark.parametrize("backend", ["duckdb", "postgres", "parquet-duckdb"])
+@pytest.mark.parametrize("backend", ["duckdb", "postgres", "parquet-duckdb", "spark"])
 def test_edge_cases_agree_with_polars(backend, postgres, tmp_path):
     """DST nights and local midnights in Europe/Paris, nulls, division by zero and a null dimension value
     give the polars engine's values (SQLite has no time zones: its rows are read, as tested above)."""
@@ -315,6 +328,8 @@ def test_edge_cases_agree_with_polars(backend, postgres, tmp_path):
     reference = write_spec(tmp_path / "files", head + "  e: {connector: parquet, path: e.parquet, time: at}\n" + EDGES)
     if backend == "parquet-duckdb":
         root = write_spec(tmp_path / "files2", head + "  e: {connector: parquet, path: ../files/e.parquet, time: at, engine: duckdb}\n" + EDGES)
+    elif backend == "spark":
+        root = write_spec(tmp_path / "files2", head + "  e: {connector: spark, path: ../files/e.parquet, time: at, master: 'local[2]'}\n" + EDGES)
     elif backend == "duckdb":
         with duckdb.connect(str(tmp_path / "e.duckdb")) as con:
             con.register("frame", frame.to_arrow())

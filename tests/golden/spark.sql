@@ -6,8 +6,8 @@ SELECT
     ) % 7
   ) * -1) AS `__period`,
   `channel`,
-  SUM(`clicks`) AS `a1`,
-  SUM(`impressions`) AS `a4`,
+  SUM(CAST(`clicks` AS DECIMAL(38, 0))) AS `a1`,
+  SUM(CAST(`impressions` AS DECIMAL(38, 0))) AS `a4`,
   COUNT(*) AS `n0`
 FROM (
   SELECT
@@ -35,13 +35,15 @@ SELECT
   ) AS DOUBLE) / NULLIF((
     `cost`
   ), 0)) AS `a17`,
-  SUM(CASE WHEN (
-    :p3
-  ) <> 0 THEN (
-    `clicks`
-  ) % (
-    :p3
-  ) END) AS `a18`,
+  SUM(
+    CAST(CASE WHEN (
+      :p3
+    ) <> 0 THEN (
+      `clicks`
+    ) % (
+      :p3
+    ) END AS DECIMAL(38, 0))
+  ) AS `a18`,
   COUNT(*) AS `n6`
 FROM (
   SELECT
@@ -61,7 +63,7 @@ GROUP BY
 -- ads: quarter x [] -- p0='Europe/Paris', p1='UTC', p2=datetime.datetime(2026, 6, 30, 22, 0)
 SELECT
   ADD_MONTHS(TRUNC(ADD_MONTHS(`__date`, -3), 'QUARTER'), 3) AS `__period`,
-  SUM(`clicks`) AS `a12`,
+  SUM(CAST(`clicks` AS DECIMAL(38, 0))) AS `a12`,
   COUNT(*) AS `n11`
 FROM (
   SELECT
@@ -80,7 +82,7 @@ GROUP BY
 SELECT
   ADD_MONTHS(TRUNC(ADD_MONTHS(`__date`, -3), 'YEAR'), 3) AS `__period`,
   `utm_source`,
-  SUM(`clicks`) AS `a14`,
+  SUM(CAST(`clicks` AS DECIMAL(38, 0))) AS `a14`,
   COUNT(*) AS `n13`
 FROM (
   SELECT
@@ -105,7 +107,7 @@ SELECT
   PERCENTILE(`duration_s`, 0.5) AS `a34`,
   SUM(CASE WHEN NOT (
     `lead`
-  ) THEN `duration_s` END) AS `a38`,
+  ) THEN CAST(`duration_s` AS DECIMAL(38, 0)) END) AS `a38`,
   COUNT(CASE WHEN NOT (
     `lead`
   ) THEN `duration_s` END) AS `a39`,
@@ -156,7 +158,7 @@ FROM (
     TRUNC(`__date`, 'MM') AS `__period`,
     `visitor_id` AS `__who`,
     COUNT(*) AS `e0`,
-    SUM(`duration_s`) AS `e1`,
+    SUM(CAST(`duration_s` AS DECIMAL(38, 0))) AS `e1`,
     COUNT(CASE WHEN `lead` THEN 1 END) AS `e2`
   FROM (
     SELECT
@@ -322,12 +324,12 @@ SELECT
   ) * -1) AS `__period`,
   SUM(
     CAST((
-      UNIX_MICROS(`first_response_at`) - UNIX_MICROS(`created_at`)
+      UNIX_MICROS(CAST(`first_response_at` AS TIMESTAMP)) - UNIX_MICROS(CAST(`created_at` AS TIMESTAMP))
     ) / 1000000.0 AS DOUBLE) / 60.0
   ) AS `a45`,
   COUNT(
     CAST((
-      UNIX_MICROS(`first_response_at`) - UNIX_MICROS(`created_at`)
+      UNIX_MICROS(CAST(`first_response_at` AS TIMESTAMP)) - UNIX_MICROS(CAST(`created_at` AS TIMESTAMP))
     ) / 1000000.0 AS DOUBLE) / 60.0
   ) AS `a46`,
   COUNT(*) AS `n44`
