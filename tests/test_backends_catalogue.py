@@ -40,11 +40,12 @@ def demo() -> tuple[kpi_engine.Result, dict[str, pl.DataFrame]]:
 
 
 def moved(tmp_path: Path, location: str) -> Path:
-    """A copy of kpi_specs/ whose sources are tables of the database at ``location``."""
+    """A copy of kpi_specs/ whose sources are tables of the database at ``location`` (a source's options,
+    ``{table}`` standing for each demo table's name)."""
     root = tmp_path / "specs"
     shutil.copytree(SPECS, root, ignore=shutil.ignore_patterns("tests"))
     text = (root / "sources.yaml").read_text()
-    text, n = re.subn(r"connector: demo, table: (\w+)", lambda m: f"connector: sql, {location}, table: {m.group(1)}", text)
+    text, n = re.subn(r"connector: demo, table: (\w+)", lambda m: location.format(table=m.group(1)), text)
     assert n == 9
     (root / "sources.yaml").write_text(text)
     return root
@@ -53,14 +54,26 @@ def moved(tmp_path: Path, location: str) -> Path:
 def test_the_catalogue_in_duckdb(demo, tmp_path):
     expected, tables = demo
     to_duckdb(tmp_path / "demo.duckdb", tables)
-    check(moved(tmp_path, f"path: {tmp_path / 'demo.duckdb'}"), expected)
+    check(moved(tmp_path, f"connector: sql, path: {tmp_path / 'demo.duckdb'}, table: {{table}}"), expected)
 
 
 def test_the_catalogue_in_postgres(demo, pg_server, tmp_path):
     expected, tables = demo
     url = pg_database(pg_server, "demo")
     to_postgres(url, tables)
-    check(moved(tmp_path, f"url: '{url}'"), expected)
+    check(moved(tmp_path, f"connector: sql, url: '{url}', table: {{table}}"), expected)
+
+
+def test_the_catalogue_on_spark(demo, tmp_path):
+    """Spark in local mode over the demo tables as Parquet files."""
+    require("pyspark")
+    expected, tables = demo
+    data = tmp_path / "lake"
+    data.mkdir()
+    for name, frame in tables.items():
+        frame.write_parquet(data / f"{name}.parquet")
+    root = moved(tmp_path, f"connector: spark, master: 'local[2]', path: {data}/{{table}}.parquet")
+    check(root, expected)
 
 
 def check(root: Path, expected: kpi_engine.Result) -> None:
