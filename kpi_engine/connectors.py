@@ -245,16 +245,62 @@ def _within(path: Path, root: Path) -> bool:
     return path == root or root in path.parents
 
 
-_ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
+_ENV_REF = re.compile(r"\$\{(env|profile):([A-Za-z_][A-Za-z0-9_.-]*)\}")
 _PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@\s]+@")
 
 
+def profiles_path() -> Path:
+    """The connection profiles file, outside any repository: ``$KPI_PROFILES``, else ``~/.kpi/profiles.yml``."""
+    return Path(os.environ.get("KPI_PROFILES") or Path.home() / ".kpi" / "profiles.yml")
+
+
+def _profile_value(ref: str, source: SourceSpec, key: str) -> str:
+    """``crm.url`` from the profiles file: profile ``crm``, its setting ``url``."""
+    import yaml
+
+    path = profiles_path()
+    name, _, setting = ref.partition(".")
+    where = source.loc(key)
+    if not setting:
+        raise KpiError(Diagnostic(f"`${{profile:{ref}}}` names no setting", where, hint=f"e.g. ${{profile:{ref}.url}}"))
+    try:
+        profiles = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except OSError:
+        raise KpiError(
+            Diagnostic(
+                f"source `{source.name}` reads profile `{name}`, but there is no profiles file at {path}",
+                where,
+                hint="write it there (outside the repository), or point KPI_PROFILES at it",
+            )
+        ) from None
+    except yaml.YAMLError as exc:
+        raise KpiError(Diagnostic(f"cannot read the profiles file {path}: {exc}", where)) from None
+    profile = profiles.get(name) if isinstance(profiles, dict) else None
+    if not isinstance(profile, dict):
+        known = profiles if isinstance(profiles, dict) else {}
+        raise KpiError(
+            Diagnostic(f"no profile `{name}` in {path}", where, hint=did_you_mean(name, known, "profiles") or None)
+        )
+    if setting not in profile:
+        raise KpiError(
+            Diagnostic(
+                f"profile `{name}` in {path} has no `{setting}`",
+                where,
+                hint=did_you_mean(setting, profile, "settings") or None,
+            )
+        )
+    return str(profile[setting])
+
+
 def expand_env(value: str, source: SourceSpec, key: str) -> str:
-    """An option with its ``${env:NAME}`` references replaced by the environment's values, so that specs hold
-    no secrets (``url: ${env:CRM_DATABASE_URL}``); a variable that is not set is an error naming it."""
+    """An option with its ``${env:NAME}`` and ``${profile:NAME.SETTING}`` references replaced by the
+    environment's values or the profiles file's (``profiles_path``), so that specs hold no secrets
+    (``url: ${env:CRM_DATABASE_URL}``, ``url: ${profile:crm.url}``); a missing one is an error naming it."""
 
     def value_of(match: re.Match[str]) -> str:
-        name = match.group(1)
+        kind, name = match.group(1), match.group(2)
+        if kind == "profile":
+            return _profile_value(name, source, key)
         if name not in os.environ:
             raise KpiError(
                 Diagnostic(

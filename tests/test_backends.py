@@ -373,3 +373,26 @@ def test_integer_sums_past_64_bits_stop_the_run_on_every_backend(postgres, tmp_p
         root = write_spec(tmp_path, f"version: 1\nsources:\n  e: {where}\n{kpis}")
         with pytest.raises(kpi_engine.KpiError, match=r"sum\(e.n\) is 9223372036854775808 in 2026-05, past the 64-bit integer range .*KPIs: total"):
             kpi_engine.load(root).evaluate(dt.date(2026, 5, 31))
+
+
+def test_connection_settings_from_a_profiles_file(postgres, tmp_path, monkeypatch):
+    """`url: ${profile:shop.url}` reads a profiles file outside the repository (KPI_PROFILES, else
+    ~/.kpi/profiles.yml), like dbt's profiles.yml; what is missing is named, passwords never shown."""
+    profiles = tmp_path / "secrets" / "profiles.yml"
+    profiles.parent.mkdir()
+    profiles.write_text(f"shop:\n  url: '{postgres}'\n")
+    monkeypatch.setenv("KPI_PROFILES", str(profiles))
+    root = sql_spec(tmp_path / "spec", "url: '${profile:shop.url}'", "utc")
+    assert kpi_engine.load(root).evaluate(AS_OF)["ctr"].height > 20
+    for ref, message in (
+        ("${profile:shp.url}", f"no profile `shp` in {profiles}"),
+        ("${profile:shop.uri}", f"profile `shop` in {profiles} has no `uri`"),
+    ):
+        root = sql_spec(tmp_path / ref[10:13], f"url: '{ref}'", "utc")
+        with pytest.raises(kpi_engine.KpiError) as info:
+            kpi_engine.load(root)
+        text = info.value.render()
+        assert message in text and "s3cret" not in text, text
+    monkeypatch.setenv("KPI_PROFILES", str(tmp_path / "nowhere.yml"))
+    with pytest.raises(kpi_engine.KpiError, match="there is no profiles file at"):
+        kpi_engine.load(sql_spec(tmp_path / "gone", "url: '${profile:shop.url}'", "utc"))
