@@ -42,7 +42,7 @@ PERIOD_START = {
     "postgres": {
         Grain.DAY: ":d",
         Grain.WEEK: "CAST(:d - CAST((EXTRACT(ISODOW FROM :d) + 6 - :start) % 7 AS INT) AS DATE)",
-        Grain.MONTH: "CAST(DATE_TRUNC('month', :d) AS DATE)",
+        Grain.MONTH: "CAST(DATE_TRUNC('month', CAST(:d AS TIMESTAMP)) AS DATE)",  # (never via timestamptz)
         Grain.QUARTER: "CAST(DATE_TRUNC('quarter', :d - :shift * INTERVAL '1 month')"
         " + :shift * INTERVAL '1 month' AS DATE)",
         Grain.YEAR: "CAST(DATE_TRUNC('year', :d - :shift * INTERVAL '1 month') + :shift * INTERVAL '1 month' AS DATE)",
