@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import sqlite3
 from pathlib import Path
 
 import polars as pl
@@ -44,3 +45,26 @@ def to_postgres(url: str, tables: dict[str, pl.DataFrame]) -> None:
             frame.write_csv(buffer, include_header=False)
             with cur.copy(f'COPY "{name}" FROM STDIN (FORMAT csv)') as copy:
                 copy.write(buffer.getvalue())
+
+
+def to_sqlite(path: Path, tables: dict[str, pl.DataFrame]) -> None:
+    """Typed columns; times as UTC text (SQLite has no time type), dates as text, booleans as 0/1."""
+    types = {pl.Int64: "INTEGER", pl.Int32: "INTEGER", pl.Float64: "REAL", pl.String: "TEXT", pl.Boolean: "BOOLEAN"}
+    con = sqlite3.connect(path)
+    for name, frame in tables.items():
+        cols, exprs = [], []
+        for c, t in frame.schema.items():
+            if isinstance(t, pl.Datetime):
+                cols.append(f'"{c}" TIMESTAMP')
+                utc = pl.col(c).dt.convert_time_zone("UTC").dt.replace_time_zone(None) if t.time_zone else pl.col(c)
+                exprs.append(utc.dt.strftime("%Y-%m-%d %H:%M:%S%.6f").alias(c))
+            elif t == pl.Date:
+                cols.append(f'"{c}" DATE')
+                exprs.append(pl.col(c).dt.strftime("%Y-%m-%d"))
+            else:
+                cols.append(f'"{c}" {types[type(t)]}')
+                exprs.append(pl.col(c).cast(pl.Int64) if t == pl.Boolean else pl.col(c))
+        con.execute(f'CREATE TABLE "{name}" ({", ".join(cols)})')
+        con.executemany(f'INSERT INTO "{name}" VALUES ({", ".join("?" * len(cols))})', frame.select(exprs).rows())
+    con.commit()
+    con.close()

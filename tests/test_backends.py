@@ -16,7 +16,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from dbload import to_duckdb, to_postgres
+from dbload import to_duckdb, to_postgres, to_sqlite
 
 import kpi_engine
 from kpi_engine.plan import Window
@@ -98,27 +98,6 @@ def sql_spec(root: Path, location: str, calendar: str) -> Path:
     return write_spec(root, f"version: 1\n{CALENDARS[calendar]}sources:\n{sources}{KPIS}")
 
 
-def write_sqlite(path: Path, tables: dict[str, pl.DataFrame]) -> None:
-    """Typed columns; times as UTC text (SQLite has no time type), booleans as 0/1."""
-    types = {pl.Int64: "INTEGER", pl.Int32: "INTEGER", pl.Float64: "REAL", pl.String: "TEXT", pl.Boolean: "BOOLEAN"}
-    con = sqlite3.connect(path)
-    for name, frame in tables.items():
-        cols, exprs = [], []
-        for c, t in frame.schema.items():
-            if isinstance(t, pl.Datetime):
-                cols.append(f'"{c}" TIMESTAMP')
-                utc = pl.col(c).dt.convert_time_zone("UTC").dt.replace_time_zone(None) if t.time_zone else pl.col(c)
-                exprs.append(utc.dt.strftime("%Y-%m-%d %H:%M:%S%.6f").alias(c))
-            else:
-                cols.append(f'"{c}" {types[type(t)]}')
-                exprs.append(pl.col(c).cast(pl.Int64) if t == pl.Boolean else pl.col(c))
-        con.execute(f'CREATE TABLE "{TABLES[name]}" ({", ".join(cols)})')
-        rows = frame.select(exprs).rows()
-        con.executemany(f'INSERT INTO "{TABLES[name]}" VALUES ({", ".join("?" * len(cols))})', rows)
-    con.commit()
-    con.close()
-
-
 @pytest.fixture(scope="module")
 def postgres(pg_server, tables):
     url = pg_database(pg_server, "backends")
@@ -131,7 +110,7 @@ def databases(tmp_path_factory: pytest.TempPathFactory, tables, postgres) -> dic
     """Where each backend's copy of the rows is, as a source's location option."""
     folder = tmp_path_factory.mktemp("dbs")
     to_duckdb(folder / "shop.duckdb", {TABLES[n]: frame for n, frame in tables.items()})
-    write_sqlite(folder / "shop.db", tables)
+    to_sqlite(folder / "shop.db", {TABLES[n]: frame for n, frame in tables.items()})
     return {
         "duckdb": f"path: {folder / 'shop.duckdb'}",
         "sqlite": f"path: {folder / 'shop.db'}",

@@ -11,7 +11,7 @@ import pytest
 import test_metricflow_conversions as conversions
 import test_metricflow_semi_additive as semi_additive
 import test_metricflow_simple_model as simple_model
-from dbload import to_duckdb, to_postgres
+from dbload import to_duckdb, to_postgres, to_sqlite
 from test_backends import same
 
 import kpi_engine
@@ -44,13 +44,16 @@ def moved(spec: str, location: str) -> str:
 
 
 @pytest.mark.parametrize("module", list(MODULES))
-@pytest.mark.parametrize("backend", ["duckdb", "postgres"])
+@pytest.mark.parametrize("backend", ["duckdb", "postgres", "sqlite"])
 def test_parity_specs_agree_across_backends(backend, module, pg_server, tmp_path):
     (tmp_path / "csv").mkdir()
     expected, tables, spec = csv_tables(tmp_path / "csv", MODULES[module])
     if backend == "duckdb":
         to_duckdb(tmp_path / "mf.duckdb", tables)
         location = f"path: {tmp_path / 'mf.duckdb'}"
+    elif backend == "sqlite":
+        to_sqlite(tmp_path / "mf.db", tables)
+        location = f"path: {tmp_path / 'mf.db'}"
     else:
         url = pg_database(pg_server, f"mf_{module}")
         to_postgres(url, tables)
