@@ -19,6 +19,7 @@ import kpi_engine
 from kpi_engine.connectors import ScanRequest
 from kpi_engine.plan import Window
 from kpi_engine.pushdown import push_plan
+from kpi_engine.targets import span_requests
 
 from conftest import pg_database, require
 
@@ -30,14 +31,14 @@ AS_OF = dt.date(2026, 6, 30)
 
 @pytest.fixture(scope="module")
 def demo() -> tuple[kpi_engine.Result, dict[str, pl.DataFrame]]:
-    """The catalogue's result over the demo connector, and every demo table it reads."""
+    """The catalogue's result over the demo connector (with its targets' windows), and every demo table."""
     catalog = kpi_engine.load(SPECS)
     tables = {}
     for spec in catalog.project.sources.values():
         schema = catalog.schemas[spec.name]
         frame = catalog.registry.connectors["demo"].scan(spec, ScanRequest(tuple(schema), spec.time), catalog.env)
         tables[spec.options["table"]] = frame.collect()
-    return catalog.evaluate(AS_OF), tables
+    return catalog.evaluate(AS_OF, spans=span_requests(catalog.project, AS_OF)), tables
 
 
 def moved(tmp_path: Path, location: str) -> Path:
@@ -92,15 +93,25 @@ def check(root: Path, expected: kpi_engine.Result, pushes: bool = True) -> None:
         assert reasons  # and some sources read their rows (history facts, conversions, windows, plugin functions)
     else:
         assert pushed == {} and len(reasons) == 9
-    result = catalog.evaluate(AS_OF)
+    result = catalog.evaluate(AS_OF, spans=span_requests(catalog.project, AS_OF))
     assert sorted(result.series) == sorted(expected.series) and len(result.series) == 40
+    assert result.spans.keys() == expected.spans.keys() and expected.spans  # targets' windows and baselines
+    for key, frame in expected.spans.items():
+        assert_close(result.spans[key], frame, key)
+    everything = catalog.evaluate(AS_OF, all_time=True)  # one span per KPI: every day up to as-of
+    for kpi, frame in kpi_engine.load(SPECS).evaluate(AS_OF, all_time=True).series.items():
+        assert_close(everything[kpi], frame, kpi)
     assert same(result, expected) > 5000
     assert result.cohorts.keys() == expected.cohorts.keys() and expected.cohorts  # the cohort matrices too
     for kpi, columns in expected.cohorts.items():
         for k, frame in columns.items():
-            got = result.cohorts[kpi][k]
-            assert got.drop("value").equals(frame.drop("value")), (kpi, k)
-            assert all(
-                (a is None and b is None) or (a is not None and b is not None and math.isclose(a, b, rel_tol=1e-9))
-                for a, b in zip(got["value"].to_list(), frame["value"].to_list(), strict=True)
-            ), (kpi, k)
+            assert_close(result.cohorts[kpi][k], frame, (kpi, k))
+
+
+def assert_close(got: pl.DataFrame, frame: pl.DataFrame, what: object) -> None:
+    """Equal frames, values to 1e-9 relative."""
+    assert got.drop("value").equals(frame.drop("value")), what
+    assert all(
+        (a is None and b is None) or (a is not None and b is not None and math.isclose(a, b, rel_tol=1e-9))
+        for a, b in zip(got["value"].to_list(), frame["value"].to_list(), strict=True)
+    ), what
