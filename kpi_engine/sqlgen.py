@@ -95,6 +95,7 @@ class SqlCompiler:
 
     @staticmethod
     def column(name: str) -> exp.Column:
+        """A column by name, quoted (any name a source has is safe)."""
         return exp.column(name, quoted=True)
 
     # -- time ---------------------------------------------------------------------------------------------

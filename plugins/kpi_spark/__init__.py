@@ -72,6 +72,8 @@ def session(master: str) -> Any:
 
 
 class SparkConnector(Connector):
+    """Spark tables and Parquet files: aggregated by Spark SQL (``database``), or read as Arrow (``scan``)."""
+
     name = "spark"
     description = "A Spark table, or Parquet files read by Spark (local mode, a cluster, or Spark Connect)."
     options_schema = {
@@ -108,6 +110,7 @@ class SparkConnector(Connector):
             raise data_error(source, exc) from None
 
     def schema(self, source: SourceSpec, env: Env) -> pl.Schema:
+        """The Spark DataFrame's columns as polars types (nested types are left out: no formula reads them)."""
         frame = self._frame(source, env)
         columns = {}
         for name, spark_type in frame.dtypes:
