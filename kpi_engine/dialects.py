@@ -96,3 +96,43 @@ SECONDS = {
     "snowflake": "DATEDIFF(microsecond, :b, :a) / 1000000.0",
     "spark": "(UNIX_MICROS(CAST(:a AS TIMESTAMP)) - UNIX_MICROS(CAST(:b AS TIMESTAMP))) / 1000000.0",
 }
+
+#: parts of the local date as dimensions (``time.weekday``...), per dialect, from the local date ``:d``: ISO
+#: weekday 1 (Monday) to 7, day of month, ISO week, month, quarter; a missing one reads the rows
+DATE_PARTS = {
+    "postgres": {
+        "weekday": "CAST(EXTRACT(ISODOW FROM :d) AS INT)",
+        "day_of_month": "CAST(EXTRACT(DAY FROM :d) AS INT)",
+        "week_of_year": "CAST(EXTRACT(WEEK FROM :d) AS INT)",
+        "month_of_year": "CAST(EXTRACT(MONTH FROM :d) AS INT)",
+        "quarter_of_year": "CAST(EXTRACT(QUARTER FROM :d) AS INT)",
+    },
+    "sqlite": {
+        "weekday": "((CAST(STRFTIME('%w', :d) AS INTEGER) + 6) % 7 + 1)",
+        "day_of_month": "CAST(STRFTIME('%d', :d) AS INTEGER)",
+        "month_of_year": "CAST(STRFTIME('%m', :d) AS INTEGER)",
+        "quarter_of_year": "((CAST(STRFTIME('%m', :d) AS INTEGER) + 2) / 3)",
+    },
+    "spark": {
+        "weekday": "WEEKDAY(:d) + 1",
+        "day_of_month": "DAYOFMONTH(:d)",
+        "week_of_year": "WEEKOFYEAR(:d)",
+        "month_of_year": "MONTH(:d)",
+        "quarter_of_year": "QUARTER(:d)",
+    },
+}
+DATE_PARTS["duckdb"] = DATE_PARTS["postgres"]
+DATE_PARTS["bigquery"] = {
+    "weekday": "MOD(EXTRACT(DAYOFWEEK FROM :d) + 5, 7) + 1",
+    "day_of_month": "EXTRACT(DAY FROM :d)",
+    "week_of_year": "EXTRACT(ISOWEEK FROM :d)",
+    "month_of_year": "EXTRACT(MONTH FROM :d)",
+    "quarter_of_year": "EXTRACT(QUARTER FROM :d)",
+}
+DATE_PARTS["snowflake"] = {
+    "weekday": "DAYOFWEEKISO(:d)",
+    "day_of_month": "DAYOFMONTH(:d)",
+    "week_of_year": "WEEKISO(:d)",
+    "month_of_year": "MONTH(:d)",
+    "quarter_of_year": "QUARTER(:d)",
+}

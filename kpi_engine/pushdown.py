@@ -125,7 +125,7 @@ def run_all(
             over = [r for r in group.aggs.values() if r.id in frame.columns]
             keys = [PERIOD, *group.dims]
             typed = [_as_date(frame[PERIOD]).alias(PERIOD) if frame.height else pl.Series(PERIOD, [], pl.Date)]
-            typed += [_typed(frame[d], sp.schema[d]) for d in group.dims]
+            typed += [_typed(frame[d], sp.schema.get(d, pl.Int8())) for d in group.dims]
             typed += [_typed(frame[r.id], pl.Int64() if r.agg.func == "count" else pl.Float64()) for r in over]
             entry["groups"][key[:2]] = entry["groups"][key[:2]].join(
                 pl.DataFrame(typed), on=keys, how="left", nulls_equal=True
@@ -152,7 +152,7 @@ def _typed_group(frame: pl.DataFrame, group: GroupRequest, schema: pl.Schema) ->
     """A group's rows as the polars path types them (periods as dates, integer sums in 128 bits until they
     are checked to fit 64)."""
     columns = [_as_date(frame[PERIOD]).alias(PERIOD) if frame.height else pl.Series(PERIOD, [], pl.Date)]
-    columns += [_typed(frame[d], schema[d]) for d in group.dims]
+    columns += [_typed(frame[d], schema.get(d, pl.Int8())) for d in group.dims]  # (time.* parts: Int8)
     columns += [
         _typed(frame[r.id], _agg_dtype(r.agg, schema))
         for r in group.aggs.values()

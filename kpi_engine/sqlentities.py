@@ -44,7 +44,7 @@ def _entity_query(compiler: SqlCompiler, group: GroupRequest, per: str, aggs: di
     rows = compiler.rows()
     src = exp.alias_(exp.Subquery(this=rows), "kpi_rows", quoted=True)
     period = compiler.period(group.grain, exp.column(DATE, quoted=True))
-    keys = [exp.alias_(period, PERIOD, quoted=True), *[exp.column(d, quoted=True) for d in dims]]
+    keys = [exp.alias_(period, PERIOD, quoted=True), *[compiler.dimension(d) for d in dims]]
     who = exp.column(per, quoted=True)
     per_entity = (
         exp.select(

@@ -26,7 +26,7 @@ import sqlglot
 from sqlglot import exp
 
 from . import periods
-from .dialects import LOCAL_DATE, PERIOD_START, QUANTILE, SECONDS
+from .dialects import DATE_PARTS, LOCAL_DATE, PERIOD_START, QUANTILE, SECONDS
 from .formula import BinOp, Bool, Call, Column, InList, IsNull, Node, Null, Number, String, Unary
 from .ir import DURATION_FUNCS, QUANTILES, Agg, Conversions, MetricFunction, kind_of
 from .model import Calendar, Grain
@@ -92,6 +92,18 @@ class SqlCompiler:
             else:
                 filled[name] = exp.Literal.number(part) if isinstance(part, int) else part
         return exp.replace_placeholders(tree, **filled)
+
+    def dimension(self, name: str) -> exp.Expression:
+        """A dimension: a column, or a part of each row's local date (``time.weekday``) under its name."""
+        if not name.startswith(periods.TIME_PART):
+            return self.column(name)
+        part = name.removeprefix(periods.TIME_PART)
+        if part == "hour" and isinstance(self.sp.schema[self.sp.source.time], pl.Date):
+            return exp.alias_(exp.Null(), name, quoted=True)  # a date has no hour
+        form = DATE_PARTS.get(self.dialect, {}).get(part)
+        if form is None:
+            raise NotPushable(f"`{name}` has no {self.dialect} form yet")
+        return exp.alias_(self.template(form, d=self.column(DATE)), name, quoted=True)
 
     @staticmethod
     def column(name: str) -> exp.Column:
@@ -337,15 +349,12 @@ class SqlCompiler:
         """The SELECT of one group: period, dimensions, each aggregate and row count by its id."""
         self.params = {}
         dims = list(group.dims)
-        for d in dims:
-            if d.startswith(periods.TIME_PART):
-                raise NotPushable(f"`{d}` is a part of the time")
         inner = self.rows()
         if self.sp.prefilter:
             inner = inner.where(exp.or_(*[exp.paren(self.row(f)) for f in self.sp.prefilter]))
         src = exp.alias_(exp.Subquery(this=inner), "kpi_rows", quoted=True)
         period = self.period(group.grain, self.column(DATE))
-        select = [exp.alias_(period, PERIOD, quoted=True), *[self.column(d) for d in dims]]
+        select = [exp.alias_(period, PERIOD, quoted=True), *[self.dimension(d) for d in dims]]
         for r in group.aggs.values():
             if r.agg.per is None or isinstance(r.agg, Conversions):  # (over entities: ``sqlentities``)
                 select.append(exp.alias_(self.aggregate(r.agg), r.id, quoted=True))

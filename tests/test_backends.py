@@ -49,6 +49,8 @@ kpis:
   answered: {unit: count, grain: month, dimensions: [channel], formula: count(tickets.first_response_at)}
   response: {unit: count, grain: week, formula: mean(minutes(tickets.first_response_at - tickets.created_at))}
   unanswered: {unit: count, grain: month, formula: count(tickets where first_response_at is null)}
+  by_weekday: {unit: count, grain: month, dimensions: [time.weekday], formula: count(sessions)}
+  clicks_by_month_of_year: {unit: count, grain: year, dimensions: [channel, time.month_of_year], formula: sum(ads.clicks)}
   repeat_visitors: {unit: count, grain: month, dimensions: [channel], formula: count(visitor where count(sessions) >= 2)}
   pages_per_visitor: {unit: ratio, grain: week, formula: mean(sum(sessions.pageviews) per visitor)}
   engaged: {unit: count, grain: month, formula: count(visitor where sum(sessions.duration_s) > 600 and count(sessions where lead) >= 1)}

@@ -80,6 +80,26 @@ GROUP BY
   1,
   2;
 
+-- ads: year x ['channel', 'time.month_of_year'] -- p0='Europe/Paris', p1='UTC', p2=datetime.datetime(2026, 6, 30, 22, 0)
+SELECT
+  DATE_ADD(DATE_TRUNC(DATE_SUB(`__date`, INTERVAL 3 MONTH), YEAR), INTERVAL 3 MONTH) AS `__period`,
+  `channel`,
+  EXTRACT(MONTH FROM `__date`) AS `time.month_of_year`,
+  SUM(`clicks`) AS `a53`,
+  COUNT(*) AS `n52`
+FROM (
+  SELECT
+    *,
+    DATE(TIMESTAMP(`ts`, @p1), @p0) AS `__date`
+  FROM `ad_events`
+  WHERE
+    `ts` < @p2
+) AS `kpi_rows`
+GROUP BY
+  1,
+  2,
+  3;
+
 -- sessions: month x []: rows read (bigquery has no exact percentile function)
 
 -- sessions: week x []: rows read (bigquery has no discrete percentile function)
@@ -103,6 +123,24 @@ FROM (
 ) AS `kpi_rows`
 GROUP BY
   1;
+
+-- sessions: month x ['time.weekday'] -- p0='Europe/Paris', p1=datetime.datetime(2026, 7, 1, 0, 0, tzinfo=zoneinfo.ZoneInfo(key='Europe/Paris'))
+SELECT
+  DATE_TRUNC(`__date`, MONTH) AS `__period`,
+  MOD(EXTRACT(DAYOFWEEK FROM `__date`) + 5, 7) + 1 AS `time.weekday`,
+  COUNT(*) AS `a50`,
+  COUNT(*) AS `n49`
+FROM (
+  SELECT
+    *,
+    DATE(`ts`, @p0) AS `__date`
+  FROM `sessions`
+  WHERE
+    `ts` < @p1
+) AS `kpi_rows`
+GROUP BY
+  1,
+  2;
 
 -- sessions: quarter x []: rows read (bigquery has no such percentile function)
 

@@ -86,6 +86,26 @@ GROUP BY
   1,
   2;
 
+-- ads: year x ['channel', 'time.month_of_year'] -- p0='Europe/Paris', p1='UTC', p2=datetime.datetime(2026, 6, 30, 22, 0)
+SELECT
+  DATEADD(MONTH, 3, DATE_TRUNC('YEAR', DATEADD(MONTH, -3, "__date"))) AS "__period",
+  "channel",
+  MONTH("__date") AS "time.month_of_year",
+  SUM("clicks") AS "a53",
+  COUNT(*) AS "n52"
+FROM (
+  SELECT
+    *,
+    CAST(CONVERT_TIMEZONE(:p1, :p0, "ts") AS DATE) AS "__date"
+  FROM "ad_events"
+  WHERE
+    "ts" < :p2
+) AS "kpi_rows"
+GROUP BY
+  1,
+  2,
+  3;
+
 -- sessions: month x [] -- p0='Europe/Paris', p1=datetime.datetime(2026, 7, 1, 0, 0, tzinfo=zoneinfo.ZoneInfo(key='Europe/Paris'))
 SELECT
   DATE_TRUNC('MONTH', "__date") AS "__period",
@@ -101,6 +121,7 @@ SELECT
   COUNT(CASE WHEN NOT (
     "lead"
   ) THEN "duration_s" END) AS "a39",
+  COUNT(*) AS "a51",
   COUNT(CASE WHEN "lead" THEN 1 END) AS "n19",
   COUNT(*) AS "n27",
   COUNT(CASE WHEN NOT (
@@ -124,7 +145,7 @@ SELECT
     "e0"
   ) >= (
     :p0
-  ) THEN 1 END) AS "a50",
+  ) THEN 1 END) AS "a55",
   COUNT(
     CASE
       WHEN (
@@ -142,7 +163,7 @@ SELECT
       )
       THEN 1
     END
-  ) AS "a52"
+  ) AS "a57"
 FROM (
   SELECT
     DATE_TRUNC('MONTH', "__date") AS "__period",
@@ -206,7 +227,7 @@ SELECT
     "e0"
   ) AS DOUBLE)) / NULLIF(COUNT(CAST((
     "e0"
-  ) AS DOUBLE)), 0) AS "a51"
+  ) AS DOUBLE)), 0) AS "a56"
 FROM (
   SELECT
     DATEADD(DAY, -(
@@ -259,7 +280,7 @@ SELECT
     "e0"
   ) >= (
     :p0
-  ) THEN 1 END) AS "a49"
+  ) THEN 1 END) AS "a54"
 FROM (
   SELECT
     DATE_TRUNC('MONTH', "__date") AS "__period",
@@ -303,10 +324,28 @@ FROM (
 GROUP BY
   1;
 
+-- sessions: month x ['time.weekday'] -- p0='Europe/Paris', p1=datetime.datetime(2026, 7, 1, 0, 0, tzinfo=zoneinfo.ZoneInfo(key='Europe/Paris'))
+SELECT
+  DATE_TRUNC('MONTH', "__date") AS "__period",
+  DAYOFWEEKISO("__date") AS "time.weekday",
+  COUNT(*) AS "a50",
+  COUNT(*) AS "n49"
+FROM (
+  SELECT
+    *,
+    CAST(CONVERT_TIMEZONE(:p0, "ts") AS DATE) AS "__date"
+  FROM "sessions"
+  WHERE
+    "ts" < :p1
+) AS "kpi_rows"
+GROUP BY
+  1,
+  2;
+
 -- sessions: quarter x [] -- p0='Europe/Paris', p1=datetime.datetime(2026, 7, 1, 0, 0, tzinfo=zoneinfo.ZoneInfo(key='Europe/Paris'))
 SELECT
   DATEADD(MONTH, 3, DATE_TRUNC('QUARTER', DATEADD(MONTH, -3, "__date"))) AS "__period",
-  COUNT(*) AS "n53"
+  COUNT(*) AS "n58"
 FROM (
   SELECT
     *,
@@ -324,7 +363,7 @@ SELECT
   PERCENTILE_CONT(0.5) WITHIN GROUP (ORDER BY
     CAST((
       "e0"
-    ) AS DOUBLE)) AS "a54"
+    ) AS DOUBLE)) AS "a59"
 FROM (
   SELECT
     DATEADD(MONTH, 3, DATE_TRUNC('QUARTER', DATEADD(MONTH, -3, "__date"))) AS "__period",

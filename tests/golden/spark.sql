@@ -98,6 +98,28 @@ GROUP BY
   1,
   2;
 
+-- ads: year x ['channel', 'time.month_of_year'] -- p0='Europe/Paris', p1='UTC', p2=datetime.datetime(2026, 6, 30, 22, 0)
+SELECT
+  ADD_MONTHS(TRUNC(ADD_MONTHS(`__date`, -3), 'YEAR'), 3) AS `__period`,
+  `channel`,
+  MONTH(`__date`) AS `time.month_of_year`,
+  SUM(CAST(`clicks` AS DECIMAL(38, 0))) AS `a53`,
+  COUNT(*) AS `n52`
+FROM (
+  SELECT
+    *,
+    TO_DATE(
+      FROM_UTC_TIMESTAMP(CAST(TO_UTC_TIMESTAMP(CAST(`ts` AS TIMESTAMP), :p1) AS TIMESTAMP), :p0)
+    ) AS `__date`
+  FROM `ad_events`
+  WHERE
+    `ts` < :p2
+) AS `kpi_rows`
+GROUP BY
+  1,
+  2,
+  3;
+
 -- sessions: month x [] -- p0='Europe/Paris', p1=datetime.datetime(2026, 7, 1, 0, 0, tzinfo=zoneinfo.ZoneInfo(key='Europe/Paris'))
 SELECT
   TRUNC(`__date`, 'MM') AS `__period`,
@@ -111,6 +133,7 @@ SELECT
   COUNT(CASE WHEN NOT (
     `lead`
   ) THEN `duration_s` END) AS `a39`,
+  COUNT(*) AS `a51`,
   COUNT(CASE WHEN `lead` THEN 1 END) AS `n19`,
   COUNT(*) AS `n27`,
   COUNT(CASE WHEN NOT (
@@ -134,7 +157,7 @@ SELECT
     `e0`
   ) >= (
     :p0
-  ) THEN 1 END) AS `a50`,
+  ) THEN 1 END) AS `a55`,
   COUNT(
     CASE
       WHEN (
@@ -152,7 +175,7 @@ SELECT
       )
       THEN 1
     END
-  ) AS `a52`
+  ) AS `a57`
 FROM (
   SELECT
     TRUNC(`__date`, 'MM') AS `__period`,
@@ -206,7 +229,7 @@ SELECT
     `e0`
   ) >= (
     :p0
-  ) THEN 1 END) AS `a49`
+  ) THEN 1 END) AS `a54`
 FROM (
   SELECT
     TRUNC(`__date`, 'MM') AS `__period`,
@@ -250,10 +273,28 @@ FROM (
 GROUP BY
   1;
 
+-- sessions: month x ['time.weekday'] -- p0='Europe/Paris', p1=datetime.datetime(2026, 7, 1, 0, 0, tzinfo=zoneinfo.ZoneInfo(key='Europe/Paris'))
+SELECT
+  TRUNC(`__date`, 'MM') AS `__period`,
+  WEEKDAY(`__date`) + 1 AS `time.weekday`,
+  COUNT(*) AS `a50`,
+  COUNT(*) AS `n49`
+FROM (
+  SELECT
+    *,
+    TO_DATE(FROM_UTC_TIMESTAMP(CAST(`ts` AS TIMESTAMP), :p0)) AS `__date`
+  FROM `sessions`
+  WHERE
+    `ts` < :p1
+) AS `kpi_rows`
+GROUP BY
+  1,
+  2;
+
 -- sessions: quarter x [] -- p0='Europe/Paris', p1=datetime.datetime(2026, 7, 1, 0, 0, tzinfo=zoneinfo.ZoneInfo(key='Europe/Paris'))
 SELECT
   ADD_MONTHS(TRUNC(ADD_MONTHS(`__date`, -3), 'QUARTER'), 3) AS `__period`,
-  COUNT(*) AS `n53`
+  COUNT(*) AS `n58`
 FROM (
   SELECT
     *,
@@ -270,7 +311,7 @@ SELECT
   `__period`,
   PERCENTILE(CAST((
     `e0`
-  ) AS DOUBLE), 0.5) AS `a54`
+  ) AS DOUBLE), 0.5) AS `a59`
 FROM (
   SELECT
     ADD_MONTHS(TRUNC(ADD_MONTHS(`__date`, -3), 'QUARTER'), 3) AS `__period`,
