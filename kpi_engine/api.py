@@ -14,7 +14,7 @@ import polars as pl
 
 from . import periods
 from . import spec as spec_mod
-from .connectors import Connector, Env
+from .connectors import Env
 from .errors import Diagnostic, ErrorCollector, KpiError
 from .execute import execute
 from .ir import BoundKpi, cohort_column
@@ -81,7 +81,8 @@ class Catalog:
         their rows, and why the other databases' rows are read."""
         plan = self.plan(window, kpis, spans, series)
         text = plan.describe()
-        if any(type(c).database is not Connector.database for c in self.registry.connectors.values()):
+        connectors = self.registry.connectors
+        if any(connectors[sp.source.connector].database(sp.source, self.env) for sp in plan.sources.values()):
             from .pushdown import explain
 
             pushed = explain(plan, self.registry.connectors, self.env, self.registry.functions)

@@ -163,7 +163,7 @@ def execute(
     the others' lazy queries are collected in one ``collect_all`` (shared scans)."""
     out: dict[str, dict] = {}
     pushed: set[str] = set()
-    if any(type(c).database is not Connector.database for c in connectors.values()):
+    if any(connectors[sp.source.connector].database(sp.source, env) for sp in plan.sources.values()):
         from .pushdown import run_all  # (sqlglot loads only when a connector offers a database)
 
         pushed = run_all(plan, connectors, env, functions, out)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
+from sqlglot import exp
 
 from .connectors import Connector, Database, Env, data_error
 from .dialects import RUNS
@@ -62,7 +63,7 @@ def push_plan(
             if joined:
                 raise NotPushable(f"it joins the lookup {', '.join(joined)}, read into memory")
             compiler = SqlCompiler(db.dialect, sp, plan, db.relation(), dict(functions))
-            check = compiler.type_check()
+            check = type_check(compiler)
             if check is not None:
                 counts = db.fetch(check.sql, check.params).row(0, named=True)
                 misfits = sorted(c for c, n in counts.items() if n)
@@ -167,7 +168,7 @@ def _agg_dtype(agg: Agg, schema: pl.Schema) -> pl.DataType:
 
     if agg.func in ("count", "count_distinct"):
         return pl.Int64()
-    if agg.func == "sum" and integer_sum(agg, schema):
+    if agg.func in ("sum", "sum_first_day", "sum_last_day") and integer_sum(agg, schema):
         return pl.Int128()
     return pl.Float64()
 
@@ -207,3 +208,37 @@ def explain(plan: Plan, connectors: Mapping[str, Connector], env: Env, functions
     for name, why in reasons.items():
         lines.append(f"source {name} reads its rows into polars (projected, filtered to the days): {why}")
     return "\n".join(lines)
+
+
+def type_check(compiler: SqlCompiler) -> Query | None:
+    """SQLite lets any column hold any value: a query counting, per column the plan reads, the values
+    that are not of its declared type (a time DATE() cannot read, text in a number column). The polars
+    path reads and checks each value; pushdown runs only where this finds none. None elsewhere."""
+    if compiler.dialect != "sqlite":
+        return None
+    compiler.params = {}
+    checks = []
+    for name in sorted(c for c in compiler.sp.columns if c in compiler.sp.schema):
+        dtype, col = compiler.sp.schema[name], compiler.column(name)
+        kind = exp.Anonymous(this="TYPEOF", expressions=[col])
+        if isinstance(dtype, pl.Datetime | pl.Date):
+            bad = exp.or_(
+                exp.NEQ(this=kind, expression=exp.Literal.string("text")),
+                exp.Is(this=exp.Anonymous(this="DATE", expressions=[col]), expression=exp.Null()),
+            )
+        elif dtype.is_integer() or isinstance(dtype, pl.Boolean):
+            bad = exp.NEQ(this=kind, expression=exp.Literal.string("integer"))
+        elif dtype.is_float():
+            bad = exp.Not(
+                this=exp.In(this=kind, expressions=[exp.Literal.string("integer"), exp.Literal.string("real")])
+            )
+        else:
+            continue
+        bad = exp.and_(exp.Not(this=exp.Is(this=col, expression=exp.Null())), exp.paren(bad))
+        checks.append(
+            exp.alias_(exp.Count(this=exp.Case(ifs=[exp.If(this=bad, true=exp.Literal.number(1))])), name, quoted=True)
+        )
+    if not checks:
+        return None
+    query = exp.select(*checks).from_(compiler.relation)
+    return Query(compiler.render(query), {}, query.sql(dialect=compiler.dialect, pretty=True))

@@ -14,6 +14,7 @@ engine then reads the source's rows instead and ``--explain`` says why.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 from collections.abc import Mapping
@@ -26,9 +27,10 @@ import sqlglot
 from sqlglot import exp
 
 from . import periods
+from .compile import edge_column
 from .dialects import DATE_PARTS, LOCAL_DATE, PERIOD_START, QUANTILE, SECONDS
 from .formula import BinOp, Bool, Call, Column, InList, IsNull, Node, Null, Number, String, Unary
-from .ir import DURATION_FUNCS, QUANTILES, Agg, Conversions, MetricFunction, kind_of
+from .ir import DURATION_FUNCS, EDGE_SUMS, QUANTILES, Agg, Conversions, MetricFunction, kind_of
 from .model import Calendar, Grain
 from .plan import GroupRequest, Plan, SourcePlan
 from .timeparse import TimeOptions
@@ -249,8 +251,9 @@ class SqlCompiler:
         raise NotPushable(f"{node.func}() has no SQL form yet")
 
     # -- aggregates ---------------------------------------------------------------------------------------
-    def aggregate(self, agg: Agg) -> exp.Expression:
-        """One aggregate of a group: the polars path's value for the same rows."""
+    def aggregate(self, agg: Agg, edges: bool = False) -> exp.Expression:
+        """One aggregate of a group: the polars path's value for the same rows. ``edges``: the rows carry
+        each semi-additive sum's first or last day (``edge_columns``)."""
         if isinstance(agg, Conversions):
             raise NotPushable(f"`{agg.key}` matches rows in polars")
         if agg.per is not None:
@@ -259,9 +262,15 @@ class SqlCompiler:
             raise NotPushable(f"`{agg.key}` moves rows by days")
         if agg.func in self.functions:
             raise NotPushable(f"{agg.func}() is a plugin's function, computed in polars")
-        if agg.func not in ("sum", "count", "count_distinct", "min", "max", "median", *QUANTILES):
+        if agg.func in EDGE_SUMS and not edges:
+            raise NotPushable(f"{agg.func}() per entity has no SQL form yet")
+        if agg.func not in ("sum", "count", "count_distinct", "min", "max", "median", *QUANTILES, *EDGE_SUMS):
             raise NotPushable(f"{agg.func}() has no SQL form yet")
         cond = self.row(agg.where) if agg.where is not None else None
+        if agg.func in EDGE_SUMS:  # the rows of the period's first or last day: a sum over them
+            on_edge = exp.EQ(this=self.column(DATE), expression=self.column(edge_column(agg)))
+            cond = on_edge if cond is None else exp.and_(exp.paren(cond), on_edge)
+            agg = dataclasses.replace(agg, func="sum")
 
         def masked(value: exp.Expression) -> exp.Expression:
             return value if cond is None else exp.Case(ifs=[exp.If(this=cond, true=value)])
@@ -310,41 +319,6 @@ class SqlCompiler:
                 rows = rows.where(op(this=t, expression=self.value(value)))
         return rows
 
-    def type_check(self) -> Query | None:
-        """SQLite lets any column hold any value: a query counting, per column the plan reads, the values
-        that are not of its declared type (a time DATE() cannot read, text in a number column). The polars
-        path reads and checks each value; pushdown runs only where this finds none. None elsewhere."""
-        if self.dialect != "sqlite":
-            return None
-        self.params = {}
-        checks = []
-        for name in sorted(c for c in self.sp.columns if c in self.sp.schema):
-            dtype, col = self.sp.schema[name], self.column(name)
-            kind = exp.Anonymous(this="TYPEOF", expressions=[col])
-            if isinstance(dtype, pl.Datetime | pl.Date):
-                bad = exp.or_(
-                    exp.NEQ(this=kind, expression=exp.Literal.string("text")),
-                    exp.Is(this=exp.Anonymous(this="DATE", expressions=[col]), expression=exp.Null()),
-                )
-            elif dtype.is_integer() or isinstance(dtype, pl.Boolean):
-                bad = exp.NEQ(this=kind, expression=exp.Literal.string("integer"))
-            elif dtype.is_float():
-                bad = exp.Not(
-                    this=exp.In(this=kind, expressions=[exp.Literal.string("integer"), exp.Literal.string("real")])
-                )
-            else:
-                continue
-            bad = exp.and_(exp.Not(this=exp.Is(this=col, expression=exp.Null())), exp.paren(bad))
-            checks.append(
-                exp.alias_(
-                    exp.Count(this=exp.Case(ifs=[exp.If(this=bad, true=exp.Literal.number(1))])), name, quoted=True
-                )
-            )
-        if not checks:
-            return None
-        query = exp.select(*checks).from_(self.relation)
-        return Query(self.render(query), {}, query.sql(dialect=self.dialect, pretty=True))
-
     def group(self, group: GroupRequest) -> Query:
         """The SELECT of one group: period, dimensions, each aggregate and row count by its id."""
         self.params = {}
@@ -352,12 +326,15 @@ class SqlCompiler:
         inner = self.rows()
         if self.sp.prefilter:
             inner = inner.where(exp.or_(*[exp.paren(self.row(f)) for f in self.sp.prefilter]))
-        src = exp.alias_(exp.Subquery(this=inner), "kpi_rows", quoted=True)
         period = self.period(group.grain, self.column(DATE))
+        edges = self.edges([r.agg for r in group.aggs.values() if r.agg.per is None], period)
+        if edges:  # each semi-additive sum's first or last day, over the period's rows
+            inner = exp.select(exp.Star(), *edges).from_(exp.alias_(exp.Subquery(this=inner), "kpi_all", quoted=True))
+        src = exp.alias_(exp.Subquery(this=inner), "kpi_rows", quoted=True)
         select = [exp.alias_(period, PERIOD, quoted=True), *[self.dimension(d) for d in dims]]
         for r in group.aggs.values():
             if r.agg.per is None or isinstance(r.agg, Conversions):  # (over entities: ``sqlentities``)
-                select.append(exp.alias_(self.aggregate(r.agg), r.id, quoted=True))
+                select.append(exp.alias_(self.aggregate(r.agg, edges=True), r.id, quoted=True))
         for i, f in group.row_filters.values():
             count = (
                 exp.Count(this=exp.Star())
@@ -370,6 +347,19 @@ class SqlCompiler:
             query = query.where(exp.Not(this=exp.Is(this=period.copy(), expression=exp.Null())))
         query = query.group_by(*[exp.Literal.number(k + 1) for k in range(len(dims) + 1)])
         return Query(self.render(query), dict(self.params), query.sql(dialect=self.dialect, pretty=True))
+
+    def edges(self, aggs: list[Agg], period: exp.Expression) -> list[exp.Expression]:
+        """For each semi-additive sum, its first or last day with a counted row, over the period (never per
+        dimension value), as the polars path's ``edge_columns``."""
+        out = {}
+        for agg in (a for a in aggs if a.func in EDGE_SUMS):
+            day: exp.Expression = self.column(DATE)
+            if agg.where is not None:
+                day = exp.Case(ifs=[exp.If(this=self.row(agg.where), true=day)])
+            edge = exp.Min(this=day) if agg.func == "sum_first_day" else exp.Max(this=day)
+            window = exp.Window(this=edge, partition_by=[period.copy()])
+            out[edge_column(agg)] = exp.alias_(window, edge_column(agg), quoted=True)
+        return list(out.values())
 
     def render(self, query: exp.Expression) -> str:
         """The query's text in the dialect; for PostgreSQL's driver, whose placeholders are ``%(name)s``, a

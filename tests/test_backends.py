@@ -50,6 +50,8 @@ kpis:
   response: {unit: count, grain: week, formula: mean(minutes(tickets.first_response_at - tickets.created_at))}
   unanswered: {unit: count, grain: month, formula: count(tickets where first_response_at is null)}
   by_weekday: {unit: count, grain: month, dimensions: [time.weekday], formula: count(sessions)}
+  clicks_last_day: {unit: count, grain: month, dimensions: [channel], formula: sum_last_day(ads.clicks)}
+  cost_first_day: {unit: currency, grain: week, formula: 'sum_first_day(ads.cost where channel == "search")'}
   clicks_by_month_of_year: {unit: count, grain: year, dimensions: [channel, time.month_of_year], formula: sum(ads.clicks)}
   repeat_visitors: {unit: count, grain: month, dimensions: [channel], formula: count(visitor where count(sessions) >= 2)}
   pages_per_visitor: {unit: ratio, grain: week, formula: mean(sum(sessions.pageviews) per visitor)}

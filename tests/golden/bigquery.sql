@@ -17,21 +17,57 @@ GROUP BY
   1,
   2;
 
--- ads: month x ['channel', 'campaign'] -- p0='Europe/Paris', p1='UTC', p2=datetime.datetime(2026, 6, 30, 22, 0), p3=7
+-- ads: week x [] -- p0='Europe/Paris', p1='UTC', p2=datetime.datetime(2026, 6, 30, 22, 0), p3='search', p4='search', p5='search'
+SELECT
+  DATE_SUB(`__date`, INTERVAL (MOD(EXTRACT(DAYOFWEEK FROM `__date`) + 5 - 6, 7)) DAY) AS `__period`,
+  SUM(`clicks`) AS `a3`,
+  SUM(`impressions`) AS `a5`,
+  SUM(
+    CASE
+      WHEN (
+        (
+          `channel`
+        ) = (
+          @p4
+        )
+      ) AND `__date` = `__edge_add5f1bd0943`
+      THEN `cost`
+    END
+  ) AS `a56`,
+  COUNT(*) AS `n2`,
+  COUNT(CASE WHEN (
+    `channel`
+  ) = (
+    @p5
+  ) THEN 1 END) AS `n55`
+FROM (
+  SELECT
+    *,
+    MIN(CASE WHEN (
+      `channel`
+    ) = (
+      @p3
+    ) THEN `__date` END) OVER (
+      PARTITION BY DATE_SUB(`__date`, INTERVAL (MOD(EXTRACT(DAYOFWEEK FROM `__date`) + 5 - 6, 7)) DAY)
+    ) AS `__edge_add5f1bd0943`
+  FROM (
+    SELECT
+      *,
+      DATE(TIMESTAMP(`ts`, @p1), @p0) AS `__date`
+    FROM `ad_events`
+    WHERE
+      `ts` < @p2
+  ) AS `kpi_all`
+) AS `kpi_rows`
+GROUP BY
+  1;
+
+-- ads: month x ['channel', 'campaign'] -- p0='Europe/Paris', p1='UTC', p2=datetime.datetime(2026, 6, 30, 22, 0)
 SELECT
   DATE_TRUNC(`__date`, MONTH) AS `__period`,
   `channel`,
   `campaign`,
   SUM(`cost`) AS `a7`,
-  SUM(`revenue`) AS `a10`,
-  SUM(CAST((
-    `revenue`
-  ) AS FLOAT64) / NULLIF((
-    `cost`
-  ), 0)) AS `a17`,
-  SUM(CASE WHEN (
-    @p3
-  ) <> 0 THEN MOD(`clicks`, @p3) END) AS `a18`,
   COUNT(*) AS `n6`
 FROM (
   SELECT
@@ -45,6 +81,37 @@ GROUP BY
   1,
   2,
   3;
+
+-- ads: month x [] -- p0='Europe/Paris', p1='UTC', p2=datetime.datetime(2026, 6, 30, 22, 0), p3=7
+SELECT
+  DATE_TRUNC(`__date`, MONTH) AS `__period`,
+  SUM(`cost`) AS `a9`,
+  SUM(`revenue`) AS `a10`,
+  SUM(CAST((
+    `revenue`
+  ) AS FLOAT64) / NULLIF((
+    `cost`
+  ), 0)) AS `a17`,
+  SUM(CASE WHEN (
+    @p3
+  ) <> 0 THEN MOD(`clicks`, @p3) END) AS `a18`,
+  SUM(CASE WHEN `__date` = `__edge_cd5ad84d1034` THEN `clicks` END) AS `a54`,
+  COUNT(*) AS `n8`
+FROM (
+  SELECT
+    *,
+    MAX(`__date`) OVER (PARTITION BY DATE_TRUNC(`__date`, MONTH)) AS `__edge_cd5ad84d1034`
+  FROM (
+    SELECT
+      *,
+      DATE(TIMESTAMP(`ts`, @p1), @p0) AS `__date`
+    FROM `ad_events`
+    WHERE
+      `ts` < @p2
+  ) AS `kpi_all`
+) AS `kpi_rows`
+GROUP BY
+  1;
 
 -- ads: quarter x [] -- p0='Europe/Paris', p1='UTC', p2=datetime.datetime(2026, 6, 30, 22, 0)
 SELECT
@@ -80,13 +147,36 @@ GROUP BY
   1,
   2;
 
+-- ads: month x ['channel'] -- p0='Europe/Paris', p1='UTC', p2=datetime.datetime(2026, 6, 30, 22, 0)
+SELECT
+  DATE_TRUNC(`__date`, MONTH) AS `__period`,
+  `channel`,
+  SUM(CASE WHEN `__date` = `__edge_cd5ad84d1034` THEN `clicks` END) AS `a53`,
+  COUNT(*) AS `n52`
+FROM (
+  SELECT
+    *,
+    MAX(`__date`) OVER (PARTITION BY DATE_TRUNC(`__date`, MONTH)) AS `__edge_cd5ad84d1034`
+  FROM (
+    SELECT
+      *,
+      DATE(TIMESTAMP(`ts`, @p1), @p0) AS `__date`
+    FROM `ad_events`
+    WHERE
+      `ts` < @p2
+  ) AS `kpi_all`
+) AS `kpi_rows`
+GROUP BY
+  1,
+  2;
+
 -- ads: year x ['channel', 'time.month_of_year'] -- p0='Europe/Paris', p1='UTC', p2=datetime.datetime(2026, 6, 30, 22, 0)
 SELECT
   DATE_ADD(DATE_TRUNC(DATE_SUB(`__date`, INTERVAL 3 MONTH), YEAR), INTERVAL 3 MONTH) AS `__period`,
   `channel`,
   EXTRACT(MONTH FROM `__date`) AS `time.month_of_year`,
-  SUM(`clicks`) AS `a53`,
-  COUNT(*) AS `n52`
+  SUM(`clicks`) AS `a58`,
+  COUNT(*) AS `n57`
 FROM (
   SELECT
     *,

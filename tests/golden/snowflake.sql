@@ -19,25 +19,59 @@ GROUP BY
   1,
   2;
 
--- ads: month x ['channel', 'campaign'] -- p0='Europe/Paris', p1='UTC', p2=datetime.datetime(2026, 6, 30, 22, 0), p3=7
+-- ads: week x [] -- p0='Europe/Paris', p1='UTC', p2=datetime.datetime(2026, 6, 30, 22, 0), p3='search', p4='search', p5='search'
+SELECT
+  DATEADD(DAY, -(
+    DAYOFWEEKISO("__date") + 6 - 6
+  ) % 7, "__date") AS "__period",
+  SUM("clicks") AS "a3",
+  SUM("impressions") AS "a5",
+  SUM(
+    CASE
+      WHEN (
+        (
+          "channel"
+        ) = (
+          :p4
+        )
+      ) AND "__date" = "__edge_add5f1bd0943"
+      THEN "cost"
+    END
+  ) AS "a56",
+  COUNT(*) AS "n2",
+  COUNT(CASE WHEN (
+    "channel"
+  ) = (
+    :p5
+  ) THEN 1 END) AS "n55"
+FROM (
+  SELECT
+    *,
+    MIN(CASE WHEN (
+      "channel"
+    ) = (
+      :p3
+    ) THEN "__date" END) OVER (PARTITION BY DATEADD(DAY, -(
+      DAYOFWEEKISO("__date") + 6 - 6
+    ) % 7, "__date")) AS "__edge_add5f1bd0943"
+  FROM (
+    SELECT
+      *,
+      CAST(CONVERT_TIMEZONE(:p1, :p0, "ts") AS DATE) AS "__date"
+    FROM "ad_events"
+    WHERE
+      "ts" < :p2
+  ) AS "kpi_all"
+) AS "kpi_rows"
+GROUP BY
+  1;
+
+-- ads: month x ['channel', 'campaign'] -- p0='Europe/Paris', p1='UTC', p2=datetime.datetime(2026, 6, 30, 22, 0)
 SELECT
   DATE_TRUNC('MONTH', "__date") AS "__period",
   "channel",
   "campaign",
   SUM("cost") AS "a7",
-  SUM("revenue") AS "a10",
-  SUM(CAST((
-    "revenue"
-  ) AS DOUBLE) / NULLIF((
-    "cost"
-  ), 0)) AS "a17",
-  SUM(CASE WHEN (
-    :p3
-  ) <> 0 THEN (
-    "clicks"
-  ) % (
-    :p3
-  ) END) AS "a18",
   COUNT(*) AS "n6"
 FROM (
   SELECT
@@ -51,6 +85,41 @@ GROUP BY
   1,
   2,
   3;
+
+-- ads: month x [] -- p0='Europe/Paris', p1='UTC', p2=datetime.datetime(2026, 6, 30, 22, 0), p3=7
+SELECT
+  DATE_TRUNC('MONTH', "__date") AS "__period",
+  SUM("cost") AS "a9",
+  SUM("revenue") AS "a10",
+  SUM(CAST((
+    "revenue"
+  ) AS DOUBLE) / NULLIF((
+    "cost"
+  ), 0)) AS "a17",
+  SUM(CASE WHEN (
+    :p3
+  ) <> 0 THEN (
+    "clicks"
+  ) % (
+    :p3
+  ) END) AS "a18",
+  SUM(CASE WHEN "__date" = "__edge_cd5ad84d1034" THEN "clicks" END) AS "a54",
+  COUNT(*) AS "n8"
+FROM (
+  SELECT
+    *,
+    MAX("__date") OVER (PARTITION BY DATE_TRUNC('MONTH', "__date")) AS "__edge_cd5ad84d1034"
+  FROM (
+    SELECT
+      *,
+      CAST(CONVERT_TIMEZONE(:p1, :p0, "ts") AS DATE) AS "__date"
+    FROM "ad_events"
+    WHERE
+      "ts" < :p2
+  ) AS "kpi_all"
+) AS "kpi_rows"
+GROUP BY
+  1;
 
 -- ads: quarter x [] -- p0='Europe/Paris', p1='UTC', p2=datetime.datetime(2026, 6, 30, 22, 0)
 SELECT
@@ -86,13 +155,36 @@ GROUP BY
   1,
   2;
 
+-- ads: month x ['channel'] -- p0='Europe/Paris', p1='UTC', p2=datetime.datetime(2026, 6, 30, 22, 0)
+SELECT
+  DATE_TRUNC('MONTH', "__date") AS "__period",
+  "channel",
+  SUM(CASE WHEN "__date" = "__edge_cd5ad84d1034" THEN "clicks" END) AS "a53",
+  COUNT(*) AS "n52"
+FROM (
+  SELECT
+    *,
+    MAX("__date") OVER (PARTITION BY DATE_TRUNC('MONTH', "__date")) AS "__edge_cd5ad84d1034"
+  FROM (
+    SELECT
+      *,
+      CAST(CONVERT_TIMEZONE(:p1, :p0, "ts") AS DATE) AS "__date"
+    FROM "ad_events"
+    WHERE
+      "ts" < :p2
+  ) AS "kpi_all"
+) AS "kpi_rows"
+GROUP BY
+  1,
+  2;
+
 -- ads: year x ['channel', 'time.month_of_year'] -- p0='Europe/Paris', p1='UTC', p2=datetime.datetime(2026, 6, 30, 22, 0)
 SELECT
   DATEADD(MONTH, 3, DATE_TRUNC('YEAR', DATEADD(MONTH, -3, "__date"))) AS "__period",
   "channel",
   MONTH("__date") AS "time.month_of_year",
-  SUM("clicks") AS "a53",
-  COUNT(*) AS "n52"
+  SUM("clicks") AS "a58",
+  COUNT(*) AS "n57"
 FROM (
   SELECT
     *,
@@ -145,7 +237,7 @@ SELECT
     "e0"
   ) >= (
     :p0
-  ) THEN 1 END) AS "a55",
+  ) THEN 1 END) AS "a60",
   COUNT(
     CASE
       WHEN (
@@ -163,7 +255,7 @@ SELECT
       )
       THEN 1
     END
-  ) AS "a57"
+  ) AS "a62"
 FROM (
   SELECT
     DATE_TRUNC('MONTH', "__date") AS "__period",
@@ -227,7 +319,7 @@ SELECT
     "e0"
   ) AS DOUBLE)) / NULLIF(COUNT(CAST((
     "e0"
-  ) AS DOUBLE)), 0) AS "a56"
+  ) AS DOUBLE)), 0) AS "a61"
 FROM (
   SELECT
     DATEADD(DAY, -(
@@ -280,7 +372,7 @@ SELECT
     "e0"
   ) >= (
     :p0
-  ) THEN 1 END) AS "a54"
+  ) THEN 1 END) AS "a59"
 FROM (
   SELECT
     DATE_TRUNC('MONTH', "__date") AS "__period",
@@ -345,7 +437,7 @@ GROUP BY
 -- sessions: quarter x [] -- p0='Europe/Paris', p1=datetime.datetime(2026, 7, 1, 0, 0, tzinfo=zoneinfo.ZoneInfo(key='Europe/Paris'))
 SELECT
   DATEADD(MONTH, 3, DATE_TRUNC('QUARTER', DATEADD(MONTH, -3, "__date"))) AS "__period",
-  COUNT(*) AS "n58"
+  COUNT(*) AS "n63"
 FROM (
   SELECT
     *,
@@ -363,7 +455,7 @@ SELECT
   PERCENTILE_CONT(0.5) WITHIN GROUP (ORDER BY
     CAST((
       "e0"
-    ) AS DOUBLE)) AS "a59"
+    ) AS DOUBLE)) AS "a64"
 FROM (
   SELECT
     DATEADD(MONTH, 3, DATE_TRUNC('QUARTER', DATEADD(MONTH, -3, "__date"))) AS "__period",

@@ -23,27 +23,67 @@ GROUP BY
   1,
   2;
 
--- ads: month x ['channel', 'campaign'] -- p0='Europe/Paris', p1='UTC', p2=datetime.datetime(2026, 6, 30, 22, 0), p3=7
+-- ads: week x [] -- p0='Europe/Paris', p1='UTC', p2=datetime.datetime(2026, 6, 30, 22, 0), p3='search', p4='search', p5='search'
+SELECT
+  DATE_ADD(`__date`, (
+    (
+      DAYOFWEEK(`__date`) + 5 - 6
+    ) % 7
+  ) * -1) AS `__period`,
+  SUM(CAST(`clicks` AS DECIMAL(38, 0))) AS `a3`,
+  SUM(CAST(`impressions` AS DECIMAL(38, 0))) AS `a5`,
+  SUM(
+    CASE
+      WHEN (
+        (
+          `channel`
+        ) = (
+          :p4
+        )
+      ) AND `__date` = `__edge_add5f1bd0943`
+      THEN `cost`
+    END
+  ) AS `a56`,
+  COUNT(*) AS `n2`,
+  COUNT(CASE WHEN (
+    `channel`
+  ) = (
+    :p5
+  ) THEN 1 END) AS `n55`
+FROM (
+  SELECT
+    *,
+    MIN(CASE WHEN (
+      `channel`
+    ) = (
+      :p3
+    ) THEN `__date` END) OVER (
+      PARTITION BY DATE_ADD(`__date`, (
+        (
+          DAYOFWEEK(`__date`) + 5 - 6
+        ) % 7
+      ) * -1)
+    ) AS `__edge_add5f1bd0943`
+  FROM (
+    SELECT
+      *,
+      TO_DATE(
+        FROM_UTC_TIMESTAMP(CAST(TO_UTC_TIMESTAMP(CAST(`ts` AS TIMESTAMP), :p1) AS TIMESTAMP), :p0)
+      ) AS `__date`
+    FROM `ad_events`
+    WHERE
+      `ts` < :p2
+  ) AS `kpi_all`
+) AS `kpi_rows`
+GROUP BY
+  1;
+
+-- ads: month x ['channel', 'campaign'] -- p0='Europe/Paris', p1='UTC', p2=datetime.datetime(2026, 6, 30, 22, 0)
 SELECT
   TRUNC(`__date`, 'MM') AS `__period`,
   `channel`,
   `campaign`,
   SUM(`cost`) AS `a7`,
-  SUM(`revenue`) AS `a10`,
-  SUM(CAST((
-    `revenue`
-  ) AS DOUBLE) / NULLIF((
-    `cost`
-  ), 0)) AS `a17`,
-  SUM(
-    CAST(CASE WHEN (
-      :p3
-    ) <> 0 THEN (
-      `clicks`
-    ) % (
-      :p3
-    ) END AS DECIMAL(38, 0))
-  ) AS `a18`,
   COUNT(*) AS `n6`
 FROM (
   SELECT
@@ -59,6 +99,50 @@ GROUP BY
   1,
   2,
   3;
+
+-- ads: month x [] -- p0='Europe/Paris', p1='UTC', p2=datetime.datetime(2026, 6, 30, 22, 0), p3=7
+SELECT
+  TRUNC(`__date`, 'MM') AS `__period`,
+  SUM(`cost`) AS `a9`,
+  SUM(`revenue`) AS `a10`,
+  SUM(CAST((
+    `revenue`
+  ) AS DOUBLE) / NULLIF((
+    `cost`
+  ), 0)) AS `a17`,
+  SUM(
+    CAST(CASE WHEN (
+      :p3
+    ) <> 0 THEN (
+      `clicks`
+    ) % (
+      :p3
+    ) END AS DECIMAL(38, 0))
+  ) AS `a18`,
+  SUM(
+    CASE
+      WHEN `__date` = `__edge_cd5ad84d1034`
+      THEN CAST(`clicks` AS DECIMAL(38, 0))
+    END
+  ) AS `a54`,
+  COUNT(*) AS `n8`
+FROM (
+  SELECT
+    *,
+    MAX(`__date`) OVER (PARTITION BY TRUNC(`__date`, 'MM')) AS `__edge_cd5ad84d1034`
+  FROM (
+    SELECT
+      *,
+      TO_DATE(
+        FROM_UTC_TIMESTAMP(CAST(TO_UTC_TIMESTAMP(CAST(`ts` AS TIMESTAMP), :p1) AS TIMESTAMP), :p0)
+      ) AS `__date`
+    FROM `ad_events`
+    WHERE
+      `ts` < :p2
+  ) AS `kpi_all`
+) AS `kpi_rows`
+GROUP BY
+  1;
 
 -- ads: quarter x [] -- p0='Europe/Paris', p1='UTC', p2=datetime.datetime(2026, 6, 30, 22, 0)
 SELECT
@@ -98,13 +182,43 @@ GROUP BY
   1,
   2;
 
+-- ads: month x ['channel'] -- p0='Europe/Paris', p1='UTC', p2=datetime.datetime(2026, 6, 30, 22, 0)
+SELECT
+  TRUNC(`__date`, 'MM') AS `__period`,
+  `channel`,
+  SUM(
+    CASE
+      WHEN `__date` = `__edge_cd5ad84d1034`
+      THEN CAST(`clicks` AS DECIMAL(38, 0))
+    END
+  ) AS `a53`,
+  COUNT(*) AS `n52`
+FROM (
+  SELECT
+    *,
+    MAX(`__date`) OVER (PARTITION BY TRUNC(`__date`, 'MM')) AS `__edge_cd5ad84d1034`
+  FROM (
+    SELECT
+      *,
+      TO_DATE(
+        FROM_UTC_TIMESTAMP(CAST(TO_UTC_TIMESTAMP(CAST(`ts` AS TIMESTAMP), :p1) AS TIMESTAMP), :p0)
+      ) AS `__date`
+    FROM `ad_events`
+    WHERE
+      `ts` < :p2
+  ) AS `kpi_all`
+) AS `kpi_rows`
+GROUP BY
+  1,
+  2;
+
 -- ads: year x ['channel', 'time.month_of_year'] -- p0='Europe/Paris', p1='UTC', p2=datetime.datetime(2026, 6, 30, 22, 0)
 SELECT
   ADD_MONTHS(TRUNC(ADD_MONTHS(`__date`, -3), 'YEAR'), 3) AS `__period`,
   `channel`,
   MONTH(`__date`) AS `time.month_of_year`,
-  SUM(CAST(`clicks` AS DECIMAL(38, 0))) AS `a53`,
-  COUNT(*) AS `n52`
+  SUM(CAST(`clicks` AS DECIMAL(38, 0))) AS `a58`,
+  COUNT(*) AS `n57`
 FROM (
   SELECT
     *,
@@ -157,7 +271,7 @@ SELECT
     `e0`
   ) >= (
     :p0
-  ) THEN 1 END) AS `a55`,
+  ) THEN 1 END) AS `a60`,
   COUNT(
     CASE
       WHEN (
@@ -175,7 +289,7 @@ SELECT
       )
       THEN 1
     END
-  ) AS `a57`
+  ) AS `a62`
 FROM (
   SELECT
     TRUNC(`__date`, 'MM') AS `__period`,
@@ -229,7 +343,7 @@ SELECT
     `e0`
   ) >= (
     :p0
-  ) THEN 1 END) AS `a54`
+  ) THEN 1 END) AS `a59`
 FROM (
   SELECT
     TRUNC(`__date`, 'MM') AS `__period`,
@@ -294,7 +408,7 @@ GROUP BY
 -- sessions: quarter x [] -- p0='Europe/Paris', p1=datetime.datetime(2026, 7, 1, 0, 0, tzinfo=zoneinfo.ZoneInfo(key='Europe/Paris'))
 SELECT
   ADD_MONTHS(TRUNC(ADD_MONTHS(`__date`, -3), 'QUARTER'), 3) AS `__period`,
-  COUNT(*) AS `n58`
+  COUNT(*) AS `n63`
 FROM (
   SELECT
     *,
@@ -311,7 +425,7 @@ SELECT
   `__period`,
   PERCENTILE(CAST((
     `e0`
-  ) AS DOUBLE), 0.5) AS `a59`
+  ) AS DOUBLE), 0.5) AS `a64`
 FROM (
   SELECT
     ADD_MONTHS(TRUNC(ADD_MONTHS(`__date`, -3), 'QUARTER'), 3) AS `__period`,
