@@ -262,8 +262,13 @@ class SqlCompiler:
             raise NotPushable(f"`{agg.key}` moves rows by days")
         if agg.func in self.functions:
             raise NotPushable(f"{agg.func}() is a plugin's function, computed in polars")
-        if agg.func in EDGE_SUMS and not edges:
+        if agg.func in (*EDGE_SUMS, "first", "last") and not edges:
             raise NotPushable(f"{agg.func}() per entity has no SQL form yet")
+        if agg.func in ("first", "last"):  # x at the edge time; at the same instant the greater value is last
+            at_edge = exp.and_(self.present(agg), exp.EQ(this=self.time(), expression=self.column(edge_column(agg))))
+            double = "DOUBLE PRECISION" if self.dialect == "postgres" else "DOUBLE"
+            value = exp.Case(ifs=[exp.If(this=at_edge, true=exp.cast(exp.paren(self.row(agg.args[0])), double))])
+            return exp.Min(this=value) if agg.func == "first" else exp.Max(this=value)
         if agg.func not in ("sum", "count", "count_distinct", "min", "max", "median", *QUANTILES, *EDGE_SUMS):
             raise NotPushable(f"{agg.func}() has no SQL form yet")
         cond = self.row(agg.where) if agg.where is not None else None
@@ -327,8 +332,8 @@ class SqlCompiler:
         if self.sp.prefilter:
             inner = inner.where(exp.or_(*[exp.paren(self.row(f)) for f in self.sp.prefilter]))
         period = self.period(group.grain, self.column(DATE))
-        edges = self.edges([r.agg for r in group.aggs.values() if r.agg.per is None], period)
-        if edges:  # each semi-additive sum's first or last day, over the period's rows
+        edges = self.edges([r.agg for r in group.aggs.values() if r.agg.per is None], period, dims)
+        if edges:  # window columns: semi-additive sums' days, first/last times
             inner = exp.select(exp.Star(), *edges).from_(exp.alias_(exp.Subquery(this=inner), "kpi_all", quoted=True))
         src = exp.alias_(exp.Subquery(this=inner), "kpi_rows", quoted=True)
         select = [exp.alias_(period, PERIOD, quoted=True), *[self.dimension(d) for d in dims]]
@@ -348,18 +353,38 @@ class SqlCompiler:
         query = query.group_by(*[exp.Literal.number(k + 1) for k in range(len(dims) + 1)])
         return Query(self.render(query), dict(self.params), query.sql(dialect=self.dialect, pretty=True))
 
-    def edges(self, aggs: list[Agg], period: exp.Expression) -> list[exp.Expression]:
-        """For each semi-additive sum, its first or last day with a counted row, over the period (never per
-        dimension value), as the polars path's ``edge_columns``."""
+    def edges(self, aggs: list[Agg], period: exp.Expression, dims: list[str]) -> list[exp.Expression]:
+        """Window columns the group's aggregates read: for each semi-additive sum, its first or last day with a
+        counted row over the period (never per dimension value, as ``edge_columns``); for ``first(x)`` and
+        ``last(x)``, the first or last time with a value of x in the period and dimension values."""
         out = {}
-        for agg in (a for a in aggs if a.func in EDGE_SUMS):
-            day: exp.Expression = self.column(DATE)
-            if agg.where is not None:
-                day = exp.Case(ifs=[exp.If(this=self.row(agg.where), true=day)])
-            edge = exp.Min(this=day) if agg.func == "sum_first_day" else exp.Max(this=day)
-            window = exp.Window(this=edge, partition_by=[period.copy()])
+        for agg in aggs:
+            if agg.func in EDGE_SUMS:
+                day: exp.Expression = self.column(DATE)
+                if agg.where is not None:
+                    day = exp.Case(ifs=[exp.If(this=self.row(agg.where), true=day)])
+                edge = exp.Min(this=day) if agg.func == "sum_first_day" else exp.Max(this=day)
+                window = exp.Window(this=edge, partition_by=[period.copy()])
+            elif agg.func in ("first", "last"):
+                when = self.present(agg)
+                at = exp.Case(ifs=[exp.If(this=when, true=self.time())])
+                edge = exp.Min(this=at) if agg.func == "first" else exp.Max(this=at)
+                parts = [period.copy(), *[self.dimension(d).unalias() for d in dims]]
+                window = exp.Window(this=edge, partition_by=parts)
+            else:
+                continue
             out[edge_column(agg)] = exp.alias_(window, edge_column(agg), quoted=True)
         return list(out.values())
+
+    def present(self, agg: Agg) -> exp.Expression:
+        """The rows ``first(x)``/``last(x)`` read: x present, and the aggregate's filter true."""
+        test = exp.Not(this=exp.Is(this=exp.paren(self.row(agg.args[0])), expression=exp.Null()))
+        return test if agg.where is None else exp.and_(test, exp.paren(self.row(agg.where)))
+
+    def time(self) -> exp.Expression:
+        """The source's time column, comparable as stored (SQLite's text as its own UTC form)."""
+        t: exp.Expression = self.column(self.sp.source.time)
+        return exp.Anonymous(this="DATETIME", expressions=[t]) if self.dialect == "sqlite" else t
 
     def render(self, query: exp.Expression) -> str:
         """The query's text in the dialect; for PostgreSQL's driver, whose placeholders are ``%(name)s``, a

@@ -51,6 +51,8 @@ kpis:
   unanswered: {unit: count, grain: month, formula: count(tickets where first_response_at is null)}
   by_weekday: {unit: count, grain: month, dimensions: [time.weekday], formula: count(sessions)}
   clicks_last_day: {unit: count, grain: month, dimensions: [channel], formula: sum_last_day(ads.clicks)}
+  last_cost: {unit: currency, grain: week, dimensions: [channel], formula: last(ads.cost)}
+  first_pages: {unit: count, grain: month, formula: first(sessions.pageviews where lead)}
   cost_first_day: {unit: currency, grain: week, formula: 'sum_first_day(ads.cost where channel == "search")'}
   clicks_by_month_of_year: {unit: count, grain: year, dimensions: [channel, time.month_of_year], formula: sum(ads.clicks)}
   repeat_visitors: {unit: count, grain: month, dimensions: [channel], formula: count(visitor where count(sessions) >= 2)}
@@ -277,6 +279,8 @@ kpis:
   share: {unit: percent, grain: month, formula: 100 * sum(e.x) / sum(e.y)}
   nulls: {unit: count, grain: month, dimensions: [k], formula: count(e.x) + count(e where x is null)}
   distinct: {unit: count, grain: week, formula: count_distinct(e.k)}
+  last_x: {unit: ratio, grain: month, formula: last(e.x)}
+  first_y: {unit: ratio, grain: month, dimensions: [k], formula: first(e.y)}
 """
 
 
@@ -288,14 +292,15 @@ def edge_rows() -> pl.DataFrame:
         dt.datetime(2026, 10, 24, 21, 59), dt.datetime(2026, 10, 24, 22, 0),  # 23:59 / 00:00 Paris (UTC+2)
         dt.datetime(2026, 10, 25, 0, 30), dt.datetime(2026, 10, 25, 1, 30),  # the fall-back night, twice 02:30
         dt.datetime(2026, 12, 31, 22, 59), dt.datetime(2026, 12, 31, 23, 0),  # the year's last minute in Paris
+        dt.datetime(2026, 12, 31, 22, 59), dt.datetime(2026, 3, 28, 22, 59),  # ties: the greater value is last
     ]
     return pl.DataFrame(
         {
             "at": at,
-            "k": ["a", "b", None, "a", "b", "b", "a", None, "a", "b"],
-            "n": [1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
-            "x": [1.0, None, 2.5, 0.0, 3.0, None, 1.5, 2.0, 4.0, 0.5],
-            "y": [2.0, 1.0, 0.0, 0.0, None, 3.0, 1.0, 0.0, 8.0, 2.0],
+            "k": ["a", "b", None, "a", "b", "b", "a", None, "a", "b", "a", "a"],
+            "n": [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 0, 0],
+            "x": [1.0, None, 2.5, 0.0, 3.0, None, 1.5, 2.0, 4.0, 0.5, 6.0, None],
+            "y": [2.0, 1.0, 0.0, 0.0, None, 3.0, 1.0, 0.0, 8.0, 2.0, 2.0, 0.5],
         }
     )
 
@@ -333,6 +338,9 @@ def test_edge_cases_agree_with_polars(backend, postgres, tmp_path):
     days = {r["start"]: r["value"] for r in expected["total"].iter_rows(named=True) if r["value"]}
     # Paris days: 28 Mar 23:59 is the 28th, 00:00 the 29th; both spring-forward rows on the 29th; 23:59 and
     # 00:00 around 25 Oct; both fall-back rows on the 25th; the year's last minute on the 31st
+    assert [r["value"] for r in expected["last_x"].iter_rows(named=True) if r["start"] == dt.date(2026, 12, 1)] == [6.0]
+    march = {r["k"]: r["value"] for r in expected["first_y"].iter_rows(named=True) if r["start"] == dt.date(2026, 3, 1)}
+    assert march["a"] == 0.5  # 28 Mar 23:59 Paris holds y 2.0 and 0.5 for k a: the smaller is first
     assert days == {dt.date(2026, 3, 28): 1, dt.date(2026, 3, 29): 2 + 3 + 4, dt.date(2026, 10, 24): 5,
                     dt.date(2026, 10, 25): 6 + 7 + 8, dt.date(2026, 12, 31): 9}, days  # (1 Jan 2027 is after as-of)
 

@@ -4,14 +4,33 @@ SELECT
   `channel`,
   SUM(`clicks`) AS `a1`,
   SUM(`impressions`) AS `a4`,
+  MAX(
+    CASE
+      WHEN NOT (
+        `cost`
+      ) IS NULL AND `ts` = `__edge_ad21ed7c678f`
+      THEN CAST((
+        `cost`
+      ) AS FLOAT64)
+    END
+  ) AS `a55`,
   COUNT(*) AS `n0`
 FROM (
   SELECT
     *,
-    DATE(TIMESTAMP(`ts`, @p1), @p0) AS `__date`
-  FROM `ad_events`
-  WHERE
-    `ts` < @p2
+    MAX(CASE WHEN NOT (
+      `cost`
+    ) IS NULL THEN `ts` END) OVER (
+      PARTITION BY DATE_SUB(`__date`, INTERVAL (MOD(EXTRACT(DAYOFWEEK FROM `__date`) + 5 - 6, 7)) DAY), `channel`
+    ) AS `__edge_ad21ed7c678f`
+  FROM (
+    SELECT
+      *,
+      DATE(TIMESTAMP(`ts`, @p1), @p0) AS `__date`
+    FROM `ad_events`
+    WHERE
+      `ts` < @p2
+  ) AS `kpi_all`
 ) AS `kpi_rows`
 GROUP BY
   1,
@@ -22,6 +41,16 @@ SELECT
   DATE_SUB(`__date`, INTERVAL (MOD(EXTRACT(DAYOFWEEK FROM `__date`) + 5 - 6, 7)) DAY) AS `__period`,
   SUM(`clicks`) AS `a3`,
   SUM(`impressions`) AS `a5`,
+  MAX(
+    CASE
+      WHEN NOT (
+        `cost`
+      ) IS NULL AND `ts` = `__edge_ad21ed7c678f`
+      THEN CAST((
+        `cost`
+      ) AS FLOAT64)
+    END
+  ) AS `a56`,
   SUM(
     CASE
       WHEN (
@@ -33,16 +62,21 @@ SELECT
       ) AND `__date` = `__edge_add5f1bd0943`
       THEN `cost`
     END
-  ) AS `a56`,
+  ) AS `a59`,
   COUNT(*) AS `n2`,
   COUNT(CASE WHEN (
     `channel`
   ) = (
     @p5
-  ) THEN 1 END) AS `n55`
+  ) THEN 1 END) AS `n58`
 FROM (
   SELECT
     *,
+    MAX(CASE WHEN NOT (
+      `cost`
+    ) IS NULL THEN `ts` END) OVER (
+      PARTITION BY DATE_SUB(`__date`, INTERVAL (MOD(EXTRACT(DAYOFWEEK FROM `__date`) + 5 - 6, 7)) DAY)
+    ) AS `__edge_ad21ed7c678f`,
     MIN(CASE WHEN (
       `channel`
     ) = (
@@ -175,8 +209,8 @@ SELECT
   DATE_ADD(DATE_TRUNC(DATE_SUB(`__date`, INTERVAL 3 MONTH), YEAR), INTERVAL 3 MONTH) AS `__period`,
   `channel`,
   EXTRACT(MONTH FROM `__date`) AS `time.month_of_year`,
-  SUM(`clicks`) AS `a58`,
-  COUNT(*) AS `n57`
+  SUM(`clicks`) AS `a61`,
+  COUNT(*) AS `n60`
 FROM (
   SELECT
     *,

@@ -6,14 +6,35 @@ SELECT
   "channel",
   SUM("clicks") AS "a1",
   SUM("impressions") AS "a4",
+  MAX(
+    CASE
+      WHEN NOT (
+        "cost"
+      ) IS NULL AND "ts" = "__edge_ad21ed7c678f"
+      THEN CAST((
+        "cost"
+      ) AS DOUBLE)
+    END
+  ) AS "a55",
   COUNT(*) AS "n0"
 FROM (
   SELECT
     *,
-    CAST(CONVERT_TIMEZONE(:p1, :p0, "ts") AS DATE) AS "__date"
-  FROM "ad_events"
-  WHERE
-    "ts" < :p2
+    MAX(CASE WHEN NOT (
+      "cost"
+    ) IS NULL THEN "ts" END) OVER (
+      PARTITION BY DATEADD(DAY, -(
+        DAYOFWEEKISO("__date") + 6 - 6
+      ) % 7, "__date"), "channel"
+    ) AS "__edge_ad21ed7c678f"
+  FROM (
+    SELECT
+      *,
+      CAST(CONVERT_TIMEZONE(:p1, :p0, "ts") AS DATE) AS "__date"
+    FROM "ad_events"
+    WHERE
+      "ts" < :p2
+  ) AS "kpi_all"
 ) AS "kpi_rows"
 GROUP BY
   1,
@@ -26,6 +47,16 @@ SELECT
   ) % 7, "__date") AS "__period",
   SUM("clicks") AS "a3",
   SUM("impressions") AS "a5",
+  MAX(
+    CASE
+      WHEN NOT (
+        "cost"
+      ) IS NULL AND "ts" = "__edge_ad21ed7c678f"
+      THEN CAST((
+        "cost"
+      ) AS DOUBLE)
+    END
+  ) AS "a56",
   SUM(
     CASE
       WHEN (
@@ -37,16 +68,21 @@ SELECT
       ) AND "__date" = "__edge_add5f1bd0943"
       THEN "cost"
     END
-  ) AS "a56",
+  ) AS "a59",
   COUNT(*) AS "n2",
   COUNT(CASE WHEN (
     "channel"
   ) = (
     :p5
-  ) THEN 1 END) AS "n55"
+  ) THEN 1 END) AS "n58"
 FROM (
   SELECT
     *,
+    MAX(CASE WHEN NOT (
+      "cost"
+    ) IS NULL THEN "ts" END) OVER (PARTITION BY DATEADD(DAY, -(
+      DAYOFWEEKISO("__date") + 6 - 6
+    ) % 7, "__date")) AS "__edge_ad21ed7c678f",
     MIN(CASE WHEN (
       "channel"
     ) = (
@@ -183,8 +219,8 @@ SELECT
   DATEADD(MONTH, 3, DATE_TRUNC('YEAR', DATEADD(MONTH, -3, "__date"))) AS "__period",
   "channel",
   MONTH("__date") AS "time.month_of_year",
-  SUM("clicks") AS "a58",
-  COUNT(*) AS "n57"
+  SUM("clicks") AS "a61",
+  COUNT(*) AS "n60"
 FROM (
   SELECT
     *,
@@ -214,6 +250,21 @@ SELECT
     "lead"
   ) THEN "duration_s" END) AS "a39",
   COUNT(*) AS "a51",
+  MIN(
+    CASE
+      WHEN (
+        NOT (
+          "pageviews"
+        ) IS NULL AND (
+          "lead"
+        )
+      )
+      AND "ts" = "__edge_484271369646"
+      THEN CAST((
+        "pageviews"
+      ) AS DOUBLE)
+    END
+  ) AS "a57",
   COUNT(CASE WHEN "lead" THEN 1 END) AS "n19",
   COUNT(*) AS "n27",
   COUNT(CASE WHEN NOT (
@@ -222,10 +273,19 @@ SELECT
 FROM (
   SELECT
     *,
-    CAST(CONVERT_TIMEZONE(:p0, "ts") AS DATE) AS "__date"
-  FROM "sessions"
-  WHERE
-    "ts" < :p1
+    MIN(CASE WHEN NOT (
+      "pageviews"
+    ) IS NULL AND (
+      "lead"
+    ) THEN "ts" END) OVER (PARTITION BY DATE_TRUNC('MONTH', "__date")) AS "__edge_484271369646"
+  FROM (
+    SELECT
+      *,
+      CAST(CONVERT_TIMEZONE(:p0, "ts") AS DATE) AS "__date"
+    FROM "sessions"
+    WHERE
+      "ts" < :p1
+  ) AS "kpi_all"
 ) AS "kpi_rows"
 GROUP BY
   1;
@@ -237,7 +297,7 @@ SELECT
     "e0"
   ) >= (
     :p0
-  ) THEN 1 END) AS "a60",
+  ) THEN 1 END) AS "a63",
   COUNT(
     CASE
       WHEN (
@@ -255,7 +315,7 @@ SELECT
       )
       THEN 1
     END
-  ) AS "a62"
+  ) AS "a65"
 FROM (
   SELECT
     DATE_TRUNC('MONTH', "__date") AS "__period",
@@ -319,7 +379,7 @@ SELECT
     "e0"
   ) AS DOUBLE)) / NULLIF(COUNT(CAST((
     "e0"
-  ) AS DOUBLE)), 0) AS "a61"
+  ) AS DOUBLE)), 0) AS "a64"
 FROM (
   SELECT
     DATEADD(DAY, -(
@@ -372,7 +432,7 @@ SELECT
     "e0"
   ) >= (
     :p0
-  ) THEN 1 END) AS "a59"
+  ) THEN 1 END) AS "a62"
 FROM (
   SELECT
     DATE_TRUNC('MONTH', "__date") AS "__period",
@@ -437,7 +497,7 @@ GROUP BY
 -- sessions: quarter x [] -- p0='Europe/Paris', p1=datetime.datetime(2026, 7, 1, 0, 0, tzinfo=zoneinfo.ZoneInfo(key='Europe/Paris'))
 SELECT
   DATEADD(MONTH, 3, DATE_TRUNC('QUARTER', DATEADD(MONTH, -3, "__date"))) AS "__period",
-  COUNT(*) AS "n63"
+  COUNT(*) AS "n66"
 FROM (
   SELECT
     *,
@@ -455,7 +515,7 @@ SELECT
   PERCENTILE_CONT(0.5) WITHIN GROUP (ORDER BY
     CAST((
       "e0"
-    ) AS DOUBLE)) AS "a64"
+    ) AS DOUBLE)) AS "a67"
 FROM (
   SELECT
     DATEADD(MONTH, 3, DATE_TRUNC('QUARTER', DATEADD(MONTH, -3, "__date"))) AS "__period",

@@ -8,16 +8,39 @@ SELECT
   `channel`,
   SUM(CAST(`clicks` AS DECIMAL(38, 0))) AS `a1`,
   SUM(CAST(`impressions` AS DECIMAL(38, 0))) AS `a4`,
+  MAX(
+    CASE
+      WHEN NOT (
+        `cost`
+      ) IS NULL AND `ts` = `__edge_ad21ed7c678f`
+      THEN CAST((
+        `cost`
+      ) AS DOUBLE)
+    END
+  ) AS `a55`,
   COUNT(*) AS `n0`
 FROM (
   SELECT
     *,
-    TO_DATE(
-      FROM_UTC_TIMESTAMP(CAST(TO_UTC_TIMESTAMP(CAST(`ts` AS TIMESTAMP), :p1) AS TIMESTAMP), :p0)
-    ) AS `__date`
-  FROM `ad_events`
-  WHERE
-    `ts` < :p2
+    MAX(CASE WHEN NOT (
+      `cost`
+    ) IS NULL THEN `ts` END) OVER (
+      PARTITION BY DATE_ADD(`__date`, (
+        (
+          DAYOFWEEK(`__date`) + 5 - 6
+        ) % 7
+      ) * -1), `channel`
+    ) AS `__edge_ad21ed7c678f`
+  FROM (
+    SELECT
+      *,
+      TO_DATE(
+        FROM_UTC_TIMESTAMP(CAST(TO_UTC_TIMESTAMP(CAST(`ts` AS TIMESTAMP), :p1) AS TIMESTAMP), :p0)
+      ) AS `__date`
+    FROM `ad_events`
+    WHERE
+      `ts` < :p2
+  ) AS `kpi_all`
 ) AS `kpi_rows`
 GROUP BY
   1,
@@ -32,6 +55,16 @@ SELECT
   ) * -1) AS `__period`,
   SUM(CAST(`clicks` AS DECIMAL(38, 0))) AS `a3`,
   SUM(CAST(`impressions` AS DECIMAL(38, 0))) AS `a5`,
+  MAX(
+    CASE
+      WHEN NOT (
+        `cost`
+      ) IS NULL AND `ts` = `__edge_ad21ed7c678f`
+      THEN CAST((
+        `cost`
+      ) AS DOUBLE)
+    END
+  ) AS `a56`,
   SUM(
     CASE
       WHEN (
@@ -43,16 +76,25 @@ SELECT
       ) AND `__date` = `__edge_add5f1bd0943`
       THEN `cost`
     END
-  ) AS `a56`,
+  ) AS `a59`,
   COUNT(*) AS `n2`,
   COUNT(CASE WHEN (
     `channel`
   ) = (
     :p5
-  ) THEN 1 END) AS `n55`
+  ) THEN 1 END) AS `n58`
 FROM (
   SELECT
     *,
+    MAX(CASE WHEN NOT (
+      `cost`
+    ) IS NULL THEN `ts` END) OVER (
+      PARTITION BY DATE_ADD(`__date`, (
+        (
+          DAYOFWEEK(`__date`) + 5 - 6
+        ) % 7
+      ) * -1)
+    ) AS `__edge_ad21ed7c678f`,
     MIN(CASE WHEN (
       `channel`
     ) = (
@@ -217,8 +259,8 @@ SELECT
   ADD_MONTHS(TRUNC(ADD_MONTHS(`__date`, -3), 'YEAR'), 3) AS `__period`,
   `channel`,
   MONTH(`__date`) AS `time.month_of_year`,
-  SUM(CAST(`clicks` AS DECIMAL(38, 0))) AS `a58`,
-  COUNT(*) AS `n57`
+  SUM(CAST(`clicks` AS DECIMAL(38, 0))) AS `a61`,
+  COUNT(*) AS `n60`
 FROM (
   SELECT
     *,
@@ -248,6 +290,21 @@ SELECT
     `lead`
   ) THEN `duration_s` END) AS `a39`,
   COUNT(*) AS `a51`,
+  MIN(
+    CASE
+      WHEN (
+        NOT (
+          `pageviews`
+        ) IS NULL AND (
+          `lead`
+        )
+      )
+      AND `ts` = `__edge_484271369646`
+      THEN CAST((
+        `pageviews`
+      ) AS DOUBLE)
+    END
+  ) AS `a57`,
   COUNT(CASE WHEN `lead` THEN 1 END) AS `n19`,
   COUNT(*) AS `n27`,
   COUNT(CASE WHEN NOT (
@@ -256,10 +313,19 @@ SELECT
 FROM (
   SELECT
     *,
-    TO_DATE(FROM_UTC_TIMESTAMP(CAST(`ts` AS TIMESTAMP), :p0)) AS `__date`
-  FROM `sessions`
-  WHERE
-    `ts` < :p1
+    MIN(CASE WHEN NOT (
+      `pageviews`
+    ) IS NULL AND (
+      `lead`
+    ) THEN `ts` END) OVER (PARTITION BY TRUNC(`__date`, 'MM')) AS `__edge_484271369646`
+  FROM (
+    SELECT
+      *,
+      TO_DATE(FROM_UTC_TIMESTAMP(CAST(`ts` AS TIMESTAMP), :p0)) AS `__date`
+    FROM `sessions`
+    WHERE
+      `ts` < :p1
+  ) AS `kpi_all`
 ) AS `kpi_rows`
 GROUP BY
   1;
@@ -271,7 +337,7 @@ SELECT
     `e0`
   ) >= (
     :p0
-  ) THEN 1 END) AS `a60`,
+  ) THEN 1 END) AS `a63`,
   COUNT(
     CASE
       WHEN (
@@ -289,7 +355,7 @@ SELECT
       )
       THEN 1
     END
-  ) AS `a62`
+  ) AS `a65`
 FROM (
   SELECT
     TRUNC(`__date`, 'MM') AS `__period`,
@@ -343,7 +409,7 @@ SELECT
     `e0`
   ) >= (
     :p0
-  ) THEN 1 END) AS `a59`
+  ) THEN 1 END) AS `a62`
 FROM (
   SELECT
     TRUNC(`__date`, 'MM') AS `__period`,
@@ -408,7 +474,7 @@ GROUP BY
 -- sessions: quarter x [] -- p0='Europe/Paris', p1=datetime.datetime(2026, 7, 1, 0, 0, tzinfo=zoneinfo.ZoneInfo(key='Europe/Paris'))
 SELECT
   ADD_MONTHS(TRUNC(ADD_MONTHS(`__date`, -3), 'QUARTER'), 3) AS `__period`,
-  COUNT(*) AS `n63`
+  COUNT(*) AS `n66`
 FROM (
   SELECT
     *,
@@ -425,7 +491,7 @@ SELECT
   `__period`,
   PERCENTILE(CAST((
     `e0`
-  ) AS DOUBLE), 0.5) AS `a64`
+  ) AS DOUBLE), 0.5) AS `a67`
 FROM (
   SELECT
     ADD_MONTHS(TRUNC(ADD_MONTHS(`__date`, -3), 'QUARTER'), 3) AS `__period`,
