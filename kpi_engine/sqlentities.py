@@ -42,15 +42,18 @@ def _entity_query(compiler: SqlCompiler, group: GroupRequest, per: str, aggs: di
 
     outer = [exp.alias_(_over_entities(compiler, agg, column_of), name, quoted=True) for name, agg in aggs.items()]
     rows = compiler.rows()
-    src = exp.alias_(exp.Subquery(this=rows), "kpi_rows", quoted=True)
     period = compiler.period(group.grain, exp.column(DATE, quoted=True))
+    edges = compiler.edges([agg for _, agg in inner.values()], period, dims, per)
+    if edges:  # each entity's own first/last time or day
+        rows = exp.select(exp.Star(), *edges).from_(exp.alias_(exp.Subquery(this=rows), "kpi_all", quoted=True))
+    src = exp.alias_(exp.Subquery(this=rows), "kpi_rows", quoted=True)
     keys = [exp.alias_(period, PERIOD, quoted=True), *[compiler.dimension(d) for d in dims]]
     who = exp.column(per, quoted=True)
     per_entity = (
         exp.select(
             *keys,
             exp.alias_(who.copy(), "__who", quoted=True),
-            *[exp.alias_(compiler.aggregate(agg), name, quoted=True) for name, agg in inner.values()],
+            *[exp.alias_(compiler.aggregate(agg, edges=True), name, quoted=True) for name, agg in inner.values()],
         )
         .from_(src)
         .where(exp.Not(this=exp.Is(this=who.copy(), expression=exp.Null())))

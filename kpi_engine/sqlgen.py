@@ -251,9 +251,9 @@ class SqlCompiler:
         raise NotPushable(f"{node.func}() has no SQL form yet")
 
     # -- aggregates ---------------------------------------------------------------------------------------
-    def aggregate(self, agg: Agg, edges: bool = False) -> exp.Expression:
+    def aggregate(self, agg: Agg, edges: bool = False, cond: exp.Expression | None = None) -> exp.Expression:
         """One aggregate of a group: the polars path's value for the same rows. ``edges``: the rows carry
-        each semi-additive sum's first or last day (``edge_columns``)."""
+        each semi-additive sum's first or last day (``edge_columns``). ``cond``: a filter already in SQL."""
         if isinstance(agg, Conversions):
             raise NotPushable(f"`{agg.key}` matches rows in polars")
         if agg.per is not None:
@@ -271,11 +271,13 @@ class SqlCompiler:
             return exp.Min(this=value) if agg.func == "first" else exp.Max(this=value)
         if agg.func not in ("sum", "count", "count_distinct", "min", "max", "median", *QUANTILES, *EDGE_SUMS):
             raise NotPushable(f"{agg.func}() has no SQL form yet")
-        cond = self.row(agg.where) if agg.where is not None else None
-        if agg.func in EDGE_SUMS:  # the rows of the period's first or last day: a sum over them
+        cond = self.row(agg.where) if agg.where is not None else cond
+        if agg.func in EDGE_SUMS:  # the rows of the period's first or last day: a sum over them, 0 when a
+            # dimension value has none that day (polars adds no rows to 0; SQL's SUM of none is NULL)
             on_edge = exp.EQ(this=self.column(DATE), expression=self.column(edge_column(agg)))
             cond = on_edge if cond is None else exp.and_(exp.paren(cond), on_edge)
-            agg = dataclasses.replace(agg, func="sum")
+            total = self.aggregate(dataclasses.replace(agg, func="sum", where=None), edges, cond)
+            return exp.Coalesce(this=total, expressions=[exp.Literal.number(0)])
 
         def masked(value: exp.Expression) -> exp.Expression:
             return value if cond is None else exp.Case(ifs=[exp.If(this=cond, true=value)])
@@ -353,10 +355,14 @@ class SqlCompiler:
         query = query.group_by(*[exp.Literal.number(k + 1) for k in range(len(dims) + 1)])
         return Query(self.render(query), dict(self.params), query.sql(dialect=self.dialect, pretty=True))
 
-    def edges(self, aggs: list[Agg], period: exp.Expression, dims: list[str]) -> list[exp.Expression]:
+    def edges(
+        self, aggs: list[Agg], period: exp.Expression, dims: list[str], per: str | None = None
+    ) -> list[exp.Expression]:
         """Window columns the group's aggregates read: for each semi-additive sum, its first or last day with a
         counted row over the period (never per dimension value, as ``edge_columns``); for ``first(x)`` and
-        ``last(x)``, the first or last time with a value of x in the period and dimension values."""
+        ``last(x)``, the first or last time with a value of x in the period and dimension values. Inside an
+        aggregate over entities (``per``), each entity has its own."""
+        entity = [self.column(per)] if per is not None else []
         out = {}
         for agg in aggs:
             if agg.func in EDGE_SUMS:
@@ -364,12 +370,12 @@ class SqlCompiler:
                 if agg.where is not None:
                     day = exp.Case(ifs=[exp.If(this=self.row(agg.where), true=day)])
                 edge = exp.Min(this=day) if agg.func == "sum_first_day" else exp.Max(this=day)
-                window = exp.Window(this=edge, partition_by=[period.copy()])
+                window = exp.Window(this=edge, partition_by=[period.copy(), *entity])
             elif agg.func in ("first", "last"):
                 when = self.present(agg)
                 at = exp.Case(ifs=[exp.If(this=when, true=self.time())])
                 edge = exp.Min(this=at) if agg.func == "first" else exp.Max(this=at)
-                parts = [period.copy(), *[self.dimension(d).unalias() for d in dims]]
+                parts = [period.copy(), *[self.dimension(d).unalias() for d in dims], *entity]
                 window = exp.Window(this=edge, partition_by=parts)
             else:
                 continue

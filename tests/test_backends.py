@@ -59,6 +59,8 @@ kpis:
   pages_per_visitor: {unit: ratio, grain: week, formula: mean(sum(sessions.pageviews) per visitor)}
   engaged: {unit: count, grain: month, formula: count(visitor where sum(sessions.duration_s) > 600 and count(sessions where lead) >= 1)}
   visits_median: {unit: ratio, grain: quarter, formula: median(count(sessions) per visitor)}
+  last_durations: {unit: count, grain: month, dimensions: [channel], formula: sum(last(sessions.duration_s) per visitor)}
+  last_day_pages: {unit: count, grain: week, formula: sum(sum_last_day(sessions.pageviews) per visitor)}
 """
 
 CALENDARS = {

@@ -51,17 +51,20 @@ SELECT
       ) AS FLOAT64)
     END
   ) AS `a56`,
-  SUM(
-    CASE
-      WHEN (
-        (
-          `channel`
-        ) = (
-          @p4
-        )
-      ) AND `__date` = `__edge_add5f1bd0943`
-      THEN `cost`
-    END
+  COALESCE(
+    SUM(
+      CASE
+        WHEN (
+          (
+            `channel`
+          ) = (
+            @p4
+          )
+        ) AND `__date` = `__edge_add5f1bd0943`
+        THEN `cost`
+      END
+    ),
+    0
   ) AS `a59`,
   COUNT(*) AS `n2`,
   COUNT(CASE WHEN (
@@ -129,7 +132,7 @@ SELECT
   SUM(CASE WHEN (
     @p3
   ) <> 0 THEN MOD(`clicks`, @p3) END) AS `a18`,
-  SUM(CASE WHEN `__date` = `__edge_cd5ad84d1034` THEN `clicks` END) AS `a54`,
+  COALESCE(SUM(CASE WHEN `__date` = `__edge_cd5ad84d1034` THEN `clicks` END), 0) AS `a54`,
   COUNT(*) AS `n8`
 FROM (
   SELECT
@@ -185,7 +188,7 @@ GROUP BY
 SELECT
   DATE_TRUNC(`__date`, MONTH) AS `__period`,
   `channel`,
-  SUM(CASE WHEN `__date` = `__edge_cd5ad84d1034` THEN `clicks` END) AS `a53`,
+  COALESCE(SUM(CASE WHEN `__date` = `__edge_cd5ad84d1034` THEN `clicks` END), 0) AS `a53`,
   COUNT(*) AS `n52`
 FROM (
   SELECT

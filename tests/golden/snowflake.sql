@@ -57,17 +57,20 @@ SELECT
       ) AS DOUBLE)
     END
   ) AS "a56",
-  SUM(
-    CASE
-      WHEN (
-        (
-          "channel"
-        ) = (
-          :p4
-        )
-      ) AND "__date" = "__edge_add5f1bd0943"
-      THEN "cost"
-    END
+  COALESCE(
+    SUM(
+      CASE
+        WHEN (
+          (
+            "channel"
+          ) = (
+            :p4
+          )
+        ) AND "__date" = "__edge_add5f1bd0943"
+        THEN "cost"
+      END
+    ),
+    0
   ) AS "a59",
   COUNT(*) AS "n2",
   COUNT(CASE WHEN (
@@ -139,7 +142,7 @@ SELECT
   ) % (
     :p3
   ) END) AS "a18",
-  SUM(CASE WHEN "__date" = "__edge_cd5ad84d1034" THEN "clicks" END) AS "a54",
+  COALESCE(SUM(CASE WHEN "__date" = "__edge_cd5ad84d1034" THEN "clicks" END), 0) AS "a54",
   COUNT(*) AS "n8"
 FROM (
   SELECT
@@ -195,7 +198,7 @@ GROUP BY
 SELECT
   DATE_TRUNC('MONTH', "__date") AS "__period",
   "channel",
-  SUM(CASE WHEN "__date" = "__edge_cd5ad84d1034" THEN "clicks" END) AS "a53",
+  COALESCE(SUM(CASE WHEN "__date" = "__edge_cd5ad84d1034" THEN "clicks" END), 0) AS "a53",
   COUNT(*) AS "n52"
 FROM (
   SELECT
@@ -315,21 +318,41 @@ SELECT
       )
       THEN 1
     END
-  ) AS "a65"
+  ) AS "a65",
+  SUM(CAST((
+    "e3"
+  ) AS DOUBLE)) AS "a69"
 FROM (
   SELECT
     DATE_TRUNC('MONTH', "__date") AS "__period",
     "visitor_id" AS "__who",
     COUNT(*) AS "e0",
     SUM("duration_s") AS "e1",
-    COUNT(CASE WHEN "lead" THEN 1 END) AS "e2"
+    COUNT(CASE WHEN "lead" THEN 1 END) AS "e2",
+    MAX(
+      CASE
+        WHEN NOT (
+          "duration_s"
+        ) IS NULL AND "ts" = "__edge_52adc3dcc09d"
+        THEN CAST((
+          "duration_s"
+        ) AS DOUBLE)
+      END
+    ) AS "e3"
   FROM (
     SELECT
       *,
-      CAST(CONVERT_TIMEZONE(:p3, "ts") AS DATE) AS "__date"
-    FROM "sessions"
-    WHERE
-      "ts" < :p4
+      MAX(CASE WHEN NOT (
+        "duration_s"
+      ) IS NULL THEN "ts" END) OVER (PARTITION BY DATE_TRUNC('MONTH', "__date"), "visitor_id") AS "__edge_52adc3dcc09d"
+    FROM (
+      SELECT
+        *,
+        CAST(CONVERT_TIMEZONE(:p3, "ts") AS DATE) AS "__date"
+      FROM "sessions"
+      WHERE
+        "ts" < :p4
+    ) AS "kpi_all"
   ) AS "kpi_rows"
   WHERE
     NOT "visitor_id" IS NULL
@@ -379,21 +402,34 @@ SELECT
     "e0"
   ) AS DOUBLE)) / NULLIF(COUNT(CAST((
     "e0"
-  ) AS DOUBLE)), 0) AS "a64"
+  ) AS DOUBLE)), 0) AS "a64",
+  SUM(CAST((
+    "e1"
+  ) AS DOUBLE)) AS "a70"
 FROM (
   SELECT
     DATEADD(DAY, -(
       DAYOFWEEKISO("__date") + 6 - 6
     ) % 7, "__date") AS "__period",
     "visitor_id" AS "__who",
-    SUM("pageviews") AS "e0"
+    SUM("pageviews") AS "e0",
+    COALESCE(SUM(CASE WHEN "__date" = "__edge_f603d23342c6" THEN "pageviews" END), 0) AS "e1"
   FROM (
     SELECT
       *,
-      CAST(CONVERT_TIMEZONE(:p0, "ts") AS DATE) AS "__date"
-    FROM "sessions"
-    WHERE
-      "ts" < :p1
+      MAX("__date") OVER (
+        PARTITION BY DATEADD(DAY, -(
+          DAYOFWEEKISO("__date") + 6 - 6
+        ) % 7, "__date"), "visitor_id"
+      ) AS "__edge_f603d23342c6"
+    FROM (
+      SELECT
+        *,
+        CAST(CONVERT_TIMEZONE(:p0, "ts") AS DATE) AS "__date"
+      FROM "sessions"
+      WHERE
+        "ts" < :p1
+    ) AS "kpi_all"
   ) AS "kpi_rows"
   WHERE
     NOT "visitor_id" IS NULL
@@ -432,20 +468,40 @@ SELECT
     "e0"
   ) >= (
     :p0
-  ) THEN 1 END) AS "a62"
+  ) THEN 1 END) AS "a62",
+  SUM(CAST((
+    "e1"
+  ) AS DOUBLE)) AS "a68"
 FROM (
   SELECT
     DATE_TRUNC('MONTH', "__date") AS "__period",
     "channel",
     "visitor_id" AS "__who",
-    COUNT(*) AS "e0"
+    COUNT(*) AS "e0",
+    MAX(
+      CASE
+        WHEN NOT (
+          "duration_s"
+        ) IS NULL AND "ts" = "__edge_52adc3dcc09d"
+        THEN CAST((
+          "duration_s"
+        ) AS DOUBLE)
+      END
+    ) AS "e1"
   FROM (
     SELECT
       *,
-      CAST(CONVERT_TIMEZONE(:p1, "ts") AS DATE) AS "__date"
-    FROM "sessions"
-    WHERE
-      "ts" < :p2
+      MAX(CASE WHEN NOT (
+        "duration_s"
+      ) IS NULL THEN "ts" END) OVER (PARTITION BY DATE_TRUNC('MONTH', "__date"), "channel", "visitor_id") AS "__edge_52adc3dcc09d"
+    FROM (
+      SELECT
+        *,
+        CAST(CONVERT_TIMEZONE(:p1, "ts") AS DATE) AS "__date"
+      FROM "sessions"
+      WHERE
+        "ts" < :p2
+    ) AS "kpi_all"
   ) AS "kpi_rows"
   WHERE
     NOT "visitor_id" IS NULL

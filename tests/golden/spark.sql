@@ -65,17 +65,20 @@ SELECT
       ) AS DOUBLE)
     END
   ) AS `a56`,
-  SUM(
-    CASE
-      WHEN (
-        (
-          `channel`
-        ) = (
-          :p4
-        )
-      ) AND `__date` = `__edge_add5f1bd0943`
-      THEN `cost`
-    END
+  COALESCE(
+    SUM(
+      CASE
+        WHEN (
+          (
+            `channel`
+          ) = (
+            :p4
+          )
+        ) AND `__date` = `__edge_add5f1bd0943`
+        THEN `cost`
+      END
+    ),
+    0
   ) AS `a59`,
   COUNT(*) AS `n2`,
   COUNT(CASE WHEN (
@@ -161,11 +164,14 @@ SELECT
       :p3
     ) END AS DECIMAL(38, 0))
   ) AS `a18`,
-  SUM(
-    CASE
-      WHEN `__date` = `__edge_cd5ad84d1034`
-      THEN CAST(`clicks` AS DECIMAL(38, 0))
-    END
+  COALESCE(
+    SUM(
+      CASE
+        WHEN `__date` = `__edge_cd5ad84d1034`
+        THEN CAST(`clicks` AS DECIMAL(38, 0))
+      END
+    ),
+    0
   ) AS `a54`,
   COUNT(*) AS `n8`
 FROM (
@@ -228,11 +234,14 @@ GROUP BY
 SELECT
   TRUNC(`__date`, 'MM') AS `__period`,
   `channel`,
-  SUM(
-    CASE
-      WHEN `__date` = `__edge_cd5ad84d1034`
-      THEN CAST(`clicks` AS DECIMAL(38, 0))
-    END
+  COALESCE(
+    SUM(
+      CASE
+        WHEN `__date` = `__edge_cd5ad84d1034`
+        THEN CAST(`clicks` AS DECIMAL(38, 0))
+      END
+    ),
+    0
   ) AS `a53`,
   COUNT(*) AS `n52`
 FROM (
@@ -355,21 +364,41 @@ SELECT
       )
       THEN 1
     END
-  ) AS `a65`
+  ) AS `a65`,
+  SUM(CAST((
+    `e3`
+  ) AS DOUBLE)) AS `a69`
 FROM (
   SELECT
     TRUNC(`__date`, 'MM') AS `__period`,
     `visitor_id` AS `__who`,
     COUNT(*) AS `e0`,
     SUM(CAST(`duration_s` AS DECIMAL(38, 0))) AS `e1`,
-    COUNT(CASE WHEN `lead` THEN 1 END) AS `e2`
+    COUNT(CASE WHEN `lead` THEN 1 END) AS `e2`,
+    MAX(
+      CASE
+        WHEN NOT (
+          `duration_s`
+        ) IS NULL AND `ts` = `__edge_52adc3dcc09d`
+        THEN CAST((
+          `duration_s`
+        ) AS DOUBLE)
+      END
+    ) AS `e3`
   FROM (
     SELECT
       *,
-      TO_DATE(FROM_UTC_TIMESTAMP(CAST(`ts` AS TIMESTAMP), :p3)) AS `__date`
-    FROM `sessions`
-    WHERE
-      `ts` < :p4
+      MAX(CASE WHEN NOT (
+        `duration_s`
+      ) IS NULL THEN `ts` END) OVER (PARTITION BY TRUNC(`__date`, 'MM'), `visitor_id`) AS `__edge_52adc3dcc09d`
+    FROM (
+      SELECT
+        *,
+        TO_DATE(FROM_UTC_TIMESTAMP(CAST(`ts` AS TIMESTAMP), :p3)) AS `__date`
+      FROM `sessions`
+      WHERE
+        `ts` < :p4
+    ) AS `kpi_all`
   ) AS `kpi_rows`
   WHERE
     NOT `visitor_id` IS NULL
@@ -409,20 +438,40 @@ SELECT
     `e0`
   ) >= (
     :p0
-  ) THEN 1 END) AS `a62`
+  ) THEN 1 END) AS `a62`,
+  SUM(CAST((
+    `e1`
+  ) AS DOUBLE)) AS `a68`
 FROM (
   SELECT
     TRUNC(`__date`, 'MM') AS `__period`,
     `channel`,
     `visitor_id` AS `__who`,
-    COUNT(*) AS `e0`
+    COUNT(*) AS `e0`,
+    MAX(
+      CASE
+        WHEN NOT (
+          `duration_s`
+        ) IS NULL AND `ts` = `__edge_52adc3dcc09d`
+        THEN CAST((
+          `duration_s`
+        ) AS DOUBLE)
+      END
+    ) AS `e1`
   FROM (
     SELECT
       *,
-      TO_DATE(FROM_UTC_TIMESTAMP(CAST(`ts` AS TIMESTAMP), :p1)) AS `__date`
-    FROM `sessions`
-    WHERE
-      `ts` < :p2
+      MAX(CASE WHEN NOT (
+        `duration_s`
+      ) IS NULL THEN `ts` END) OVER (PARTITION BY TRUNC(`__date`, 'MM'), `channel`, `visitor_id`) AS `__edge_52adc3dcc09d`
+    FROM (
+      SELECT
+        *,
+        TO_DATE(FROM_UTC_TIMESTAMP(CAST(`ts` AS TIMESTAMP), :p1)) AS `__date`
+      FROM `sessions`
+      WHERE
+        `ts` < :p2
+    ) AS `kpi_all`
   ) AS `kpi_rows`
   WHERE
     NOT `visitor_id` IS NULL
