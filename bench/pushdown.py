@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import io
 import json
 import math
 import os
@@ -49,29 +48,9 @@ def catalogue(location: str) -> str:
 
 
 def load_postgres(url: str, folder: Path) -> None:
-    import psycopg
+    from dbload import to_postgres
 
-    types = {
-        pl.Int64: "BIGINT",
-        pl.Int32: "INTEGER",
-        pl.Float64: "DOUBLE PRECISION",
-        pl.String: "TEXT",
-        pl.Boolean: "BOOLEAN",
-    }
-    with psycopg.connect(url, autocommit=True) as con, con.cursor() as cur:
-        for table in TABLES.values():
-            frame = pl.scan_parquet(folder / f"{table}.parquet")
-            schema = frame.collect_schema()
-            cols = ", ".join(
-                f'"{c}" ' + ("TIMESTAMP" if isinstance(t, pl.Datetime) else types[type(t)]) for c, t in schema.items()
-            )
-            cur.execute(f'CREATE TABLE "{table}" ({cols})')
-            for chunk in frame.collect().iter_slices(1_000_000):
-                buffer = io.BytesIO()
-                chunk.write_csv(buffer, include_header=False)
-                with cur.copy(f'COPY "{table}" FROM STDIN (FORMAT csv)') as copy:
-                    copy.write(buffer.getvalue())
-            cur.execute(f'ANALYZE "{table}"')
+    to_postgres(url, {table: pl.read_parquet(folder / f"{table}.parquet") for table in TABLES.values()})
 
 
 def load_duckdb(path: Path, folder: Path) -> None:
