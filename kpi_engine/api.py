@@ -16,7 +16,7 @@ from . import periods
 from . import spec as spec_mod
 from .connectors import Env
 from .errors import Diagnostic, ErrorCollector, KpiError
-from .execute import execute
+from .execute import execute, has_database
 from .ir import BoundKpi, cohort_column
 from .model import KpiSpec, Project, Unit, iter_kpis
 from .periods import Span
@@ -81,8 +81,7 @@ class Catalog:
         their rows, and why the other databases' rows are read."""
         plan = self.plan(window, kpis, spans, series)
         text = plan.describe()
-        connectors = self.registry.connectors
-        if any(connectors[sp.source.connector].database(sp.source, self.env) for sp in plan.sources.values()):
+        if has_database(plan, self.registry.connectors, self.env):
             from .pushdown import explain
 
             pushed = explain(plan, self.registry.connectors, self.env, self.registry.functions)

@@ -174,10 +174,14 @@ def edge_columns(aggs: Iterable[Agg], partition: list[str]) -> list[pl.Expr]:
     return list(out.values())
 
 
+def row_dtype(node: Node, schema: pl.Schema) -> pl.DataType:
+    """The polars type of a row-level node over columns of ``schema``."""
+    return pl.LazyFrame(schema=schema).select(row_expr(node)).collect_schema().dtypes()[0]
+
+
 def integer_sum(agg: Agg, schema: pl.Schema) -> bool:
     """Whether ``sum(...)`` adds integers (its result is then an exact integer)."""
-    dtype = pl.LazyFrame(schema=schema).select(row_expr(agg.args[0])).collect_schema().dtypes()[0]
-    return isinstance(dtype, _INT_TYPES)
+    return isinstance(row_dtype(agg.args[0], schema), _INT_TYPES)
 
 
 def is_integer(node: Node, schemas: Mapping[str, pl.Schema]) -> bool:

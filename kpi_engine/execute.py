@@ -13,10 +13,10 @@ from . import periods, timeparse
 from .compile import FunctionFailed, rollup_expr
 from .connectors import Connector, Env, ScanRequest
 from .errors import Diagnostic, KpiError
-from .groups import DATE, PERIOD, STATS, as_of_end, group_frame, keyed_frame, plain, windows_of
+from .groups import DATE, PERIOD, STATS, group_frame, keyed_frame, plain, windows_of
 from .ir import Conversions, MetricFunction
 from .model import SourceSpec
-from .plan import GroupRequest, Plan, SourcePlan, aggregates_of
+from .plan import GroupRequest, Plan, SourcePlan, aggregates_of, as_of_end
 from .spec_dates import MIN_DATE
 from .timeparse import TimeOptions, time_expr
 
@@ -163,7 +163,7 @@ def execute(
     the others' lazy queries are collected in one ``collect_all`` (shared scans)."""
     out: dict[str, dict] = {}
     pushed: set[str] = set()
-    if any(connectors[sp.source.connector].database(sp.source, env) for sp in plan.sources.values()):
+    if has_database(plan, connectors, env):
         from .pushdown import run_all  # (sqlglot loads only when a connector offers a database)
 
         pushed = run_all(plan, connectors, env, functions, out)
@@ -195,6 +195,12 @@ def execute(
             _derive_groups(sp, out[name]["groups"], plan)
             _narrow(sp, out[name]["groups"], plan)
     return {name: SourceData(v["first"], v["last"], v["rows"], v["groups"]) for name, v in out.items()}
+
+
+def has_database(plan: Plan, connectors: Mapping[str, Connector], env: Env) -> bool:
+    """Whether a planned source is in a database that may aggregate it (so that ``pushdown``, and sqlglot with
+    it, loads only then)."""
+    return any(connectors[sp.source.connector].database(sp.source, env) for sp in plan.sources.values())
 
 
 def build_queries(

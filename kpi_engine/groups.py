@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Mapping
 
 import polars as pl
@@ -12,14 +11,10 @@ from . import periods
 from .compile import DATE, History, agg_expr, edge_columns, entity_query, row_expr
 from .funnels import conversion_query, packing
 from .ir import Agg, Conversions, MetricFunction
-from .plan import AggRequest, GroupRequest, Plan, SourcePlan
+from .plan import AggRequest, GroupRequest, Plan, SourcePlan, as_of_end
 
 PERIOD = "__period"  # a group's period start
 STATS = ("__first", "__last", "__rows")  # the data's span, when it rides along in a group
-
-
-def as_of_end(plan: Plan) -> dt.date:
-    return plan.window.as_of + dt.timedelta(days=1)
 
 
 def period_column(grain: periods.Period) -> str:

@@ -39,6 +39,11 @@ class Window:
     def last_day(self) -> dt.date:
         return min(self.as_of, self.end) if self.end else self.as_of
 
+    @property
+    def after_as_of(self) -> dt.date:
+        """The first day after as-of: data is read up to it, and a source's span counts rows before it."""
+        return self.as_of + dt.timedelta(days=1)
+
 
 @dataclass(frozen=True)
 class AggRequest:
@@ -156,6 +161,11 @@ class Plan:
         return "\n".join(lines)
 
 
+def as_of_end(plan: Plan) -> dt.date:
+    """The first day after the plan's as-of (``Window.after_as_of``)."""
+    return plan.window.after_as_of
+
+
 def decompose_means(node: Node) -> Node:
     """mean(x) -> sum(x) / count(x): ratios are recomputed from additive aggregates at every grain."""
 
@@ -188,7 +198,7 @@ def history_needed(agg: Agg, first: dt.date | None, upper: dt.date, window: Wind
     so that a customer first seen before the window is not new, and one back after it is active."""
     if not find_all(agg, (Seen, Ahead)):
         return first, upper
-    return None, window.as_of + dt.timedelta(days=1)
+    return None, window.after_as_of
 
 
 def row_filter(agg: Agg) -> Node | None:
@@ -228,7 +238,7 @@ def build_plan(
                 lookback_first = periods.window_first(lookback_first, grain, calendar)  # the window's first day
             last_shown = periods.start_of(last, grain, calendar)
             upper = periods.shift(last_shown, grain, 1)
-        upper = min(upper, window.as_of + dt.timedelta(days=1))
+        upper = min(upper, window.after_as_of)
         for agg in aggregates_of(expr):
             first, until = history_needed(agg, lookback_first, upper, window)
             if agg.lag and first is not None:  # previous(x, 5 days): the first period's days moved back
@@ -237,9 +247,9 @@ def build_plan(
             sp.columns.update(dims)
             sp.columns.update(columns_of(agg))
             if isinstance(agg, Conversions):  # the rows it matches: from the same day, up to as-of
-                to_as_of = window.as_of + dt.timedelta(days=1)
                 for name, key in agg.matched:
-                    _source_plan(plan, sources[name], schemas[name], first, to_as_of).columns.update((key, *agg.same))
+                    matched = _source_plan(plan, sources[name], schemas[name], first, window.after_as_of)
+                    matched.columns.update((key, *agg.same))
             for group_dims in dict.fromkeys((dims, ())):  # (a set would order them by hash: ids would vary)
                 group = sp.groups.setdefault((grain, group_dims), GroupRequest(agg.source, grain, group_dims))
                 if agg.key not in group.aggs:

@@ -20,9 +20,9 @@ from .connectors import Connector, Database, Env, data_error
 from .dialects import RUNS
 from .errors import KpiError
 from .ir import Agg, Conversions, MetricFunction
-from .plan import GroupRequest, Plan
+from .plan import GroupRequest, Plan, as_of_end
 from .sqlentities import entity_queries
-from .sqlgen import PERIOD, NotPushable, Query, SqlCompiler
+from .sqlgen import DATE, PERIOD, NotPushable, Query, SqlCompiler
 
 
 @dataclass
@@ -75,7 +75,7 @@ def push_plan(
             scanned = [g for g in sp.groups.values() if g.derive_from is None]
             queries = {g.key: compiler.group(g) for g in scanned}
             entities = {g.key: entity_queries(compiler, g) for g in scanned}
-            span = compiler.span(as_of_upper(plan))
+            span = span_query(compiler, as_of_end(plan))
         except NotPushable as why:
             reasons[name] = str(why)
             continue
@@ -124,23 +124,16 @@ def run_all(
         else:  # a group's aggregates over one entity column: joined to the group's rows, as in polars
             group = sp.groups[key[:2]]
             over = [r for r in group.aggs.values() if r.id in frame.columns]
-            keys = [PERIOD, *group.dims]
-            typed = [_as_date(frame[PERIOD]).alias(PERIOD) if frame.height else pl.Series(PERIOD, [], pl.Date)]
-            typed += [_typed(frame[d], sp.schema.get(d, pl.Int8())) for d in group.dims]
+            typed = _typed_keys(frame, group, sp.schema)
             typed += [_typed(frame[r.id], pl.Int64() if r.agg.func == "count" else pl.Float64()) for r in over]
             entry["groups"][key[:2]] = entry["groups"][key[:2]].join(
-                pl.DataFrame(typed), on=keys, how="left", nulls_equal=True
+                pl.DataFrame(typed), on=[PERIOD, *group.dims], how="left", nulls_equal=True
             )
     return set(pushed)
 
 
 #: queries in flight at once, across a run's pushed sources
 MAX_QUERIES = 4
-
-
-def as_of_upper(plan: Plan) -> dt.date:
-    """The first day after as-of: the data span counts rows before it."""
-    return plan.window.as_of + dt.timedelta(days=1)
 
 
 def _span(frame: pl.DataFrame) -> dict[str, Any]:
@@ -152,8 +145,7 @@ def _span(frame: pl.DataFrame) -> dict[str, Any]:
 def _typed_group(frame: pl.DataFrame, group: GroupRequest, schema: pl.Schema) -> pl.DataFrame:
     """A group's rows as the polars path types them (periods as dates, integer sums in 128 bits until they
     are checked to fit 64)."""
-    columns = [_as_date(frame[PERIOD]).alias(PERIOD) if frame.height else pl.Series(PERIOD, [], pl.Date)]
-    columns += [_typed(frame[d], schema.get(d, pl.Int8())) for d in group.dims]  # (time.* parts: Int8)
+    columns = _typed_keys(frame, group, schema)
     columns += [
         _typed(frame[r.id], _agg_dtype(r.agg, schema))
         for r in group.aggs.values()
@@ -161,6 +153,12 @@ def _typed_group(frame: pl.DataFrame, group: GroupRequest, schema: pl.Schema) ->
     ]
     columns += [_typed(frame[i], pl.Int64) for i, _ in group.row_filters.values()]
     return pl.DataFrame(columns)
+
+
+def _typed_keys(frame: pl.DataFrame, group: GroupRequest, schema: pl.Schema) -> list[pl.Series]:
+    """A group's period (a date) and dimension columns (``time.*`` parts: Int8) as the polars path types them."""
+    period = _as_date(frame[PERIOD]).alias(PERIOD) if frame.height else pl.Series(PERIOD, [], pl.Date)
+    return [period, *[_typed(frame[d], schema.get(d, pl.Int8())) for d in group.dims]]
 
 
 def _agg_dtype(agg: Agg, schema: pl.Schema) -> pl.DataType:
@@ -240,5 +238,17 @@ def type_check(compiler: SqlCompiler) -> Query | None:
         )
     if not checks:
         return None
-    query = exp.select(*checks).from_(compiler.relation)
-    return Query(compiler.render(query), {}, query.sql(dialect=compiler.dialect, pretty=True))
+    return compiler.query(exp.select(*checks).from_(compiler.relation))
+
+
+def span_query(compiler: SqlCompiler, upper: dt.date) -> Query:
+    """The data's first and last local day and its row count, up to ``upper`` (the day after as-of)."""
+    compiler.params = {}
+    src = exp.alias_(exp.Subquery(this=compiler.rows((None, upper))), "kpi_rows", quoted=True)
+    d = compiler.column(DATE)
+    query = exp.select(
+        exp.alias_(exp.Min(this=d), "first", quoted=True),
+        exp.alias_(exp.Max(this=d), "last", quoted=True),
+        exp.alias_(exp.Count(this=exp.Star()), "rows", quoted=True),
+    ).from_(src)
+    return compiler.query(query)

@@ -64,7 +64,7 @@ def _entity_query(compiler: SqlCompiler, group: GroupRequest, per: str, aggs: di
     entities = exp.alias_(exp.Subquery(this=per_entity), "kpi_entities", quoted=True)
     query = exp.select(exp.column(PERIOD, quoted=True), *[exp.column(d, quoted=True) for d in dims], *outer)
     query = query.from_(entities).group_by(*[exp.Literal.number(k + 1) for k in range(len(dims) + 1)])
-    return Query(compiler.render(query), dict(compiler.params), query.sql(dialect=compiler.dialect, pretty=True))
+    return compiler.query(query)
 
 
 def _over_entities(compiler: SqlCompiler, agg: Agg, column_of) -> exp.Expression:  # type: ignore[no-untyped-def]
@@ -80,8 +80,7 @@ def _over_entities(compiler: SqlCompiler, agg: Agg, column_of) -> exp.Expression
         if test is None:
             return exp.Count(this=exp.Star())
         return exp.Count(this=exp.Case(ifs=[exp.If(this=test, true=exp.Literal.number(1))]))
-    double = "DOUBLE PRECISION" if compiler.dialect == "postgres" else "DOUBLE"
-    value: exp.Expression = exp.cast(exp.paren(_entity(compiler, agg.args[0], column_of)), double)
+    value: exp.Expression = exp.cast(exp.paren(_entity(compiler, agg.args[0], column_of)), compiler.double())
     if cond is not None:
         value = exp.Case(ifs=[exp.If(this=cond, true=value)])
     if agg.func == "sum":
@@ -94,14 +93,7 @@ def _over_entities(compiler: SqlCompiler, agg: Agg, column_of) -> exp.Expression
     if agg.func in ("min", "max"):
         return (exp.Min if agg.func == "min" else exp.Max)(this=value)
     if agg.func == "median" or agg.func in QUANTILES:
-        from .dialects import QUANTILE
-
-        cont, disc = QUANTILE.get(compiler.dialect, (None, None))
-        form = disc if agg.func == "quantile_disc" else cont
-        if form is None:
-            raise NotPushable(f"{compiler.dialect} has no such percentile function")
-        q = 0.5 if agg.func == "median" else float(agg.args[1].value)  # type: ignore[attr-defined]
-        return compiler.template(form, x=value, q=exp.Literal.number(q))
+        return compiler.quantile(agg, value)
     raise NotPushable(f"{agg.func}() over entities has no SQL form yet")
 
 
@@ -110,7 +102,7 @@ def _entity(compiler: SqlCompiler, node: Node, column_of) -> exp.Expression:  # 
     if isinstance(node, Agg):
         return column_of(node)
     if isinstance(node, Bool):
-        return exp.Boolean(this=node.value) if compiler.dialect != "sqlite" else exp.Literal.number(int(node.value))
+        return compiler.boolean(node.value)
     if isinstance(node, Number):
         return compiler.value(node.value)
     if isinstance(node, Null):
@@ -120,6 +112,5 @@ def _entity(compiler: SqlCompiler, node: Node, column_of) -> exp.Expression:  # 
             node.op, _entity(compiler, node.left, column_of), _entity(compiler, node.right, column_of)
         )
     if isinstance(node, Unary):
-        inner = _entity(compiler, node.operand, column_of)
-        return exp.Not(this=exp.paren(inner)) if node.op == "not" else exp.Neg(this=exp.paren(inner))
+        return compiler.unary(node.op, _entity(compiler, node.operand, column_of))
     raise NotPushable(f"`{type(node).__name__}` over entities has no SQL form yet")

@@ -27,7 +27,7 @@ import sqlglot
 from sqlglot import exp
 
 from . import periods
-from .compile import edge_column
+from .compile import edge_column, row_dtype
 from .dialects import DATE_PARTS, LOCAL_DATE, PERIOD_START, QUANTILE, SECONDS
 from .formula import BinOp, Bool, Call, Column, InList, IsNull, Node, Null, Number, String, Unary
 from .ir import DURATION_FUNCS, EDGE_SUMS, QUANTILES, Agg, Conversions, MetricFunction, kind_of
@@ -107,6 +107,10 @@ class SqlCompiler:
             raise NotPushable(f"`{name}` has no {self.dialect} form yet")
         return exp.alias_(self.template(form, d=self.column(DATE)), name, quoted=True)
 
+    def double(self) -> str:
+        """The dialect's name of a 64-bit float type (PostgreSQL's DOUBLE is DOUBLE PRECISION)."""
+        return "DOUBLE PRECISION" if self.dialect == "postgres" else "DOUBLE"
+
     @staticmethod
     def column(name: str) -> exp.Column:
         """A column by name, quoted (any name a source has is safe)."""
@@ -155,9 +159,6 @@ class SqlCompiler:
             raise NotPushable(f"`window: {grain.window}` periods are computed from the rows")  # type: ignore[union-attr]
         cal: Calendar = self.plan.calendar
         form = PERIOD_START[self.dialect][grain]
-        shortcut = self.dialect in ("postgres", "duckdb")  # (their month snippet names the unit)
-        if cal.fiscal_year_start == 1 and grain in (Grain.QUARTER, Grain.YEAR) and shortcut:
-            form = PERIOD_START[self.dialect][Grain.MONTH].replace("month", grain.value)
         return self.template(form, d=d, start=cal.week_start, shift=cal.fiscal_year_start - 1)
 
     # -- row-level expressions ---------------------------------------------------------------------------
@@ -166,7 +167,7 @@ class SqlCompiler:
         if isinstance(node, Column):
             return self.column(node.column)
         if isinstance(node, Bool):
-            return exp.Boolean(this=node.value) if self.dialect != "sqlite" else exp.Literal.number(int(node.value))
+            return self.boolean(node.value)
         if isinstance(node, Number | String):
             return self.value(node.value)
         if isinstance(node, Call) and node.func in ("date", "datetime"):
@@ -177,8 +178,7 @@ class SqlCompiler:
         if isinstance(node, BinOp):
             return self._binary(node)
         if isinstance(node, Unary):
-            inner = self.row(node.operand)
-            return exp.Not(this=exp.paren(inner)) if node.op == "not" else exp.Neg(this=exp.paren(inner))
+            return self.unary(node.op, self.row(node.operand))
         if isinstance(node, IsNull):
             test = exp.Is(this=self.row(node.operand), expression=exp.Null())
             return exp.Not(this=test) if node.negated else test
@@ -188,6 +188,15 @@ class SqlCompiler:
             return self._call(node)
         raise NotPushable(f"`{type(node).__name__}` has no SQL form yet")
 
+    def boolean(self, value: bool) -> exp.Expression:
+        """A boolean constant (SQLite has none: 1 or 0)."""
+        return exp.Boolean(this=value) if self.dialect != "sqlite" else exp.Literal.number(int(value))
+
+    @staticmethod
+    def unary(op: str, inner: exp.Expression) -> exp.Expression:
+        """``not x`` or ``-x``."""
+        return exp.Not(this=exp.paren(inner)) if op == "not" else exp.Neg(this=exp.paren(inner))
+
     def _binary(self, node: BinOp) -> exp.Expression:
         return self.binary(node.op, self.row(node.left), self.row(node.right))
 
@@ -195,7 +204,7 @@ class SqlCompiler:
         """``left op right`` with the polars path's rules: a true division, null when dividing by zero."""
         left, right = exp.paren(left), exp.paren(right)
         if op == "/":  # a true division (integers too), null when dividing by zero
-            num = exp.cast(left, exp.DataType.build("DOUBLE" if self.dialect != "postgres" else "DOUBLE PRECISION"))
+            num = exp.cast(left, self.double())
             return exp.Div(this=num, expression=exp.Nullif(this=right, expression=exp.Literal.number(0)))
         if op == "%":
             zero = exp.NEQ(this=right, expression=exp.Literal.number(0))
@@ -235,7 +244,7 @@ class SqlCompiler:
             parts = (self.row(arg.left), self.row(arg.right)) if ":a" in form else (args[0], args[0])  # type: ignore[union-attr]
             seconds = self.template(form, x=args[0], a=parts[0], b=parts[1])
             return exp.Div(
-                this=exp.cast(seconds, "DOUBLE PRECISION" if self.dialect == "postgres" else "DOUBLE"),
+                this=exp.cast(seconds, self.double()),
                 expression=exp.Literal.number(DURATION_FUNCS[node.func]),
             )
         if node.func == "abs":
@@ -243,7 +252,7 @@ class SqlCompiler:
         if node.func == "round":
             digits = int(node.args[1].value) if len(node.args) > 1 else 0  # type: ignore[attr-defined]
             return exp.Round(
-                this=exp.cast(args[0], "DOUBLE PRECISION" if self.dialect == "postgres" else "DOUBLE"),
+                this=exp.cast(args[0], self.double()),
                 decimals=exp.Literal.number(digits),
             )
         if node.func == "coalesce":
@@ -266,8 +275,7 @@ class SqlCompiler:
             raise NotPushable(f"{agg.func}() per entity has no SQL form yet")
         if agg.func in ("first", "last"):  # x at the edge time; at the same instant the greater value is last
             at_edge = exp.and_(self.present(agg), exp.EQ(this=self.time(), expression=self.column(edge_column(agg))))
-            double = "DOUBLE PRECISION" if self.dialect == "postgres" else "DOUBLE"
-            value = exp.Case(ifs=[exp.If(this=at_edge, true=exp.cast(exp.paren(self.row(agg.args[0])), double))])
+            value = exp.Case(ifs=[exp.If(this=at_edge, true=exp.cast(exp.paren(self.row(agg.args[0])), self.double()))])
             return exp.Min(this=value) if agg.func == "first" else exp.Max(this=value)
         if agg.func not in ("sum", "count", "count_distinct", "min", "max", "median", *QUANTILES, *EDGE_SUMS):
             raise NotPushable(f"{agg.func}() has no SQL form yet")
@@ -285,40 +293,40 @@ class SqlCompiler:
         if not agg.args:  # count(source)
             return exp.Count(this=masked(exp.Literal.number(1)) if cond is not None else exp.Star())
         value = self.row(agg.args[0])
-        if kind_of(self._dtype(agg.args[0])) == "bool" and agg.func != "count_distinct":
+        if kind_of(row_dtype(agg.args[0], self.sp.schema)) == "bool" and agg.func != "count_distinct":
             value = exp.cast(exp.paren(value), "INTEGER")
         if agg.func == "count":
             return exp.Count(this=masked(value))
         if agg.func == "count_distinct":
             return exp.Count(this=exp.Distinct(expressions=[masked(value)]))
         if agg.func == "sum":
-            if self.dialect == "spark" and self._dtype(agg.args[0]).is_integer():  # exact past 64 bits, as polars
+            if (
+                self.dialect == "spark" and row_dtype(agg.args[0], self.sp.schema).is_integer()
+            ):  # exact past 64 bits, as polars
                 value = exp.cast(value, "DECIMAL(38, 0)")
             return exp.Sum(this=masked(value))
         if agg.func in ("min", "max"):
             return (exp.Min if agg.func == "min" else exp.Max)(this=masked(value))
+        return self.quantile(agg, masked(value))
+
+    def quantile(self, agg: Agg, value: exp.Expression) -> exp.Expression:
+        """``median``, ``quantile`` or ``quantile_disc`` of ``value`` in the dialect's exact percentile."""
         cont, disc = QUANTILE.get(self.dialect, (None, None))
         form = disc if agg.func == "quantile_disc" else cont
         if form is None:
             kind = "discrete" if agg.func == "quantile_disc" else "exact"
             raise NotPushable(f"{self.dialect} has no {kind} percentile function")
         q = 0.5 if agg.func == "median" else float(agg.args[1].value)  # type: ignore[attr-defined]
-        return self.template(form, x=masked(value), q=exp.Literal.number(q))
-
-    def _dtype(self, node: Node) -> pl.DataType:
-        """The polars type of a row-level node (as the polars path would compute it)."""
-        from .compile import row_expr
-
-        return pl.LazyFrame(schema=self.sp.schema).select(row_expr(node)).collect_schema().dtypes()[0]
+        return self.template(form, x=value, q=exp.Literal.number(q))
 
     # -- queries ------------------------------------------------------------------------------------------
-    def rows(self) -> exp.Select:
-        """The source's rows in the plan's days, each with its local date (the subquery every group reads)."""
-        t: exp.Expression = self.column(self.sp.source.time)
-        if self.dialect == "sqlite":  # times are text there: compare them as SQLite's own UTC form
-            t = exp.Anonymous(this="DATETIME", expressions=[t])
+    def rows(self, days: tuple[dt.date | None, dt.date | None] | None = None) -> exp.Select:
+        """The source's rows in the plan's days (or ``days``: [first, until)), each with its local date (the
+        subquery every group reads)."""
+        t = self.time()
         rows = exp.select(exp.Star(), exp.alias_(self.local_date(), DATE, quoted=True)).from_(self.relation)
-        for bound, op in ((self.sp.lower, exp.GTE), (self.sp.upper, exp.LT)):
+        lower, upper = days if days is not None else (self.sp.lower, self.sp.upper)
+        for bound, op in ((lower, exp.GTE), (upper, exp.LT)):
             if bound is not None:
                 value = self.bound(bound)
                 if self.dialect == "sqlite":
@@ -353,7 +361,7 @@ class SqlCompiler:
         if isinstance(group.grain, periods.Span):
             query = query.where(exp.Not(this=exp.Is(this=period.copy(), expression=exp.Null())))
         query = query.group_by(*[exp.Literal.number(k + 1) for k in range(len(dims) + 1)])
-        return Query(self.render(query), dict(self.params), query.sql(dialect=self.dialect, pretty=True))
+        return self.query(query)
 
     def edges(
         self, aggs: list[Agg], period: exp.Expression, dims: list[str], per: str | None = None
@@ -392,26 +400,12 @@ class SqlCompiler:
         t: exp.Expression = self.column(self.sp.source.time)
         return exp.Anonymous(this="DATETIME", expressions=[t]) if self.dialect == "sqlite" else t
 
+    def query(self, tree: exp.Expression) -> Query:
+        """The rendered query with the parameters made for it, and its text laid out for ``--explain``."""
+        return Query(self.render(tree), dict(self.params), tree.sql(dialect=self.dialect, pretty=True))
+
     def render(self, query: exp.Expression) -> str:
         """The query's text in the dialect; for PostgreSQL's driver, whose placeholders are ``%(name)s``, a
         ``%`` that is not one (modulo, or in the source's own SQL) is doubled."""
         sql = query.sql(dialect=self.dialect)
         return re.sub(r"%(?!\()", "%%", sql) if self.dialect == "postgres" else sql
-
-    def span(self, upper: dt.date) -> Query:
-        """The data's first and last local day and its row count, up to the end of as-of."""
-        self.params = {}
-        saved = self.sp.lower, self.sp.upper
-        self.sp.lower, self.sp.upper = None, upper
-        try:
-            inner = self.rows()
-        finally:
-            self.sp.lower, self.sp.upper = saved
-        src = exp.alias_(exp.Subquery(this=inner), "kpi_rows", quoted=True)
-        d = self.column(DATE)
-        query = exp.select(
-            exp.alias_(exp.Min(this=d), "first", quoted=True),
-            exp.alias_(exp.Max(this=d), "last", quoted=True),
-            exp.alias_(exp.Count(this=exp.Star()), "rows", quoted=True),
-        ).from_(src)
-        return Query(self.render(query), dict(self.params), query.sql(dialect=self.dialect, pretty=True))

@@ -269,7 +269,7 @@ GROUP BY
   1,
   2;
 
--- sessions: quarter x []: rows read (bigquery has no such percentile function)
+-- sessions: quarter x []: rows read (bigquery has no exact percentile function)
 
 -- tickets: month x ['channel'] -- p0='Europe/Paris', p1='UTC', p2=datetime.datetime(2026, 6, 30, 22, 0)
 SELECT
