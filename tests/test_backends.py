@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 import sqlite3
 from pathlib import Path
 
@@ -389,3 +390,25 @@ def test_connection_settings_from_a_profiles_file(postgres, tmp_path, monkeypatc
     monkeypatch.setenv("KPI_PROFILES", str(tmp_path / "nowhere.yml"))
     with pytest.raises(kpi_engine.KpiError, match="there is no profiles file at"):
         kpi_engine.load(sql_spec(tmp_path / "gone", "url: '${profile:shop.url}'", "utc"))
+
+
+def test_connection_errors_are_named(tmp_path, monkeypatch):
+    """A profile reference without a setting, a profiles file that is no YAML, a spark source with both or
+    neither of table and path, and a sql `query` that is no SQL: each a one-screen error naming it."""
+    profiles = tmp_path / "profiles.yml"
+    profiles.write_text("shop: [unclosed\n")
+    monkeypatch.setenv("KPI_PROFILES", str(profiles))
+    for ref, message in (("${profile:shop}", "`${profile:shop}` names no setting"), ("${profile:shop.url}", "cannot read the profiles file")):
+        with pytest.raises(kpi_engine.KpiError, match=re.escape(message)):
+            kpi_engine.load(sql_spec(tmp_path / ref[10:14], f"url: '{ref}'", "utc"))
+    for options in ("table: t, path: x.parquet", "master: 'local[1]'"):
+        root = write_spec(tmp_path / f"spark{len(options)}", f"version: 1\nsources:\n  s: {{connector: spark, {options}, time: ts}}\nkpis:\n  n: {{unit: count, grain: day, formula: count(s)}}\n")
+        with pytest.raises(kpi_engine.KpiError, match="source `s` needs exactly one of `table` or `path`"):
+            kpi_engine.load(root)
+    with sqlite3.connect(tmp_path / "q.db") as con:
+        con.execute("CREATE TABLE t (ts TIMESTAMP, n INTEGER)")
+        con.execute("INSERT INTO t VALUES ('2026-04-01 10:00:00', 1)")
+    root = write_spec(tmp_path / "q", f"version: 1\nsources:\n  s: {{connector: sql, path: {tmp_path / 'q.db'}, query: 'SELECT ts, n FROM t WHERE n >>> 0 ,', time: ts}}\nkpis:\n  n: {{unit: count, grain: day, formula: sum(s.n)}}\n")
+    with pytest.raises(kpi_engine.KpiError) as info:
+        kpi_engine.load(root, allow_outside=True).evaluate(AS_OF)
+    assert "source `s`" in info.value.render()
