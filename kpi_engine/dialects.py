@@ -41,7 +41,7 @@ LOCAL_DATE["duckdb"] = LOCAL_DATE["postgres"]
 PERIOD_START = {
     "postgres": {
         Grain.DAY: ":d",
-        Grain.WEEK: "CAST(:d - CAST((EXTRACT(ISODOW FROM :d) + 6 - :start) % 7 AS INT) AS DATE)",
+        Grain.WEEK: "CAST(:d - (CAST(EXTRACT(ISODOW FROM :d) AS INT) + 6 - :start) % 7 AS DATE)",  # (int, not numeric)
         Grain.MONTH: "CAST(DATE_TRUNC('month', CAST(:d AS TIMESTAMP)) AS DATE)",  # (never via timestamptz)
         Grain.QUARTER: "CAST(DATE_TRUNC('quarter', :d - :shift * INTERVAL '1 month')"
         " + :shift * INTERVAL '1 month' AS DATE)",

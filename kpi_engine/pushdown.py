@@ -22,7 +22,7 @@ from .errors import KpiError
 from .ir import Agg, Conversions, MetricFunction
 from .plan import GroupRequest, Plan, as_of_end
 from .sqlentities import entity_queries
-from .sqlgen import DATE, PERIOD, NotPushable, Query, SqlCompiler
+from .sqlgen import PERIOD, NotPushable, Query, SqlCompiler
 
 
 @dataclass
@@ -242,13 +242,14 @@ def type_check(compiler: SqlCompiler) -> Query | None:
 
 
 def span_query(compiler: SqlCompiler, upper: dt.date) -> Query:
-    """The data's first and last local day and its row count, up to ``upper`` (the day after as-of)."""
+    """The data's first and last local day and its row count, up to ``upper`` (the day after as-of): the
+    local dates of the first and last times, so that no row's date is computed."""
     compiler.params = {}
     src = exp.alias_(exp.Subquery(this=compiler.rows((None, upper))), "kpi_rows", quoted=True)
-    d = compiler.column(DATE)
+    t = compiler.column(compiler.sp.source.time)
     query = exp.select(
-        exp.alias_(exp.Min(this=d), "first", quoted=True),
-        exp.alias_(exp.Max(this=d), "last", quoted=True),
+        exp.alias_(compiler.local_date(exp.Min(this=t)), "first", quoted=True),
+        exp.alias_(compiler.local_date(exp.Max(this=t)), "last", quoted=True),
         exp.alias_(exp.Count(this=exp.Star()), "rows", quoted=True),
     ).from_(src)
     return compiler.query(query)

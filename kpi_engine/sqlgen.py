@@ -46,6 +46,12 @@ class Value:
     value: Any
 
 
+def adds_up(agg: exp.Expression) -> bool:
+    """Whether per-day values of ``agg`` roll up to any period: a sum of sums or of counts, a min of mins
+    (never a distinct count or a percentile)."""
+    return isinstance(agg, exp.Sum | exp.Count | exp.Min | exp.Max) and not isinstance(agg.this, exp.Distinct)
+
+
 class NotPushable(Exception):  # noqa: N818 - a reason, not a failure
     """Why a group cannot run in its database: the engine reads the source's rows instead."""
 
@@ -117,14 +123,15 @@ class SqlCompiler:
         return exp.column(name, quoted=True)
 
     # -- time ---------------------------------------------------------------------------------------------
-    def local_date(self) -> exp.Expression:
-        """The local date of each row in the spec's time zone, as the polars path computes it."""
+    def local_date(self, t: exp.Expression | None = None) -> exp.Expression:
+        """The local date of each row in the spec's time zone, as the polars path computes it; or of ``t``, an
+        expression of the time column's type (its MIN, say: local dates keep the order of instants)."""
         source, tz = self.sp.source, self.plan.calendar.timezone
         dtype = self.sp.schema[source.time]
         opts = TimeOptions.of(source.options)
         if opts.formats or opts.unit:
             raise NotPushable("the time column is read with time_format or time_unit")
-        t = self.column(source.time)
+        t = self.column(source.time) if t is None else t
         if isinstance(dtype, pl.Date):
             return t
         if not isinstance(dtype, pl.Datetime):
@@ -335,7 +342,9 @@ class SqlCompiler:
         return rows
 
     def group(self, group: GroupRequest) -> Query:
-        """The SELECT of one group: period, dimensions, each aggregate and row count by its id."""
+        """The SELECT of one group: period, dimensions, each aggregate and row count by its id. When every
+        aggregate adds up across days (sums, counts, min, max), the rows are first grouped by local date and
+        the period is computed once per date, not once per row (``_by_day``)."""
         self.params = {}
         dims = list(group.dims)
         inner = self.rows()
@@ -346,22 +355,40 @@ class SqlCompiler:
         if edges:  # window columns: semi-additive sums' days, first/last times
             inner = exp.select(exp.Star(), *edges).from_(exp.alias_(exp.Subquery(this=inner), "kpi_all", quoted=True))
         src = exp.alias_(exp.Subquery(this=inner), "kpi_rows", quoted=True)
-        select = [exp.alias_(period, PERIOD, quoted=True), *[self.dimension(d) for d in dims]]
+        aggs: dict[str, exp.Expression] = {}
         for r in group.aggs.values():
             if r.agg.per is None or isinstance(r.agg, Conversions):  # (over entities: ``sqlentities``)
-                select.append(exp.alias_(self.aggregate(r.agg, edges=True), r.id, quoted=True))
+                aggs[r.id] = self.aggregate(r.agg, edges=True)
         for i, f in group.row_filters.values():
-            count = (
+            aggs[i] = (
                 exp.Count(this=exp.Star())
                 if f is None
                 else exp.Count(this=exp.Case(ifs=[exp.If(this=self.row(f), true=exp.Literal.number(1))]))
             )
-            select.append(exp.alias_(count, i, quoted=True))
+        keys = [self.dimension(d) for d in dims]
+        if group.grain != Grain.DAY and all(adds_up(a) for a in aggs.values()):
+            src, keys, aggs = self._by_day(src, keys, aggs)
+        select = [exp.alias_(period, PERIOD, quoted=True), *keys]
+        select += [exp.alias_(a, i, quoted=True) for i, a in aggs.items()]
         query = exp.select(*select).from_(src)
         if isinstance(group.grain, periods.Span):
             query = query.where(exp.Not(this=exp.Is(this=period.copy(), expression=exp.Null())))
         query = query.group_by(*[exp.Literal.number(k + 1) for k in range(len(dims) + 1)])
         return self.query(query)
+
+    def _by_day(
+        self, src: exp.Expression, keys: list[exp.Expression], aggs: dict[str, exp.Expression]
+    ) -> tuple[exp.Expression, list[exp.Expression], dict[str, exp.Expression]]:
+        """The rows grouped by local date and dimensions, each aggregate computed per day (the subquery the
+        period is then computed over), with the dimensions and aggregates that roll those days up."""
+        names = [k.alias_or_name for k in keys]
+        daily = exp.select(self.column(DATE), *keys, *[exp.alias_(a, i, quoted=True) for i, a in aggs.items()])
+        daily = daily.from_(src).group_by(*[exp.Literal.number(k + 1) for k in range(len(keys) + 1)])
+        rollup = {
+            i: (exp.Sum if isinstance(a, exp.Count | exp.Sum) else type(a))(this=self.column(i))
+            for i, a in aggs.items()
+        }
+        return exp.alias_(exp.Subquery(this=daily), "kpi_days", quoted=True), [self.column(n) for n in names], rollup
 
     def edges(
         self, aggs: list[Agg], period: exp.Expression, dims: list[str], per: str | None = None

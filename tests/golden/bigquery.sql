@@ -2,36 +2,48 @@
 SELECT
   DATE_SUB(`__date`, INTERVAL (MOD(EXTRACT(DAYOFWEEK FROM `__date`) + 5 - 6, 7)) DAY) AS `__period`,
   `channel`,
-  SUM(`clicks`) AS `a1`,
-  SUM(`impressions`) AS `a4`,
-  MAX(
-    CASE
-      WHEN NOT (
-        `cost`
-      ) IS NULL AND `ts` = `__edge_ad21ed7c678f`
-      THEN CAST((
-        `cost`
-      ) AS FLOAT64)
-    END
-  ) AS `a55`,
-  COUNT(*) AS `n0`
+  SUM(`a1`) AS `a1`,
+  SUM(`a4`) AS `a4`,
+  MAX(`a55`) AS `a55`,
+  SUM(`n0`) AS `n0`
 FROM (
   SELECT
-    *,
-    MAX(CASE WHEN NOT (
-      `cost`
-    ) IS NULL THEN `ts` END) OVER (
-      PARTITION BY DATE_SUB(`__date`, INTERVAL (MOD(EXTRACT(DAYOFWEEK FROM `__date`) + 5 - 6, 7)) DAY), `channel`
-    ) AS `__edge_ad21ed7c678f`
+    `__date`,
+    `channel`,
+    SUM(`clicks`) AS `a1`,
+    SUM(`impressions`) AS `a4`,
+    MAX(
+      CASE
+        WHEN NOT (
+          `cost`
+        ) IS NULL AND `ts` = `__edge_ad21ed7c678f`
+        THEN CAST((
+          `cost`
+        ) AS FLOAT64)
+      END
+    ) AS `a55`,
+    COUNT(*) AS `n0`
   FROM (
     SELECT
       *,
-      DATE(TIMESTAMP(`ts`, @p1), @p0) AS `__date`
-    FROM `ad_events`
-    WHERE
-      `ts` < @p2
-  ) AS `kpi_all`
-) AS `kpi_rows`
+      MAX(CASE WHEN NOT (
+        `cost`
+      ) IS NULL THEN `ts` END) OVER (
+        PARTITION BY DATE_SUB(`__date`, INTERVAL (MOD(EXTRACT(DAYOFWEEK FROM `__date`) + 5 - 6, 7)) DAY), `channel`
+      ) AS `__edge_ad21ed7c678f`
+    FROM (
+      SELECT
+        *,
+        DATE(TIMESTAMP(`ts`, @p1), @p0) AS `__date`
+      FROM `ad_events`
+      WHERE
+        `ts` < @p2
+    ) AS `kpi_all`
+  ) AS `kpi_rows`
+  GROUP BY
+    1,
+    2
+) AS `kpi_days`
 GROUP BY
   1,
   2;
@@ -104,16 +116,28 @@ SELECT
   DATE_TRUNC(`__date`, MONTH) AS `__period`,
   `channel`,
   `campaign`,
-  SUM(`cost`) AS `a7`,
-  COUNT(*) AS `n6`
+  SUM(`a7`) AS `a7`,
+  SUM(`n6`) AS `n6`
 FROM (
   SELECT
-    *,
-    DATE(TIMESTAMP(`ts`, @p1), @p0) AS `__date`
-  FROM `ad_events`
-  WHERE
-    `ts` < @p2
-) AS `kpi_rows`
+    `__date`,
+    `channel`,
+    `campaign`,
+    SUM(`cost`) AS `a7`,
+    COUNT(*) AS `n6`
+  FROM (
+    SELECT
+      *,
+      DATE(TIMESTAMP(`ts`, @p1), @p0) AS `__date`
+    FROM `ad_events`
+    WHERE
+      `ts` < @p2
+  ) AS `kpi_rows`
+  GROUP BY
+    1,
+    2,
+    3
+) AS `kpi_days`
 GROUP BY
   1,
   2,
@@ -153,16 +177,24 @@ GROUP BY
 -- ads: quarter x [] -- p0='Europe/Paris', p1='UTC', p2=datetime.datetime(2026, 6, 30, 22, 0)
 SELECT
   DATE_ADD(DATE_TRUNC(DATE_SUB(`__date`, INTERVAL 3 MONTH), QUARTER), INTERVAL 3 MONTH) AS `__period`,
-  SUM(`clicks`) AS `a12`,
-  COUNT(*) AS `n11`
+  SUM(`a12`) AS `a12`,
+  SUM(`n11`) AS `n11`
 FROM (
   SELECT
-    *,
-    DATE(TIMESTAMP(`ts`, @p1), @p0) AS `__date`
-  FROM `ad_events`
-  WHERE
-    `ts` < @p2
-) AS `kpi_rows`
+    `__date`,
+    SUM(`clicks`) AS `a12`,
+    COUNT(*) AS `n11`
+  FROM (
+    SELECT
+      *,
+      DATE(TIMESTAMP(`ts`, @p1), @p0) AS `__date`
+    FROM `ad_events`
+    WHERE
+      `ts` < @p2
+  ) AS `kpi_rows`
+  GROUP BY
+    1
+) AS `kpi_days`
 GROUP BY
   1;
 
@@ -170,16 +202,26 @@ GROUP BY
 SELECT
   DATE_ADD(DATE_TRUNC(DATE_SUB(`__date`, INTERVAL 3 MONTH), YEAR), INTERVAL 3 MONTH) AS `__period`,
   `utm_source`,
-  SUM(`clicks`) AS `a14`,
-  COUNT(*) AS `n13`
+  SUM(`a14`) AS `a14`,
+  SUM(`n13`) AS `n13`
 FROM (
   SELECT
-    *,
-    DATE(TIMESTAMP(`ts`, @p1), @p0) AS `__date`
-  FROM `ad_events`
-  WHERE
-    `ts` < @p2
-) AS `kpi_rows`
+    `__date`,
+    `utm_source`,
+    SUM(`clicks`) AS `a14`,
+    COUNT(*) AS `n13`
+  FROM (
+    SELECT
+      *,
+      DATE(TIMESTAMP(`ts`, @p1), @p0) AS `__date`
+    FROM `ad_events`
+    WHERE
+      `ts` < @p2
+  ) AS `kpi_rows`
+  GROUP BY
+    1,
+    2
+) AS `kpi_days`
 GROUP BY
   1,
   2;
@@ -211,17 +253,29 @@ GROUP BY
 SELECT
   DATE_ADD(DATE_TRUNC(DATE_SUB(`__date`, INTERVAL 3 MONTH), YEAR), INTERVAL 3 MONTH) AS `__period`,
   `channel`,
-  EXTRACT(MONTH FROM `__date`) AS `time.month_of_year`,
-  SUM(`clicks`) AS `a61`,
-  COUNT(*) AS `n60`
+  `time.month_of_year`,
+  SUM(`a61`) AS `a61`,
+  SUM(`n60`) AS `n60`
 FROM (
   SELECT
-    *,
-    DATE(TIMESTAMP(`ts`, @p1), @p0) AS `__date`
-  FROM `ad_events`
-  WHERE
-    `ts` < @p2
-) AS `kpi_rows`
+    `__date`,
+    `channel`,
+    EXTRACT(MONTH FROM `__date`) AS `time.month_of_year`,
+    SUM(`clicks`) AS `a61`,
+    COUNT(*) AS `n60`
+  FROM (
+    SELECT
+      *,
+      DATE(TIMESTAMP(`ts`, @p1), @p0) AS `__date`
+    FROM `ad_events`
+    WHERE
+      `ts` < @p2
+  ) AS `kpi_rows`
+  GROUP BY
+    1,
+    2,
+    3
+) AS `kpi_days`
 GROUP BY
   1,
   2,
@@ -254,17 +308,27 @@ GROUP BY
 -- sessions: month x ['time.weekday'] -- p0='Europe/Paris', p1=datetime.datetime(2026, 7, 1, 0, 0, tzinfo=zoneinfo.ZoneInfo(key='Europe/Paris'))
 SELECT
   DATE_TRUNC(`__date`, MONTH) AS `__period`,
-  MOD(EXTRACT(DAYOFWEEK FROM `__date`) + 5, 7) + 1 AS `time.weekday`,
-  COUNT(*) AS `a50`,
-  COUNT(*) AS `n49`
+  `time.weekday`,
+  SUM(`a50`) AS `a50`,
+  SUM(`n49`) AS `n49`
 FROM (
   SELECT
-    *,
-    DATE(`ts`, @p0) AS `__date`
-  FROM `sessions`
-  WHERE
-    `ts` < @p1
-) AS `kpi_rows`
+    `__date`,
+    MOD(EXTRACT(DAYOFWEEK FROM `__date`) + 5, 7) + 1 AS `time.weekday`,
+    COUNT(*) AS `a50`,
+    COUNT(*) AS `n49`
+  FROM (
+    SELECT
+      *,
+      DATE(`ts`, @p0) AS `__date`
+    FROM `sessions`
+    WHERE
+      `ts` < @p1
+  ) AS `kpi_rows`
+  GROUP BY
+    1,
+    2
+) AS `kpi_days`
 GROUP BY
   1,
   2;
@@ -275,18 +339,30 @@ GROUP BY
 SELECT
   DATE_TRUNC(`__date`, MONTH) AS `__period`,
   `channel`,
-  COUNT(`first_response_at`) AS `a41`,
-  COUNT(CASE WHEN `first_response_at` IS NULL THEN 1 END) AS `a48`,
-  COUNT(*) AS `n40`,
-  COUNT(CASE WHEN `first_response_at` IS NULL THEN 1 END) AS `n47`
+  SUM(`a41`) AS `a41`,
+  SUM(`a48`) AS `a48`,
+  SUM(`n40`) AS `n40`,
+  SUM(`n47`) AS `n47`
 FROM (
   SELECT
-    *,
-    DATE(TIMESTAMP(`created_at`, @p1), @p0) AS `__date`
-  FROM `support_tickets`
-  WHERE
-    `created_at` < @p2
-) AS `kpi_rows`
+    `__date`,
+    `channel`,
+    COUNT(`first_response_at`) AS `a41`,
+    COUNT(CASE WHEN `first_response_at` IS NULL THEN 1 END) AS `a48`,
+    COUNT(*) AS `n40`,
+    COUNT(CASE WHEN `first_response_at` IS NULL THEN 1 END) AS `n47`
+  FROM (
+    SELECT
+      *,
+      DATE(TIMESTAMP(`created_at`, @p1), @p0) AS `__date`
+    FROM `support_tickets`
+    WHERE
+      `created_at` < @p2
+  ) AS `kpi_rows`
+  GROUP BY
+    1,
+    2
+) AS `kpi_days`
 GROUP BY
   1,
   2;

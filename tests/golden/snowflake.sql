@@ -4,38 +4,50 @@ SELECT
     DAYOFWEEKISO("__date") + 6 - 6
   ) % 7, "__date") AS "__period",
   "channel",
-  SUM("clicks") AS "a1",
-  SUM("impressions") AS "a4",
-  MAX(
-    CASE
-      WHEN NOT (
-        "cost"
-      ) IS NULL AND "ts" = "__edge_ad21ed7c678f"
-      THEN CAST((
-        "cost"
-      ) AS DOUBLE)
-    END
-  ) AS "a55",
-  COUNT(*) AS "n0"
+  SUM("a1") AS "a1",
+  SUM("a4") AS "a4",
+  MAX("a55") AS "a55",
+  SUM("n0") AS "n0"
 FROM (
   SELECT
-    *,
-    MAX(CASE WHEN NOT (
-      "cost"
-    ) IS NULL THEN "ts" END) OVER (
-      PARTITION BY DATEADD(DAY, -(
-        DAYOFWEEKISO("__date") + 6 - 6
-      ) % 7, "__date"), "channel"
-    ) AS "__edge_ad21ed7c678f"
+    "__date",
+    "channel",
+    SUM("clicks") AS "a1",
+    SUM("impressions") AS "a4",
+    MAX(
+      CASE
+        WHEN NOT (
+          "cost"
+        ) IS NULL AND "ts" = "__edge_ad21ed7c678f"
+        THEN CAST((
+          "cost"
+        ) AS DOUBLE)
+      END
+    ) AS "a55",
+    COUNT(*) AS "n0"
   FROM (
     SELECT
       *,
-      CAST(CONVERT_TIMEZONE(:p1, :p0, "ts") AS DATE) AS "__date"
-    FROM "ad_events"
-    WHERE
-      "ts" < :p2
-  ) AS "kpi_all"
-) AS "kpi_rows"
+      MAX(CASE WHEN NOT (
+        "cost"
+      ) IS NULL THEN "ts" END) OVER (
+        PARTITION BY DATEADD(DAY, -(
+          DAYOFWEEKISO("__date") + 6 - 6
+        ) % 7, "__date"), "channel"
+      ) AS "__edge_ad21ed7c678f"
+    FROM (
+      SELECT
+        *,
+        CAST(CONVERT_TIMEZONE(:p1, :p0, "ts") AS DATE) AS "__date"
+      FROM "ad_events"
+      WHERE
+        "ts" < :p2
+    ) AS "kpi_all"
+  ) AS "kpi_rows"
+  GROUP BY
+    1,
+    2
+) AS "kpi_days"
 GROUP BY
   1,
   2;
@@ -110,16 +122,28 @@ SELECT
   DATE_TRUNC('MONTH', "__date") AS "__period",
   "channel",
   "campaign",
-  SUM("cost") AS "a7",
-  COUNT(*) AS "n6"
+  SUM("a7") AS "a7",
+  SUM("n6") AS "n6"
 FROM (
   SELECT
-    *,
-    CAST(CONVERT_TIMEZONE(:p1, :p0, "ts") AS DATE) AS "__date"
-  FROM "ad_events"
-  WHERE
-    "ts" < :p2
-) AS "kpi_rows"
+    "__date",
+    "channel",
+    "campaign",
+    SUM("cost") AS "a7",
+    COUNT(*) AS "n6"
+  FROM (
+    SELECT
+      *,
+      CAST(CONVERT_TIMEZONE(:p1, :p0, "ts") AS DATE) AS "__date"
+    FROM "ad_events"
+    WHERE
+      "ts" < :p2
+  ) AS "kpi_rows"
+  GROUP BY
+    1,
+    2,
+    3
+) AS "kpi_days"
 GROUP BY
   1,
   2,
@@ -163,16 +187,24 @@ GROUP BY
 -- ads: quarter x [] -- p0='Europe/Paris', p1='UTC', p2=datetime.datetime(2026, 6, 30, 22, 0)
 SELECT
   DATEADD(MONTH, 3, DATE_TRUNC('QUARTER', DATEADD(MONTH, -3, "__date"))) AS "__period",
-  SUM("clicks") AS "a12",
-  COUNT(*) AS "n11"
+  SUM("a12") AS "a12",
+  SUM("n11") AS "n11"
 FROM (
   SELECT
-    *,
-    CAST(CONVERT_TIMEZONE(:p1, :p0, "ts") AS DATE) AS "__date"
-  FROM "ad_events"
-  WHERE
-    "ts" < :p2
-) AS "kpi_rows"
+    "__date",
+    SUM("clicks") AS "a12",
+    COUNT(*) AS "n11"
+  FROM (
+    SELECT
+      *,
+      CAST(CONVERT_TIMEZONE(:p1, :p0, "ts") AS DATE) AS "__date"
+    FROM "ad_events"
+    WHERE
+      "ts" < :p2
+  ) AS "kpi_rows"
+  GROUP BY
+    1
+) AS "kpi_days"
 GROUP BY
   1;
 
@@ -180,16 +212,26 @@ GROUP BY
 SELECT
   DATEADD(MONTH, 3, DATE_TRUNC('YEAR', DATEADD(MONTH, -3, "__date"))) AS "__period",
   "utm_source",
-  SUM("clicks") AS "a14",
-  COUNT(*) AS "n13"
+  SUM("a14") AS "a14",
+  SUM("n13") AS "n13"
 FROM (
   SELECT
-    *,
-    CAST(CONVERT_TIMEZONE(:p1, :p0, "ts") AS DATE) AS "__date"
-  FROM "ad_events"
-  WHERE
-    "ts" < :p2
-) AS "kpi_rows"
+    "__date",
+    "utm_source",
+    SUM("clicks") AS "a14",
+    COUNT(*) AS "n13"
+  FROM (
+    SELECT
+      *,
+      CAST(CONVERT_TIMEZONE(:p1, :p0, "ts") AS DATE) AS "__date"
+    FROM "ad_events"
+    WHERE
+      "ts" < :p2
+  ) AS "kpi_rows"
+  GROUP BY
+    1,
+    2
+) AS "kpi_days"
 GROUP BY
   1,
   2;
@@ -221,17 +263,29 @@ GROUP BY
 SELECT
   DATEADD(MONTH, 3, DATE_TRUNC('YEAR', DATEADD(MONTH, -3, "__date"))) AS "__period",
   "channel",
-  MONTH("__date") AS "time.month_of_year",
-  SUM("clicks") AS "a61",
-  COUNT(*) AS "n60"
+  "time.month_of_year",
+  SUM("a61") AS "a61",
+  SUM("n60") AS "n60"
 FROM (
   SELECT
-    *,
-    CAST(CONVERT_TIMEZONE(:p1, :p0, "ts") AS DATE) AS "__date"
-  FROM "ad_events"
-  WHERE
-    "ts" < :p2
-) AS "kpi_rows"
+    "__date",
+    "channel",
+    MONTH("__date") AS "time.month_of_year",
+    SUM("clicks") AS "a61",
+    COUNT(*) AS "n60"
+  FROM (
+    SELECT
+      *,
+      CAST(CONVERT_TIMEZONE(:p1, :p0, "ts") AS DATE) AS "__date"
+    FROM "ad_events"
+    WHERE
+      "ts" < :p2
+  ) AS "kpi_rows"
+  GROUP BY
+    1,
+    2,
+    3
+) AS "kpi_days"
 GROUP BY
   1,
   2,
@@ -535,17 +589,27 @@ GROUP BY
 -- sessions: month x ['time.weekday'] -- p0='Europe/Paris', p1=datetime.datetime(2026, 7, 1, 0, 0, tzinfo=zoneinfo.ZoneInfo(key='Europe/Paris'))
 SELECT
   DATE_TRUNC('MONTH', "__date") AS "__period",
-  DAYOFWEEKISO("__date") AS "time.weekday",
-  COUNT(*) AS "a50",
-  COUNT(*) AS "n49"
+  "time.weekday",
+  SUM("a50") AS "a50",
+  SUM("n49") AS "n49"
 FROM (
   SELECT
-    *,
-    CAST(CONVERT_TIMEZONE(:p0, "ts") AS DATE) AS "__date"
-  FROM "sessions"
-  WHERE
-    "ts" < :p1
-) AS "kpi_rows"
+    "__date",
+    DAYOFWEEKISO("__date") AS "time.weekday",
+    COUNT(*) AS "a50",
+    COUNT(*) AS "n49"
+  FROM (
+    SELECT
+      *,
+      CAST(CONVERT_TIMEZONE(:p0, "ts") AS DATE) AS "__date"
+    FROM "sessions"
+    WHERE
+      "ts" < :p1
+  ) AS "kpi_rows"
+  GROUP BY
+    1,
+    2
+) AS "kpi_days"
 GROUP BY
   1,
   2;
@@ -553,15 +617,22 @@ GROUP BY
 -- sessions: quarter x [] -- p0='Europe/Paris', p1=datetime.datetime(2026, 7, 1, 0, 0, tzinfo=zoneinfo.ZoneInfo(key='Europe/Paris'))
 SELECT
   DATEADD(MONTH, 3, DATE_TRUNC('QUARTER', DATEADD(MONTH, -3, "__date"))) AS "__period",
-  COUNT(*) AS "n66"
+  SUM("n66") AS "n66"
 FROM (
   SELECT
-    *,
-    CAST(CONVERT_TIMEZONE(:p0, "ts") AS DATE) AS "__date"
-  FROM "sessions"
-  WHERE
-    "ts" < :p1
-) AS "kpi_rows"
+    "__date",
+    COUNT(*) AS "n66"
+  FROM (
+    SELECT
+      *,
+      CAST(CONVERT_TIMEZONE(:p0, "ts") AS DATE) AS "__date"
+    FROM "sessions"
+    WHERE
+      "ts" < :p1
+  ) AS "kpi_rows"
+  GROUP BY
+    1
+) AS "kpi_days"
 GROUP BY
   1;
 
@@ -598,18 +669,30 @@ GROUP BY
 SELECT
   DATE_TRUNC('MONTH', "__date") AS "__period",
   "channel",
-  COUNT("first_response_at") AS "a41",
-  COUNT(CASE WHEN "first_response_at" IS NULL THEN 1 END) AS "a48",
-  COUNT(*) AS "n40",
-  COUNT(CASE WHEN "first_response_at" IS NULL THEN 1 END) AS "n47"
+  SUM("a41") AS "a41",
+  SUM("a48") AS "a48",
+  SUM("n40") AS "n40",
+  SUM("n47") AS "n47"
 FROM (
   SELECT
-    *,
-    CAST(CONVERT_TIMEZONE(:p1, :p0, "created_at") AS DATE) AS "__date"
-  FROM "support_tickets"
-  WHERE
-    "created_at" < :p2
-) AS "kpi_rows"
+    "__date",
+    "channel",
+    COUNT("first_response_at") AS "a41",
+    COUNT(CASE WHEN "first_response_at" IS NULL THEN 1 END) AS "a48",
+    COUNT(*) AS "n40",
+    COUNT(CASE WHEN "first_response_at" IS NULL THEN 1 END) AS "n47"
+  FROM (
+    SELECT
+      *,
+      CAST(CONVERT_TIMEZONE(:p1, :p0, "created_at") AS DATE) AS "__date"
+    FROM "support_tickets"
+    WHERE
+      "created_at" < :p2
+  ) AS "kpi_rows"
+  GROUP BY
+    1,
+    2
+) AS "kpi_days"
 GROUP BY
   1,
   2;
@@ -619,20 +702,29 @@ SELECT
   DATEADD(DAY, -(
     DAYOFWEEKISO("__date") + 6 - 6
   ) % 7, "__date") AS "__period",
-  SUM(
-    CAST(DATEDIFF(MICROSECOND, "created_at", "first_response_at") / 1000000.0 AS DOUBLE) / 60.0
-  ) AS "a45",
-  COUNT(
-    CAST(DATEDIFF(MICROSECOND, "created_at", "first_response_at") / 1000000.0 AS DOUBLE) / 60.0
-  ) AS "a46",
-  COUNT(*) AS "n44"
+  SUM("a45") AS "a45",
+  SUM("a46") AS "a46",
+  SUM("n44") AS "n44"
 FROM (
   SELECT
-    *,
-    CAST(CONVERT_TIMEZONE(:p1, :p0, "created_at") AS DATE) AS "__date"
-  FROM "support_tickets"
-  WHERE
-    "created_at" < :p2
-) AS "kpi_rows"
+    "__date",
+    SUM(
+      CAST(DATEDIFF(MICROSECOND, "created_at", "first_response_at") / 1000000.0 AS DOUBLE) / 60.0
+    ) AS "a45",
+    COUNT(
+      CAST(DATEDIFF(MICROSECOND, "created_at", "first_response_at") / 1000000.0 AS DOUBLE) / 60.0
+    ) AS "a46",
+    COUNT(*) AS "n44"
+  FROM (
+    SELECT
+      *,
+      CAST(CONVERT_TIMEZONE(:p1, :p0, "created_at") AS DATE) AS "__date"
+    FROM "support_tickets"
+    WHERE
+      "created_at" < :p2
+  ) AS "kpi_rows"
+  GROUP BY
+    1
+) AS "kpi_days"
 GROUP BY
   1;

@@ -6,42 +6,54 @@ SELECT
     ) % 7
   ) * -1) AS `__period`,
   `channel`,
-  SUM(CAST(`clicks` AS DECIMAL(38, 0))) AS `a1`,
-  SUM(CAST(`impressions` AS DECIMAL(38, 0))) AS `a4`,
-  MAX(
-    CASE
-      WHEN NOT (
-        `cost`
-      ) IS NULL AND `ts` = `__edge_ad21ed7c678f`
-      THEN CAST((
-        `cost`
-      ) AS DOUBLE)
-    END
-  ) AS `a55`,
-  COUNT(*) AS `n0`
+  SUM(`a1`) AS `a1`,
+  SUM(`a4`) AS `a4`,
+  MAX(`a55`) AS `a55`,
+  SUM(`n0`) AS `n0`
 FROM (
   SELECT
-    *,
-    MAX(CASE WHEN NOT (
-      `cost`
-    ) IS NULL THEN `ts` END) OVER (
-      PARTITION BY DATE_ADD(`__date`, (
-        (
-          DAYOFWEEK(`__date`) + 5 - 6
-        ) % 7
-      ) * -1), `channel`
-    ) AS `__edge_ad21ed7c678f`
+    `__date`,
+    `channel`,
+    SUM(CAST(`clicks` AS DECIMAL(38, 0))) AS `a1`,
+    SUM(CAST(`impressions` AS DECIMAL(38, 0))) AS `a4`,
+    MAX(
+      CASE
+        WHEN NOT (
+          `cost`
+        ) IS NULL AND `ts` = `__edge_ad21ed7c678f`
+        THEN CAST((
+          `cost`
+        ) AS DOUBLE)
+      END
+    ) AS `a55`,
+    COUNT(*) AS `n0`
   FROM (
     SELECT
       *,
-      TO_DATE(
-        FROM_UTC_TIMESTAMP(CAST(TO_UTC_TIMESTAMP(CAST(`ts` AS TIMESTAMP), :p1) AS TIMESTAMP), :p0)
-      ) AS `__date`
-    FROM `ad_events`
-    WHERE
-      `ts` < :p2
-  ) AS `kpi_all`
-) AS `kpi_rows`
+      MAX(CASE WHEN NOT (
+        `cost`
+      ) IS NULL THEN `ts` END) OVER (
+        PARTITION BY DATE_ADD(`__date`, (
+          (
+            DAYOFWEEK(`__date`) + 5 - 6
+          ) % 7
+        ) * -1), `channel`
+      ) AS `__edge_ad21ed7c678f`
+    FROM (
+      SELECT
+        *,
+        TO_DATE(
+          FROM_UTC_TIMESTAMP(CAST(TO_UTC_TIMESTAMP(CAST(`ts` AS TIMESTAMP), :p1) AS TIMESTAMP), :p0)
+        ) AS `__date`
+      FROM `ad_events`
+      WHERE
+        `ts` < :p2
+    ) AS `kpi_all`
+  ) AS `kpi_rows`
+  GROUP BY
+    1,
+    2
+) AS `kpi_days`
 GROUP BY
   1,
   2;
@@ -128,18 +140,30 @@ SELECT
   TRUNC(`__date`, 'MM') AS `__period`,
   `channel`,
   `campaign`,
-  SUM(`cost`) AS `a7`,
-  COUNT(*) AS `n6`
+  SUM(`a7`) AS `a7`,
+  SUM(`n6`) AS `n6`
 FROM (
   SELECT
-    *,
-    TO_DATE(
-      FROM_UTC_TIMESTAMP(CAST(TO_UTC_TIMESTAMP(CAST(`ts` AS TIMESTAMP), :p1) AS TIMESTAMP), :p0)
-    ) AS `__date`
-  FROM `ad_events`
-  WHERE
-    `ts` < :p2
-) AS `kpi_rows`
+    `__date`,
+    `channel`,
+    `campaign`,
+    SUM(`cost`) AS `a7`,
+    COUNT(*) AS `n6`
+  FROM (
+    SELECT
+      *,
+      TO_DATE(
+        FROM_UTC_TIMESTAMP(CAST(TO_UTC_TIMESTAMP(CAST(`ts` AS TIMESTAMP), :p1) AS TIMESTAMP), :p0)
+      ) AS `__date`
+    FROM `ad_events`
+    WHERE
+      `ts` < :p2
+  ) AS `kpi_rows`
+  GROUP BY
+    1,
+    2,
+    3
+) AS `kpi_days`
 GROUP BY
   1,
   2,
@@ -195,18 +219,26 @@ GROUP BY
 -- ads: quarter x [] -- p0='Europe/Paris', p1='UTC', p2=datetime.datetime(2026, 6, 30, 22, 0)
 SELECT
   ADD_MONTHS(TRUNC(ADD_MONTHS(`__date`, -3), 'QUARTER'), 3) AS `__period`,
-  SUM(CAST(`clicks` AS DECIMAL(38, 0))) AS `a12`,
-  COUNT(*) AS `n11`
+  SUM(`a12`) AS `a12`,
+  SUM(`n11`) AS `n11`
 FROM (
   SELECT
-    *,
-    TO_DATE(
-      FROM_UTC_TIMESTAMP(CAST(TO_UTC_TIMESTAMP(CAST(`ts` AS TIMESTAMP), :p1) AS TIMESTAMP), :p0)
-    ) AS `__date`
-  FROM `ad_events`
-  WHERE
-    `ts` < :p2
-) AS `kpi_rows`
+    `__date`,
+    SUM(CAST(`clicks` AS DECIMAL(38, 0))) AS `a12`,
+    COUNT(*) AS `n11`
+  FROM (
+    SELECT
+      *,
+      TO_DATE(
+        FROM_UTC_TIMESTAMP(CAST(TO_UTC_TIMESTAMP(CAST(`ts` AS TIMESTAMP), :p1) AS TIMESTAMP), :p0)
+      ) AS `__date`
+    FROM `ad_events`
+    WHERE
+      `ts` < :p2
+  ) AS `kpi_rows`
+  GROUP BY
+    1
+) AS `kpi_days`
 GROUP BY
   1;
 
@@ -214,18 +246,28 @@ GROUP BY
 SELECT
   ADD_MONTHS(TRUNC(ADD_MONTHS(`__date`, -3), 'YEAR'), 3) AS `__period`,
   `utm_source`,
-  SUM(CAST(`clicks` AS DECIMAL(38, 0))) AS `a14`,
-  COUNT(*) AS `n13`
+  SUM(`a14`) AS `a14`,
+  SUM(`n13`) AS `n13`
 FROM (
   SELECT
-    *,
-    TO_DATE(
-      FROM_UTC_TIMESTAMP(CAST(TO_UTC_TIMESTAMP(CAST(`ts` AS TIMESTAMP), :p1) AS TIMESTAMP), :p0)
-    ) AS `__date`
-  FROM `ad_events`
-  WHERE
-    `ts` < :p2
-) AS `kpi_rows`
+    `__date`,
+    `utm_source`,
+    SUM(CAST(`clicks` AS DECIMAL(38, 0))) AS `a14`,
+    COUNT(*) AS `n13`
+  FROM (
+    SELECT
+      *,
+      TO_DATE(
+        FROM_UTC_TIMESTAMP(CAST(TO_UTC_TIMESTAMP(CAST(`ts` AS TIMESTAMP), :p1) AS TIMESTAMP), :p0)
+      ) AS `__date`
+    FROM `ad_events`
+    WHERE
+      `ts` < :p2
+  ) AS `kpi_rows`
+  GROUP BY
+    1,
+    2
+) AS `kpi_days`
 GROUP BY
   1,
   2;
@@ -267,19 +309,31 @@ GROUP BY
 SELECT
   ADD_MONTHS(TRUNC(ADD_MONTHS(`__date`, -3), 'YEAR'), 3) AS `__period`,
   `channel`,
-  MONTH(`__date`) AS `time.month_of_year`,
-  SUM(CAST(`clicks` AS DECIMAL(38, 0))) AS `a61`,
-  COUNT(*) AS `n60`
+  `time.month_of_year`,
+  SUM(`a61`) AS `a61`,
+  SUM(`n60`) AS `n60`
 FROM (
   SELECT
-    *,
-    TO_DATE(
-      FROM_UTC_TIMESTAMP(CAST(TO_UTC_TIMESTAMP(CAST(`ts` AS TIMESTAMP), :p1) AS TIMESTAMP), :p0)
-    ) AS `__date`
-  FROM `ad_events`
-  WHERE
-    `ts` < :p2
-) AS `kpi_rows`
+    `__date`,
+    `channel`,
+    MONTH(`__date`) AS `time.month_of_year`,
+    SUM(CAST(`clicks` AS DECIMAL(38, 0))) AS `a61`,
+    COUNT(*) AS `n60`
+  FROM (
+    SELECT
+      *,
+      TO_DATE(
+        FROM_UTC_TIMESTAMP(CAST(TO_UTC_TIMESTAMP(CAST(`ts` AS TIMESTAMP), :p1) AS TIMESTAMP), :p0)
+      ) AS `__date`
+    FROM `ad_events`
+    WHERE
+      `ts` < :p2
+  ) AS `kpi_rows`
+  GROUP BY
+    1,
+    2,
+    3
+) AS `kpi_days`
 GROUP BY
   1,
   2,
@@ -505,17 +559,27 @@ GROUP BY
 -- sessions: month x ['time.weekday'] -- p0='Europe/Paris', p1=datetime.datetime(2026, 7, 1, 0, 0, tzinfo=zoneinfo.ZoneInfo(key='Europe/Paris'))
 SELECT
   TRUNC(`__date`, 'MM') AS `__period`,
-  WEEKDAY(`__date`) + 1 AS `time.weekday`,
-  COUNT(*) AS `a50`,
-  COUNT(*) AS `n49`
+  `time.weekday`,
+  SUM(`a50`) AS `a50`,
+  SUM(`n49`) AS `n49`
 FROM (
   SELECT
-    *,
-    TO_DATE(FROM_UTC_TIMESTAMP(CAST(`ts` AS TIMESTAMP), :p0)) AS `__date`
-  FROM `sessions`
-  WHERE
-    `ts` < :p1
-) AS `kpi_rows`
+    `__date`,
+    WEEKDAY(`__date`) + 1 AS `time.weekday`,
+    COUNT(*) AS `a50`,
+    COUNT(*) AS `n49`
+  FROM (
+    SELECT
+      *,
+      TO_DATE(FROM_UTC_TIMESTAMP(CAST(`ts` AS TIMESTAMP), :p0)) AS `__date`
+    FROM `sessions`
+    WHERE
+      `ts` < :p1
+  ) AS `kpi_rows`
+  GROUP BY
+    1,
+    2
+) AS `kpi_days`
 GROUP BY
   1,
   2;
@@ -523,15 +587,22 @@ GROUP BY
 -- sessions: quarter x [] -- p0='Europe/Paris', p1=datetime.datetime(2026, 7, 1, 0, 0, tzinfo=zoneinfo.ZoneInfo(key='Europe/Paris'))
 SELECT
   ADD_MONTHS(TRUNC(ADD_MONTHS(`__date`, -3), 'QUARTER'), 3) AS `__period`,
-  COUNT(*) AS `n66`
+  SUM(`n66`) AS `n66`
 FROM (
   SELECT
-    *,
-    TO_DATE(FROM_UTC_TIMESTAMP(CAST(`ts` AS TIMESTAMP), :p0)) AS `__date`
-  FROM `sessions`
-  WHERE
-    `ts` < :p1
-) AS `kpi_rows`
+    `__date`,
+    COUNT(*) AS `n66`
+  FROM (
+    SELECT
+      *,
+      TO_DATE(FROM_UTC_TIMESTAMP(CAST(`ts` AS TIMESTAMP), :p0)) AS `__date`
+    FROM `sessions`
+    WHERE
+      `ts` < :p1
+  ) AS `kpi_rows`
+  GROUP BY
+    1
+) AS `kpi_days`
 GROUP BY
   1;
 
@@ -567,20 +638,32 @@ GROUP BY
 SELECT
   TRUNC(`__date`, 'MM') AS `__period`,
   `channel`,
-  COUNT(`first_response_at`) AS `a41`,
-  COUNT(CASE WHEN `first_response_at` IS NULL THEN 1 END) AS `a48`,
-  COUNT(*) AS `n40`,
-  COUNT(CASE WHEN `first_response_at` IS NULL THEN 1 END) AS `n47`
+  SUM(`a41`) AS `a41`,
+  SUM(`a48`) AS `a48`,
+  SUM(`n40`) AS `n40`,
+  SUM(`n47`) AS `n47`
 FROM (
   SELECT
-    *,
-    TO_DATE(
-      FROM_UTC_TIMESTAMP(CAST(TO_UTC_TIMESTAMP(CAST(`created_at` AS TIMESTAMP), :p1) AS TIMESTAMP), :p0)
-    ) AS `__date`
-  FROM `support_tickets`
-  WHERE
-    `created_at` < :p2
-) AS `kpi_rows`
+    `__date`,
+    `channel`,
+    COUNT(`first_response_at`) AS `a41`,
+    COUNT(CASE WHEN `first_response_at` IS NULL THEN 1 END) AS `a48`,
+    COUNT(*) AS `n40`,
+    COUNT(CASE WHEN `first_response_at` IS NULL THEN 1 END) AS `n47`
+  FROM (
+    SELECT
+      *,
+      TO_DATE(
+        FROM_UTC_TIMESTAMP(CAST(TO_UTC_TIMESTAMP(CAST(`created_at` AS TIMESTAMP), :p1) AS TIMESTAMP), :p0)
+      ) AS `__date`
+    FROM `support_tickets`
+    WHERE
+      `created_at` < :p2
+  ) AS `kpi_rows`
+  GROUP BY
+    1,
+    2
+) AS `kpi_days`
 GROUP BY
   1,
   2;
@@ -592,26 +675,35 @@ SELECT
       DAYOFWEEK(`__date`) + 5 - 6
     ) % 7
   ) * -1) AS `__period`,
-  SUM(
-    CAST((
-      UNIX_MICROS(CAST(`first_response_at` AS TIMESTAMP)) - UNIX_MICROS(CAST(`created_at` AS TIMESTAMP))
-    ) / 1000000.0 AS DOUBLE) / 60.0
-  ) AS `a45`,
-  COUNT(
-    CAST((
-      UNIX_MICROS(CAST(`first_response_at` AS TIMESTAMP)) - UNIX_MICROS(CAST(`created_at` AS TIMESTAMP))
-    ) / 1000000.0 AS DOUBLE) / 60.0
-  ) AS `a46`,
-  COUNT(*) AS `n44`
+  SUM(`a45`) AS `a45`,
+  SUM(`a46`) AS `a46`,
+  SUM(`n44`) AS `n44`
 FROM (
   SELECT
-    *,
-    TO_DATE(
-      FROM_UTC_TIMESTAMP(CAST(TO_UTC_TIMESTAMP(CAST(`created_at` AS TIMESTAMP), :p1) AS TIMESTAMP), :p0)
-    ) AS `__date`
-  FROM `support_tickets`
-  WHERE
-    `created_at` < :p2
-) AS `kpi_rows`
+    `__date`,
+    SUM(
+      CAST((
+        UNIX_MICROS(CAST(`first_response_at` AS TIMESTAMP)) - UNIX_MICROS(CAST(`created_at` AS TIMESTAMP))
+      ) / 1000000.0 AS DOUBLE) / 60.0
+    ) AS `a45`,
+    COUNT(
+      CAST((
+        UNIX_MICROS(CAST(`first_response_at` AS TIMESTAMP)) - UNIX_MICROS(CAST(`created_at` AS TIMESTAMP))
+      ) / 1000000.0 AS DOUBLE) / 60.0
+    ) AS `a46`,
+    COUNT(*) AS `n44`
+  FROM (
+    SELECT
+      *,
+      TO_DATE(
+        FROM_UTC_TIMESTAMP(CAST(TO_UTC_TIMESTAMP(CAST(`created_at` AS TIMESTAMP), :p1) AS TIMESTAMP), :p0)
+      ) AS `__date`
+    FROM `support_tickets`
+    WHERE
+      `created_at` < :p2
+  ) AS `kpi_rows`
+  GROUP BY
+    1
+) AS `kpi_days`
 GROUP BY
   1;
