@@ -36,6 +36,32 @@ LOCAL_DATE = {
 }
 LOCAL_DATE["duckdb"] = LOCAL_DATE["postgres"]
 
+#: the local hour (0-23) of a time column, per dialect, in the same three cases as ``LOCAL_DATE``
+LOCAL_HOUR = {
+    "postgres": {
+        "utc": "CAST(EXTRACT(HOUR FROM :t) AS INT)",
+        "naive": "CAST(EXTRACT(HOUR FROM (:t AT TIME ZONE :stored) AT TIME ZONE :tz) AS INT)",
+        "aware": "CAST(EXTRACT(HOUR FROM :t AT TIME ZONE :tz) AS INT)",
+    },
+    "sqlite": {"utc": "CAST(STRFTIME('%H', :t) AS INTEGER)"},
+    "bigquery": {
+        "utc": "EXTRACT(HOUR FROM :t)",
+        "naive": "EXTRACT(HOUR FROM TIMESTAMP(:t, :stored) AT TIME ZONE :tz)",
+        "aware": "EXTRACT(HOUR FROM :t AT TIME ZONE :tz)",
+    },
+    "snowflake": {
+        "utc": "HOUR(:t)",
+        "naive": "HOUR(CONVERT_TIMEZONE(:stored, :tz, :t))",
+        "aware": "HOUR(CONVERT_TIMEZONE(:tz, :t))",
+    },
+    "spark": {
+        "utc": "HOUR(:t)",
+        "naive": "HOUR(FROM_UTC_TIMESTAMP(TO_UTC_TIMESTAMP(:t, :stored), :tz))",
+        "aware": "HOUR(FROM_UTC_TIMESTAMP(:t, :tz))",
+    },
+}
+LOCAL_HOUR["duckdb"] = LOCAL_HOUR["postgres"]
+
 #: the first day of the period holding date ``:d`` (a DATE), per dialect; ``:back`` is how many days a week
 #: starts before it, ``:shift`` the months a fiscal year starts after January
 PERIOD_START = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections import Counter
 from collections.abc import Mapping
@@ -162,12 +163,16 @@ def execute(
     """Run the plan: sources in databases that aggregate their own rows run their queries there (pushdown);
     the others' lazy queries are collected in one ``collect_all`` (shared scans)."""
     out: dict[str, dict] = {}
-    pushed: set[str] = set()
+    pushed: dict[str, set[tuple]] = {}
     if has_database(plan, connectors, env):
         from .pushdown import run_all  # (sqlglot loads only when a connector offers a database)
 
         pushed = run_all(plan, connectors, env, functions, out)
-    queries, index = build_queries(plan, connectors, functions, env, failures, skip=set(pushed))
+    # a source its database aggregated in part reads rows for the other groups only, and only their columns
+    sources = {name: sp.narrowed(pushed[name]) if pushed.get(name) else sp for name, sp in plan.sources.items()}
+    rows_plan = dataclasses.replace(plan, sources=sources)
+    done = {name for name, rest in pushed.items() if not rest}
+    queries, index = build_queries(rows_plan, connectors, functions, env, failures, skip=done, spanned=set(pushed))
     try:
         frames = pl.collect_all(queries, engine="streaming" if streaming else "auto")
     except (pl.exceptions.PolarsError, OSError) as exc:
@@ -210,15 +215,17 @@ def build_queries(
     env: Env,
     failures: list | None = None,
     skip: set[str] = frozenset(),  # type: ignore[assignment]
+    spanned: set[str] = frozenset(),  # type: ignore[assignment]
 ) -> tuple[list[pl.LazyFrame], list[tuple[str, tuple | None]]]:
-    """Every lazy query of the plan (a group's ``group_by``, or a source's data span) and what each is for.
+    """Every lazy query of the plan (a group's ``group_by``, or a source's data span) and what each is for,
+    but for the sources in ``skip``, and the spans of those in ``spanned`` (a database gave them).
 
     Separate from ``execute`` so that tests and ``--explain`` can read the optimised plans polars will run.
     Every source's frame is made first: a conversion in one source's group reads another source's frame.
     """
     queries: list[pl.LazyFrame] = []
     index: list[tuple[str, tuple | None]] = []
-    frames = _source_frames(plan, connectors, env, failures, queries, index, skip)
+    frames = _source_frames(plan, connectors, env, failures, queries, index, skip, spanned)
     for name, (lf, scanned, folded) in frames.items():
         sp = plan.sources[name]
         keyed = keyed_frame(lf, sp, scanned, plan)
@@ -254,6 +261,7 @@ def _source_frames(
     queries: list[pl.LazyFrame],
     index: list[tuple[str, tuple | None]],
     skip: set[str] = frozenset(),  # type: ignore[assignment]
+    spanned: set[str] = frozenset(),  # type: ignore[assignment]
 ) -> dict[str, tuple[pl.LazyFrame, list[GroupRequest], bool]]:
     """Each source's one frame (cached when several queries read it), the groups that scan it, and whether
     the data's span rides along in them; a separate span query is added to ``queries`` otherwise."""
@@ -287,13 +295,13 @@ def _source_frames(
         # make polars hold the scanned columns in memory to share them (2x the peak RSS at 10M rows)
         # (only when the groups see every row up to as-of: a --from/--to window must not move the span)
         whole = spans_whole_source(sp, plan)
-        folded = whole and not sp.prefilter and any(plain(g.grain) for g in scanned)
+        folded = whole and not sp.prefilter and any(plain(g.grain) for g in scanned) and name not in spanned
         # one scan per source: every query of the source reads one cached frame (polars' own common-subplan
         # elimination misses it once projection pushdown has given each group different columns). A --from/--to
         # window is the exception: its data span is a second read of the time column alone (see spans_whole_source)
-        readers = len(scanned) + (1 if whole and not folded else 0) + matched[name]
+        readers = len(scanned) + (1 if whole and not folded and name not in spanned else 0) + matched[name]
         lf = lf.cache() if readers > 1 else lf
-        if not folded:
+        if not folded and name not in spanned:
             span_lf = lf if whole else source_frame(sp, connectors[sp.source.connector], plan, env, False)[0]
             queries.append(
                 span_lf.select(

@@ -82,6 +82,21 @@ class SourcePlan:
     groups: dict[tuple[Period, tuple[str, ...]], GroupRequest] = field(default_factory=dict)
     prefilter: tuple[Node, ...] = ()  # rows must pass one of these: set when every aggregate is filtered
 
+    def narrowed(self, keys: Iterable[tuple[Period, tuple[str, ...]]]) -> SourcePlan:
+        """This source's plan for only the scanned groups ``keys``, reading only the columns they need (the
+        groups a database cannot aggregate, whose rows are read while it aggregates the others)."""
+        groups = {k: self.groups[k] for k in keys}
+        columns = {self.source.time}
+        for group in groups.values():
+            columns.update(group.dims)
+            for request in group.aggs.values():
+                columns.update(columns_of(request.agg))
+            for _, where in group.row_filters.values():
+                if where is not None:
+                    columns.update(c.column for c in find_all(where, Column))
+        columns.update(c.column for f in self.prefilter for c in find_all(f, Column))
+        return dataclasses.replace(self, groups=groups, columns=columns & self.columns)
+
 
 @dataclass(frozen=True)
 class KpiPlan:

@@ -33,6 +33,7 @@ class Pushed:
     groups: dict[tuple, Query]
     span: Query
     entities: dict[tuple, dict[str, Query]]  # a group's aggregates over entities, one query per entity column
+    rest: dict[tuple, str]  # the groups with no SQL form, whose rows are read (projected): why, by group key
 
 
 def push_plan(
@@ -72,14 +73,22 @@ def push_plan(
                         f"column `{misfits[0]}` holds values of another type than declared: "
                         "its rows are read and checked"
                     )
-            scanned = [g for g in sp.groups.values() if g.derive_from is None]
-            queries = {g.key: compiler.group(g) for g in scanned}
-            entities = {g.key: entity_queries(compiler, g) for g in scanned}
             span = span_query(compiler, as_of_end(plan))
+            queries: dict[tuple, Query] = {}
+            entities: dict[tuple, dict[str, Query]] = {}
+            rest: dict[tuple, str] = {}
+            for g in sp.groups.values():
+                if g.derive_from is None:
+                    try:
+                        queries[g.key], entities[g.key] = compiler.group(g), entity_queries(compiler, g)
+                    except NotPushable as why:
+                        rest[g.key] = str(why)
+            if not queries:  # nothing to aggregate there: one read of the rows serves every group
+                raise NotPushable(next(iter(rest.values())))
         except NotPushable as why:
             reasons[name] = str(why)
             continue
-        pushed[name] = Pushed(db, queries, span, entities)
+        pushed[name] = Pushed(db, queries, span, entities, rest)
     return pushed, reasons
 
 
@@ -89,10 +98,11 @@ def run_all(
     env: Env,
     functions: Mapping[str, MetricFunction],
     out: dict[str, dict],
-) -> set[str]:
+) -> dict[str, set[tuple]]:
     """Run the sources that aggregate in their own database into ``out`` (their span and groups, as
-    ``execute`` collects them); their names. The queries run side by side: a database server works on each
-    in its own process, so a 2-core server finishes two at once."""
+    ``execute`` collects them); their names, each with the keys of its groups that read rows instead. The
+    queries run side by side: a database server works on each in its own process, so a 2-core server
+    finishes two at once."""
     pushed, _ = push_plan(plan, connectors, env, functions)
     tasks: list[tuple[str, tuple | None, Query]] = [(name, None, source.span) for name, source in pushed.items()]
     tasks += [(name, key, query) for name, source in pushed.items() for key, query in source.groups.items()]
@@ -129,7 +139,7 @@ def run_all(
             entry["groups"][key[:2]] = entry["groups"][key[:2]].join(
                 pl.DataFrame(typed), on=[PERIOD, *group.dims], how="left", nulls_equal=True
             )
-    return set(pushed)
+    return {name: set(source.rest) for name, source in pushed.items()}
 
 
 #: queries in flight at once, across a run's pushed sources
@@ -203,6 +213,10 @@ def explain(plan: Plan, connectors: Mapping[str, Connector], env: Env, functions
             lines += [f"  {line}" for line in query.pretty.splitlines()]
             if query.params:
                 lines.append("  -- parameters: " + ", ".join(f"{k} = {v!r}" for k, v in query.params.items()))
+        sp = plan.sources[name]
+        for key, why in source.rest.items():
+            columns = sorted(sp.narrowed([key]).columns)
+            lines.append(f"  -- {key[0]} x {list(key[1])} reads its rows into polars (columns {columns}): {why}")
     for name, why in reasons.items():
         lines.append(f"source {name} reads its rows into polars (projected, filtered to the days): {why}")
     return "\n".join(lines)

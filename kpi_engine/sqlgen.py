@@ -28,7 +28,7 @@ from sqlglot import exp
 
 from . import periods
 from .compile import edge_column, row_dtype
-from .dialects import DATE_PARTS, LOCAL_DATE, PERIOD_START, QUANTILE, SECONDS
+from .dialects import DATE_PARTS, LOCAL_DATE, LOCAL_HOUR, PERIOD_START, QUANTILE, SECONDS
 from .formula import BinOp, Bool, Call, Column, InList, IsNull, Node, Null, Number, String, Unary
 from .ir import DURATION_FUNCS, EDGE_SUMS, QUANTILES, Agg, Conversions, MetricFunction, kind_of
 from .model import Calendar, Grain
@@ -108,6 +108,8 @@ class SqlCompiler:
         part = name.removeprefix(periods.TIME_PART)
         if part == "hour" and isinstance(self.sp.schema[self.sp.source.time], pl.Date):
             return exp.alias_(exp.Null(), name, quoted=True)  # a date has no hour
+        if part == "hour":
+            return exp.alias_(self.local(LOCAL_HOUR), name, quoted=True)
         form = DATE_PARTS.get(self.dialect, {}).get(part)
         if form is None:
             raise NotPushable(f"`{name}` has no {self.dialect} form yet")
@@ -126,6 +128,11 @@ class SqlCompiler:
     def local_date(self, t: exp.Expression | None = None) -> exp.Expression:
         """The local date of each row in the spec's time zone, as the polars path computes it; or of ``t``, an
         expression of the time column's type (its MIN, say: local dates keep the order of instants)."""
+        return self.local(LOCAL_DATE, t)
+
+    def local(self, forms: Mapping[str, Mapping[str, str]], t: exp.Expression | None = None) -> exp.Expression:
+        """A local date or time part of each row (or of ``t``) by the dialect's form in ``forms``
+        (``LOCAL_DATE``, ``LOCAL_HOUR``): for a UTC timestamp, a naive one stored in a zone, or an aware one."""
         source, tz = self.sp.source, self.plan.calendar.timezone
         dtype = self.sp.schema[source.time]
         opts = TimeOptions.of(source.options)
@@ -136,15 +143,15 @@ class SqlCompiler:
             return t
         if not isinstance(dtype, pl.Datetime):
             raise NotPushable(f"the time column `{source.time}` is {dtype}, not a timestamp or date")
-        forms = LOCAL_DATE.get(self.dialect, {})
+        by_kind = forms.get(self.dialect, {})
         stored = opts.zone or "UTC"  # the zone of naive timestamps
         if dtype.time_zone is not None:
-            kind = "aware" if "aware" in forms else None
+            kind = "aware" if "aware" in by_kind else None
         else:
-            kind = "utc" if stored == tz == "UTC" else "naive" if "naive" in forms else None
+            kind = "utc" if stored == tz == "UTC" else "naive" if "naive" in by_kind else None
         if kind is None:
             raise NotPushable(f"{self.dialect} cannot convert times to the time zone {tz}")
-        return self.template(forms[kind], t=t, tz=Value(tz), stored=Value(stored))
+        return self.template(by_kind[kind], t=t, tz=Value(tz), stored=Value(stored))
 
     def bound(self, day: dt.date) -> Any:
         """The first instant of local ``day``, as a value comparable with the time column."""

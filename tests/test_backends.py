@@ -51,6 +51,7 @@ kpis:
   response: {unit: count, grain: week, formula: mean(minutes(tickets.first_response_at - tickets.created_at))}
   unanswered: {unit: count, grain: month, formula: count(tickets where first_response_at is null)}
   by_weekday: {unit: count, grain: month, dimensions: [time.weekday], formula: count(sessions)}
+  by_hour: {unit: count, grain: quarter, dimensions: [time.hour], formula: count(sessions where converted)}
   clicks_last_day: {unit: count, grain: month, dimensions: [channel], formula: sum_last_day(ads.clicks)}
   last_cost: {unit: currency, grain: week, dimensions: [channel], formula: last(ads.cost)}
   first_pages: {unit: count, grain: month, formula: first(sessions.pageviews where lead)}
@@ -154,15 +155,18 @@ def test_every_backend_gives_the_polars_numbers(backend, calendar, tables, datab
         root = sql_spec(tmp_path / "db", databases[backend], calendar)
     catalog = kpi_engine.load(root, allow_outside=True)
     pushed, reasons = push_plan(catalog.plan(Window(AS_OF)), catalog.registry.connectors, catalog.env, catalog.registry.functions)
+    rest = {name: sorted(set(p.rest.values())) for name, p in pushed.items() if p.rest}
     if backend in ("duckdb", "postgres", "parquet-duckdb"):
+        assert sorted(pushed) == ["ads", "sessions", "tickets"] and reasons == {} and rest == {}
+    elif backend == "spark":  # no exact discrete percentile in Spark SQL: that group reads its rows
         assert sorted(pushed) == ["ads", "sessions", "tickets"] and reasons == {}
-    elif backend == "spark":  # no exact discrete percentile in Spark SQL: sessions reads its rows
-        assert sorted(pushed) == ["ads", "tickets"]
-        assert reasons == {"sessions": "spark has no discrete percentile function"}
-    elif calendar == "utc":  # SQLite has no percentiles and no interval type: those sources read their rows
-        assert sorted(pushed) == ["ads"]
-        assert reasons["sessions"] == "sqlite has no exact percentile function"
-        assert reasons["tickets"] == "sqlite has no interval type for minutes()"
+        assert rest == {"sessions": ["spark has no discrete percentile function"]}
+    elif calendar == "utc":  # SQLite has no percentiles and no interval type: those groups read their rows
+        assert sorted(pushed) == ["ads", "sessions", "tickets"] and reasons == {}
+        assert rest == {
+            "sessions": ["sqlite has no discrete percentile function", "sqlite has no exact percentile function"],
+            "tickets": ["sqlite has no interval type for minutes()"],
+        }
     else:  # nor time zones
         assert pushed == {} and set(reasons.values()) == {"sqlite cannot convert times to the time zone Europe/Paris"}
     assert same(catalog.evaluate(AS_OF), reference) > 600
@@ -186,6 +190,39 @@ def test_pushed_sources_read_no_rows(databases, tables, tmp_path, monkeypatch):
     root = files_spec(tmp_path / "spark", {"ads": tables["ads"]}, "paris", engine="spark")
     (root / "kpis.yaml").write_text((root / "kpis.yaml").read_text().split("kpis:")[0] + "kpis:\n" + KPIS.split("kpis:\n")[1].split("  leads:")[0])
     assert kpi_engine.load(root).evaluate(AS_OF)["ctr"].height > 20
+
+
+def test_a_group_with_no_sql_form_reads_only_its_columns(databases, tables, tmp_path, monkeypatch):
+    """A source whose database aggregates most of its groups reads rows only for the others, and only the
+    columns those need; the numbers stay the polars engine's."""
+    from kpi_sql import SqlConnector
+
+    kpis = (
+        "kpis:\n"
+        "  ctr: {unit: percent, grain: week, dimensions: [channel], formula: 100 * sum(ads.clicks) / sum(ads.impressions)}\n"
+        "  spend: {unit: currency, grain: month, formula: sum(ads.cost)}\n"
+        "  clicks_moved: {unit: count, grain: month, formula: 'previous(sum(ads.clicks), 5 days)'}\n"
+    )
+    reference = files_spec(tmp_path / "files", {"ads": tables["ads"]}, "paris")
+    (reference / "kpis.yaml").write_text((reference / "kpis.yaml").read_text().split("kpis:")[0] + kpis)
+    root = sql_spec(tmp_path / "db", databases["duckdb"], "paris")
+    (root / "kpis.yaml").write_text((root / "kpis.yaml").read_text().split("kpis:")[0] + kpis)
+    scans, scan = [], SqlConnector.scan
+
+    def recorded(self, source, request, env):
+        scans.append((source.name, request.columns))
+        return scan(self, source, request, env)
+
+    monkeypatch.setattr(SqlConnector, "scan", recorded)
+    catalog = kpi_engine.load(root, allow_outside=True)
+    pushed, reasons = push_plan(catalog.plan(Window(AS_OF)), catalog.registry.connectors, catalog.env, catalog.registry.functions)
+    assert reasons == {} and len(pushed["ads"].groups) >= 1
+    assert set(pushed["ads"].rest.values()) == {"`sum(ads.clicks) 5 days earlier` moves rows by days"}
+    assert same(catalog.evaluate(AS_OF), kpi_engine.load(reference).evaluate(AS_OF)) > 20
+    assert scans == [("ads", ("clicks", "cost", "ts"))]  # the month group's columns (not channel, impressions)
+    explained = catalog.explain(Window(AS_OF))
+    assert "month x [] reads its rows into polars (columns ['clicks', 'cost', 'ts']): `sum(ads.clicks) 5 days earlier` moves rows by days" in explained
+    assert "SUM(\"impressions\")" in explained
 
 
 def test_sqlite_values_of_another_type_are_read_and_checked(tmp_path):
@@ -284,6 +321,7 @@ kpis:
   distinct: {unit: count, grain: week, formula: count_distinct(e.k)}
   last_x: {unit: ratio, grain: month, formula: last(e.x)}
   first_y: {unit: ratio, grain: month, dimensions: [k], formula: first(e.y)}
+  hours: {unit: count, grain: year, dimensions: [time.hour], formula: sum(e.n)}
 """
 
 

@@ -4,7 +4,7 @@ SELECT
   `channel`,
   SUM(`a1`) AS `a1`,
   SUM(`a4`) AS `a4`,
-  MAX(`a55`) AS `a55`,
+  MAX(`a59`) AS `a59`,
   SUM(`n0`) AS `n0`
 FROM (
   SELECT
@@ -21,7 +21,7 @@ FROM (
           `cost`
         ) AS FLOAT64)
       END
-    ) AS `a55`,
+    ) AS `a59`,
     COUNT(*) AS `n0`
   FROM (
     SELECT
@@ -62,7 +62,7 @@ SELECT
         `cost`
       ) AS FLOAT64)
     END
-  ) AS `a56`,
+  ) AS `a60`,
   COALESCE(
     SUM(
       CASE
@@ -77,13 +77,13 @@ SELECT
       END
     ),
     0
-  ) AS `a59`,
+  ) AS `a63`,
   COUNT(*) AS `n2`,
   COUNT(CASE WHEN (
     `channel`
   ) = (
     @p5
-  ) THEN 1 END) AS `n58`
+  ) THEN 1 END) AS `n62`
 FROM (
   SELECT
     *,
@@ -156,7 +156,7 @@ SELECT
   SUM(CASE WHEN (
     @p3
   ) <> 0 THEN MOD(`clicks`, @p3) END) AS `a18`,
-  COALESCE(SUM(CASE WHEN `__date` = `__edge_cd5ad84d1034` THEN `clicks` END), 0) AS `a54`,
+  COALESCE(SUM(CASE WHEN `__date` = `__edge_cd5ad84d1034` THEN `clicks` END), 0) AS `a58`,
   COUNT(*) AS `n8`
 FROM (
   SELECT
@@ -230,8 +230,8 @@ GROUP BY
 SELECT
   DATE_TRUNC(`__date`, MONTH) AS `__period`,
   `channel`,
-  COALESCE(SUM(CASE WHEN `__date` = `__edge_cd5ad84d1034` THEN `clicks` END), 0) AS `a53`,
-  COUNT(*) AS `n52`
+  COALESCE(SUM(CASE WHEN `__date` = `__edge_cd5ad84d1034` THEN `clicks` END), 0) AS `a57`,
+  COUNT(*) AS `n56`
 FROM (
   SELECT
     *,
@@ -254,15 +254,15 @@ SELECT
   DATE_ADD(DATE_TRUNC(DATE_SUB(`__date`, INTERVAL 3 MONTH), YEAR), INTERVAL 3 MONTH) AS `__period`,
   `channel`,
   `time.month_of_year`,
-  SUM(`a61`) AS `a61`,
-  SUM(`n60`) AS `n60`
+  SUM(`a65`) AS `a65`,
+  SUM(`n64`) AS `n64`
 FROM (
   SELECT
     `__date`,
     `channel`,
     EXTRACT(MONTH FROM `__date`) AS `time.month_of_year`,
-    SUM(`clicks`) AS `a61`,
-    COUNT(*) AS `n60`
+    SUM(`clicks`) AS `a65`,
+    COUNT(*) AS `n64`
   FROM (
     SELECT
       *,
@@ -317,6 +317,34 @@ FROM (
     MOD(EXTRACT(DAYOFWEEK FROM `__date`) + 5, 7) + 1 AS `time.weekday`,
     COUNT(*) AS `a50`,
     COUNT(*) AS `n49`
+  FROM (
+    SELECT
+      *,
+      DATE(`ts`, @p0) AS `__date`
+    FROM `sessions`
+    WHERE
+      `ts` < @p1
+  ) AS `kpi_rows`
+  GROUP BY
+    1,
+    2
+) AS `kpi_days`
+GROUP BY
+  1,
+  2;
+
+-- sessions: quarter x ['time.hour'] -- p0='Europe/Paris', p1=datetime.datetime(2026, 7, 1, 0, 0, tzinfo=zoneinfo.ZoneInfo(key='Europe/Paris')), p2='Europe/Paris'
+SELECT
+  DATE_ADD(DATE_TRUNC(DATE_SUB(`__date`, INTERVAL 3 MONTH), QUARTER), INTERVAL 3 MONTH) AS `__period`,
+  `time.hour`,
+  SUM(`a53`) AS `a53`,
+  SUM(`n52`) AS `n52`
+FROM (
+  SELECT
+    `__date`,
+    EXTRACT(HOUR FROM TIMESTAMP(DATETIME(`ts`, @p2))) AS `time.hour`,
+    COUNT(CASE WHEN `converted` THEN 1 END) AS `a53`,
+    COUNT(CASE WHEN `converted` THEN 1 END) AS `n52`
   FROM (
     SELECT
       *,

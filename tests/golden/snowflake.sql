@@ -6,7 +6,7 @@ SELECT
   "channel",
   SUM("a1") AS "a1",
   SUM("a4") AS "a4",
-  MAX("a55") AS "a55",
+  MAX("a59") AS "a59",
   SUM("n0") AS "n0"
 FROM (
   SELECT
@@ -23,7 +23,7 @@ FROM (
           "cost"
         ) AS DOUBLE)
       END
-    ) AS "a55",
+    ) AS "a59",
     COUNT(*) AS "n0"
   FROM (
     SELECT
@@ -68,7 +68,7 @@ SELECT
         "cost"
       ) AS DOUBLE)
     END
-  ) AS "a56",
+  ) AS "a60",
   COALESCE(
     SUM(
       CASE
@@ -83,13 +83,13 @@ SELECT
       END
     ),
     0
-  ) AS "a59",
+  ) AS "a63",
   COUNT(*) AS "n2",
   COUNT(CASE WHEN (
     "channel"
   ) = (
     :p5
-  ) THEN 1 END) AS "n58"
+  ) THEN 1 END) AS "n62"
 FROM (
   SELECT
     *,
@@ -166,7 +166,7 @@ SELECT
   ) % (
     :p3
   ) END) AS "a18",
-  COALESCE(SUM(CASE WHEN "__date" = "__edge_cd5ad84d1034" THEN "clicks" END), 0) AS "a54",
+  COALESCE(SUM(CASE WHEN "__date" = "__edge_cd5ad84d1034" THEN "clicks" END), 0) AS "a58",
   COUNT(*) AS "n8"
 FROM (
   SELECT
@@ -240,8 +240,8 @@ GROUP BY
 SELECT
   DATE_TRUNC('MONTH', "__date") AS "__period",
   "channel",
-  COALESCE(SUM(CASE WHEN "__date" = "__edge_cd5ad84d1034" THEN "clicks" END), 0) AS "a53",
-  COUNT(*) AS "n52"
+  COALESCE(SUM(CASE WHEN "__date" = "__edge_cd5ad84d1034" THEN "clicks" END), 0) AS "a57",
+  COUNT(*) AS "n56"
 FROM (
   SELECT
     *,
@@ -264,15 +264,15 @@ SELECT
   DATEADD(MONTH, 3, DATE_TRUNC('YEAR', DATEADD(MONTH, -3, "__date"))) AS "__period",
   "channel",
   "time.month_of_year",
-  SUM("a61") AS "a61",
-  SUM("n60") AS "n60"
+  SUM("a65") AS "a65",
+  SUM("n64") AS "n64"
 FROM (
   SELECT
     "__date",
     "channel",
     MONTH("__date") AS "time.month_of_year",
-    SUM("clicks") AS "a61",
-    COUNT(*) AS "n60"
+    SUM("clicks") AS "a65",
+    COUNT(*) AS "n64"
   FROM (
     SELECT
       *,
@@ -321,7 +321,7 @@ SELECT
         "pageviews"
       ) AS DOUBLE)
     END
-  ) AS "a57",
+  ) AS "a61",
   COUNT(CASE WHEN "lead" THEN 1 END) AS "n19",
   COUNT(*) AS "n27",
   COUNT(CASE WHEN NOT (
@@ -354,7 +354,7 @@ SELECT
     "e0"
   ) >= (
     :p0
-  ) THEN 1 END) AS "a63",
+  ) THEN 1 END) AS "a67",
   COUNT(
     CASE
       WHEN (
@@ -372,10 +372,10 @@ SELECT
       )
       THEN 1
     END
-  ) AS "a65",
+  ) AS "a69",
   SUM(CAST((
     "e3"
-  ) AS DOUBLE)) AS "a69"
+  ) AS DOUBLE)) AS "a73"
 FROM (
   SELECT
     DATE_TRUNC('MONTH', "__date") AS "__period",
@@ -456,10 +456,10 @@ SELECT
     "e0"
   ) AS DOUBLE)) / NULLIF(COUNT(CAST((
     "e0"
-  ) AS DOUBLE)), 0) AS "a64",
+  ) AS DOUBLE)), 0) AS "a68",
   SUM(CAST((
     "e1"
-  ) AS DOUBLE)) AS "a70"
+  ) AS DOUBLE)) AS "a74"
 FROM (
   SELECT
     DATEADD(DAY, -(
@@ -522,10 +522,10 @@ SELECT
     "e0"
   ) >= (
     :p0
-  ) THEN 1 END) AS "a62",
+  ) THEN 1 END) AS "a66",
   SUM(CAST((
     "e1"
-  ) AS DOUBLE)) AS "a68"
+  ) AS DOUBLE)) AS "a72"
 FROM (
   SELECT
     DATE_TRUNC('MONTH', "__date") AS "__period",
@@ -614,14 +614,46 @@ GROUP BY
   1,
   2;
 
--- sessions: quarter x [] -- p0='Europe/Paris', p1=datetime.datetime(2026, 7, 1, 0, 0, tzinfo=zoneinfo.ZoneInfo(key='Europe/Paris'))
+-- sessions: quarter x ['time.hour'] -- p0='Europe/Paris', p1=datetime.datetime(2026, 7, 1, 0, 0, tzinfo=zoneinfo.ZoneInfo(key='Europe/Paris')), p2='Europe/Paris'
 SELECT
   DATEADD(MONTH, 3, DATE_TRUNC('QUARTER', DATEADD(MONTH, -3, "__date"))) AS "__period",
-  SUM("n66") AS "n66"
+  "time.hour",
+  SUM("a53") AS "a53",
+  SUM("n52") AS "n52"
 FROM (
   SELECT
     "__date",
-    COUNT(*) AS "n66"
+    HOUR(CONVERT_TIMEZONE(:p2, "ts")) AS "time.hour",
+    COUNT(CASE WHEN "converted" THEN 1 END) AS "a53",
+    COUNT(CASE WHEN "converted" THEN 1 END) AS "n52"
+  FROM (
+    SELECT
+      *,
+      CAST(CONVERT_TIMEZONE(:p0, "ts") AS DATE) AS "__date"
+    FROM "sessions"
+    WHERE
+      "ts" < :p1
+  ) AS "kpi_rows"
+  GROUP BY
+    1,
+    2
+) AS "kpi_days"
+GROUP BY
+  1,
+  2;
+
+-- sessions: quarter x [] -- p0='Europe/Paris', p1=datetime.datetime(2026, 7, 1, 0, 0, tzinfo=zoneinfo.ZoneInfo(key='Europe/Paris'))
+SELECT
+  DATEADD(MONTH, 3, DATE_TRUNC('QUARTER', DATEADD(MONTH, -3, "__date"))) AS "__period",
+  SUM("a55") AS "a55",
+  SUM("n54") AS "n54",
+  SUM("n70") AS "n70"
+FROM (
+  SELECT
+    "__date",
+    COUNT(CASE WHEN "converted" THEN 1 END) AS "a55",
+    COUNT(CASE WHEN "converted" THEN 1 END) AS "n54",
+    COUNT(*) AS "n70"
   FROM (
     SELECT
       *,
@@ -642,7 +674,7 @@ SELECT
   PERCENTILE_CONT(0.5) WITHIN GROUP (ORDER BY
     CAST((
       "e0"
-    ) AS DOUBLE)) AS "a67"
+    ) AS DOUBLE)) AS "a71"
 FROM (
   SELECT
     DATEADD(MONTH, 3, DATE_TRUNC('QUARTER', DATEADD(MONTH, -3, "__date"))) AS "__period",

@@ -8,7 +8,7 @@ SELECT
   `channel`,
   SUM(`a1`) AS `a1`,
   SUM(`a4`) AS `a4`,
-  MAX(`a55`) AS `a55`,
+  MAX(`a59`) AS `a59`,
   SUM(`n0`) AS `n0`
 FROM (
   SELECT
@@ -25,7 +25,7 @@ FROM (
           `cost`
         ) AS DOUBLE)
       END
-    ) AS `a55`,
+    ) AS `a59`,
     COUNT(*) AS `n0`
   FROM (
     SELECT
@@ -76,7 +76,7 @@ SELECT
         `cost`
       ) AS DOUBLE)
     END
-  ) AS `a56`,
+  ) AS `a60`,
   COALESCE(
     SUM(
       CASE
@@ -91,13 +91,13 @@ SELECT
       END
     ),
     0
-  ) AS `a59`,
+  ) AS `a63`,
   COUNT(*) AS `n2`,
   COUNT(CASE WHEN (
     `channel`
   ) = (
     :p5
-  ) THEN 1 END) AS `n58`
+  ) THEN 1 END) AS `n62`
 FROM (
   SELECT
     *,
@@ -196,7 +196,7 @@ SELECT
       END
     ),
     0
-  ) AS `a54`,
+  ) AS `a58`,
   COUNT(*) AS `n8`
 FROM (
   SELECT
@@ -284,8 +284,8 @@ SELECT
       END
     ),
     0
-  ) AS `a53`,
-  COUNT(*) AS `n52`
+  ) AS `a57`,
+  COUNT(*) AS `n56`
 FROM (
   SELECT
     *,
@@ -310,15 +310,15 @@ SELECT
   ADD_MONTHS(TRUNC(ADD_MONTHS(`__date`, -3), 'YEAR'), 3) AS `__period`,
   `channel`,
   `time.month_of_year`,
-  SUM(`a61`) AS `a61`,
-  SUM(`n60`) AS `n60`
+  SUM(`a65`) AS `a65`,
+  SUM(`n64`) AS `n64`
 FROM (
   SELECT
     `__date`,
     `channel`,
     MONTH(`__date`) AS `time.month_of_year`,
-    SUM(CAST(`clicks` AS DECIMAL(38, 0))) AS `a61`,
-    COUNT(*) AS `n60`
+    SUM(CAST(`clicks` AS DECIMAL(38, 0))) AS `a65`,
+    COUNT(*) AS `n64`
   FROM (
     SELECT
       *,
@@ -367,7 +367,7 @@ SELECT
         `pageviews`
       ) AS DOUBLE)
     END
-  ) AS `a57`,
+  ) AS `a61`,
   COUNT(CASE WHEN `lead` THEN 1 END) AS `n19`,
   COUNT(*) AS `n27`,
   COUNT(CASE WHEN NOT (
@@ -400,7 +400,7 @@ SELECT
     `e0`
   ) >= (
     :p0
-  ) THEN 1 END) AS `a63`,
+  ) THEN 1 END) AS `a67`,
   COUNT(
     CASE
       WHEN (
@@ -418,10 +418,10 @@ SELECT
       )
       THEN 1
     END
-  ) AS `a65`,
+  ) AS `a69`,
   SUM(CAST((
     `e3`
-  ) AS DOUBLE)) AS `a69`
+  ) AS DOUBLE)) AS `a73`
 FROM (
   SELECT
     TRUNC(`__date`, 'MM') AS `__period`,
@@ -492,10 +492,10 @@ SELECT
     `e0`
   ) >= (
     :p0
-  ) THEN 1 END) AS `a62`,
+  ) THEN 1 END) AS `a66`,
   SUM(CAST((
     `e1`
-  ) AS DOUBLE)) AS `a68`
+  ) AS DOUBLE)) AS `a72`
 FROM (
   SELECT
     TRUNC(`__date`, 'MM') AS `__period`,
@@ -584,14 +584,46 @@ GROUP BY
   1,
   2;
 
--- sessions: quarter x [] -- p0='Europe/Paris', p1=datetime.datetime(2026, 7, 1, 0, 0, tzinfo=zoneinfo.ZoneInfo(key='Europe/Paris'))
+-- sessions: quarter x ['time.hour'] -- p0='Europe/Paris', p1=datetime.datetime(2026, 7, 1, 0, 0, tzinfo=zoneinfo.ZoneInfo(key='Europe/Paris')), p2='Europe/Paris'
 SELECT
   ADD_MONTHS(TRUNC(ADD_MONTHS(`__date`, -3), 'QUARTER'), 3) AS `__period`,
-  SUM(`n66`) AS `n66`
+  `time.hour`,
+  SUM(`a53`) AS `a53`,
+  SUM(`n52`) AS `n52`
 FROM (
   SELECT
     `__date`,
-    COUNT(*) AS `n66`
+    HOUR(FROM_UTC_TIMESTAMP(CAST(`ts` AS TIMESTAMP), :p2)) AS `time.hour`,
+    COUNT(CASE WHEN `converted` THEN 1 END) AS `a53`,
+    COUNT(CASE WHEN `converted` THEN 1 END) AS `n52`
+  FROM (
+    SELECT
+      *,
+      TO_DATE(FROM_UTC_TIMESTAMP(CAST(`ts` AS TIMESTAMP), :p0)) AS `__date`
+    FROM `sessions`
+    WHERE
+      `ts` < :p1
+  ) AS `kpi_rows`
+  GROUP BY
+    1,
+    2
+) AS `kpi_days`
+GROUP BY
+  1,
+  2;
+
+-- sessions: quarter x [] -- p0='Europe/Paris', p1=datetime.datetime(2026, 7, 1, 0, 0, tzinfo=zoneinfo.ZoneInfo(key='Europe/Paris'))
+SELECT
+  ADD_MONTHS(TRUNC(ADD_MONTHS(`__date`, -3), 'QUARTER'), 3) AS `__period`,
+  SUM(`a55`) AS `a55`,
+  SUM(`n54`) AS `n54`,
+  SUM(`n70`) AS `n70`
+FROM (
+  SELECT
+    `__date`,
+    COUNT(CASE WHEN `converted` THEN 1 END) AS `a55`,
+    COUNT(CASE WHEN `converted` THEN 1 END) AS `n54`,
+    COUNT(*) AS `n70`
   FROM (
     SELECT
       *,
@@ -611,7 +643,7 @@ SELECT
   `__period`,
   PERCENTILE(CAST((
     `e0`
-  ) AS DOUBLE), 0.5) AS `a67`
+  ) AS DOUBLE), 0.5) AS `a71`
 FROM (
   SELECT
     ADD_MONTHS(TRUNC(ADD_MONTHS(`__date`, -3), 'QUARTER'), 3) AS `__period`,
