@@ -108,7 +108,7 @@ def main() -> None:
     args = parser.parse_args()
     folder = args.data / str(args.rows)
     generate(args.rows, folder)
-    work = folder / "pushdown"
+    work = folder.parent / f"{folder.name}-pushdown"  # beside the data: a spec inside it would join its catalogue
     work.mkdir(exist_ok=True)
     record = {
         "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),

@@ -360,7 +360,9 @@ def main() -> None:
     parser.add_argument("--rss", action="store_true", help="also measure peak RSS of each approach")
     parser.add_argument("--kpis", action="store_true", help="also measure 20, 200 and 2,000 KPIs")
     parser.add_argument("--skip-naive", action="store_true")
-    parser.add_argument("--data", type=Path, default=HERE / "data", help="where to generate the data (default bench/data)")
+    parser.add_argument(
+        "--data", type=Path, default=HERE / "data", help="where to generate the data (default bench/data)"
+    )
     parser.add_argument(
         "--results", type=Path, default=HERE / "results.jsonl", help="the JSON-lines file a run appends to"
     )

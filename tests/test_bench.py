@@ -4,6 +4,7 @@ No timing is asserted here; times are judged by the benchmark itself (docs/perfo
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -51,6 +52,19 @@ def test_memory_cap_run_stops_a_mode_at_the_cap_and_lets_the_others_finish(bench
     assert ok.stdout.count("finished: peak") == 3, ok.stdout
     capped = bench("memory.py", "--rows", "100000", "--cap-mb", "30", "--modes", "streaming")
     assert capped.returncode == 0 and "streaming  stopped at the cap" in capped.stdout, capped.stdout + capped.stderr
+
+
+def test_memory_cap_run_on_spark_gives_the_polars_values(bench, tmp_path):
+    """bench/memory.py's spark mode reads the same files through the spark connector, its JVM counted in the
+    resident memory, and its values sum to polars'."""
+    require("pyspark")
+    res = bench("memory.py", "--rows", "100000", "--cap-mb", "100000", "--modes", "streaming", "spark")
+    assert res.returncode == 0, res.stdout + res.stderr
+    record = json.loads((tmp_path / "results.jsonl").read_text().splitlines()[-1])
+    polars_run, spark_run = record["results"]
+    assert spark_run["mode"] == "spark" and spark_run["ok"] and spark_run["rows"] == polars_run["rows"] > 7000
+    assert math.isclose(spark_run["value_sum"], polars_run["value_sum"], rel_tol=1e-9)
+    assert spark_run["peak_mb"] > 300  # the JVM's memory is counted, not only Python's
 
 
 def test_entity_benchmark_smoke_run_agrees(bench, tmp_path):
