@@ -106,6 +106,16 @@ PERIOD_START = {
 }
 PERIOD_START["duckdb"] = PERIOD_START["postgres"]
 
+#: the date ``:n`` days or months after date ``:p`` (``:n`` may be negative): moves a period start to another
+SHIFT = {
+    "postgres": {"days": "CAST(:p + :n AS DATE)", "months": "CAST(:p + :n * INTERVAL '1 month' AS DATE)"},
+    "sqlite": {"days": "DATE(:p, :n || ' days')", "months": "DATE(:p, :n || ' months')"},
+    "bigquery": {"days": "DATE_ADD(:p, INTERVAL :n DAY)", "months": "DATE_ADD(:p, INTERVAL :n MONTH)"},
+    "snowflake": {"days": "DATEADD(day, :n, :p)", "months": "DATEADD(month, :n, :p)"},
+    "spark": {"days": "DATE_ADD(:p, :n)", "months": "ADD_MONTHS(:p, :n)"},
+}
+SHIFT["duckdb"] = SHIFT["postgres"]
+
 #: quantiles per dialect (``:x`` the value, ``:q`` the fraction): continuous (``PERCENTILE_CONT``) and
 #: discrete (``PERCENTILE_DISC``); None where the dialect has no exact one (BigQuery's are analytic or
 #: approximate), and then the rows are read

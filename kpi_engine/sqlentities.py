@@ -2,7 +2,10 @@
 then one ``GROUP BY period, dimensions`` over those rows, as ``compile.entity_query`` does in polars.
 
 ``count(customer where count(orders) >= 2)`` becomes a count over per-customer rows; only the outer result
-leaves the database. History facts (``new``, ``active(k)``, ``over_next``) are not pushed yet.
+leaves the database. History facts join those rows as the polars path's ``_with_facts`` and ``_with_ahead``
+do: ``new`` from each entity's first row (``ROW_NUMBER``), ``active(k)`` from the distinct periods each
+entity has rows in, moved ``k`` periods, and ``over_next`` from its per-period aggregates, spread over the
+periods before.
 """
 
 from __future__ import annotations
@@ -11,9 +14,9 @@ from sqlglot import exp
 
 from . import periods
 from .formula import BinOp, Bool, Node, Null, Number, Unary
-from .ir import QUANTILES, Agg, Ahead, Conversions, Seen
+from .ir import QUANTILES, Agg, Ahead, Conversions, Seen, periods_ahead
 from .nodes import find_all
-from .plan import GroupRequest
+from .plan import GroupRequest, as_of_end
 from .sqlgen import DATE, PERIOD, NotPushable, Query, SqlCompiler
 
 
@@ -22,8 +25,6 @@ def entity_queries(compiler: SqlCompiler, group: GroupRequest) -> dict[str, Quer
     by_entity: dict[str, dict[str, Agg]] = {}
     for r in group.aggs.values():
         if r.agg.per is not None and not isinstance(r.agg, Conversions):
-            if find_all(r.agg, (Seen, Ahead)):
-                raise NotPushable(f"`{r.agg.key}` reads the entity's history (new, active, over_next)")
             if r.agg.lag:
                 raise NotPushable(f"`{r.agg.key}` moves rows by days")
             by_entity.setdefault(r.agg.per, {})[r.id] = r.agg
@@ -35,10 +36,17 @@ def _entity_query(compiler: SqlCompiler, group: GroupRequest, per: str, aggs: di
     dims = list(group.dims)
     inner: dict[str, tuple[str, Agg]] = {}
 
-    def column_of(agg: Agg) -> exp.Expression:
-        if agg.key not in inner:
-            inner[agg.key] = (f"e{len(inner)}", agg)
-        return exp.column(inner[agg.key][0], quoted=True)
+    found = [a for agg in aggs.values() for a in find_all(agg, Ahead)]
+    aheads = {(a.agg.key, a.periods): (f"__ahead{n}", a) for n, a in enumerate(found)}
+
+    def column_of(node: Agg | Seen | Ahead) -> exp.Expression:
+        if isinstance(node, Seen):
+            return exp.column("__new" if node.kind == "new" else f"__active{node.offset}", quoted=True)
+        if isinstance(node, Ahead):
+            return exp.column(aheads[(node.agg.key, node.periods)][0], quoted=True)
+        if node.key not in inner:
+            inner[node.key] = (f"e{len(inner)}", node)
+        return exp.column(inner[node.key][0], quoted=True)
 
     outer = [exp.alias_(_over_entities(compiler, agg, column_of), name, quoted=True) for name, agg in aggs.items()]
     rows = compiler.rows()
@@ -61,10 +69,129 @@ def _entity_query(compiler: SqlCompiler, group: GroupRequest, per: str, aggs: di
     if isinstance(group.grain, periods.Span):  # rows outside the span have no period
         per_entity = per_entity.where(exp.Not(this=exp.Is(this=period.copy(), expression=exp.Null())))
     per_entity = per_entity.group_by(*[exp.Literal.number(k + 1) for k in range(len(dims) + 2)])
+    facts = {f for agg in aggs.values() for f in find_all(agg, Seen)}
+    if facts or aheads:
+        per_entity = _with_history(compiler, group, per, per_entity, facts, list(aheads.values()))
     entities = exp.alias_(exp.Subquery(this=per_entity), "kpi_entities", quoted=True)
+    for name, agg in aggs.items():  # active(k), over_next(x, k + 1): unknown until the period k later is over
+        ahead = periods_ahead(agg)
+        if ahead > 0:
+            later = compiler.shift(exp.column(PERIOD, quoted=True), group.grain, ahead + 1)
+            known = exp.LTE(this=later, expression=compiler.value(as_of_end(compiler.plan)))
+            outer[list(aggs).index(name)] = exp.alias_(
+                exp.Case(ifs=[exp.If(this=known, true=outer[list(aggs).index(name)].unalias())]), name, quoted=True
+            )
     query = exp.select(exp.column(PERIOD, quoted=True), *[exp.column(d, quoted=True) for d in dims], *outer)
     query = query.from_(entities).group_by(*[exp.Literal.number(k + 1) for k in range(len(dims) + 1)])
     return compiler.query(query)
+
+
+def _with_history(
+    compiler: SqlCompiler,
+    group: GroupRequest,
+    per: str,
+    per_entity: exp.Select,
+    facts: set[Seen],
+    aheads: list[tuple[str, Ahead]],
+) -> exp.Select:
+    """The per-entity rows with a column per history fact (``__new``, ``__active{k}``, true or false) and per
+    ``over_next`` (``__ahead{n}``, 0 when none), read from the entity's whole history up to as-of."""
+    dims = list(group.dims)
+    who, date = exp.column(per, quoted=True), exp.column(DATE, quoted=True)
+    history = compiler.rows().where(exp.Not(this=exp.Is(this=who.copy(), expression=exp.Null())))
+    rows = exp.alias_(exp.Subquery(this=history), "kpi_history", quoted=True)
+    me = "kpi_me"
+
+    def mine(name: str) -> exp.Column:
+        return exp.column(name, table=me, quoted=True)
+
+    columns: list[exp.Expression] = [exp.Star()]
+    joins: list[tuple[exp.Expression, exp.Expression]] = []
+    if any(f.kind == "new" for f in facts):  # the entity's first row: its period and dimension values
+        order = [exp.Ordered(this=compiler.time(), nulls_first=True)]
+        order += [exp.Ordered(this=compiler.dimension(d).unalias(), nulls_first=True) for d in dims]
+        rank = exp.Window(this=exp.RowNumber(), partition_by=[who.copy()], order=exp.Order(expressions=order))
+        ranked = exp.select(
+            exp.alias_(who.copy(), "__who", quoted=True),
+            exp.alias_(date.copy(), "__first", quoted=True),
+            *[exp.alias_(compiler.dimension(d).unalias(), f"__first{i}", quoted=True) for i, d in enumerate(dims)],
+            exp.alias_(rank, "__rank", quoted=True),
+        ).from_(rows.copy())
+        first = exp.select("*").from_(exp.alias_(exp.Subquery(this=ranked), "kpi_ranked", quoted=True))
+        first = first.where(exp.EQ(this=exp.column("__rank", quoted=True), expression=exp.Literal.number(1)))
+        joined = exp.alias_(exp.Subquery(this=first), "kpi_first", quoted=True)
+        on = exp.EQ(this=exp.column("__who", table="kpi_first", quoted=True), expression=mine("__who"))
+        joins.append((joined, on))
+        new: exp.Expression = exp.EQ(
+            this=compiler.period(group.grain, exp.column("__first", table="kpi_first", quoted=True)),
+            expression=mine(PERIOD),
+        )
+        for i, d in enumerate(dims):
+            same = exp.NullSafeEQ(this=mine(d), expression=exp.column(f"__first{i}", table="kpi_first", quoted=True))
+            new = exp.and_(new, same)
+        columns.append(exp.alias_(_true_or_false(compiler, new), "__new", quoted=True))
+    for k in sorted({f.offset for f in facts if f.kind == "active"}):  # the periods each entity has rows in
+        alias = f"kpi_active{k}".replace("-", "m")
+        seen = (
+            exp.select(
+                exp.alias_(who.copy(), "__who", quoted=True),
+                exp.alias_(
+                    compiler.shift(compiler.period(group.grain, date.copy()), group.grain, -k), "__p", quoted=True
+                ),
+            )
+            .from_(rows.copy())
+            .distinct()
+        )
+        on = exp.and_(
+            exp.EQ(this=exp.column("__who", table=alias, quoted=True), expression=mine("__who")),
+            exp.EQ(this=exp.column("__p", table=alias, quoted=True), expression=mine(PERIOD)),
+        )
+        joins.append((exp.alias_(exp.Subquery(this=seen), alias, quoted=True), on))
+        found = exp.Not(this=exp.Is(this=exp.column("__who", table=alias, quoted=True), expression=exp.Null()))
+        columns.append(exp.alias_(_true_or_false(compiler, found), f"__active{k}", quoted=True))
+    for name, ahead in aheads:  # the entity's aggregate per period, spread over the periods - 1 before it
+        each = (
+            exp.select(
+                exp.alias_(who.copy(), "__who", quoted=True),
+                exp.alias_(compiler.period(group.grain, date.copy()), "__p", quoted=True),
+                exp.alias_(exp.cast(compiler.aggregate(ahead.agg), compiler.double()), "__v", quoted=True),
+            )
+            .from_(rows.copy())
+            .group_by(exp.Literal.number(1), exp.Literal.number(2))
+        )
+        each_rows = exp.alias_(exp.Subquery(this=each), "kpi_each", quoted=True)
+        spread: exp.Expression | None = None
+        for j in range(ahead.periods):
+            moved = exp.select(
+                exp.column("__who", quoted=True),
+                exp.alias_(compiler.shift(exp.column("__p", quoted=True), group.grain, -j), "__p", quoted=True),
+                exp.column("__v", quoted=True),
+            ).from_(each_rows.copy())
+            spread = moved if spread is None else exp.union(spread, moved, distinct=False)
+        total = exp.select(
+            exp.column("__who", quoted=True),
+            exp.column("__p", quoted=True),
+            exp.alias_(exp.Sum(this=exp.column("__v", quoted=True)), "__v", quoted=True),
+        ).from_(exp.alias_(exp.Subquery(this=spread), "kpi_spread", quoted=True))
+        total = total.group_by(exp.Literal.number(1), exp.Literal.number(2))
+        alias = f"kpi_{name.strip('_')}"
+        on = exp.and_(
+            exp.EQ(this=exp.column("__who", table=alias, quoted=True), expression=mine("__who")),
+            exp.EQ(this=exp.column("__p", table=alias, quoted=True), expression=mine(PERIOD)),
+        )
+        joins.append((exp.alias_(exp.Subquery(this=total), alias, quoted=True), on))
+        value = exp.Coalesce(this=exp.column("__v", table=alias, quoted=True), expressions=[exp.Literal.number(0)])
+        columns.append(exp.alias_(value, name, quoted=True))
+    query = exp.select(*[c if not isinstance(c, exp.Star) else exp.column(exp.Star(), table=me) for c in columns])
+    query = query.from_(exp.alias_(exp.Subquery(this=per_entity), me, quoted=True))
+    for table, on in joins:
+        query = query.join(table, on=on, join_type="left")
+    return query
+
+
+def _true_or_false(compiler: SqlCompiler, test: exp.Expression) -> exp.Expression:
+    """A boolean column that is never null (a fact the entity does not have is false)."""
+    return exp.Case(ifs=[exp.If(this=test, true=compiler.boolean(True))], default=compiler.boolean(False))
 
 
 def _over_entities(compiler: SqlCompiler, agg: Agg, column_of) -> exp.Expression:  # type: ignore[no-untyped-def]
@@ -99,7 +226,7 @@ def _over_entities(compiler: SqlCompiler, agg: Agg, column_of) -> exp.Expression
 
 def _entity(compiler: SqlCompiler, node: Node, column_of) -> exp.Expression:  # type: ignore[no-untyped-def]
     """An entity-level expression over the per-entity columns of its inner aggregates."""
-    if isinstance(node, Agg):
+    if isinstance(node, Agg | Seen | Ahead):
         return column_of(node)
     if isinstance(node, Bool):
         return compiler.boolean(node.value)

@@ -28,10 +28,10 @@ from sqlglot import exp
 
 from . import periods
 from .compile import edge_column, row_dtype
-from .dialects import DATE_PARTS, LOCAL_DATE, LOCAL_HOUR, PERIOD_START, QUANTILE, SECONDS
+from .dialects import DATE_PARTS, LOCAL_DATE, LOCAL_HOUR, PERIOD_START, QUANTILE, SECONDS, SHIFT
 from .formula import BinOp, Bool, Call, Column, InList, IsNull, Node, Null, Number, String, Unary
 from .ir import DURATION_FUNCS, EDGE_SUMS, QUANTILES, Agg, Conversions, MetricFunction, kind_of
-from .model import Calendar, Grain
+from .model import MONTHS_PER, Calendar, Grain
 from .plan import GroupRequest, Plan, SourcePlan
 from .timeparse import TimeOptions
 
@@ -174,6 +174,18 @@ class SqlCompiler:
         cal: Calendar = self.plan.calendar
         form = PERIOD_START[self.dialect][grain]
         return self.template(form, d=d, start=cal.week_start, shift=cal.fiscal_year_start - 1)
+
+    def shift(self, start: exp.Expression, grain: periods.Period, n: int) -> exp.Expression:
+        """The start of the period ``n`` periods after the one starting at ``start`` (``periods.shift_expr``):
+        null for a custom span, which has no neighbours."""
+        grain = periods.base(grain)
+        if isinstance(grain, periods.Span):
+            return exp.cast(exp.Null(), "DATE")
+        if not isinstance(grain, Grain):
+            raise NotPushable(f"`window: {grain.window}` periods are computed from the rows")  # type: ignore[union-attr]
+        days = {Grain.DAY: 1, Grain.WEEK: 7}.get(grain)
+        form = SHIFT[self.dialect]["days" if days else "months"]
+        return self.template(form, p=start, n=n * (days or MONTHS_PER[grain]))
 
     # -- row-level expressions ---------------------------------------------------------------------------
     def row(self, node: Node) -> exp.Expression:

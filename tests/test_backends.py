@@ -63,6 +63,10 @@ kpis:
   visits_median: {unit: ratio, grain: quarter, formula: median(count(sessions) per visitor)}
   last_durations: {unit: count, grain: month, dimensions: [channel], formula: sum(last(sessions.duration_s) per visitor)}
   last_day_pages: {unit: count, grain: week, formula: sum(sum_last_day(sessions.pageviews) per visitor)}
+  new_visitors: {unit: count, grain: month, dimensions: [channel], formula: count(visitor where new)}
+  back_again: {unit: percent, grain: week, formula: 100 * count(visitor where active(-1)) / count(visitor)}
+  retained: {unit: percent, grain: month, formula: 100 * count(visitor where new and active(1)) / count(visitor where new)}
+  pages_ahead: {unit: ratio, grain: quarter, dimensions: [channel], formula: sum(over_next(sum(sessions.pageviews), 2) per visitor where new) / count(visitor where new)}
 """
 
 CALENDARS = {

@@ -363,6 +363,156 @@ GROUP BY
 
 -- sessions: quarter x []: rows read (bigquery has no exact percentile function)
 
+-- sessions: quarter x ['channel'] -- p0='Europe/Paris', p1=datetime.datetime(2026, 7, 1, 0, 0, tzinfo=zoneinfo.ZoneInfo(key='Europe/Paris'))
+SELECT
+  DATE_ADD(DATE_TRUNC(DATE_SUB(`__date`, INTERVAL 3 MONTH), QUARTER), INTERVAL 3 MONTH) AS `__period`,
+  `channel`,
+  SUM(`n80`) AS `n80`
+FROM (
+  SELECT
+    `__date`,
+    `channel`,
+    COUNT(*) AS `n80`
+  FROM (
+    SELECT
+      *,
+      DATE(`ts`, @p0) AS `__date`
+    FROM `sessions`
+    WHERE
+      `ts` < @p1
+  ) AS `kpi_rows`
+  GROUP BY
+    1,
+    2
+) AS `kpi_days`
+GROUP BY
+  1,
+  2;
+
+-- sessions: quarter x ['channel'] per visitor_id -- p0='Europe/Paris', p1=datetime.datetime(2026, 7, 1, 0, 0, tzinfo=zoneinfo.ZoneInfo(key='Europe/Paris')), p2='Europe/Paris', p3=datetime.datetime(2026, 7, 1, 0, 0, tzinfo=zoneinfo.ZoneInfo(key='Europe/Paris')), p4=datetime.date(2026, 7, 1)
+SELECT
+  `__period`,
+  `channel`,
+  CASE
+    WHEN DATE_ADD(`__period`, INTERVAL 6 MONTH) <= @p4
+    THEN SUM(CASE WHEN `__new` THEN CAST((
+      `__ahead0`
+    ) AS FLOAT64) END)
+  END AS `a81`,
+  COUNT(CASE WHEN `__new` THEN 1 END) AS `a83`
+FROM (
+  SELECT
+    kpi_me.*,
+    CASE
+      WHEN DATE_ADD(DATE_TRUNC(DATE_SUB(`kpi_first`.`__first`, INTERVAL 3 MONTH), QUARTER), INTERVAL 3 MONTH) = `kpi_me`.`__period`
+      AND `kpi_me`.`channel` IS NOT DISTINCT FROM `kpi_first`.`__first0`
+      THEN TRUE
+      ELSE FALSE
+    END AS `__new`,
+    COALESCE(`kpi_ahead0`.`__v`, 0) AS `__ahead0`
+  FROM (
+    SELECT
+      DATE_ADD(DATE_TRUNC(DATE_SUB(`__date`, INTERVAL 3 MONTH), QUARTER), INTERVAL 3 MONTH) AS `__period`,
+      `channel`,
+      `visitor_id` AS `__who`
+    FROM (
+      SELECT
+        *,
+        DATE(`ts`, @p0) AS `__date`
+      FROM `sessions`
+      WHERE
+        `ts` < @p1
+    ) AS `kpi_rows`
+    WHERE
+      NOT `visitor_id` IS NULL
+    GROUP BY
+      1,
+      2,
+      3
+  ) AS `kpi_me`
+  LEFT JOIN (
+    SELECT
+      *
+    FROM (
+      SELECT
+        `visitor_id` AS `__who`,
+        `__date` AS `__first`,
+        `channel` AS `__first0`,
+        ROW_NUMBER() OVER (PARTITION BY `visitor_id` ORDER BY `ts`, `channel`) AS `__rank`
+      FROM (
+        SELECT
+          *,
+          DATE(`ts`, @p2) AS `__date`
+        FROM `sessions`
+        WHERE
+          `ts` < @p3 AND NOT `visitor_id` IS NULL
+      ) AS `kpi_history`
+    ) AS `kpi_ranked`
+    WHERE
+      `__rank` = 1
+  ) AS `kpi_first`
+    ON `kpi_first`.`__who` = `kpi_me`.`__who`
+  LEFT JOIN (
+    SELECT
+      `__who`,
+      `__p`,
+      SUM(`__v`) AS `__v`
+    FROM (
+      SELECT
+        `__who`,
+        DATE_ADD(`__p`, INTERVAL 0 MONTH) AS `__p`,
+        `__v`
+      FROM (
+        SELECT
+          `visitor_id` AS `__who`,
+          DATE_ADD(DATE_TRUNC(DATE_SUB(`__date`, INTERVAL 3 MONTH), QUARTER), INTERVAL 3 MONTH) AS `__p`,
+          CAST(SUM(`pageviews`) AS FLOAT64) AS `__v`
+        FROM (
+          SELECT
+            *,
+            DATE(`ts`, @p2) AS `__date`
+          FROM `sessions`
+          WHERE
+            `ts` < @p3 AND NOT `visitor_id` IS NULL
+        ) AS `kpi_history`
+        GROUP BY
+          1,
+          2
+      ) AS `kpi_each`
+      UNION ALL
+      SELECT
+        `__who`,
+        DATE_ADD(`__p`, INTERVAL -3 MONTH) AS `__p`,
+        `__v`
+      FROM (
+        SELECT
+          `visitor_id` AS `__who`,
+          DATE_ADD(DATE_TRUNC(DATE_SUB(`__date`, INTERVAL 3 MONTH), QUARTER), INTERVAL 3 MONTH) AS `__p`,
+          CAST(SUM(`pageviews`) AS FLOAT64) AS `__v`
+        FROM (
+          SELECT
+            *,
+            DATE(`ts`, @p2) AS `__date`
+          FROM `sessions`
+          WHERE
+            `ts` < @p3 AND NOT `visitor_id` IS NULL
+        ) AS `kpi_history`
+        GROUP BY
+          1,
+          2
+      ) AS `kpi_each`
+    ) AS `kpi_spread`
+    GROUP BY
+      1,
+      2
+  ) AS `kpi_ahead0`
+    ON `kpi_ahead0`.`__who` = `kpi_me`.`__who`
+    AND `kpi_ahead0`.`__p` = `kpi_me`.`__period`
+) AS `kpi_entities`
+GROUP BY
+  1,
+  2;
+
 -- tickets: month x ['channel'] -- p0='Europe/Paris', p1='UTC', p2=datetime.datetime(2026, 6, 30, 22, 0)
 SELECT
   DATE_TRUNC(`__date`, MONTH) AS `__period`,

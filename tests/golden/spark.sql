@@ -393,7 +393,7 @@ FROM (
 GROUP BY
   1;
 
--- sessions: month x [] per visitor_id -- p0=2, p1=600, p2=1, p3='Europe/Paris', p4=datetime.datetime(2026, 7, 1, 0, 0, tzinfo=zoneinfo.ZoneInfo(key='Europe/Paris'))
+-- sessions: month x [] per visitor_id -- p0=2, p1=600, p2=1, p3='Europe/Paris', p4=datetime.datetime(2026, 7, 1, 0, 0, tzinfo=zoneinfo.ZoneInfo(key='Europe/Paris')), p5='Europe/Paris', p6=datetime.datetime(2026, 7, 1, 0, 0, tzinfo=zoneinfo.ZoneInfo(key='Europe/Paris')), p7=datetime.date(2026, 7, 1)
 SELECT
   `__period`,
   COUNT(CASE WHEN (
@@ -421,44 +421,99 @@ SELECT
   ) AS `a69`,
   SUM(CAST((
     `e3`
-  ) AS DOUBLE)) AS `a73`
+  ) AS DOUBLE)) AS `a73`,
+  COUNT(CASE WHEN `__new` THEN 1 END) AS `a76`,
+  CASE
+    WHEN ADD_MONTHS(`__period`, 2) <= :p7
+    THEN COUNT(CASE WHEN (
+      `__new`
+    ) AND (
+      `__active1`
+    ) THEN 1 END)
+  END AS `a79`
 FROM (
   SELECT
-    TRUNC(`__date`, 'MM') AS `__period`,
-    `visitor_id` AS `__who`,
-    COUNT(*) AS `e0`,
-    SUM(CAST(`duration_s` AS DECIMAL(38, 0))) AS `e1`,
-    COUNT(CASE WHEN `lead` THEN 1 END) AS `e2`,
-    MAX(
-      CASE
-        WHEN NOT (
-          `duration_s`
-        ) IS NULL AND `ts` = `__edge_52adc3dcc09d`
-        THEN CAST((
-          `duration_s`
-        ) AS DOUBLE)
-      END
-    ) AS `e3`
+    kpi_me.*,
+    CASE
+      WHEN TRUNC(`kpi_first`.`__first`, 'MM') = `kpi_me`.`__period`
+      THEN TRUE
+      ELSE FALSE
+    END AS `__new`,
+    CASE WHEN NOT `kpi_active1`.`__who` IS NULL THEN TRUE ELSE FALSE END AS `__active1`
   FROM (
     SELECT
-      *,
-      MAX(CASE WHEN NOT (
-        `duration_s`
-      ) IS NULL THEN `ts` END) OVER (PARTITION BY TRUNC(`__date`, 'MM'), `visitor_id`) AS `__edge_52adc3dcc09d`
+      TRUNC(`__date`, 'MM') AS `__period`,
+      `visitor_id` AS `__who`,
+      COUNT(*) AS `e0`,
+      SUM(CAST(`duration_s` AS DECIMAL(38, 0))) AS `e1`,
+      COUNT(CASE WHEN `lead` THEN 1 END) AS `e2`,
+      MAX(
+        CASE
+          WHEN NOT (
+            `duration_s`
+          ) IS NULL AND `ts` = `__edge_52adc3dcc09d`
+          THEN CAST((
+            `duration_s`
+          ) AS DOUBLE)
+        END
+      ) AS `e3`
     FROM (
       SELECT
         *,
-        TO_DATE(FROM_UTC_TIMESTAMP(CAST(`ts` AS TIMESTAMP), :p3)) AS `__date`
+        MAX(CASE WHEN NOT (
+          `duration_s`
+        ) IS NULL THEN `ts` END) OVER (PARTITION BY TRUNC(`__date`, 'MM'), `visitor_id`) AS `__edge_52adc3dcc09d`
+      FROM (
+        SELECT
+          *,
+          TO_DATE(FROM_UTC_TIMESTAMP(CAST(`ts` AS TIMESTAMP), :p3)) AS `__date`
+        FROM `sessions`
+        WHERE
+          `ts` < :p4
+      ) AS `kpi_all`
+    ) AS `kpi_rows`
+    WHERE
+      NOT `visitor_id` IS NULL
+    GROUP BY
+      1,
+      2
+  ) AS `kpi_me`
+  LEFT JOIN (
+    SELECT
+      *
+    FROM (
+      SELECT
+        `visitor_id` AS `__who`,
+        `__date` AS `__first`,
+        ROW_NUMBER() OVER (PARTITION BY `visitor_id` ORDER BY `ts`) AS `__rank`
+      FROM (
+        SELECT
+          *,
+          TO_DATE(FROM_UTC_TIMESTAMP(CAST(`ts` AS TIMESTAMP), :p5)) AS `__date`
+        FROM `sessions`
+        WHERE
+          `ts` < :p6 AND NOT `visitor_id` IS NULL
+      ) AS `kpi_history`
+    ) AS `kpi_ranked`
+    WHERE
+      `__rank` = 1
+  ) AS `kpi_first`
+    ON `kpi_first`.`__who` = `kpi_me`.`__who`
+  LEFT JOIN (
+    SELECT DISTINCT
+      `visitor_id` AS `__who`,
+      ADD_MONTHS(TRUNC(`__date`, 'MM'), -1) AS `__p`
+    FROM (
+      SELECT
+        *,
+        TO_DATE(FROM_UTC_TIMESTAMP(CAST(`ts` AS TIMESTAMP), :p5)) AS `__date`
       FROM `sessions`
       WHERE
-        `ts` < :p4
-    ) AS `kpi_all`
-  ) AS `kpi_rows`
-  WHERE
-    NOT `visitor_id` IS NULL
-  GROUP BY
-    1,
-    2
+        `ts` < :p6 AND NOT `visitor_id` IS NULL
+    ) AS `kpi_history`
+  ) AS `kpi_active1`
+    ON `kpi_active1`.`__who` = `kpi_me`.`__who`
+    AND `kpi_active1`.`__p` = `kpi_me`.`__period`
 ) AS `kpi_entities`
 GROUP BY
   1;
@@ -484,7 +539,7 @@ GROUP BY
   1,
   2;
 
--- sessions: month x ['channel'] per visitor_id -- p0=2, p1='Europe/Paris', p2=datetime.datetime(2026, 7, 1, 0, 0, tzinfo=zoneinfo.ZoneInfo(key='Europe/Paris'))
+-- sessions: month x ['channel'] per visitor_id -- p0=2, p1='Europe/Paris', p2=datetime.datetime(2026, 7, 1, 0, 0, tzinfo=zoneinfo.ZoneInfo(key='Europe/Paris')), p3='Europe/Paris', p4=datetime.datetime(2026, 7, 1, 0, 0, tzinfo=zoneinfo.ZoneInfo(key='Europe/Paris'))
 SELECT
   `__period`,
   `channel`,
@@ -495,44 +550,77 @@ SELECT
   ) THEN 1 END) AS `a66`,
   SUM(CAST((
     `e1`
-  ) AS DOUBLE)) AS `a72`
+  ) AS DOUBLE)) AS `a72`,
+  COUNT(CASE WHEN `__new` THEN 1 END) AS `a75`
 FROM (
   SELECT
-    TRUNC(`__date`, 'MM') AS `__period`,
-    `channel`,
-    `visitor_id` AS `__who`,
-    COUNT(*) AS `e0`,
-    MAX(
-      CASE
-        WHEN NOT (
-          `duration_s`
-        ) IS NULL AND `ts` = `__edge_52adc3dcc09d`
-        THEN CAST((
-          `duration_s`
-        ) AS DOUBLE)
-      END
-    ) AS `e1`
+    kpi_me.*,
+    CASE
+      WHEN TRUNC(`kpi_first`.`__first`, 'MM') = `kpi_me`.`__period`
+      AND `kpi_me`.`channel` IS NOT DISTINCT FROM `kpi_first`.`__first0`
+      THEN TRUE
+      ELSE FALSE
+    END AS `__new`
   FROM (
     SELECT
-      *,
-      MAX(CASE WHEN NOT (
-        `duration_s`
-      ) IS NULL THEN `ts` END) OVER (PARTITION BY TRUNC(`__date`, 'MM'), `channel`, `visitor_id`) AS `__edge_52adc3dcc09d`
+      TRUNC(`__date`, 'MM') AS `__period`,
+      `channel`,
+      `visitor_id` AS `__who`,
+      COUNT(*) AS `e0`,
+      MAX(
+        CASE
+          WHEN NOT (
+            `duration_s`
+          ) IS NULL AND `ts` = `__edge_52adc3dcc09d`
+          THEN CAST((
+            `duration_s`
+          ) AS DOUBLE)
+        END
+      ) AS `e1`
     FROM (
       SELECT
         *,
-        TO_DATE(FROM_UTC_TIMESTAMP(CAST(`ts` AS TIMESTAMP), :p1)) AS `__date`
-      FROM `sessions`
-      WHERE
-        `ts` < :p2
-    ) AS `kpi_all`
-  ) AS `kpi_rows`
-  WHERE
-    NOT `visitor_id` IS NULL
-  GROUP BY
-    1,
-    2,
-    3
+        MAX(CASE WHEN NOT (
+          `duration_s`
+        ) IS NULL THEN `ts` END) OVER (PARTITION BY TRUNC(`__date`, 'MM'), `channel`, `visitor_id`) AS `__edge_52adc3dcc09d`
+      FROM (
+        SELECT
+          *,
+          TO_DATE(FROM_UTC_TIMESTAMP(CAST(`ts` AS TIMESTAMP), :p1)) AS `__date`
+        FROM `sessions`
+        WHERE
+          `ts` < :p2
+      ) AS `kpi_all`
+    ) AS `kpi_rows`
+    WHERE
+      NOT `visitor_id` IS NULL
+    GROUP BY
+      1,
+      2,
+      3
+  ) AS `kpi_me`
+  LEFT JOIN (
+    SELECT
+      *
+    FROM (
+      SELECT
+        `visitor_id` AS `__who`,
+        `__date` AS `__first`,
+        `channel` AS `__first0`,
+        ROW_NUMBER() OVER (PARTITION BY `visitor_id` ORDER BY `ts`, `channel`) AS `__rank`
+      FROM (
+        SELECT
+          *,
+          TO_DATE(FROM_UTC_TIMESTAMP(CAST(`ts` AS TIMESTAMP), :p3)) AS `__date`
+        FROM `sessions`
+        WHERE
+          `ts` < :p4 AND NOT `visitor_id` IS NULL
+      ) AS `kpi_history`
+    ) AS `kpi_ranked`
+    WHERE
+      `__rank` = 1
+  ) AS `kpi_first`
+    ON `kpi_first`.`__who` = `kpi_me`.`__who`
 ) AS `kpi_entities`
 GROUP BY
   1,
@@ -638,17 +726,138 @@ FROM (
 GROUP BY
   1;
 
--- sessions: quarter x [] per visitor_id -- p0='Europe/Paris', p1=datetime.datetime(2026, 7, 1, 0, 0, tzinfo=zoneinfo.ZoneInfo(key='Europe/Paris'))
+-- sessions: quarter x [] per visitor_id -- p0='Europe/Paris', p1=datetime.datetime(2026, 7, 1, 0, 0, tzinfo=zoneinfo.ZoneInfo(key='Europe/Paris')), p2='Europe/Paris', p3=datetime.datetime(2026, 7, 1, 0, 0, tzinfo=zoneinfo.ZoneInfo(key='Europe/Paris')), p4=datetime.date(2026, 7, 1)
 SELECT
   `__period`,
   PERCENTILE(CAST((
     `e0`
-  ) AS DOUBLE), 0.5) AS `a71`
+  ) AS DOUBLE), 0.5) AS `a71`,
+  CASE
+    WHEN ADD_MONTHS(`__period`, 6) <= :p4
+    THEN SUM(CASE WHEN `__new` THEN CAST((
+      `__ahead0`
+    ) AS DOUBLE) END)
+  END AS `a82`,
+  COUNT(CASE WHEN `__new` THEN 1 END) AS `a84`
 FROM (
   SELECT
-    ADD_MONTHS(TRUNC(ADD_MONTHS(`__date`, -3), 'QUARTER'), 3) AS `__period`,
-    `visitor_id` AS `__who`,
-    COUNT(*) AS `e0`
+    kpi_me.*,
+    CASE
+      WHEN ADD_MONTHS(TRUNC(ADD_MONTHS(`kpi_first`.`__first`, -3), 'QUARTER'), 3) = `kpi_me`.`__period`
+      THEN TRUE
+      ELSE FALSE
+    END AS `__new`,
+    COALESCE(`kpi_ahead0`.`__v`, 0) AS `__ahead0`
+  FROM (
+    SELECT
+      ADD_MONTHS(TRUNC(ADD_MONTHS(`__date`, -3), 'QUARTER'), 3) AS `__period`,
+      `visitor_id` AS `__who`,
+      COUNT(*) AS `e0`
+    FROM (
+      SELECT
+        *,
+        TO_DATE(FROM_UTC_TIMESTAMP(CAST(`ts` AS TIMESTAMP), :p0)) AS `__date`
+      FROM `sessions`
+      WHERE
+        `ts` < :p1
+    ) AS `kpi_rows`
+    WHERE
+      NOT `visitor_id` IS NULL
+    GROUP BY
+      1,
+      2
+  ) AS `kpi_me`
+  LEFT JOIN (
+    SELECT
+      *
+    FROM (
+      SELECT
+        `visitor_id` AS `__who`,
+        `__date` AS `__first`,
+        ROW_NUMBER() OVER (PARTITION BY `visitor_id` ORDER BY `ts`) AS `__rank`
+      FROM (
+        SELECT
+          *,
+          TO_DATE(FROM_UTC_TIMESTAMP(CAST(`ts` AS TIMESTAMP), :p2)) AS `__date`
+        FROM `sessions`
+        WHERE
+          `ts` < :p3 AND NOT `visitor_id` IS NULL
+      ) AS `kpi_history`
+    ) AS `kpi_ranked`
+    WHERE
+      `__rank` = 1
+  ) AS `kpi_first`
+    ON `kpi_first`.`__who` = `kpi_me`.`__who`
+  LEFT JOIN (
+    SELECT
+      `__who`,
+      `__p`,
+      SUM(`__v`) AS `__v`
+    FROM (
+      SELECT
+        `__who`,
+        ADD_MONTHS(`__p`, 0) AS `__p`,
+        `__v`
+      FROM (
+        SELECT
+          `visitor_id` AS `__who`,
+          ADD_MONTHS(TRUNC(ADD_MONTHS(`__date`, -3), 'QUARTER'), 3) AS `__p`,
+          CAST(SUM(CAST(`pageviews` AS DECIMAL(38, 0))) AS DOUBLE) AS `__v`
+        FROM (
+          SELECT
+            *,
+            TO_DATE(FROM_UTC_TIMESTAMP(CAST(`ts` AS TIMESTAMP), :p2)) AS `__date`
+          FROM `sessions`
+          WHERE
+            `ts` < :p3 AND NOT `visitor_id` IS NULL
+        ) AS `kpi_history`
+        GROUP BY
+          1,
+          2
+      ) AS `kpi_each`
+      UNION ALL
+      SELECT
+        `__who`,
+        ADD_MONTHS(`__p`, -3) AS `__p`,
+        `__v`
+      FROM (
+        SELECT
+          `visitor_id` AS `__who`,
+          ADD_MONTHS(TRUNC(ADD_MONTHS(`__date`, -3), 'QUARTER'), 3) AS `__p`,
+          CAST(SUM(CAST(`pageviews` AS DECIMAL(38, 0))) AS DOUBLE) AS `__v`
+        FROM (
+          SELECT
+            *,
+            TO_DATE(FROM_UTC_TIMESTAMP(CAST(`ts` AS TIMESTAMP), :p2)) AS `__date`
+          FROM `sessions`
+          WHERE
+            `ts` < :p3 AND NOT `visitor_id` IS NULL
+        ) AS `kpi_history`
+        GROUP BY
+          1,
+          2
+      ) AS `kpi_each`
+    ) AS `kpi_spread`
+    GROUP BY
+      1,
+      2
+  ) AS `kpi_ahead0`
+    ON `kpi_ahead0`.`__who` = `kpi_me`.`__who`
+    AND `kpi_ahead0`.`__p` = `kpi_me`.`__period`
+) AS `kpi_entities`
+GROUP BY
+  1;
+
+-- sessions: quarter x ['channel'] -- p0='Europe/Paris', p1=datetime.datetime(2026, 7, 1, 0, 0, tzinfo=zoneinfo.ZoneInfo(key='Europe/Paris'))
+SELECT
+  ADD_MONTHS(TRUNC(ADD_MONTHS(`__date`, -3), 'QUARTER'), 3) AS `__period`,
+  `channel`,
+  SUM(`n80`) AS `n80`
+FROM (
+  SELECT
+    `__date`,
+    `channel`,
+    COUNT(*) AS `n80`
   FROM (
     SELECT
       *,
@@ -657,14 +866,137 @@ FROM (
     WHERE
       `ts` < :p1
   ) AS `kpi_rows`
-  WHERE
-    NOT `visitor_id` IS NULL
   GROUP BY
     1,
     2
+) AS `kpi_days`
+GROUP BY
+  1,
+  2;
+
+-- sessions: quarter x ['channel'] per visitor_id -- p0='Europe/Paris', p1=datetime.datetime(2026, 7, 1, 0, 0, tzinfo=zoneinfo.ZoneInfo(key='Europe/Paris')), p2='Europe/Paris', p3=datetime.datetime(2026, 7, 1, 0, 0, tzinfo=zoneinfo.ZoneInfo(key='Europe/Paris')), p4=datetime.date(2026, 7, 1)
+SELECT
+  `__period`,
+  `channel`,
+  CASE
+    WHEN ADD_MONTHS(`__period`, 6) <= :p4
+    THEN SUM(CASE WHEN `__new` THEN CAST((
+      `__ahead0`
+    ) AS DOUBLE) END)
+  END AS `a81`,
+  COUNT(CASE WHEN `__new` THEN 1 END) AS `a83`
+FROM (
+  SELECT
+    kpi_me.*,
+    CASE
+      WHEN ADD_MONTHS(TRUNC(ADD_MONTHS(`kpi_first`.`__first`, -3), 'QUARTER'), 3) = `kpi_me`.`__period`
+      AND `kpi_me`.`channel` IS NOT DISTINCT FROM `kpi_first`.`__first0`
+      THEN TRUE
+      ELSE FALSE
+    END AS `__new`,
+    COALESCE(`kpi_ahead0`.`__v`, 0) AS `__ahead0`
+  FROM (
+    SELECT
+      ADD_MONTHS(TRUNC(ADD_MONTHS(`__date`, -3), 'QUARTER'), 3) AS `__period`,
+      `channel`,
+      `visitor_id` AS `__who`
+    FROM (
+      SELECT
+        *,
+        TO_DATE(FROM_UTC_TIMESTAMP(CAST(`ts` AS TIMESTAMP), :p0)) AS `__date`
+      FROM `sessions`
+      WHERE
+        `ts` < :p1
+    ) AS `kpi_rows`
+    WHERE
+      NOT `visitor_id` IS NULL
+    GROUP BY
+      1,
+      2,
+      3
+  ) AS `kpi_me`
+  LEFT JOIN (
+    SELECT
+      *
+    FROM (
+      SELECT
+        `visitor_id` AS `__who`,
+        `__date` AS `__first`,
+        `channel` AS `__first0`,
+        ROW_NUMBER() OVER (PARTITION BY `visitor_id` ORDER BY `ts`, `channel`) AS `__rank`
+      FROM (
+        SELECT
+          *,
+          TO_DATE(FROM_UTC_TIMESTAMP(CAST(`ts` AS TIMESTAMP), :p2)) AS `__date`
+        FROM `sessions`
+        WHERE
+          `ts` < :p3 AND NOT `visitor_id` IS NULL
+      ) AS `kpi_history`
+    ) AS `kpi_ranked`
+    WHERE
+      `__rank` = 1
+  ) AS `kpi_first`
+    ON `kpi_first`.`__who` = `kpi_me`.`__who`
+  LEFT JOIN (
+    SELECT
+      `__who`,
+      `__p`,
+      SUM(`__v`) AS `__v`
+    FROM (
+      SELECT
+        `__who`,
+        ADD_MONTHS(`__p`, 0) AS `__p`,
+        `__v`
+      FROM (
+        SELECT
+          `visitor_id` AS `__who`,
+          ADD_MONTHS(TRUNC(ADD_MONTHS(`__date`, -3), 'QUARTER'), 3) AS `__p`,
+          CAST(SUM(CAST(`pageviews` AS DECIMAL(38, 0))) AS DOUBLE) AS `__v`
+        FROM (
+          SELECT
+            *,
+            TO_DATE(FROM_UTC_TIMESTAMP(CAST(`ts` AS TIMESTAMP), :p2)) AS `__date`
+          FROM `sessions`
+          WHERE
+            `ts` < :p3 AND NOT `visitor_id` IS NULL
+        ) AS `kpi_history`
+        GROUP BY
+          1,
+          2
+      ) AS `kpi_each`
+      UNION ALL
+      SELECT
+        `__who`,
+        ADD_MONTHS(`__p`, -3) AS `__p`,
+        `__v`
+      FROM (
+        SELECT
+          `visitor_id` AS `__who`,
+          ADD_MONTHS(TRUNC(ADD_MONTHS(`__date`, -3), 'QUARTER'), 3) AS `__p`,
+          CAST(SUM(CAST(`pageviews` AS DECIMAL(38, 0))) AS DOUBLE) AS `__v`
+        FROM (
+          SELECT
+            *,
+            TO_DATE(FROM_UTC_TIMESTAMP(CAST(`ts` AS TIMESTAMP), :p2)) AS `__date`
+          FROM `sessions`
+          WHERE
+            `ts` < :p3 AND NOT `visitor_id` IS NULL
+        ) AS `kpi_history`
+        GROUP BY
+          1,
+          2
+      ) AS `kpi_each`
+    ) AS `kpi_spread`
+    GROUP BY
+      1,
+      2
+  ) AS `kpi_ahead0`
+    ON `kpi_ahead0`.`__who` = `kpi_me`.`__who`
+    AND `kpi_ahead0`.`__p` = `kpi_me`.`__period`
 ) AS `kpi_entities`
 GROUP BY
-  1;
+  1,
+  2;
 
 -- tickets: month x ['channel'] -- p0='Europe/Paris', p1='UTC', p2=datetime.datetime(2026, 6, 30, 22, 0)
 SELECT
