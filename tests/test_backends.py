@@ -13,6 +13,7 @@ import datetime as dt
 import math
 import re
 import sqlite3
+import sys
 from pathlib import Path
 
 import polars as pl
@@ -454,3 +455,30 @@ def test_connection_errors_are_named(tmp_path, monkeypatch):
     with pytest.raises(kpi_engine.KpiError) as info:
         kpi_engine.load(root, allow_outside=True).evaluate(AS_OF)
     assert "source `s`" in info.value.render()
+
+
+def test_a_missing_driver_says_what_to_install(databases, postgres, tables, tmp_path, monkeypatch):
+    """Without duckdb, psycopg or pyspark installed, a source that needs one stops the run with exit code 2,
+    naming the package and the pip command, never a traceback."""
+    from click.testing import CliRunner
+
+    from kpi_engine.cli import main
+
+    spark_root = files_spec(tmp_path / "spark", {"ads": tables["ads"]}, "utc", engine="spark")
+    spark_spec = (spark_root / "kpis.yaml").read_text().replace("local[2]", "local[1]")  # (a session not made yet)
+    (spark_root / "kpis.yaml").write_text(spark_spec.split("kpis:")[0] + "kpis:\n" + KPIS.split("kpis:\n")[1].split("  spend:")[0])
+    cases = {
+        "duckdb": (sql_spec(tmp_path / "duck", databases["duckdb"], "utc"), "reading a DuckDB database needs the duckdb package", "pip install 'kpi-engine[duckdb]'"),
+        "psycopg": (sql_spec(tmp_path / "pg", databases["postgres"], "utc"), "reading PostgreSQL needs the psycopg driver", "pip install 'kpi-engine[postgres]'"),
+        "pyspark": (spark_root, "the spark connector needs pyspark", "pip install 'kpi-engine[spark]' (and Java 17)"),
+        "duckdb-engine": (files_spec(tmp_path / "engine", tables, "utc", engine="duckdb"), "says `engine: duckdb`, which needs DuckDB", "pip install 'kpi-engine[duckdb]', or remove `engine: duckdb`"),
+    }
+    for package, (root, message, hint) in cases.items():
+        with monkeypatch.context() as patch:
+            for module in [m for m in sys.modules if m == package.split("-")[0] or m.startswith(package.split("-")[0] + ".")]:
+                patch.setitem(sys.modules, module, None)
+            patch.setitem(sys.modules, package.split("-")[0], None)  # `import x` raises ImportError
+            res = CliRunner().invoke(main, ["run", str(root), "--as-of", "2026-06-30", "--kpi", "ctr", "--allow-outside"])
+        assert res.exit_code == 2, (package, res.output)
+        assert message in res.output and hint in res.output, (package, res.output)
+        assert "Traceback" not in res.output

@@ -124,8 +124,7 @@ class SqlConnector(Connector):
                     con.close()
                 return pl.DataFrame(rows, schema=names, orient="row", infer_schema_length=None)
             if kind == "duckdb":
-                import duckdb
-
+                duckdb = _duckdb()
                 # queries read this database only: no read_csv('../x.csv'), no httpfs, no ATTACH of other files
                 config = {"enable_external_access": False}
                 with duckdb.connect(target, read_only=True, config=config) as con:
@@ -217,6 +216,17 @@ class _SqlDatabase(Database):
 
     def where(self) -> str:
         return redact(self.target)
+
+
+def _duckdb() -> Any:
+    """The duckdb module, or a clear error saying how to install it (a .duckdb file needs it)."""
+    try:
+        import duckdb
+    except ImportError:
+        raise KpiError(
+            Diagnostic("reading a DuckDB database needs the duckdb package", hint="pip install 'kpi-engine[duckdb]'")
+        ) from None
+    return duckdb
 
 
 def _postgres(url: str, sql: str, params: list[Any] | dict[str, Any]) -> pl.DataFrame:
