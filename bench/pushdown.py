@@ -1,13 +1,16 @@
 """Benchmark: pushdown (the database aggregates) against pulling the rows into polars, on PostgreSQL and DuckDB.
 
     python bench/pushdown.py --rows 10000000              # the issue's size (PostgreSQL and DuckDB)
+    python bench/pushdown.py --rows 100000000 --repeat 1 --pull-cap-mb 16000
     python bench/pushdown.py --rows 200000 --repeat 1     # a quick look
 
 The benchmark catalogue's KPIs over ads and sessions (16 KPIs: week x channel and month) run over the same
 rows in a throwaway PostgreSQL cluster and in a DuckDB file, once aggregated in the database and once with
 the rows read into polars (the sql connector's row scan, as before pushdown). Both must give the same
 numbers before any time is printed. Reported: median wall time of ``--repeat`` runs after a warm-up, and
-the bytes that left the database (the size of every frame the connector returned). Results are appended to
+the bytes that left the database (the size of every frame the connector returned). With ``--pull-cap-mb``
+the runs that pull the rows go in a child process stopped when its resident memory passes the cap (at 100M
+rows the rows do not fit): the record then says where it stopped. Results are appended to
 bench/results.jsonl (or --results FILE).
 """
 
@@ -20,6 +23,7 @@ import math
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -93,6 +97,31 @@ def run(root: Path, pushdown: bool, repeat: int) -> dict:
         SqlConnector._read, SqlConnector.database = read, database  # type: ignore[method-assign]
 
 
+def run_capped(root: Path, repeat: int, cap_mb: float) -> dict:
+    """``run(root, False, repeat)`` in a child process watched like bench/memory.py's, killed past ``cap_mb``
+    of resident memory: its result, or ``{"stopped_mb", "after_s"}``."""
+    from memory import rss_mb
+
+    started = time.perf_counter()
+    cmd = [sys.executable, __file__, "--pull-child", str(root), "--repeat", str(repeat)]
+    out, err = root / "pulled.json", root / "pulled.err"  # (files: a pipe would fill and block the child)
+    with out.open("w") as stdout, err.open("w") as stderr:
+        proc = subprocess.Popen(cmd, stdout=stdout, stderr=stderr, text=True)
+        peak = 0.0
+        while proc.poll() is None:
+            peak = max(peak, rss_mb(proc.pid))
+            if peak > cap_mb:
+                proc.kill()
+                proc.wait()
+                return {"stopped_mb": peak, "after_s": time.perf_counter() - started}
+            time.sleep(0.05)
+    if proc.returncode:
+        raise SystemExit(f"pulling the rows failed:\n{err.read_text()}")
+    result = json.loads(out.read_text())
+    result["values"] = {k: pl.DataFrame({"value": v}) for k, v in result["values"].items()}
+    return result | {"peak_mb": peak}
+
+
 def agree(a: dict, b: dict) -> None:
     for kpi, frame in a.items():
         for x, y in zip(frame["value"].to_list(), b[kpi]["value"].to_list(), strict=True):
@@ -105,7 +134,14 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--data", type=Path, default=HERE / "data")
     parser.add_argument("--results", type=Path, default=HERE / "results.jsonl")
+    parser.add_argument("--pull-cap-mb", type=float, help="run the row pulls in a child stopped at this RSS")
+    parser.add_argument("--pull-child", type=Path, help=argparse.SUPPRESS)  # (run_capped's child)
     args = parser.parse_args()
+    if args.pull_child:
+        pulled = run(args.pull_child, False, args.repeat)
+        values = {k: v["value"].cast(pl.Float64).to_list() for k, v in pulled["values"].items()}
+        print(json.dumps({"times": pulled["times"], "bytes": pulled["bytes"], "values": values}))
+        return
     folder = args.data / str(args.rows)
     generate(args.rows, folder)
     work = folder.parent / f"{folder.name}-pushdown"  # beside the data: a spec inside it would join its catalogue
@@ -128,9 +164,20 @@ def main() -> None:
             root = work / backend
             root.mkdir(exist_ok=True)
             (root / "kpis.yaml").write_text(catalogue(location))
-            pushed, pulled = run(root, True, args.repeat), run(root, False, args.repeat)
+            pushed = run(root, True, args.repeat)
+            pulled = (
+                run_capped(root, args.repeat, args.pull_cap_mb) if args.pull_cap_mb else run(root, False, args.repeat)
+            )
+            fast = statistics.median(pushed["times"])
+            if "stopped_mb" in pulled:  # the rows did not fit under the cap
+                print(
+                    f"{backend}: pushdown {fast:.2f} s, {pushed['bytes']:,} bytes moved; pulling the rows into polars "
+                    f"stopped at the {args.pull_cap_mb:,.0f} MB cap after {pulled['after_s']:.0f} s"
+                )
+                record["results"][backend] = {"pushdown_s": fast, "pushdown_bytes": pushed["bytes"], "pull": pulled}
+                continue
             agree(pushed["values"], pulled["values"])
-            fast, slow = statistics.median(pushed["times"]), statistics.median(pulled["times"])
+            slow = statistics.median(pulled["times"])
             share = pushed["bytes"] / pulled["bytes"]
             print(
                 f"{backend}: pushdown {fast:.2f} s, rows pulled into polars {slow:.2f} s ({slow / fast:.1f}x); "

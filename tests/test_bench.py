@@ -76,3 +76,22 @@ def test_entity_benchmark_smoke_run_agrees(bench, tmp_path):
     assert "all approaches agree" in res.stdout
     record = json.loads((tmp_path / "results.jsonl").read_text().splitlines()[-1])
     assert record["kind"] == "entities" and set(record["results"]) == {"engine", "polars", "duckdb"}
+
+
+def test_pushdown_benchmark_smoke_run_agrees_and_caps_the_pull(bench, tmp_path):
+    """bench/pushdown.py at 20k rows on a throwaway PostgreSQL and a DuckDB file: pushed and pulled values
+    agree before any time is printed, pushdown moves fewer bytes, and a pull under a cap too small for the
+    rows is stopped and recorded as such."""
+    require("duckdb")
+    require("psycopg")
+    res = bench("pushdown.py", "--rows", "20000", "--repeat", "1", "--pull-cap-mb", "100000")
+    assert res.returncode == 0, res.stdout + res.stderr
+    record = json.loads((tmp_path / "results.jsonl").read_text().splitlines()[-1])
+    for backend in ("postgres", "duckdb"):
+        figures = record["results"][backend]
+        assert figures["pushdown_bytes"] < figures["pull_bytes"], figures
+    capped = bench("pushdown.py", "--rows", "20000", "--repeat", "1", "--pull-cap-mb", "60")
+    assert capped.returncode == 0, capped.stdout + capped.stderr
+    assert "pulling the rows into polars stopped at the 60 MB cap" in capped.stdout
+    record = json.loads((tmp_path / "results.jsonl").read_text().splitlines()[-1])
+    assert record["results"]["postgres"]["pull"]["stopped_mb"] > 60
