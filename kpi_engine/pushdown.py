@@ -34,6 +34,7 @@ class Pushed:
     span: Query
     entities: dict[tuple, dict[str, Query]]  # a group's aggregates over entities, one query per entity column
     rest: dict[tuple, str]  # the groups with no SQL form, whose rows are read (projected): why, by group key
+    lagged: dict[tuple, dict[int, Query]]  # a group's aggregates moved by days, one query per offset
 
 
 def push_plan(
@@ -76,11 +77,14 @@ def push_plan(
             span = span_query(compiler, as_of_end(plan))
             queries: dict[tuple, Query] = {}
             entities: dict[tuple, dict[str, Query]] = {}
+            lagged: dict[tuple, dict[int, Query]] = {}
             rest: dict[tuple, str] = {}
             for g in sp.groups.values():
                 if g.derive_from is None:
                     try:
+                        moved = {lag: compiler.group(g, lag) for lag in compiler.lags(g)}
                         queries[g.key], entities[g.key] = compiler.group(g), entity_queries(compiler, g)
+                        lagged[g.key] = moved
                     except NotPushable as why:
                         rest[g.key] = str(why)
             if not queries:  # nothing to aggregate there: one read of the rows serves every group
@@ -88,7 +92,7 @@ def push_plan(
         except NotPushable as why:
             reasons[name] = str(why)
             continue
-        pushed[name] = Pushed(db, queries, span, entities, rest)
+        pushed[name] = Pushed(db, queries, span, entities, rest, lagged)
     return pushed, reasons
 
 
@@ -112,6 +116,12 @@ def run_all(
         for key, queries in source.entities.items()
         for per, query in queries.items()
     ]
+    tasks += [
+        (name, (*key, "lag", lag), query)
+        for name, source in pushed.items()
+        for key, queries in source.lagged.items()
+        for lag, query in queries.items()
+    ]
 
     def fetch(task: tuple[str, tuple | None, Query]) -> pl.DataFrame:
         name, _, query = task
@@ -131,6 +141,15 @@ def run_all(
             entry.update(_span(frame))
         elif len(key) == 2:
             entry["groups"][key] = _typed_group(frame, sp.groups[key], sp.schema)
+        elif len(key) == 4:  # aggregates moved by days: a full join, as the polars path makes
+            group, lag = sp.groups[key[:2]], key[3]
+            moved = [r for r in group.aggs.values() if r.agg.lag == lag and r.agg.per is None]
+            typed = _typed_keys(frame, group, sp.schema) + [
+                _typed(frame[r.id], _agg_dtype(r.agg, sp.schema)) for r in moved
+            ]
+            entry["groups"][key[:2]] = entry["groups"][key[:2]].join(
+                pl.DataFrame(typed), on=[PERIOD, *group.dims], how="full", coalesce=True, nulls_equal=True
+            )
         else:  # a group's aggregates over one entity column: joined to the group's rows, as in polars
             group = sp.groups[key[:2]]
             over = [r for r in group.aggs.values() if r.id in frame.columns]
@@ -158,8 +177,8 @@ def _typed_group(frame: pl.DataFrame, group: GroupRequest, schema: pl.Schema) ->
     columns = _typed_keys(frame, group, schema)
     columns += [
         _typed(frame[r.id], _agg_dtype(r.agg, schema))
-        for r in group.aggs.values()
-        if r.agg.per is None or isinstance(r.agg, Conversions)  # (over entities: their own query, joined after)
+        for r in group.aggs.values()  # (over entities, and moved by days: their own queries, joined after)
+        if (r.agg.per is None or isinstance(r.agg, Conversions)) and not r.agg.lag
     ]
     columns += [_typed(frame[i], pl.Int64) for i, _ in group.row_filters.values()]
     return pl.DataFrame(columns)

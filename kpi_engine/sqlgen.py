@@ -360,25 +360,38 @@ class SqlCompiler:
                 rows = rows.where(op(this=t, expression=self.value(value)))
         return rows
 
-    def group(self, group: GroupRequest) -> Query:
+    @staticmethod
+    def lags(group: GroupRequest) -> list[int]:
+        """The day offsets of the group's moved aggregates (``previous(x, 5 days)``), each its own query."""
+        return sorted({r.agg.lag for r in group.aggs.values() if r.agg.lag and r.agg.per is None})
+
+    def group(self, group: GroupRequest, lag: int = 0) -> Query:
         """The SELECT of one group: period, dimensions, each aggregate and row count by its id. When every
         aggregate adds up across days (sums, counts, min, max), the rows are first grouped by local date and
-        the period is computed once per date, not once per row (``_by_day``)."""
+        the period is computed once per date, not once per row (``_by_day``). With ``lag``, the aggregates
+        moved that many days instead: each row counts in the period of its date ``lag`` days later, and the
+        result is joined to the group's (a full join, as the polars path does)."""
         self.params = {}
         dims = list(group.dims)
         inner = self.rows()
-        if self.sp.prefilter:
+        if self.sp.prefilter and not lag:
             inner = inner.where(exp.or_(*[exp.paren(self.row(f)) for f in self.sp.prefilter]))
-        period = self.period(group.grain, self.column(DATE))
-        edges = self.edges([r.agg for r in group.aggs.values() if r.agg.per is None], period, dims)
+        day: exp.Expression = self.column(DATE)
+        if lag:
+            day = self.template(SHIFT[self.dialect]["days"], p=day, n=lag)
+        period = self.period(group.grain, day)
+        chosen = [  # (over entities: ``sqlentities``; a conversion raises NotPushable in ``aggregate``)
+            r for r in group.aggs.values() if (r.agg.per is None or isinstance(r.agg, Conversions)) and r.agg.lag == lag
+        ]
+        chosen = [dataclasses.replace(r, agg=dataclasses.replace(r.agg, lag=0)) for r in chosen]
+        edges = self.edges([r.agg for r in chosen], period, dims)
         if edges:  # window columns: semi-additive sums' days, first/last times
             inner = exp.select(exp.Star(), *edges).from_(exp.alias_(exp.Subquery(this=inner), "kpi_all", quoted=True))
         src = exp.alias_(exp.Subquery(this=inner), "kpi_rows", quoted=True)
         aggs: dict[str, exp.Expression] = {}
-        for r in group.aggs.values():
-            if r.agg.per is None or isinstance(r.agg, Conversions):  # (over entities: ``sqlentities``)
-                aggs[r.id] = self.aggregate(r.agg, edges=True)
-        for i, f in group.row_filters.values():
+        for r in chosen:
+            aggs[r.id] = self.aggregate(r.agg, edges=True)
+        for i, f in group.row_filters.values() if not lag else ():
             aggs[i] = (
                 exp.Count(this=exp.Star())
                 if f is None

@@ -64,6 +64,8 @@ kpis:
   visits_median: {unit: ratio, grain: quarter, formula: median(count(sessions) per visitor)}
   last_durations: {unit: count, grain: month, dimensions: [channel], formula: sum(last(sessions.duration_s) per visitor)}
   last_day_pages: {unit: count, grain: week, formula: sum(sum_last_day(sessions.pageviews) per visitor)}
+  clicks_moved: {unit: count, grain: month, dimensions: [channel], formula: 'previous(sum(ads.clicks), 5 days)'}
+  last_cost_moved: {unit: currency, grain: week, formula: 'previous(sum_last_day(ads.cost), 3 days) + previous(sum(ads.cost), 10 days)'}
   new_visitors: {unit: count, grain: month, dimensions: [channel], formula: count(visitor where new)}
   back_again: {unit: percent, grain: week, formula: 100 * count(visitor where active(-1)) / count(visitor)}
   retained: {unit: percent, grain: month, formula: 100 * count(visitor where new and active(1)) / count(visitor where new)}
@@ -206,7 +208,8 @@ def test_a_group_with_no_sql_form_reads_only_its_columns(databases, tables, tmp_
         "kpis:\n"
         "  ctr: {unit: percent, grain: week, dimensions: [channel], formula: 100 * sum(ads.clicks) / sum(ads.impressions)}\n"
         "  spend: {unit: currency, grain: month, formula: sum(ads.cost)}\n"
-        "  clicks_moved: {unit: count, grain: month, formula: 'previous(sum(ads.clicks), 5 days)'}\n"
+        "  clicks_28d: {unit: count, grain: day, window: 28d, formula: sum(ads.clicks)}\n"  # (from the days)
+        "  campaigns_28d: {unit: count, grain: week, window: 28d, formula: count_distinct(ads.campaign)}\n"
     )
     reference = files_spec(tmp_path / "files", {"ads": tables["ads"]}, "paris")
     (reference / "kpis.yaml").write_text((reference / "kpis.yaml").read_text().split("kpis:")[0] + kpis)
@@ -222,11 +225,11 @@ def test_a_group_with_no_sql_form_reads_only_its_columns(databases, tables, tmp_
     catalog = kpi_engine.load(root, allow_outside=True)
     pushed, reasons = push_plan(catalog.plan(Window(AS_OF)), catalog.registry.connectors, catalog.env, catalog.registry.functions)
     assert reasons == {} and len(pushed["ads"].groups) >= 1
-    assert set(pushed["ads"].rest.values()) == {"`sum(ads.clicks) 5 days earlier` moves rows by days"}
+    assert set(pushed["ads"].rest.values()) == {"`window: 28d` periods are computed from the rows"}
     assert same(catalog.evaluate(AS_OF), kpi_engine.load(reference).evaluate(AS_OF)) > 20
-    assert scans == [("ads", ("clicks", "cost", "ts"))]  # the month group's columns (not channel, impressions)
+    assert scans == [("ads", ("campaign", "ts"))]  # the window's columns (not channel, cost, impressions)
     explained = catalog.explain(Window(AS_OF))
-    assert "month x [] reads its rows into polars (columns ['clicks', 'cost', 'ts']): `sum(ads.clicks) 5 days earlier` moves rows by days" in explained
+    assert "reads its rows into polars (columns ['campaign', 'ts']): `window: 28d` periods are computed from the rows" in explained
     assert "SUM(\"impressions\")" in explained
 
 

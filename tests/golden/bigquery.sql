@@ -367,12 +367,12 @@ GROUP BY
 SELECT
   DATE_ADD(DATE_TRUNC(DATE_SUB(`__date`, INTERVAL 3 MONTH), QUARTER), INTERVAL 3 MONTH) AS `__period`,
   `channel`,
-  SUM(`n80`) AS `n80`
+  SUM(`n84`) AS `n84`
 FROM (
   SELECT
     `__date`,
     `channel`,
-    COUNT(*) AS `n80`
+    COUNT(*) AS `n84`
   FROM (
     SELECT
       *,
@@ -398,8 +398,8 @@ SELECT
     THEN SUM(CASE WHEN `__new` THEN CAST((
       `__ahead0`
     ) AS FLOAT64) END)
-  END AS `a81`,
-  COUNT(CASE WHEN `__new` THEN 1 END) AS `a83`
+  END AS `a85`,
+  COUNT(CASE WHEN `__new` THEN 1 END) AS `a87`
 FROM (
   SELECT
     kpi_me.*,

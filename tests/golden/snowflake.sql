@@ -376,7 +376,7 @@ SELECT
   SUM(CAST((
     "e3"
   ) AS DOUBLE)) AS "a73",
-  COUNT(CASE WHEN "__new" THEN 1 END) AS "a76",
+  COUNT(CASE WHEN "__new" THEN 1 END) AS "a80",
   CASE
     WHEN DATEADD(MONTH, 2, "__period") <= :p7
     THEN COUNT(CASE WHEN (
@@ -384,7 +384,7 @@ SELECT
     ) AND (
       "__active1"
     ) THEN 1 END)
-  END AS "a79"
+  END AS "a83"
 FROM (
   SELECT
     kpi_me.*,
@@ -515,8 +515,8 @@ SELECT
   SUM(CAST((
     "e1"
   ) AS DOUBLE)) AS "a74",
-  COUNT(CASE WHEN "__active-1" THEN 1 END) AS "a77",
-  COUNT(*) AS "a78"
+  COUNT(CASE WHEN "__active-1" THEN 1 END) AS "a81",
+  COUNT(*) AS "a82"
 FROM (
   SELECT
     kpi_me.*,
@@ -605,7 +605,7 @@ SELECT
   SUM(CAST((
     "e1"
   ) AS DOUBLE)) AS "a72",
-  COUNT(CASE WHEN "__new" THEN 1 END) AS "a75"
+  COUNT(CASE WHEN "__new" THEN 1 END) AS "a79"
 FROM (
   SELECT
     kpi_me.*,
@@ -792,8 +792,8 @@ SELECT
     THEN SUM(CASE WHEN "__new" THEN CAST((
       "__ahead0"
     ) AS DOUBLE) END)
-  END AS "a82",
-  COUNT(CASE WHEN "__new" THEN 1 END) AS "a84"
+  END AS "a86",
+  COUNT(CASE WHEN "__new" THEN 1 END) AS "a88"
 FROM (
   SELECT
     kpi_me.*,
@@ -907,12 +907,12 @@ GROUP BY
 SELECT
   DATEADD(MONTH, 3, DATE_TRUNC('QUARTER', DATEADD(MONTH, -3, "__date"))) AS "__period",
   "channel",
-  SUM("n80") AS "n80"
+  SUM("n84") AS "n84"
 FROM (
   SELECT
     "__date",
     "channel",
-    COUNT(*) AS "n80"
+    COUNT(*) AS "n84"
   FROM (
     SELECT
       *,
@@ -938,8 +938,8 @@ SELECT
     THEN SUM(CASE WHEN "__new" THEN CAST((
       "__ahead0"
     ) AS DOUBLE) END)
-  END AS "a81",
-  COUNT(CASE WHEN "__new" THEN 1 END) AS "a83"
+  END AS "a85",
+  COUNT(CASE WHEN "__new" THEN 1 END) AS "a87"
 FROM (
   SELECT
     kpi_me.*,

@@ -422,7 +422,7 @@ SELECT
   SUM(CAST((
     `e3`
   ) AS DOUBLE)) AS `a73`,
-  COUNT(CASE WHEN `__new` THEN 1 END) AS `a76`,
+  COUNT(CASE WHEN `__new` THEN 1 END) AS `a80`,
   CASE
     WHEN ADD_MONTHS(`__period`, 2) <= :p7
     THEN COUNT(CASE WHEN (
@@ -430,7 +430,7 @@ SELECT
     ) AND (
       `__active1`
     ) THEN 1 END)
-  END AS `a79`
+  END AS `a83`
 FROM (
   SELECT
     kpi_me.*,
@@ -551,7 +551,7 @@ SELECT
   SUM(CAST((
     `e1`
   ) AS DOUBLE)) AS `a72`,
-  COUNT(CASE WHEN `__new` THEN 1 END) AS `a75`
+  COUNT(CASE WHEN `__new` THEN 1 END) AS `a79`
 FROM (
   SELECT
     kpi_me.*,
@@ -737,8 +737,8 @@ SELECT
     THEN SUM(CASE WHEN `__new` THEN CAST((
       `__ahead0`
     ) AS DOUBLE) END)
-  END AS `a82`,
-  COUNT(CASE WHEN `__new` THEN 1 END) AS `a84`
+  END AS `a86`,
+  COUNT(CASE WHEN `__new` THEN 1 END) AS `a88`
 FROM (
   SELECT
     kpi_me.*,
@@ -852,12 +852,12 @@ GROUP BY
 SELECT
   ADD_MONTHS(TRUNC(ADD_MONTHS(`__date`, -3), 'QUARTER'), 3) AS `__period`,
   `channel`,
-  SUM(`n80`) AS `n80`
+  SUM(`n84`) AS `n84`
 FROM (
   SELECT
     `__date`,
     `channel`,
-    COUNT(*) AS `n80`
+    COUNT(*) AS `n84`
   FROM (
     SELECT
       *,
@@ -883,8 +883,8 @@ SELECT
     THEN SUM(CASE WHEN `__new` THEN CAST((
       `__ahead0`
     ) AS DOUBLE) END)
-  END AS `a81`,
-  COUNT(CASE WHEN `__new` THEN 1 END) AS `a83`
+  END AS `a85`,
+  COUNT(CASE WHEN `__new` THEN 1 END) AS `a87`
 FROM (
   SELECT
     kpi_me.*,
