@@ -320,6 +320,18 @@ def redact(text: str) -> str:
     return _PASSWORD.sub(r"\1***@", text)
 
 
+def repeated_key(name: str, spec: SourceSpec, value: object, n: int) -> KpiError:
+    """A lookup whose key repeats: each row that joins it would be counted ``n`` times."""
+    return KpiError(
+        Diagnostic(
+            f"lookup `{name}` has {n} rows with {spec.key} = {value!r}: its key must be unique, or each "
+            f"row that joins it would be counted {n} times",
+            spec.loc("key"),
+            hint="remove the duplicates, or read the lookup through a query that keeps one row per key",
+        )
+    )
+
+
 def data_error(source: SourceSpec, exc: BaseException, what: str = "cannot read") -> KpiError:
     """A one-screen error for a data problem found while reading a source (never a traceback)."""
     text = redact(str(exc)).strip().splitlines()

@@ -12,7 +12,7 @@ import polars as pl
 
 from . import periods, timeparse
 from .compile import FunctionFailed, rollup_expr
-from .connectors import Connector, Env, ScanRequest
+from .connectors import Connector, Env, ScanRequest, repeated_key
 from .errors import Diagnostic, KpiError
 from .groups import DATE, PERIOD, STATS, group_frame, keyed_frame, plain, windows_of
 from .ir import Conversions, MetricFunction
@@ -104,10 +104,16 @@ def source_frame(
     return lf.with_columns(periods.local_date(col, dtype, tz).alias(DATE), *parts), dtype
 
 
-def lookup_frames(plan: Plan, connectors: Mapping[str, Connector], env: Env) -> dict[str, pl.LazyFrame]:
-    """Every lookup a planned source joins, read once into memory (lookup tables are small), its key checked
-    unique first: a repeated key would count each row that joins it several times."""
-    used = {n for sp in plan.sources.values() for n in plan.joined(sp.source).values()}
+def lookup_frames(
+    plan: Plan,
+    connectors: Mapping[str, Connector],
+    env: Env,
+    skip: set[str] = frozenset(),  # type: ignore[assignment]
+) -> dict[str, pl.LazyFrame]:
+    """Every lookup a planned source joins (but those in ``skip``, whose database joins it), read once into
+    memory (lookup tables are small), its key checked unique first: a repeated key would count each row
+    that joins it several times."""
+    used = {n for name, sp in plan.sources.items() if name not in skip for n in plan.joined(sp.source).values()}
     out = {}
     for name in sorted(used):
         spec, schema = plan.lookups[name]
@@ -121,15 +127,7 @@ def lookup_frames(plan: Plan, connectors: Mapping[str, Connector], env: Env) -> 
             .head(1)
         )
         if repeated.height:
-            value, n = repeated.row(0)
-            raise KpiError(
-                Diagnostic(
-                    f"lookup `{name}` has {n} rows with {spec.key} = {value!r}: its key must be unique, or each "
-                    f"row that joins it would be counted {n} times",
-                    spec.loc("key"),
-                    hint="remove the duplicates, or read the lookup through a query that keeps one row per key",
-                )
-            )
+            raise repeated_key(name, spec, *repeated.row(0))
         out[name] = table.lazy()
     return out
 
@@ -275,7 +273,7 @@ def _source_frames(
         for name, _ in r.agg.matched
     )
     out = {}
-    lookups = lookup_frames(plan, connectors, env)
+    lookups = lookup_frames(plan, connectors, env, skip)
     for name, sp in list(plan.sources.items()):
         if name in skip:
             continue

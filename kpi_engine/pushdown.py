@@ -16,11 +16,11 @@ from typing import Any
 import polars as pl
 from sqlglot import exp
 
-from .connectors import Connector, Database, Env, data_error
+from .connectors import Connector, Database, Env, data_error, repeated_key
 from .dialects import RUNS
 from .errors import KpiError
 from .ir import Agg, Conversions, MetricFunction
-from .plan import GroupRequest, Plan, as_of_end
+from .plan import GroupRequest, Plan, SourcePlan, as_of_end
 from .sqlentities import entity_queries
 from .sqlgen import PERIOD, NotPushable, Query, SqlCompiler
 
@@ -35,6 +35,7 @@ class Pushed:
     entities: dict[tuple, dict[str, Query]]  # a group's aggregates over entities, one query per entity column
     rest: dict[tuple, str]  # the groups with no SQL form, whose rows are read (projected): why, by group key
     lagged: dict[tuple, dict[int, Query]]  # a group's aggregates moved by days, one query per offset
+    lookups: dict[str, Query]  # per lookup joined there, a query finding a repeated key (none: it is unique)
 
 
 def push_plan(
@@ -61,10 +62,9 @@ def push_plan(
                 raise NotPushable(f"the engine renders {db.dialect} SQL but does not run it")
             if name in matched:
                 raise NotPushable("conversions match its rows in polars")
-            joined = sorted({n for c, n in plan.joined(sp.source).items() if c in sp.columns})
-            if joined:
-                raise NotPushable(f"it joins the lookup {', '.join(joined)}, read into memory")
-            compiler = SqlCompiler(db.dialect, sp, plan, db.relation(), dict(functions))
+            relation, joined = with_lookups(db, sp, plan, connectors, env)
+            compiler = SqlCompiler(db.dialect, sp, plan, relation, dict(functions))
+            checks = {name: repeated_key_query(compiler, plan, name, table) for name, table in joined.items()}
             check = type_check(compiler)
             if check is not None:
                 counts = db.fetch(check.sql, check.params).row(0, named=True)
@@ -92,8 +92,65 @@ def push_plan(
         except NotPushable as why:
             reasons[name] = str(why)
             continue
-        pushed[name] = Pushed(db, queries, span, entities, rest, lagged)
+        pushed[name] = Pushed(db, queries, span, entities, rest, lagged, checks)
     return pushed, reasons
+
+
+def with_lookups(
+    db: Database, sp: SourcePlan, plan: Plan, connectors: Mapping[str, Connector], env: Env
+) -> tuple[exp.Expression, dict[str, exp.Expression]]:
+    """The source's relation, joined to the lookups it reads columns from when they are tables of the same
+    database, as ``execute.join_lookup`` joins them: a key the lookup lacks keeps its rows, with `unknown` in
+    text columns and null in others; and each lookup's own relation, by name. A lookup elsewhere (a CSV file,
+    another server) is not pushable."""
+    joined = {c: n for c, n in plan.joined(sp.source).items() if c in sp.columns}
+    relation = db.relation()
+    if not joined:
+        return relation, {}
+    tables: dict[str, exp.Expression] = {}
+    src = "kpi_source"
+    columns: list[exp.Expression] = [exp.column(exp.Star(), table=src)]
+    joins = []
+    for k, name in enumerate(dict.fromkeys(joined.values())):
+        spec, schema = plan.lookups[name]
+        other = connectors[spec.connector].database(spec, env)
+        if other is None or type(other) is not type(db) or other.where() != db.where():
+            raise NotPushable(f"it joins the lookup {name}, which is not in the same database: read into memory")
+        if schema[spec.key] != sp.schema[spec.key]:
+            raise NotPushable(f"it joins the lookup {name} on `{spec.key}`, of another type there")
+        alias = f"kpi_lookup{k}"
+        tables[name] = other.relation()
+        key = exp.column(spec.key, table=alias, quoted=True)
+        on = exp.EQ(this=exp.column(spec.key, table=src, quoted=True), expression=key)
+        joins.append((exp.alias_(other.relation(), alias, table=True, quoted=True), on))
+        for column in [c for c, n in joined.items() if n == name]:
+            value: exp.Expression = exp.column(column, table=alias, quoted=True)
+            if schema[column] == pl.String:  # a key the lookup lacks: `unknown`, as in polars
+                missing = exp.Is(this=key.copy(), expression=exp.Null())
+                value = exp.Case(ifs=[exp.If(this=missing, true=exp.Literal.string("unknown"))], default=value)
+            columns.append(exp.alias_(value, column, quoted=True))
+    query = exp.select(*columns).from_(exp.alias_(relation, src, table=True, quoted=True))
+    for table, on in joins:
+        query = query.join(table, on=on, join_type="left")
+    return exp.Subquery(this=query, alias=exp.TableAlias(this=exp.to_identifier("kpi_joined", quoted=True))), tables
+
+
+def repeated_key_query(compiler: SqlCompiler, plan: Plan, name: str, table: exp.Expression) -> Query:
+    """The first key of lookup ``name`` held by several of its rows, with their count (no row: unique), as
+    ``execute.lookup_frames`` checks it in memory."""
+    key = exp.column(plan.lookups[name][0].key, quoted=True)
+    count = exp.Count(this=exp.Star())
+    query = (
+        exp.select(exp.alias_(key, "value", quoted=True), exp.alias_(count, "n", quoted=True))
+        .from_(table)
+        .where(exp.Not(this=exp.Is(this=key.copy(), expression=exp.Null())))
+        .group_by(exp.Literal.number(1))
+        .having(exp.GT(this=count.copy(), expression=exp.Literal.number(1)))
+        .order_by(exp.Literal.number(1))
+        .limit(1)
+    )
+    compiler.params = {}
+    return compiler.query(query)
 
 
 def run_all(
@@ -132,6 +189,14 @@ def run_all(
         except Exception as exc:  # the database refused the query: name the source, never a traceback
             raise data_error(plan.sources[name].source, exc, "cannot aggregate") from None
 
+    checked = {}  # each lookup joined in a database: its key unique, checked there before any aggregate
+    for name, source in pushed.items():
+        for lookup, query in source.lookups.items():
+            checked[lookup] = (name, query)
+    for lookup, (name, query) in checked.items():
+        repeated = fetch((name, None, query))
+        if repeated.height:
+            raise repeated_key(lookup, plan.lookups[lookup][0], *repeated.row(0))
     with ThreadPoolExecutor(max_workers=min(len(tasks), MAX_QUERIES) or 1) as pool:
         frames = list(pool.map(fetch, tasks))
     for (name, key, _), frame in zip(tasks, frames, strict=True):

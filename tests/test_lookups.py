@@ -144,3 +144,64 @@ def test_explain_names_the_lookup_a_source_joins(shop):
     assert res.exit_code == 0, res.stderr
     assert "joins lookup campaigns on campaign_id: ['budget', 'channel']" in res.stdout
     assert "joins lookup campaigns on campaign_id: ['channel']" in res.stdout  # leads reads only the channel
+
+
+AS_OF = dt.date(2026, 3, 31)
+
+
+def test_a_lookup_in_the_same_database_is_joined_there(shop, pg_server, tmp_path, monkeypatch):
+    """Issue 14: when the lookup is a table of the source's own database (DuckDB file, PostgreSQL), the join
+    runs there with the aggregates, `unknown` for keys it lacks, and no row leaves the database; a lookup in
+    a CSV file makes the source read its rows, and --explain says why. Same numbers as the files."""
+    require("psycopg")
+    from dbload import to_duckdb, to_postgres
+    from kpi_sql import SqlConnector
+
+    from conftest import pg_database
+    from kpi_engine.pushdown import push_plan
+
+    campaigns = pl.read_csv(shop / "campaigns.csv")
+    tables = {"campaigns": campaigns, **{t: pl.read_parquet(shop / f"{t}.parquet") for t in ("ads", "leads")}}
+    to_duckdb(tmp_path / "shop.duckdb", tables)
+    url = pg_database(pg_server, "lookups")
+    to_postgres(url, tables)
+    expected = kpi_engine.load(shop).evaluate(AS_OF)
+
+    def no_rows(*args, **kwargs):
+        raise AssertionError("a pushed source read its rows")
+
+    for where in (f"path: {tmp_path / 'shop.duckdb'}", f"url: '{url}'"):
+        root = tmp_path / ("pg" if "url" in where else "duck")
+        spec = (
+            SPEC.replace("connector: csv, path: campaigns.csv", f"connector: sql, {where}, table: campaigns")
+            .replace("connector: parquet, path: ads.parquet", f"connector: sql, {where}, table: ads")
+            .replace("connector: parquet, path: leads.parquet", f"connector: sql, {where}, table: leads")
+        )
+        write_spec(root, spec)
+        catalog = kpi_engine.load(root, allow_outside=True)
+        pushed, reasons = push_plan(catalog.plan(Window(AS_OF)), catalog.registry.connectors, catalog.env, catalog.registry.functions)
+        assert sorted(pushed) == ["ads", "leads"] and reasons == {}
+        with monkeypatch.context() as patch:
+            patch.setattr(SqlConnector, "scan", no_rows)
+            got = catalog.evaluate(AS_OF)
+        assert_same(got, expected)
+        assert "unknown" in got["spend"]["channel"].to_list()
+    mixed = tmp_path / "mixed"  # the lookup stays a CSV file: the sources read their rows, and say why
+    write_spec(mixed, spec.replace(f"connector: sql, {where}, table: campaigns", f"connector: csv, path: {shop / 'campaigns.csv'}"))
+    catalog = kpi_engine.load(mixed, allow_outside=True)
+    _, reasons = push_plan(catalog.plan(Window(AS_OF)), catalog.registry.connectors, catalog.env, catalog.registry.functions)
+    assert reasons == {s: "it joins the lookup campaigns, which is not in the same database: read into memory" for s in ("ads", "leads")}
+    assert_same(catalog.evaluate(AS_OF), expected)
+    twice = tmp_path / "twice"  # a repeated key, checked in the database before any aggregate
+    twice.mkdir()
+    to_duckdb(twice / "shop.duckdb", {**tables, "campaigns": pl.concat([campaigns, campaigns.filter(pl.col("campaign_id") == 7)])})
+    write_spec(twice, spec.replace(url, str(twice / "shop.duckdb")).replace("url: '", "path: '"))
+    with pytest.raises(kpi_engine.KpiError, match="lookup `campaigns` has 2 rows with campaign_id = 7: its key must be unique"):
+        kpi_engine.load(twice, allow_outside=True).evaluate(AS_OF)
+
+
+def assert_same(got: kpi_engine.Result, expected: kpi_engine.Result) -> None:
+    for kpi, frame in expected.series.items():
+        assert got[kpi].drop("value").equals(frame.drop("value")), kpi
+        for a, b in zip(got[kpi]["value"], frame["value"], strict=True):
+            assert (a is None) == (b is None) and (a is None or math.isclose(a, b, rel_tol=1e-9)), kpi
