@@ -125,6 +125,14 @@ QUANTILE = {
     "snowflake": ("PERCENTILE_CONT(:q) WITHIN GROUP (ORDER BY :x)", "PERCENTILE_DISC(:q) WITHIN GROUP (ORDER BY :x)"),
     "spark": ("PERCENTILE(:x, :q)", None),  # (sqlglot renders Spark's percentile_disc as an approximation)
 }
+#: ``approx_count_distinct(x)`` per dialect (HyperLogLog); PostgreSQL and SQLite have none built in, and
+#: count exactly instead, as polars does (an estimate may always be exact)
+APPROX_DISTINCT = {
+    "duckdb": "APPROX_COUNT_DISTINCT(:x)",
+    "spark": "APPROX_COUNT_DISTINCT(:x)",
+    "bigquery": "APPROX_COUNT_DISTINCT(:x)",
+    "snowflake": "APPROX_COUNT_DISTINCT(:x)",
+}
 #: seconds between two times, ``:x`` their difference, or ``:a`` and ``:b`` (a - b); None: no interval type
 SECONDS = {
     "postgres": "EXTRACT(EPOCH FROM (:x))",

@@ -17,6 +17,7 @@ AGGREGATES = {
     "sum",
     "count",
     "count_distinct",
+    "approx_count_distinct",  # an estimate, asked for by name: HyperLogLog in DuckDB, Spark, BigQuery, Snowflake
     "mean",
     "median",
     "min",

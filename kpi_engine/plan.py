@@ -24,7 +24,7 @@ from .periods import Period, Span
 
 MAX_PREFILTERS = 16
 ROLLUPS = {"sum": "sum", "count": "sum", "min": "min", "max": "max"}
-ZERO_WHEN_EMPTY = {"sum", "count", "count_distinct", "conversions"}
+ZERO_WHEN_EMPTY = {"sum", "count", "count_distinct", "approx_count_distinct", "conversions"}
 
 
 @dataclass(frozen=True)

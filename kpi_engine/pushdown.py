@@ -258,7 +258,7 @@ def _typed_keys(frame: pl.DataFrame, group: GroupRequest, schema: pl.Schema) -> 
 def _agg_dtype(agg: Agg, schema: pl.Schema) -> pl.DataType:
     from .compile import integer_sum
 
-    if agg.func in ("count", "count_distinct"):
+    if agg.func in ("count", "count_distinct", "approx_count_distinct"):
         return pl.Int64()
     if agg.func in ("sum", "sum_first_day", "sum_last_day") and integer_sum(agg, schema):
         return pl.Int128()

@@ -28,7 +28,7 @@ from sqlglot import exp
 
 from . import periods
 from .compile import edge_column, row_dtype
-from .dialects import DATE_PARTS, LOCAL_DATE, LOCAL_HOUR, PERIOD_START, QUANTILE, SECONDS, SHIFT
+from .dialects import APPROX_DISTINCT, DATE_PARTS, LOCAL_DATE, LOCAL_HOUR, PERIOD_START, QUANTILE, SECONDS, SHIFT
 from .formula import BinOp, Bool, Call, Column, InList, IsNull, Node, Null, Number, String, Unary
 from .ir import DURATION_FUNCS, EDGE_SUMS, QUANTILES, Agg, Conversions, MetricFunction, kind_of
 from .model import MONTHS_PER, Calendar, Grain
@@ -44,6 +44,10 @@ class Value:
     """A value for a template slot: it becomes a parameter."""
 
     value: Any
+
+
+#: the counting aggregates (whatever the value's type)
+COUNTS = ("count", "count_distinct", "approx_count_distinct")
 
 
 def adds_up(agg: exp.Expression) -> bool:
@@ -303,7 +307,7 @@ class SqlCompiler:
             at_edge = exp.and_(self.present(agg), exp.EQ(this=self.time(), expression=self.column(edge_column(agg))))
             value = exp.Case(ifs=[exp.If(this=at_edge, true=exp.cast(exp.paren(self.row(agg.args[0])), self.double()))])
             return exp.Min(this=value) if agg.func == "first" else exp.Max(this=value)
-        if agg.func not in ("sum", "count", "count_distinct", "min", "max", "median", *QUANTILES, *EDGE_SUMS):
+        if agg.func not in (*COUNTS, "sum", "min", "max", "median", *QUANTILES, *EDGE_SUMS):
             raise NotPushable(f"{agg.func}() has no SQL form yet")
         cond = self.row(agg.where) if agg.where is not None else cond
         if agg.func in EDGE_SUMS:  # the rows of the period's first or last day: a sum over them, 0 when a
@@ -319,11 +323,13 @@ class SqlCompiler:
         if not agg.args:  # count(source)
             return exp.Count(this=masked(exp.Literal.number(1)) if cond is not None else exp.Star())
         value = self.row(agg.args[0])
-        if kind_of(row_dtype(agg.args[0], self.sp.schema)) == "bool" and agg.func != "count_distinct":
+        if kind_of(row_dtype(agg.args[0], self.sp.schema)) == "bool" and agg.func not in COUNTS:
             value = exp.cast(exp.paren(value), "INTEGER")
         if agg.func == "count":
             return exp.Count(this=masked(value))
-        if agg.func == "count_distinct":
+        if agg.func == "approx_count_distinct" and self.dialect in APPROX_DISTINCT:
+            return self.template(APPROX_DISTINCT[self.dialect], x=masked(value))
+        if agg.func in ("count_distinct", "approx_count_distinct"):
             return exp.Count(this=exp.Distinct(expressions=[masked(value)]))
         if agg.func == "sum":
             if (
