@@ -100,7 +100,7 @@ def with_lookups(
     db: Database, sp: SourcePlan, plan: Plan, connectors: Mapping[str, Connector], env: Env
 ) -> tuple[exp.Expression, dict[str, exp.Expression]]:
     """The source's relation, joined to the lookups it reads columns from when they are tables of the same
-    database, as ``execute.join_lookup`` joins them: a key the lookup lacks keeps its rows, with `unknown` in
+    database, as ``lookups.join_lookup`` joins them: a key the lookup lacks keeps its rows, with `unknown` in
     text columns and null in others; and each lookup's own relation, by name. A lookup elsewhere (a CSV file,
     another server) is not pushable."""
     joined = {c: n for c, n in plan.joined(sp.source).items() if c in sp.columns}
@@ -137,7 +137,7 @@ def with_lookups(
 
 def repeated_key_query(compiler: SqlCompiler, plan: Plan, name: str, table: exp.Expression) -> Query:
     """The first key of lookup ``name`` held by several of its rows, with their count (no row: unique), as
-    ``execute.lookup_frames`` checks it in memory."""
+    ``lookups.lookup_frames`` checks it in memory."""
     key = exp.column(plan.lookups[name][0].key, quoted=True)
     count = exp.Count(this=exp.Star())
     query = (

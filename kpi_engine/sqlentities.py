@@ -86,6 +86,21 @@ def _entity_query(compiler: SqlCompiler, group: GroupRequest, per: str, aggs: di
     return compiler.query(query)
 
 
+ME = "kpi_me"  # the per-entity rows, in the query that joins their history facts
+
+
+def _mine(name: str) -> exp.Column:
+    return exp.column(name, table=ME, quoted=True)
+
+
+def _same_entity_and_period(alias: str) -> exp.Expression:
+    """The join of a per-(entity, period) table to the per-entity rows."""
+    return exp.and_(
+        exp.EQ(this=exp.column("__who", table=alias, quoted=True), expression=_mine("__who")),
+        exp.EQ(this=exp.column("__p", table=alias, quoted=True), expression=_mine(PERIOD)),
+    )
+
+
 def _with_history(
     compiler: SqlCompiler,
     group: GroupRequest,
@@ -96,97 +111,101 @@ def _with_history(
 ) -> exp.Select:
     """The per-entity rows with a column per history fact (``__new``, ``__active{k}``, true or false) and per
     ``over_next`` (``__ahead{n}``, 0 when none), read from the entity's whole history up to as-of."""
-    dims = list(group.dims)
-    who, date = exp.column(per, quoted=True), exp.column(DATE, quoted=True)
+    who = exp.column(per, quoted=True)
     history = compiler.rows().where(exp.Not(this=exp.Is(this=who.copy(), expression=exp.Null())))
     rows = exp.alias_(exp.Subquery(this=history), "kpi_history", quoted=True)
-    me = "kpi_me"
-
-    def mine(name: str) -> exp.Column:
-        return exp.column(name, table=me, quoted=True)
-
-    columns: list[exp.Expression] = [exp.Star()]
-    joins: list[tuple[exp.Expression, exp.Expression]] = []
-    if any(f.kind == "new" for f in facts):  # the entity's first row: its period and dimension values
-        order = [exp.Ordered(this=compiler.time(), nulls_first=True)]
-        order += [exp.Ordered(this=compiler.dimension(d).unalias(), nulls_first=True) for d in dims]
-        rank = exp.Window(this=exp.RowNumber(), partition_by=[who.copy()], order=exp.Order(expressions=order))
-        ranked = exp.select(
-            exp.alias_(who.copy(), "__who", quoted=True),
-            exp.alias_(date.copy(), "__first", quoted=True),
-            *[exp.alias_(compiler.dimension(d).unalias(), f"__first{i}", quoted=True) for i, d in enumerate(dims)],
-            exp.alias_(rank, "__rank", quoted=True),
-        ).from_(rows.copy())
-        first = exp.select("*").from_(exp.alias_(exp.Subquery(this=ranked), "kpi_ranked", quoted=True))
-        first = first.where(exp.EQ(this=exp.column("__rank", quoted=True), expression=exp.Literal.number(1)))
-        joined = exp.alias_(exp.Subquery(this=first), "kpi_first", quoted=True)
-        on = exp.EQ(this=exp.column("__who", table="kpi_first", quoted=True), expression=mine("__who"))
-        joins.append((joined, on))
-        new: exp.Expression = exp.EQ(
-            this=compiler.period(group.grain, exp.column("__first", table="kpi_first", quoted=True)),
-            expression=mine(PERIOD),
-        )
-        for i, d in enumerate(dims):
-            same = exp.NullSafeEQ(this=mine(d), expression=exp.column(f"__first{i}", table="kpi_first", quoted=True))
-            new = exp.and_(new, same)
-        columns.append(exp.alias_(_true_or_false(compiler, new), "__new", quoted=True))
-    for k in sorted({f.offset for f in facts if f.kind == "active"}):  # the periods each entity has rows in
-        alias = f"kpi_active{k}".replace("-", "m")
-        seen = (
-            exp.select(
-                exp.alias_(who.copy(), "__who", quoted=True),
-                exp.alias_(
-                    compiler.shift(compiler.period(group.grain, date.copy()), group.grain, -k), "__p", quoted=True
-                ),
-            )
-            .from_(rows.copy())
-            .distinct()
-        )
-        on = exp.and_(
-            exp.EQ(this=exp.column("__who", table=alias, quoted=True), expression=mine("__who")),
-            exp.EQ(this=exp.column("__p", table=alias, quoted=True), expression=mine(PERIOD)),
-        )
-        joins.append((exp.alias_(exp.Subquery(this=seen), alias, quoted=True), on))
-        found = exp.Not(this=exp.Is(this=exp.column("__who", table=alias, quoted=True), expression=exp.Null()))
-        columns.append(exp.alias_(_true_or_false(compiler, found), f"__active{k}", quoted=True))
-    for name, ahead in aheads:  # the entity's aggregate per period, spread over the periods - 1 before it
-        each = (
-            exp.select(
-                exp.alias_(who.copy(), "__who", quoted=True),
-                exp.alias_(compiler.period(group.grain, date.copy()), "__p", quoted=True),
-                exp.alias_(exp.cast(compiler.aggregate(ahead.agg), compiler.double()), "__v", quoted=True),
-            )
-            .from_(rows.copy())
-            .group_by(exp.Literal.number(1), exp.Literal.number(2))
-        )
-        each_rows = exp.alias_(exp.Subquery(this=each), "kpi_each", quoted=True)
-        spread: exp.Expression | None = None
-        for j in range(ahead.periods):
-            moved = exp.select(
-                exp.column("__who", quoted=True),
-                exp.alias_(compiler.shift(exp.column("__p", quoted=True), group.grain, -j), "__p", quoted=True),
-                exp.column("__v", quoted=True),
-            ).from_(each_rows.copy())
-            spread = moved if spread is None else exp.union(spread, moved, distinct=False)
-        total = exp.select(
-            exp.column("__who", quoted=True),
-            exp.column("__p", quoted=True),
-            exp.alias_(exp.Sum(this=exp.column("__v", quoted=True)), "__v", quoted=True),
-        ).from_(exp.alias_(exp.Subquery(this=spread), "kpi_spread", quoted=True))
-        total = total.group_by(exp.Literal.number(1), exp.Literal.number(2))
-        alias = f"kpi_{name.strip('_')}"
-        on = exp.and_(
-            exp.EQ(this=exp.column("__who", table=alias, quoted=True), expression=mine("__who")),
-            exp.EQ(this=exp.column("__p", table=alias, quoted=True), expression=mine(PERIOD)),
-        )
-        joins.append((exp.alias_(exp.Subquery(this=total), alias, quoted=True), on))
-        value = exp.Coalesce(this=exp.column("__v", table=alias, quoted=True), expressions=[exp.Literal.number(0)])
-        columns.append(exp.alias_(value, name, quoted=True))
-    query = exp.select(*[c if not isinstance(c, exp.Star) else exp.column(exp.Star(), table=me) for c in columns])
-    query = query.from_(exp.alias_(exp.Subquery(this=per_entity), me, quoted=True))
-    for table, on in joins:
+    parts = []
+    if any(f.kind == "new" for f in facts):
+        parts.append(_new(compiler, group, who, rows))
+    for k in sorted({f.offset for f in facts if f.kind == "active"}):
+        parts.append(_active(compiler, group, who, rows, k))
+    for name, ahead in aheads:
+        parts.append(_ahead(compiler, group, who, rows, name, ahead))
+    query = exp.select(exp.column(exp.Star(), table=ME), *[column for _, _, column in parts])
+    query = query.from_(exp.alias_(exp.Subquery(this=per_entity), ME, quoted=True))
+    for table, on, _ in parts:
         query = query.join(table, on=on, join_type="left")
     return query
+
+
+Part = tuple[exp.Expression, exp.Expression, exp.Expression]  # a table to join, on what, the column it gives
+
+
+def _new(compiler: SqlCompiler, group: GroupRequest, who: exp.Column, rows: exp.Expression) -> Part:
+    """``__new``: the entity's first row (by time, then dimension values) falls in this period, under these
+    dimension values (its acquisition channel)."""
+    dims = list(group.dims)
+    order = [exp.Ordered(this=compiler.time(), nulls_first=True)]
+    order += [exp.Ordered(this=compiler.dimension(d).unalias(), nulls_first=True) for d in dims]
+    rank = exp.Window(this=exp.RowNumber(), partition_by=[who.copy()], order=exp.Order(expressions=order))
+    ranked = exp.select(
+        exp.alias_(who.copy(), "__who", quoted=True),
+        exp.alias_(exp.column(DATE, quoted=True), "__first", quoted=True),
+        *[exp.alias_(compiler.dimension(d).unalias(), f"__first{i}", quoted=True) for i, d in enumerate(dims)],
+        exp.alias_(rank, "__rank", quoted=True),
+    ).from_(rows.copy())
+    first = exp.select("*").from_(exp.alias_(exp.Subquery(this=ranked), "kpi_ranked", quoted=True))
+    first = first.where(exp.EQ(this=exp.column("__rank", quoted=True), expression=exp.Literal.number(1)))
+    on = exp.EQ(this=exp.column("__who", table="kpi_first", quoted=True), expression=_mine("__who"))
+    new: exp.Expression = exp.EQ(
+        this=compiler.period(group.grain, exp.column("__first", table="kpi_first", quoted=True)),
+        expression=_mine(PERIOD),
+    )
+    for i, d in enumerate(dims):
+        same = exp.NullSafeEQ(this=_mine(d), expression=exp.column(f"__first{i}", table="kpi_first", quoted=True))
+        new = exp.and_(new, same)
+    table = exp.alias_(exp.Subquery(this=first), "kpi_first", quoted=True)
+    return table, on, exp.alias_(_true_or_false(compiler, new), "__new", quoted=True)
+
+
+def _active(compiler: SqlCompiler, group: GroupRequest, who: exp.Column, rows: exp.Expression, k: int) -> Part:
+    """``__active{k}``: the entity has rows ``k`` periods after this one (the periods it has rows in, moved
+    ``k`` back)."""
+    alias = f"kpi_active{k}".replace("-", "m")
+    moved = compiler.shift(compiler.period(group.grain, exp.column(DATE, quoted=True)), group.grain, -k)
+    seen = exp.select(exp.alias_(who.copy(), "__who", quoted=True), exp.alias_(moved, "__p", quoted=True))
+    seen = seen.from_(rows.copy()).distinct()
+    found = exp.Not(this=exp.Is(this=exp.column("__who", table=alias, quoted=True), expression=exp.Null()))
+    table = exp.alias_(exp.Subquery(this=seen), alias, quoted=True)
+    return (
+        table,
+        _same_entity_and_period(alias),
+        exp.alias_(_true_or_false(compiler, found), f"__active{k}", quoted=True),
+    )
+
+
+def _ahead(
+    compiler: SqlCompiler, group: GroupRequest, who: exp.Column, rows: exp.Expression, name: str, ahead: Ahead
+) -> Part:
+    """``over_next(x, n)``: the entity's x per period, spread over the ``n - 1`` periods before it, summed."""
+    each = (
+        exp.select(
+            exp.alias_(who.copy(), "__who", quoted=True),
+            exp.alias_(compiler.period(group.grain, exp.column(DATE, quoted=True)), "__p", quoted=True),
+            exp.alias_(exp.cast(compiler.aggregate(ahead.agg), compiler.double()), "__v", quoted=True),
+        )
+        .from_(rows.copy())
+        .group_by(exp.Literal.number(1), exp.Literal.number(2))
+    )
+    each_rows = exp.alias_(exp.Subquery(this=each), "kpi_each", quoted=True)
+    spread: exp.Expression | None = None
+    for j in range(ahead.periods):
+        moved = exp.select(
+            exp.column("__who", quoted=True),
+            exp.alias_(compiler.shift(exp.column("__p", quoted=True), group.grain, -j), "__p", quoted=True),
+            exp.column("__v", quoted=True),
+        ).from_(each_rows.copy())
+        spread = moved if spread is None else exp.union(spread, moved, distinct=False)
+    total = exp.select(
+        exp.column("__who", quoted=True),
+        exp.column("__p", quoted=True),
+        exp.alias_(exp.Sum(this=exp.column("__v", quoted=True)), "__v", quoted=True),
+    ).from_(exp.alias_(exp.Subquery(this=spread), "kpi_spread", quoted=True))
+    total = total.group_by(exp.Literal.number(1), exp.Literal.number(2))
+    alias = f"kpi_{name.strip('_')}"
+    value = exp.Coalesce(this=exp.column("__v", table=alias, quoted=True), expressions=[exp.Literal.number(0)])
+    table = exp.alias_(exp.Subquery(this=total), alias, quoted=True)
+    return table, _same_entity_and_period(alias), exp.alias_(value, name, quoted=True)
 
 
 def _true_or_false(compiler: SqlCompiler, test: exp.Expression) -> exp.Expression:

@@ -16,35 +16,18 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
-from zoneinfo import ZoneInfo
 
-import polars as pl
-import sqlglot
 from sqlglot import exp
 
 from . import periods
 from .compile import edge_column, row_dtype
-from .dialects import APPROX_DISTINCT, DATE_PARTS, LOCAL_DATE, LOCAL_HOUR, PERIOD_START, QUANTILE, SECONDS, SHIFT
-from .formula import BinOp, Bool, Call, Column, InList, IsNull, Node, Null, Number, String, Unary
-from .ir import DURATION_FUNCS, EDGE_SUMS, QUANTILES, Agg, Conversions, MetricFunction, kind_of
-from .model import MONTHS_PER, Calendar, Grain
-from .plan import GroupRequest, Plan, SourcePlan
-from .timeparse import TimeOptions
+from .dialects import APPROX_DISTINCT, QUANTILE, SHIFT
+from .ir import EDGE_SUMS, QUANTILES, Agg, Conversions, kind_of
+from .model import Grain
+from .plan import GroupRequest
+from .sqlrows import DATE, PERIOD, NotPushable, Query, RowCompiler, Value
 
-PERIOD = "__period"
-DATE = "__date"
-
-
-@dataclass(frozen=True)
-class Value:
-    """A value for a template slot: it becomes a parameter."""
-
-    value: Any
-
+__all__ = ["DATE", "PERIOD", "NotPushable", "Query", "SqlCompiler", "Value"]
 
 #: the counting aggregates (whatever the value's type)
 COUNTS = ("count", "count_distinct", "approx_count_distinct")
@@ -56,238 +39,9 @@ def adds_up(agg: exp.Expression) -> bool:
     return isinstance(agg, exp.Sum | exp.Count | exp.Min | exp.Max) and not isinstance(agg.this, exp.Distinct)
 
 
-class NotPushable(Exception):  # noqa: N818 - a reason, not a failure
-    """Why a group cannot run in its database: the engine reads the source's rows instead."""
-
-
-@dataclass
-class Query:
-    """One rendered query and its parameters (named, in the dialect's placeholder style)."""
-
-    sql: str
-    params: dict[str, Any] = field(default_factory=dict)
-    pretty: str = ""  # the same query laid out for reading (``--explain``)
-
-
-class SqlCompiler:
-    """Builds the queries of one source for one dialect. ``relation`` is the source's rows (a table or a
-    subquery) as the database sees them; ``schema`` their columns as polars reads them."""
-
-    def __init__(
-        self,
-        dialect: str,
-        sp: SourcePlan,
-        plan: Plan,
-        relation: exp.Expression,
-        functions: Mapping[str, MetricFunction],
-    ) -> None:
-        self.dialect, self.sp, self.plan, self.relation, self.functions = dialect, sp, plan, relation, functions
-        self.params: dict[str, Any] = {}
-
-    # -- values and templates ---------------------------------------------------------------------------
-    def value(self, v: object) -> exp.Expression:
-        """A parameter holding ``v`` (a spec's or run's value: never pasted into the SQL text)."""
-        name = f"p{len(self.params)}"
-        self.params[name] = v
-        return exp.Placeholder(this=name)
-
-    def template(self, text: str, **parts: exp.Expression | int | Value) -> exp.Expression:
-        """A dialect-specific snippet with ``:name`` slots filled by expressions, engine integers, or values
-        (parameters, made only for the slots the snippet has)."""
-        tree = sqlglot.parse_one(text, read="postgres" if self.dialect == "duckdb" else self.dialect)
-        filled: dict[str, exp.Expression] = {}
-        for name, part in parts.items():
-            if f":{name}" not in text:
-                continue
-            if isinstance(part, Value):
-                filled[name] = self.value(part.value)
-            else:
-                filled[name] = exp.Literal.number(part) if isinstance(part, int) else part
-        return exp.replace_placeholders(tree, **filled)
-
-    def dimension(self, name: str) -> exp.Expression:
-        """A dimension: a column, or a part of each row's local date (``time.weekday``) under its name."""
-        if not name.startswith(periods.TIME_PART):
-            return self.column(name)
-        part = name.removeprefix(periods.TIME_PART)
-        if part == "hour" and isinstance(self.sp.schema[self.sp.source.time], pl.Date):
-            return exp.alias_(exp.Null(), name, quoted=True)  # a date has no hour
-        if part == "hour":
-            return exp.alias_(self.local(LOCAL_HOUR), name, quoted=True)
-        form = DATE_PARTS.get(self.dialect, {}).get(part)
-        if form is None:
-            raise NotPushable(f"`{name}` has no {self.dialect} form yet")
-        return exp.alias_(self.template(form, d=self.column(DATE)), name, quoted=True)
-
-    def double(self) -> str:
-        """The dialect's name of a 64-bit float type (PostgreSQL's DOUBLE is DOUBLE PRECISION)."""
-        return "DOUBLE PRECISION" if self.dialect == "postgres" else "DOUBLE"
-
-    @staticmethod
-    def column(name: str) -> exp.Column:
-        """A column by name, quoted (any name a source has is safe)."""
-        return exp.column(name, quoted=True)
-
-    # -- time ---------------------------------------------------------------------------------------------
-    def local_date(self, t: exp.Expression | None = None) -> exp.Expression:
-        """The local date of each row in the spec's time zone, as the polars path computes it; or of ``t``, an
-        expression of the time column's type (its MIN, say: local dates keep the order of instants)."""
-        return self.local(LOCAL_DATE, t)
-
-    def local(self, forms: Mapping[str, Mapping[str, str]], t: exp.Expression | None = None) -> exp.Expression:
-        """A local date or time part of each row (or of ``t``) by the dialect's form in ``forms``
-        (``LOCAL_DATE``, ``LOCAL_HOUR``): for a UTC timestamp, a naive one stored in a zone, or an aware one."""
-        source, tz = self.sp.source, self.plan.calendar.timezone
-        dtype = self.sp.schema[source.time]
-        opts = TimeOptions.of(source.options)
-        if opts.formats or opts.unit:
-            raise NotPushable("the time column is read with time_format or time_unit")
-        t = self.column(source.time) if t is None else t
-        if isinstance(dtype, pl.Date):
-            return t
-        if not isinstance(dtype, pl.Datetime):
-            raise NotPushable(f"the time column `{source.time}` is {dtype}, not a timestamp or date")
-        by_kind = forms.get(self.dialect, {})
-        stored = opts.zone or "UTC"  # the zone of naive timestamps
-        if dtype.time_zone is not None:
-            kind = "aware" if "aware" in by_kind else None
-        else:
-            kind = "utc" if stored == tz == "UTC" else "naive" if "naive" in by_kind else None
-        if kind is None:
-            raise NotPushable(f"{self.dialect} cannot convert times to the time zone {tz}")
-        return self.template(by_kind[kind], t=t, tz=Value(tz), stored=Value(stored))
-
-    def bound(self, day: dt.date) -> Any:
-        """The first instant of local ``day``, as a value comparable with the time column."""
-        dtype = self.sp.schema[self.sp.source.time]
-        if isinstance(dtype, pl.Date):
-            return day
-        instant = periods.local_midnight(day, self.plan.calendar.timezone)
-        if dtype.time_zone is not None:  # type: ignore[attr-defined]
-            return instant
-        stored = TimeOptions.of(self.sp.source.options).zone or "UTC"
-        return instant.astimezone(ZoneInfo(stored)).replace(tzinfo=None)
-
-    def period(self, grain: periods.Period, d: exp.Expression) -> exp.Expression:
-        """The start of the period holding local date ``d``."""
-        if isinstance(grain, periods.Span):
-            inside = exp.Between(this=d, low=self.value(grain.start), high=self.value(grain.end))
-            return exp.Case(ifs=[exp.If(this=inside, true=self.value(grain.start))])
-        if not isinstance(grain, Grain):
-            raise NotPushable(f"`window: {grain.window}` periods are computed from the rows")  # type: ignore[union-attr]
-        cal: Calendar = self.plan.calendar
-        form = PERIOD_START[self.dialect][grain]
-        return self.template(form, d=d, start=cal.week_start, shift=cal.fiscal_year_start - 1)
-
-    def shift(self, start: exp.Expression, grain: periods.Period, n: int) -> exp.Expression:
-        """The start of the period ``n`` periods after the one starting at ``start`` (``periods.shift_expr``):
-        null for a custom span, which has no neighbours."""
-        grain = periods.base(grain)
-        if isinstance(grain, periods.Span):
-            return exp.cast(exp.Null(), "DATE")
-        if not isinstance(grain, Grain):
-            raise NotPushable(f"`window: {grain.window}` periods are computed from the rows")  # type: ignore[union-attr]
-        days = {Grain.DAY: 1, Grain.WEEK: 7}.get(grain)
-        form = SHIFT[self.dialect]["days" if days else "months"]
-        return self.template(form, p=start, n=n * (days or MONTHS_PER[grain]))
-
-    # -- row-level expressions ---------------------------------------------------------------------------
-    def row(self, node: Node) -> exp.Expression:
-        """A row-level formula node as SQL, with the polars path's null rules (x / 0 is null)."""
-        if isinstance(node, Column):
-            return self.column(node.column)
-        if isinstance(node, Bool):
-            return self.boolean(node.value)
-        if isinstance(node, Number | String):
-            return self.value(node.value)
-        if isinstance(node, Call) and node.func in ("date", "datetime"):
-            text = node.args[0].value  # type: ignore[attr-defined]
-            return self.value(dt.date.fromisoformat(text) if node.func == "date" else dt.datetime.fromisoformat(text))
-        if isinstance(node, Null):
-            return exp.Null()
-        if isinstance(node, BinOp):
-            return self._binary(node)
-        if isinstance(node, Unary):
-            return self.unary(node.op, self.row(node.operand))
-        if isinstance(node, IsNull):
-            test = exp.Is(this=self.row(node.operand), expression=exp.Null())
-            return exp.Not(this=test) if node.negated else test
-        if isinstance(node, InList):
-            return self._in(node)
-        if isinstance(node, Call):
-            return self._call(node)
-        raise NotPushable(f"`{type(node).__name__}` has no SQL form yet")
-
-    def boolean(self, value: bool) -> exp.Expression:
-        """A boolean constant (SQLite has none: 1 or 0)."""
-        return exp.Boolean(this=value) if self.dialect != "sqlite" else exp.Literal.number(int(value))
-
-    @staticmethod
-    def unary(op: str, inner: exp.Expression) -> exp.Expression:
-        """``not x`` or ``-x``."""
-        return exp.Not(this=exp.paren(inner)) if op == "not" else exp.Neg(this=exp.paren(inner))
-
-    def _binary(self, node: BinOp) -> exp.Expression:
-        return self.binary(node.op, self.row(node.left), self.row(node.right))
-
-    def binary(self, op: str, left: exp.Expression, right: exp.Expression) -> exp.Expression:
-        """``left op right`` with the polars path's rules: a true division, null when dividing by zero."""
-        left, right = exp.paren(left), exp.paren(right)
-        if op == "/":  # a true division (integers too), null when dividing by zero
-            num = exp.cast(left, self.double())
-            return exp.Div(this=num, expression=exp.Nullif(this=right, expression=exp.Literal.number(0)))
-        if op == "%":
-            zero = exp.NEQ(this=right, expression=exp.Literal.number(0))
-            return exp.Case(ifs=[exp.If(this=zero, true=exp.Mod(this=left, expression=right))])
-        ops = {
-            "+": exp.Add,
-            "-": exp.Sub,
-            "*": exp.Mul,
-            "==": exp.EQ,
-            "!=": exp.NEQ,
-            "<": exp.LT,
-            "<=": exp.LTE,
-            ">": exp.GT,
-            ">=": exp.GTE,
-            "and": exp.And,
-            "or": exp.Or,
-        }
-        return ops[op](this=left, expression=right)
-
-    def _in(self, node: InList) -> exp.Expression:
-        inner = self.row(node.operand)
-        values = [self.row(i) for i in node.items if not isinstance(i, Null)]
-        test: exp.Expression = exp.In(this=inner, expressions=values) if values else exp.false()
-        if any(isinstance(i, Null) for i in node.items):
-            test = exp.Or(this=exp.paren(test), expression=exp.Is(this=inner, expression=exp.Null()))
-        return exp.Not(this=exp.paren(test)) if node.negated else test
-
-    def _call(self, node: Call) -> exp.Expression:
-        args = [self.row(a) for a in node.args]
-        if node.func in DURATION_FUNCS:
-            form = SECONDS.get(self.dialect)
-            if form is None:
-                raise NotPushable(f"{self.dialect} has no interval type for {node.func}()")
-            arg = node.args[0]
-            if ":a" in form and not (isinstance(arg, BinOp) and arg.op == "-"):
-                raise NotPushable(f"{self.dialect} takes {node.func}() of a difference of two times only")
-            parts = (self.row(arg.left), self.row(arg.right)) if ":a" in form else (args[0], args[0])  # type: ignore[union-attr]
-            seconds = self.template(form, x=args[0], a=parts[0], b=parts[1])
-            return exp.Div(
-                this=exp.cast(seconds, self.double()),
-                expression=exp.Literal.number(DURATION_FUNCS[node.func]),
-            )
-        if node.func == "abs":
-            return exp.Abs(this=args[0])
-        if node.func == "round":
-            digits = int(node.args[1].value) if len(node.args) > 1 else 0  # type: ignore[attr-defined]
-            return exp.Round(
-                this=exp.cast(args[0], self.double()),
-                decimals=exp.Literal.number(digits),
-            )
-        if node.func == "coalesce":
-            return exp.Coalesce(this=args[0], expressions=args[1:])
-        raise NotPushable(f"{node.func}() has no SQL form yet")
+class SqlCompiler(RowCompiler):
+    """Builds the queries of one source for one dialect: its groups' aggregates over the rows ``RowCompiler``
+    reads. ``relation`` is the source's rows (a table or a subquery) as the database sees them."""
 
     # -- aggregates ---------------------------------------------------------------------------------------
     def aggregate(self, agg: Agg, edges: bool = False, cond: exp.Expression | None = None) -> exp.Expression:
@@ -459,18 +213,3 @@ class SqlCompiler:
         """The rows ``first(x)``/``last(x)`` read: x present, and the aggregate's filter true."""
         test = exp.Not(this=exp.Is(this=exp.paren(self.row(agg.args[0])), expression=exp.Null()))
         return test if agg.where is None else exp.and_(test, exp.paren(self.row(agg.where)))
-
-    def time(self) -> exp.Expression:
-        """The source's time column, comparable as stored (SQLite's text as its own UTC form)."""
-        t: exp.Expression = self.column(self.sp.source.time)
-        return exp.Anonymous(this="DATETIME", expressions=[t]) if self.dialect == "sqlite" else t
-
-    def query(self, tree: exp.Expression) -> Query:
-        """The rendered query with the parameters made for it, and its text laid out for ``--explain``."""
-        return Query(self.render(tree), dict(self.params), tree.sql(dialect=self.dialect, pretty=True))
-
-    def render(self, query: exp.Expression) -> str:
-        """The query's text in the dialect; for PostgreSQL's driver, whose placeholders are ``%(name)s``, a
-        ``%`` that is not one (modulo, or in the source's own SQL) is doubled."""
-        sql = query.sql(dialect=self.dialect)
-        return re.sub(r"%(?!\()", "%%", sql) if self.dialect == "postgres" else sql
