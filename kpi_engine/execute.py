@@ -121,15 +121,16 @@ def execute(
     """Run the plan: sources in databases that aggregate their own rows run their queries there (pushdown);
     the others' lazy queries are collected in one ``collect_all`` (shared scans)."""
     out: dict[str, dict] = {}
-    pushed: dict[str, set[tuple]] = {}
+    pushed: dict[str, tuple[set[tuple], set[str]]] = {}
     if has_database(plan, connectors, env):
         from .pushdown import run_all  # (sqlglot loads only when a connector offers a database)
 
         pushed = run_all(plan, connectors, env, functions, out)
     # a source its database aggregated in part reads rows for the other groups only, and only their columns
-    sources = {name: sp.narrowed(pushed[name]) if pushed.get(name) else sp for name, sp in plan.sources.items()}
+    # (and for the columns a conversion matches in its rows)
+    sources = {name: sp.narrowed(*pushed[name]) if name in pushed else sp for name, sp in plan.sources.items()}
     rows_plan = dataclasses.replace(plan, sources=sources)
-    done = {name for name, rest in pushed.items() if not rest}
+    done = {name for name, (rest, matched) in pushed.items() if not rest and not matched}
     queries, index = build_queries(rows_plan, connectors, functions, env, failures, skip=done, spanned=set(pushed))
     try:
         frames = pl.collect_all(queries, engine="streaming" if streaming else "auto")

@@ -82,11 +82,12 @@ class SourcePlan:
     groups: dict[tuple[Period, tuple[str, ...]], GroupRequest] = field(default_factory=dict)
     prefilter: tuple[Node, ...] = ()  # rows must pass one of these: set when every aggregate is filtered
 
-    def narrowed(self, keys: Iterable[tuple[Period, tuple[str, ...]]]) -> SourcePlan:
+    def narrowed(self, keys: Iterable[tuple[Period, tuple[str, ...]]], also: Iterable[str] = ()) -> SourcePlan:
         """This source's plan for only the scanned groups ``keys``, reading only the columns they need (the
-        groups a database cannot aggregate, whose rows are read while it aggregates the others)."""
+        groups a database cannot aggregate, whose rows are read while it aggregates the others), and ``also``
+        (the columns a conversion matches)."""
         groups = {k: self.groups[k] for k in keys}
-        columns = {self.source.time}
+        columns = {self.source.time, *also}
         for group in groups.values():
             columns.update(group.dims)
             for request in group.aggs.values():

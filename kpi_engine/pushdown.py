@@ -36,6 +36,7 @@ class Pushed:
     rest: dict[tuple, str]  # the groups with no SQL form, whose rows are read (projected): why, by group key
     lagged: dict[tuple, dict[int, Query]]  # a group's aggregates moved by days, one query per offset
     lookups: dict[str, Query]  # per lookup joined there, a query finding a repeated key (none: it is unique)
+    matched: set[str]  # the columns of its rows that a conversion matches (read, projected): none if none
 
 
 def push_plan(
@@ -45,14 +46,13 @@ def push_plan(
     could have, why their rows are read instead (for ``--explain``)."""
     pushed: dict[str, Pushed] = {}
     reasons: dict[str, str] = {}
-    matched = {
-        name
-        for sp in plan.sources.values()
-        for g in sp.groups.values()
-        for r in g.aggs.values()
-        if isinstance(r.agg, Conversions)
-        for name, _ in r.agg.matched
-    }
+    matched: dict[str, set[str]] = {}  # the sources conversions match, and the columns they read
+    for sp in plan.sources.values():
+        for g in sp.groups.values():
+            for r in g.aggs.values():
+                if isinstance(r.agg, Conversions):
+                    for name, key in r.agg.matched:
+                        matched.setdefault(name, {plan.sources[name].source.time}).update((key, *r.agg.same))
     for name, sp in plan.sources.items():
         db = connectors[sp.source.connector].database(sp.source, env)
         if db is None:
@@ -60,8 +60,6 @@ def push_plan(
         try:
             if db.dialect not in RUNS:
                 raise NotPushable(f"the engine renders {db.dialect} SQL but does not run it")
-            if name in matched:
-                raise NotPushable("conversions match its rows in polars")
             relation, joined = with_lookups(db, sp, plan, connectors, env)
             compiler = SqlCompiler(db.dialect, sp, plan, relation, dict(functions))
             checks = {name: repeated_key_query(compiler, plan, name, table) for name, table in joined.items()}
@@ -88,11 +86,11 @@ def push_plan(
                     except NotPushable as why:
                         rest[g.key] = str(why)
             if not queries:  # nothing to aggregate there: one read of the rows serves every group
-                raise NotPushable(next(iter(rest.values())))
+                raise NotPushable(next(iter(rest.values()), "conversions match its rows in polars"))
         except NotPushable as why:
             reasons[name] = str(why)
             continue
-        pushed[name] = Pushed(db, queries, span, entities, rest, lagged, checks)
+        pushed[name] = Pushed(db, queries, span, entities, rest, lagged, checks, matched.get(name, set()))
     return pushed, reasons
 
 
@@ -159,11 +157,11 @@ def run_all(
     env: Env,
     functions: Mapping[str, MetricFunction],
     out: dict[str, dict],
-) -> dict[str, set[tuple]]:
+) -> dict[str, tuple[set[tuple], set[str]]]:
     """Run the sources that aggregate in their own database into ``out`` (their span and groups, as
-    ``execute`` collects them); their names, each with the keys of its groups that read rows instead. The
-    queries run side by side: a database server works on each in its own process, so a 2-core server
-    finishes two at once."""
+    ``execute`` collects them); their names, each with the keys of its groups that read rows instead and the
+    columns a conversion matches in its rows. The queries run side by side: a database server works on each
+    in its own process, so a 2-core server finishes two at once."""
     pushed, _ = push_plan(plan, connectors, env, functions)
     tasks: list[tuple[str, tuple | None, Query]] = [(name, None, source.span) for name, source in pushed.items()]
     tasks += [(name, key, query) for name, source in pushed.items() for key, query in source.groups.items()]
@@ -223,7 +221,7 @@ def run_all(
             entry["groups"][key[:2]] = entry["groups"][key[:2]].join(
                 pl.DataFrame(typed), on=[PERIOD, *group.dims], how="left", nulls_equal=True
             )
-    return {name: set(source.rest) for name, source in pushed.items()}
+    return {name: (set(source.rest), source.matched) for name, source in pushed.items()}
 
 
 #: queries in flight at once, across a run's pushed sources
@@ -301,6 +299,10 @@ def explain(plan: Plan, connectors: Mapping[str, Connector], env: Env, functions
         for key, why in source.rest.items():
             columns = sorted(sp.narrowed([key]).columns)
             lines.append(f"  -- {key[0]} x {list(key[1])} reads its rows into polars (columns {columns}): {why}")
+        if source.matched:
+            lines.append(
+                f"  -- its rows are read for the conversions that match them (columns {sorted(source.matched)})"
+            )
     for name, why in reasons.items():
         lines.append(f"source {name} reads its rows into polars (projected, filtered to the days): {why}")
     return "\n".join(lines)

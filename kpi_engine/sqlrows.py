@@ -273,8 +273,12 @@ class RowCompiler:
         return exp.Anonymous(this="DATETIME", expressions=[t]) if self.dialect == "sqlite" else t
 
     def query(self, tree: exp.Expression) -> Query:
-        """The rendered query with the parameters made for it, and its text laid out for ``--explain``."""
-        return Query(self.render(tree), dict(self.params), tree.sql(dialect=self.dialect, pretty=True))
+        """The rendered query with the parameters it holds (a part built and then left out, such as a span's
+        period under a shift that is null, leaves its parameters out too: DuckDB refuses extra ones), and its
+        text laid out for ``--explain``."""
+        held = {p.name for p in tree.find_all(exp.Placeholder)}
+        params = {k: v for k, v in self.params.items() if k in held}
+        return Query(self.render(tree), params, tree.sql(dialect=self.dialect, pretty=True))
 
     def render(self, query: exp.Expression) -> str:
         """The query's text in the dialect; for PostgreSQL's driver, whose placeholders are ``%(name)s``, a

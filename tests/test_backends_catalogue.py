@@ -53,10 +53,23 @@ def moved(tmp_path: Path, location: str) -> Path:
     return root
 
 
-def test_the_catalogue_in_duckdb(demo, tmp_path):
+def test_the_catalogue_in_duckdb(demo, tmp_path, monkeypatch):
+    """... and the rows that do leave DuckDB are only the columns their groups need: the funnel's sessions,
+    the orders it matches (customer and time), the survey's scores."""
+    from kpi_sql import SqlConnector
+
     expected, tables = demo
     to_duckdb(tmp_path / "demo.duckdb", tables)
+    scans, scan = {}, SqlConnector.scan
+
+    def recorded(self, source, request, env):
+        scans[source.name] = request.columns
+        return scan(self, source, request, env)
+
+    monkeypatch.setattr(SqlConnector, "scan", recorded)
     check(moved(tmp_path, f"connector: sql, path: {tmp_path / 'demo.duckdb'}, table: {{table}}"), expected)
+    assert sorted(scans) == ["orders", "sessions", "survey"]
+    assert scans["orders"] == ("customer_id", "ordered_at")
 
 
 def test_the_catalogue_in_postgres(demo, pg_server, tmp_path):
@@ -89,13 +102,14 @@ def check(root: Path, expected: kpi_engine.Result, pushes: bool = True) -> None:
     catalog = kpi_engine.load(root, allow_outside=True)
     pushed, reasons = push_plan(catalog.plan(Window(AS_OF)), catalog.registry.connectors, catalog.env, catalog.registry.functions)
     if pushes:  # sums, ratios, durations, entity history and cohorts run in the database
-        assert sorted(pushed) == ["ads", "brand", "crm", "feedback", "mentions", "sessions", "tickets"]
+        assert sorted(pushed) == ["ads", "brand", "crm", "feedback", "mentions", "orders", "sessions", "tickets"]
         rest = {name: set(p.rest.values()) for name, p in pushed.items() if p.rest}
         assert rest == {"sessions": {"`conversions(sessions, orders, 7 days per customer)` matches rows in polars"}}
-        assert reasons == {  # conversions match rows in polars; a plugin function runs there
-            "orders": "conversions match its rows in polars",
-            "survey": "nps() is a plugin's function, computed in polars",
-        }
+        matched = {name: sorted(p.matched) for name, p in pushed.items() if p.matched}
+        assert matched == {"orders": ["customer_id", "ordered_at"]}  # all orders reads: what the funnel matches
+        assert reasons == {"survey": "nps() is a plugin's function, computed in polars"}  # (a plugin's function)
+        explained = catalog.explain(Window(AS_OF))
+        assert "its rows are read for the conversions that match them (columns ['customer_id', 'ordered_at'])" in explained
     else:
         assert pushed == {} and len(reasons) == 9
     result = catalog.evaluate(AS_OF, spans=span_requests(catalog.project, AS_OF))
