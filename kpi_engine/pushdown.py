@@ -283,15 +283,22 @@ def _as_date(series: pl.Series) -> pl.Series:
 
 
 def explain(plan: Plan, connectors: Mapping[str, Connector], env: Env, functions: Mapping[str, MetricFunction]) -> str:
-    """What runs where (``kpi run --explain``): each pushed source's SQL and parameters, and for a source in
-    a database that reads its rows instead, why."""
+    """What runs where (``kpi run --explain``): each pushed source's SQL and parameters (its groups, their
+    aggregates over entities and moved rows, its lookups' key checks, its data span), and for a source in a
+    database that reads its rows instead, why."""
     pushed, reasons = push_plan(plan, connectors, env, functions)
     lines = []
     for name, source in pushed.items():
         db = source.database
         lines.append(f"source {name} aggregates in {db.dialect} ({db.where()}): only aggregates are read")
-        for (grain, dims), query in source.groups.items():
-            lines.append(f"  -- {grain} x {list(dims)}")
+        queries = [(f"{grain} x {list(dims)}", query) for (grain, dims), query in source.groups.items()]
+        for (grain, dims), by in source.entities.items():
+            queries += [(f"{grain} x {list(dims)}, over each {per}", query) for per, query in by.items()]
+        for (grain, dims), by in source.lagged.items():
+            queries += [(f"{grain} x {list(dims)}, rows moved {lag} days", query) for lag, query in by.items()]
+        queries += [(f"lookup {lookup}: a repeated key", query) for lookup, query in source.lookups.items()]
+        for title, query in [*queries, ("the data's first and last day, and rows", source.span)]:
+            lines.append(f"  -- {title}")
             lines += [f"  {line}" for line in query.pretty.splitlines()]
             if query.params:
                 lines.append("  -- parameters: " + ", ".join(f"{k} = {v!r}" for k, v in query.params.items()))

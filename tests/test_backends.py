@@ -513,3 +513,18 @@ def test_an_approximate_distinct_count_only_when_asked_by_name(backend, database
     else:
         errors = [abs(e - x) / x for e, x in zip(estimate, exact, strict=True)]
         assert max(errors) < 0.1 and sum(errors) / len(errors) < 0.04 and max(errors) > 0, (estimate, exact)
+
+
+def test_explain_prints_every_query_a_source_runs(databases, tmp_path):
+    """--explain shows each query a pushed source runs: its groups, their aggregates over entities, moved
+    rows, and its data span, each with its parameters."""
+    catalog = kpi_engine.load(sql_spec(tmp_path, databases["duckdb"], "paris"), allow_outside=True)
+    explained = catalog.explain(Window(AS_OF))
+    for title in (
+        "-- month x ['channel'], over each visitor_id",
+        "-- month x ['channel'], rows moved 5 days",
+        "-- the data's first and last day, and rows",
+    ):
+        assert title in explained, title
+    assert explained.count("-- parameters: ") >= explained.count("\n  -- month x") > 5
+    assert "ROW_NUMBER() OVER" in explained  # (new visitors: each one's first row)

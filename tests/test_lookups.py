@@ -186,6 +186,7 @@ def test_a_lookup_in_the_same_database_is_joined_there(shop, pg_server, tmp_path
             got = catalog.evaluate(AS_OF)
         assert_same(got, expected)
         assert "unknown" in got["spend"]["channel"].to_list()
+        assert "-- lookup campaigns: a repeated key" in catalog.explain(Window(AS_OF))
     mixed = tmp_path / "mixed"  # the lookup stays a CSV file: the sources read their rows, and say why
     write_spec(mixed, spec.replace(f"connector: sql, {where}, table: campaigns", f"connector: csv, path: {shop / 'campaigns.csv'}"))
     catalog = kpi_engine.load(mixed, allow_outside=True)
