@@ -123,7 +123,8 @@ QUANTILE = {
     "postgres": ("PERCENTILE_CONT(:q) WITHIN GROUP (ORDER BY :x)", "PERCENTILE_DISC(:q) WITHIN GROUP (ORDER BY :x)"),
     "duckdb": ("QUANTILE_CONT(:x, :q)", "QUANTILE_DISC(:x, :q)"),
     "snowflake": ("PERCENTILE_CONT(:q) WITHIN GROUP (ORDER BY :x)", "PERCENTILE_DISC(:q) WITHIN GROUP (ORDER BY :x)"),
-    "spark": ("PERCENTILE(:x, :q)", None),  # (sqlglot renders Spark's percentile_disc as an approximation)
+    "spark": ("PERCENTILE(:x, :q)", None),  # (the discrete one: ``SqlCompiler.quantile``, as sqlglot renders
+    # Spark's PERCENTILE_DISC as an approximation)
 }
 #: ``approx_count_distinct(x)`` per dialect (HyperLogLog); PostgreSQL and SQLite have none built in, and
 #: count exactly instead, as polars does (an estimate may always be exact)

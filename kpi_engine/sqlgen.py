@@ -97,12 +97,16 @@ class SqlCompiler(RowCompiler):
 
     def quantile(self, agg: Agg, value: exp.Expression) -> exp.Expression:
         """``median``, ``quantile`` or ``quantile_disc`` of ``value`` in the dialect's exact percentile."""
+        q = 0.5 if agg.func == "median" else float(agg.args[1].value)  # type: ignore[attr-defined]
+        if agg.func == "quantile_disc" and self.dialect == "spark":  # Spark's exact PERCENTILE_DISC, which
+            # sqlglot would render as PERCENTILE_APPROX: built as a function it does not know
+            disc = exp.Anonymous(this="PERCENTILE_DISC", expressions=[exp.Literal.number(q)])
+            return exp.WithinGroup(this=disc, expression=exp.Order(expressions=[exp.Ordered(this=value)]))
         cont, disc = QUANTILE.get(self.dialect, (None, None))
         form = disc if agg.func == "quantile_disc" else cont
         if form is None:
             kind = "discrete" if agg.func == "quantile_disc" else "exact"
             raise NotPushable(f"{self.dialect} has no {kind} percentile function")
-        q = 0.5 if agg.func == "median" else float(agg.args[1].value)  # type: ignore[attr-defined]
         return self.template(form, x=value, q=exp.Literal.number(q))
 
     # -- queries ------------------------------------------------------------------------------------------

@@ -518,7 +518,122 @@ FROM (
 GROUP BY
   1;
 
--- sessions: week x []: rows read (spark has no discrete percentile function)
+-- sessions: week x [] -- p0='Europe/Paris', p1=datetime.datetime(2026, 7, 1, 0, 0, tzinfo=zoneinfo.ZoneInfo(key='Europe/Paris')), p2=1, p3='social', p4='email', p5=1, p6='social', p7='email'
+SELECT
+  DATE_ADD(`__date`, (
+    (
+      DAYOFWEEK(`__date`) + 5 - 6
+    ) % 7
+  ) * -1) AS `__period`,
+  COUNT(CASE WHEN (
+    `pageviews`
+  ) = (
+    :p2
+  ) THEN 1 END) AS `a22`,
+  COUNT(*) AS `a24`,
+  PERCENTILE_DISC(0.75) WITHIN GROUP (ORDER BY
+    `duration_s` NULLS LAST) AS `a32`,
+  MAX(CASE WHEN `channel` IN (:p3, :p4) THEN `duration_s` END) AS `a36`,
+  COUNT(CASE WHEN (
+    `pageviews`
+  ) = (
+    :p5
+  ) THEN 1 END) AS `n21`,
+  COUNT(*) AS `n23`,
+  COUNT(CASE WHEN `channel` IN (:p6, :p7) THEN 1 END) AS `n35`
+FROM (
+  SELECT
+    *,
+    TO_DATE(FROM_UTC_TIMESTAMP(CAST(`ts` AS TIMESTAMP), :p0)) AS `__date`
+  FROM `sessions`
+  WHERE
+    `ts` < :p1
+) AS `kpi_rows`
+GROUP BY
+  1;
+
+-- sessions: week x [] per visitor_id -- p0='Europe/Paris', p1=datetime.datetime(2026, 7, 1, 0, 0, tzinfo=zoneinfo.ZoneInfo(key='Europe/Paris')), p2='Europe/Paris', p3=datetime.datetime(2026, 7, 1, 0, 0, tzinfo=zoneinfo.ZoneInfo(key='Europe/Paris'))
+SELECT
+  `__period`,
+  SUM(CAST((
+    `e0`
+  ) AS DOUBLE)) / NULLIF(COUNT(CAST((
+    `e0`
+  ) AS DOUBLE)), 0) AS `a68`,
+  SUM(CAST((
+    `e1`
+  ) AS DOUBLE)) AS `a74`,
+  COUNT(CASE WHEN `__active-1` THEN 1 END) AS `a81`,
+  COUNT(*) AS `a82`
+FROM (
+  SELECT
+    kpi_me.*,
+    CASE WHEN NOT `kpi_activem1`.`__who` IS NULL THEN TRUE ELSE FALSE END AS `__active-1`
+  FROM (
+    SELECT
+      DATE_ADD(`__date`, (
+        (
+          DAYOFWEEK(`__date`) + 5 - 6
+        ) % 7
+      ) * -1) AS `__period`,
+      `visitor_id` AS `__who`,
+      SUM(CAST(`pageviews` AS DECIMAL(38, 0))) AS `e0`,
+      COALESCE(
+        SUM(
+          CASE
+            WHEN `__date` = `__edge_f603d23342c6`
+            THEN CAST(`pageviews` AS DECIMAL(38, 0))
+          END
+        ),
+        0
+      ) AS `e1`
+    FROM (
+      SELECT
+        *,
+        MAX(`__date`) OVER (
+          PARTITION BY DATE_ADD(`__date`, (
+            (
+              DAYOFWEEK(`__date`) + 5 - 6
+            ) % 7
+          ) * -1), `visitor_id`
+        ) AS `__edge_f603d23342c6`
+      FROM (
+        SELECT
+          *,
+          TO_DATE(FROM_UTC_TIMESTAMP(CAST(`ts` AS TIMESTAMP), :p0)) AS `__date`
+        FROM `sessions`
+        WHERE
+          `ts` < :p1
+      ) AS `kpi_all`
+    ) AS `kpi_rows`
+    WHERE
+      NOT `visitor_id` IS NULL
+    GROUP BY
+      1,
+      2
+  ) AS `kpi_me`
+  LEFT JOIN (
+    SELECT DISTINCT
+      `visitor_id` AS `__who`,
+      DATE_ADD(DATE_ADD(`__date`, (
+        (
+          DAYOFWEEK(`__date`) + 5 - 6
+        ) % 7
+      ) * -1), 7) AS `__p`
+    FROM (
+      SELECT
+        *,
+        TO_DATE(FROM_UTC_TIMESTAMP(CAST(`ts` AS TIMESTAMP), :p2)) AS `__date`
+      FROM `sessions`
+      WHERE
+        `ts` < :p3 AND NOT `visitor_id` IS NULL
+    ) AS `kpi_history`
+  ) AS `kpi_activem1`
+    ON `kpi_activem1`.`__who` = `kpi_me`.`__who`
+    AND `kpi_activem1`.`__p` = `kpi_me`.`__period`
+) AS `kpi_entities`
+GROUP BY
+  1;
 
 -- sessions: month x ['channel'] -- p0='Europe/Paris', p1=datetime.datetime(2026, 7, 1, 0, 0, tzinfo=zoneinfo.ZoneInfo(key='Europe/Paris'))
 SELECT
