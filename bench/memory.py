@@ -22,6 +22,7 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -74,36 +75,43 @@ def spark_spec(folder: Path) -> None:
     (folder.parent / f"{folder.name}-spark" / "kpis.yaml").write_text(spark)
 
 
+def watched(cmd: list[str], cap_mb: float, env: dict[str, str] | None = None) -> dict:
+    """Run ``cmd`` in its own process group, its output in files (a pipe would fill and block it), and kill
+    the group as soon as its resident memory (children included) passes ``cap_mb``. Returns ``ok``,
+    ``peak_mb`` and ``seconds``; when it finished, also ``returncode``, ``out`` and ``err``."""
+    start = time.perf_counter()
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, env=env, start_new_session=True)
+        peak = 0.0
+        while proc.poll() is None:
+            peak = max(peak, rss_mb(proc.pid))
+            if peak > cap_mb:
+                os.killpg(proc.pid, 9)  # (the group: Spark's JVM too)
+                proc.wait()
+                return {"ok": False, "peak_mb": peak, "seconds": time.perf_counter() - start}
+            time.sleep(0.02)
+        out.seek(0)
+        err.seek(0)
+        done = {"ok": True, "peak_mb": peak, "seconds": time.perf_counter() - start}
+        return done | {"returncode": proc.returncode, "out": out.read(), "err": err.read()}
+
+
 def capped(mode: str, folder: Path, cap_mb: float, spark_memory: str = "1g") -> dict:
     """Run one mode in a fresh process; kill it (and its children) when their RSS passes ``cap_mb``."""
-    start = time.perf_counter()
     env = dict(os.environ, PYSPARK_SUBMIT_ARGS=f"--driver-memory {spark_memory} pyspark-shell")
-    proc = subprocess.Popen(
-        [sys.executable, "-c", CHILD, mode, str(folder)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        start_new_session=True,  # its own process group: killing it kills Spark's JVM too
-    )
-    peak = 0.0
-    while proc.poll() is None:
-        peak = max(peak, rss_mb(proc.pid))
-        if peak > cap_mb:
-            os.killpg(proc.pid, 9)
-            proc.wait()
-            return {"mode": mode, "ok": False, "peak_mb": peak, "stopped_after_s": time.perf_counter() - start}
-        time.sleep(0.02)
-    out, err = proc.communicate()
-    if proc.returncode != 0:
-        raise SystemExit(f"{mode} failed:\n{err}")
+    run = watched([sys.executable, "-c", CHILD, mode, str(folder)], cap_mb, env)
+    if not run["ok"]:
+        return {"mode": mode, "ok": False, "peak_mb": run["peak_mb"], "stopped_after_s": run["seconds"]}
+    if run["returncode"] != 0:
+        raise SystemExit(f"{mode} failed:\n{run['err']}")
+    rows, total = run["out"].split()[:2]
     return {
         "mode": mode,
         "ok": True,
-        "peak_mb": peak,
-        "seconds": time.perf_counter() - start,
-        "rows": int(out.split()[0]),
-        "value_sum": float(out.split()[1]),
+        "peak_mb": run["peak_mb"],
+        "seconds": run["seconds"],
+        "rows": int(rows),
+        "value_sum": float(total),
     }
 
 

@@ -23,7 +23,6 @@ import math
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -98,28 +97,18 @@ def run(root: Path, pushdown: bool, repeat: int) -> dict:
 
 
 def run_capped(root: Path, repeat: int, cap_mb: float) -> dict:
-    """``run(root, False, repeat)`` in a child process watched like bench/memory.py's, killed past ``cap_mb``
-    of resident memory: its result, or ``{"stopped_mb", "after_s"}``."""
-    from memory import rss_mb
+    """``run(root, False, repeat)`` in a child process watched by bench/memory.py's ``watched``, killed past
+    ``cap_mb`` of resident memory: its result, or ``{"stopped_mb", "after_s"}``."""
+    from memory import watched
 
-    started = time.perf_counter()
-    cmd = [sys.executable, __file__, "--pull-child", str(root), "--repeat", str(repeat)]
-    out, err = root / "pulled.json", root / "pulled.err"  # (files: a pipe would fill and block the child)
-    with out.open("w") as stdout, err.open("w") as stderr:
-        proc = subprocess.Popen(cmd, stdout=stdout, stderr=stderr, text=True)
-        peak = 0.0
-        while proc.poll() is None:
-            peak = max(peak, rss_mb(proc.pid))
-            if peak > cap_mb:
-                proc.kill()
-                proc.wait()
-                return {"stopped_mb": peak, "after_s": time.perf_counter() - started}
-            time.sleep(0.05)
-    if proc.returncode:
-        raise SystemExit(f"pulling the rows failed:\n{err.read_text()}")
-    result = json.loads(out.read_text())
+    pull = watched([sys.executable, __file__, "--pull-child", str(root), "--repeat", str(repeat)], cap_mb)
+    if not pull["ok"]:
+        return {"stopped_mb": pull["peak_mb"], "after_s": pull["seconds"]}
+    if pull["returncode"]:
+        raise SystemExit(f"pulling the rows failed:\n{pull['err']}")
+    result = json.loads(pull["out"])
     result["values"] = {k: pl.DataFrame({"value": v}) for k, v in result["values"].items()}
-    return result | {"peak_mb": peak}
+    return result | {"peak_mb": pull["peak_mb"]}
 
 
 def agree(a: dict, b: dict) -> None:
