@@ -62,7 +62,7 @@ def push_plan(
                 raise NotPushable(f"the engine renders {db.dialect} SQL but does not run it")
             relation, joined = with_lookups(db, sp, plan, connectors, env)
             compiler = SqlCompiler(db.dialect, sp, plan, relation, dict(functions))
-            checks = {name: repeated_key_query(compiler, plan, name, table) for name, table in joined.items()}
+            checks = {lookup: repeated_key_query(compiler, plan, lookup, table) for lookup, table in joined.items()}
             check = type_check(compiler)
             if check is not None:
                 counts = db.fetch(check.sql, check.params).row(0, named=True)
@@ -117,10 +117,10 @@ def with_lookups(
         if schema[spec.key] != sp.schema[spec.key]:
             raise NotPushable(f"it joins the lookup {name} on `{spec.key}`, of another type there")
         alias = f"kpi_lookup{k}"
-        tables[name] = other.relation()
+        tables[name] = other.relation()  # (once: a Spark relation registers a view)
         key = exp.column(spec.key, table=alias, quoted=True)
         on = exp.EQ(this=exp.column(spec.key, table=src, quoted=True), expression=key)
-        joins.append((exp.alias_(other.relation(), alias, table=True, quoted=True), on))
+        joins.append((exp.alias_(tables[name].copy(), alias, table=True, quoted=True), on))
         for column in [c for c, n in joined.items() if n == name]:
             value: exp.Expression = exp.column(column, table=alias, quoted=True)
             if schema[column] == pl.String:  # a key the lookup lacks: `unknown`, as in polars
