@@ -73,14 +73,12 @@ def _entity_query(compiler: SqlCompiler, group: GroupRequest, per: str, aggs: di
     if facts or aheads:
         per_entity = _with_history(compiler, group, per, per_entity, facts, list(aheads.values()))
     entities = exp.alias_(exp.Subquery(this=per_entity), "kpi_entities", quoted=True)
-    for name, agg in aggs.items():  # active(k), over_next(x, k + 1): unknown until the period k later is over
-        ahead = periods_ahead(agg)
+    for k, (name, agg) in enumerate(aggs.items()):  # active(k), over_next(x, k + 1): unknown until the
+        ahead = periods_ahead(agg)  # period k later is over
         if ahead > 0:
             later = compiler.shift(exp.column(PERIOD, quoted=True), group.grain, ahead + 1)
             known = exp.LTE(this=later, expression=compiler.value(as_of_end(compiler.plan)))
-            outer[list(aggs).index(name)] = exp.alias_(
-                exp.Case(ifs=[exp.If(this=known, true=outer[list(aggs).index(name)].unalias())]), name, quoted=True
-            )
+            outer[k] = exp.alias_(exp.Case(ifs=[exp.If(this=known, true=outer[k].unalias())]), name, quoted=True)
     query = exp.select(exp.column(PERIOD, quoted=True), *[exp.column(d, quoted=True) for d in dims], *outer)
     query = query.from_(entities).group_by(*[exp.Literal.number(k + 1) for k in range(len(dims) + 1)])
     return compiler.query(query)
