@@ -255,12 +255,13 @@ def _source_frames(
         # (only when the groups see every row up to as-of: a --from/--to window must not move the span)
         whole = spans_whole_source(sp, plan)
         folded = whole and not sp.prefilter and any(plain(g.grain) for g in scanned) and name not in spanned
+        own_span = not folded and name not in spanned  # (a database gave the span of those in ``spanned``)
         # one scan per source: every query of the source reads one cached frame (polars' own common-subplan
         # elimination misses it once projection pushdown has given each group different columns). A --from/--to
         # window is the exception: its data span is a second read of the time column alone (see spans_whole_source)
-        readers = len(scanned) + (1 if whole and not folded and name not in spanned else 0) + matched[name]
+        readers = len(scanned) + (1 if whole and own_span else 0) + matched[name]
         lf = lf.cache() if readers > 1 else lf
-        if not folded and name not in spanned:
+        if own_span:
             span_lf = lf if whole else source_frame(sp, connectors[sp.source.connector], plan, env, False)[0]
             queries.append(
                 span_lf.select(
