@@ -193,6 +193,15 @@ def test_a_lookup_in_the_same_database_is_joined_there(shop, pg_server, tmp_path
     _, reasons = push_plan(catalog.plan(Window(AS_OF)), catalog.registry.connectors, catalog.env, catalog.registry.functions)
     assert reasons == {s: "it joins the lookup campaigns, which is not in the same database: read into memory" for s in ("ads", "leads")}
     assert_same(catalog.evaluate(AS_OF), expected)
+    texts = tmp_path / "narrow"  # the lookup's key is a 32-bit integer there: the rows are read (polars
+    texts.mkdir()  # casts the key to the source's type), and --explain says why
+    narrow = campaigns.with_columns(pl.col("campaign_id").cast(pl.Int32))
+    to_duckdb(texts / "shop.duckdb", {**tables, "campaigns": narrow})
+    write_spec(texts, spec.replace(url, str(texts / "shop.duckdb")).replace("url: '", "path: '"))
+    catalog = kpi_engine.load(texts, allow_outside=True)
+    _, reasons = push_plan(catalog.plan(Window(AS_OF)), catalog.registry.connectors, catalog.env, catalog.registry.functions)
+    assert reasons == {s: "it joins the lookup campaigns on `campaign_id`, of another type there" for s in ("ads", "leads")}
+    assert_same(catalog.evaluate(AS_OF), expected)
     twice = tmp_path / "twice"  # a repeated key, checked in the database before any aggregate
     twice.mkdir()
     to_duckdb(twice / "shop.duckdb", {**tables, "campaigns": pl.concat([campaigns, campaigns.filter(pl.col("campaign_id") == 7)])})
