@@ -264,7 +264,7 @@ def load(
     registry = registry or default_registry()
     env = Env(frames or {}, allow_outside, tuple(Path(d) for d in data_dirs), skip_outside, offline)
     errors = ErrorCollector()  # spec, data and formula problems, all reported in one pass
-    project = spec_mod.load_project(path, registry.connector_schemas(), errors)
+    project = spec_mod.load_project(path, registry.connector_schemas(), errors, registry.channel_schemas())
     failures: list[PluginError] = []
     schemas = read_schemas(project, registry, env, errors, failures)
     lookups = read_lookups(project, registry, env, errors)

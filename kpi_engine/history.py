@@ -42,6 +42,25 @@ CREATE TABLE IF NOT EXISTS kpi_snapshots (
     PRIMARY KEY (snapshot_id, kpi)
 );
 CREATE INDEX IF NOT EXISTS kpi_snapshots_by_kpi ON kpi_snapshots (kpi, snapshot_id);
+CREATE TABLE IF NOT EXISTS deliveries (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    key TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    sent_at TEXT NOT NULL,
+    as_of TEXT NOT NULL,
+    subject TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS deliveries_by_key ON deliveries (kind, key, channel);
+CREATE TABLE IF NOT EXISTS alert_state (
+    key TEXT PRIMARY KEY,
+    firing INTEGER NOT NULL,
+    state TEXT,
+    since TEXT,
+    notified_at TEXT,
+    notified_state TEXT,
+    why TEXT
+);
 """
 
 
@@ -208,3 +227,57 @@ def changes(previous: Snapshot | None, current: Snapshot) -> list[str]:
     elif previous.target_spec != current.target_spec:
         out.append("target definition changed")
     return out
+
+
+def delivered(path: Path, kind: str, key: str, channel: str) -> str | None:
+    """When a message (``kind`` review or alert, ``key`` what it is about) last went to ``channel``, or None."""
+    if not path.exists():
+        return None
+    with connect(path) as con:
+        row = con.execute(
+            "SELECT MAX(sent_at) FROM deliveries WHERE kind = ? AND key = ? AND channel = ?", (kind, key, channel)
+        ).fetchone()
+    return row[0] if row else None
+
+
+def record_delivery(path: Path, kind: str, key: str, channel: str, as_of: dt.date, subject: str) -> None:
+    """Note that a message went to a channel, so that the next run does not send it again."""
+    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    with connect(path) as con:
+        con.execute(
+            "INSERT INTO deliveries (kind, key, channel, sent_at, as_of, subject) VALUES (?, ?, ?, ?, ?, ?)",
+            (kind, key, channel, now, as_of.isoformat(), subject),
+        )
+
+
+@dataclass(frozen=True)
+class AlertState:
+    """Where an alert condition stood after the last run: firing since when, and what was last notified."""
+
+    key: str
+    firing: bool
+    state: str | None = None
+    since: str | None = None
+    notified_at: str | None = None
+    notified_state: str | None = None
+    why: str | None = None
+
+
+def alert_states(path: Path) -> dict[str, AlertState]:
+    if not path.exists():
+        return {}
+    with connect(path) as con:
+        rows = con.execute(
+            "SELECT key, firing, state, since, notified_at, notified_state, why FROM alert_state"
+        ).fetchall()
+    return {r[0]: AlertState(r[0], bool(r[1]), *r[2:]) for r in rows}
+
+
+def save_alert_state(path: Path, state: AlertState) -> None:
+    with connect(path) as con:
+        con.execute(
+            "INSERT OR REPLACE INTO alert_state (key, firing, state, since, notified_at, notified_state, why) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (state.key, int(state.firing), state.state, state.since, state.notified_at, state.notified_state,
+             state.why),
+        )  # fmt: skip

@@ -46,3 +46,13 @@ def register_report_formats(register: Callable[[Any], None]) -> None:
     :class:`kpi_engine.ReportFormat` (name, file extension, template name or render callable, template
     folder). Return nothing.
     """
+
+
+@hookspec
+def register_channels(register: Callable[[Any], None]) -> None:
+    """Register delivery channels (e-mail, chat webhooks...) that ``kpi send`` and alerts deliver through.
+
+    Called once when the plugin registry is built, before any spec is validated (each channel's
+    ``options_schema`` checks the spec's ``channels:`` entries of its type). Call ``register(channel)`` with
+    an instance of a :class:`kpi_engine.Channel` subclass for each channel type. Return nothing.
+    """

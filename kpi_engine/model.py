@@ -150,6 +150,38 @@ class WindowSpec:
 
 
 @dataclass(frozen=True)
+class AlertSpec:
+    """One alert condition: ``status``, ``above``/``below`` a threshold, ``change`` against the previous
+    period or a year earlier (``value`` signed: -20 a drop of 20, +20 a rise; ``both`` either way; ``points``
+    for pp instead of %), or ``stale`` (no new data for ``value`` days)."""
+
+    kind: str  # status | above | below | change | stale
+    value: float | None = None
+    vs: str = "previous"  # previous | year (change only)
+    both: bool = False
+    points: bool = False
+
+    def __str__(self) -> str:
+        if self.kind in ("above", "below"):
+            return f"{self.kind} {self.value:g}"
+        if self.kind == "change":
+            sign = "±" if self.both else ("+" if (self.value or 0) > 0 else "")
+            return f"change {sign}{self.value:g}{'pp' if self.points else '%'} vs {self.vs}"
+        if self.kind == "stale":
+            return f"stale {self.value:g} days"
+        return self.kind
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    """Project-wide alerting (``alerts:``): conditions for every KPI, quiet hours, re-notification."""
+
+    every_kpi: tuple[AlertSpec, ...] = ()
+    quiet_hours: tuple[dt.time, dt.time] | None = None
+    renotify_hours: float | None = None
+
+
+@dataclass(frozen=True)
 class KpiSpec:
     """One KPI as written; its formula is parsed and bound later (see ``resolve``)."""
 
@@ -172,8 +204,35 @@ class KpiSpec:
     review: ReviewSpec | None = None
     events: tuple[Event, ...] = ()
     notes: tuple[str, ...] = ()
+    alerts: tuple[AlertSpec, ...] = ()
     locations: Mapping[str, Location] = field(default_factory=dict, compare=False, repr=False)
     formula_offset: int | None = field(default=None, compare=False, repr=False)
+
+    def loc(self, key: str = "") -> Location:
+        return self.locations.get(key) or self.locations.get("") or Location()
+
+
+@dataclass(frozen=True)
+class ChannelSpec:
+    """A configured delivery channel (``channels:``): its name, its kind, its options as written, and where."""
+
+    name: str
+    type: str
+    options: Mapping[str, Any]
+    locations: Mapping[str, Location] = field(default_factory=dict, compare=False, repr=False)
+
+    def loc(self, key: str = "") -> Location:
+        return self.locations.get(key) or self.locations.get("") or Location()
+
+
+@dataclass(frozen=True)
+class DeliverySpec:
+    """Where reviews and alerts go (``delivery:``): the project's channels, a meeting's or an owner's instead."""
+
+    channels: tuple[str, ...] = ()
+    meetings: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    owners: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    locations: Mapping[str, Location] = field(default_factory=dict, compare=False, repr=False)
 
     def loc(self, key: str = "") -> Location:
         return self.locations.get(key) or self.locations.get("") or Location()
@@ -194,6 +253,9 @@ class Project:
     #: KPIs and sources dropped for errors already reported: a reference to one is not reported again
     unchecked: frozenset[str] = frozenset()
     lookups: Mapping[str, SourceSpec] = field(default_factory=dict)
+    channels: Mapping[str, ChannelSpec] = field(default_factory=dict)
+    delivery: DeliverySpec = field(default_factory=DeliverySpec)
+    alerts: AlertSettings = field(default_factory=AlertSettings)
 
 
 def iter_kpis(project: Project, ids: Iterable[str] | None = None) -> list[KpiSpec]:

@@ -14,6 +14,7 @@ import jsonschema
 import pluggy
 
 from . import hookspecs
+from .channels import Channel
 from .connectors import Connector
 from .ir import AGGREGATES, ARG_KINDS, MetricFunction
 
@@ -71,6 +72,7 @@ class Registry:
     connectors: dict[str, Connector] = field(default_factory=dict)
     functions: dict[str, MetricFunction] = field(default_factory=dict)
     formats: dict[str, ReportFormat] = field(default_factory=dict)
+    channels: dict[str, Channel] = field(default_factory=dict)
     plugins: dict[str, list[str]] = field(default_factory=dict)  # plugin name -> what it registered
     failures: list[PluginFailure] = field(default_factory=list)
     connector_plugin: dict[str, str] = field(default_factory=dict)
@@ -82,6 +84,10 @@ class Registry:
         """Each connector's option schema; a clashing name keeps one so that specs using it still validate
         and the clash is reported where the connector is used."""
         return {**self.clash_schemas, **{name: c.options_schema for name, c in self.connectors.items()}}
+
+    def channel_schemas(self) -> dict[str, dict[str, Any]]:
+        """Each channel type's option schema, checked with the spec's ``channels:``."""
+        return {name: dict(c.options_schema) for name, c in self.channels.items()}
 
     def clash(self, kind: str, name: str) -> str | None:
         """Why ``name`` (a connector, function or format) cannot be used: two plugins registered it."""
@@ -151,6 +157,7 @@ HOOKS = (
     ("register_connectors", "connector", "connectors", Connector),
     ("register_functions", "function", "functions", MetricFunction),
     ("register_report_formats", "format", "formats", ReportFormat),
+    ("register_channels", "channel", "channels", Channel),
 )
 
 
@@ -212,11 +219,11 @@ def _invalid(item: Any, kind: str, cls: type) -> str | None:
         return _invalid_function(item)
     if kind == "format" and sum(x is not None for x in (item.template, item.render, item.write)) != 1:
         return f"format `{name}` needs exactly one of template, render or write"
-    if kind == "connector":
+    if kind in ("connector", "channel"):
         try:
             jsonschema.Draft202012Validator.check_schema({"type": "object", **item.options_schema})
         except jsonschema.SchemaError as exc:
-            return f"connector `{name}` has an invalid options_schema: {exc.message}"
+            return f"{kind} `{name}` has an invalid options_schema: {exc.message}"
     return None
 
 

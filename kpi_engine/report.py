@@ -16,6 +16,7 @@ from markupsafe import Markup
 from . import charts
 from .content import Report
 from .errors import Diagnostic, KpiError
+from .model import KpiSpec
 from .output import atomic_write
 from .plugins import Registry, ReportFormat
 from .units import format_date, format_value
@@ -106,6 +107,41 @@ def render_template(env: jinja2.Environment, name: str, report: Report, **extra:
                 hint="templates render inside Jinja's sandbox: they read the report's data and call no Python",
             )
         ) from None
+
+
+def review_report(
+    catalog: Any,
+    kpis: list[KpiSpec],
+    as_of: dt.date,
+    meeting: str | None = None,
+    history_path: Path | None = None,
+    notes: Mapping[str, list[str]] | None = None,
+) -> tuple[Report, Any, Mapping[str, Any]]:
+    """Evaluate ``kpis`` as of a day, judge their targets and SMART letters, and assemble the review's
+    content (what ``kpi report`` writes and ``kpi send`` delivers); one evaluation shares every scan.
+    Returns the report, the evaluated result and the target assessments (to record them)."""
+    from . import __version__, content, events
+    from .lint import lint
+    from .targets import assess, span_requests
+
+    project = catalog.project
+    ids = [k.id for k in kpis]
+    spans = [(k, s) for k, s in span_requests(project, as_of) if k in ids] + events.event_spans(project, kpis, as_of)
+    result = catalog.evaluate(as_of, kpis=ids, spans=spans)
+    assessments = assess(result)
+    smart = {k: v.as_json() for k, v in lint(project, result, ids).items()}
+    report = content.build(
+        catalog,
+        result,
+        assessments,
+        kpis,
+        meeting=meeting,
+        smart=smart,
+        history_path=history_path,
+        notes=notes,
+        engine_version=__version__,
+    )
+    return report, result, assessments
 
 
 def write_report(

@@ -13,7 +13,10 @@ from .errors import Diagnostic, ErrorCollector, KpiError, Location, did_you_mean
 from .model import (  # re-exported: plugins import SourceSpec and friends from here
     SPEC_SUFFIXES,
     WEEKDAYS,
+    AlertSettings,
     Calendar,
+    ChannelSpec,
+    DeliverySpec,
     Event,
     Grain,
     KpiSpec,
@@ -26,6 +29,7 @@ from .model import (  # re-exported: plugins import SourceSpec and friends from 
     iter_kpis,
 )
 from .schema import error_paths, full_schema, salvage, schema_errors
+from .spec_delivery import check_delivery, read_alert_settings, read_channels, read_delivery
 from .spec_kpis import build_kpi, events
 from .yaml_loader import Positions, load_yaml
 
@@ -86,11 +90,18 @@ class _Merge:
     params: dict[str, float] = field(default_factory=dict)
     kpis: dict[str, KpiSpec] = field(default_factory=dict)
     events: list[Event] = field(default_factory=list)
+    channels: dict[str, ChannelSpec] = field(default_factory=dict)
+    channel_schemas: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    delivery: DeliverySpec | None = None
+    alerts: AlertSettings | None = None
     first_seen: dict[tuple[str, str], Location] = field(default_factory=dict)
 
 
 def load_project(
-    path: str | Path, connector_schemas: Mapping[str, Mapping[str, Any]], errors: ErrorCollector | None = None
+    path: str | Path,
+    connector_schemas: Mapping[str, Mapping[str, Any]],
+    errors: ErrorCollector | None = None,
+    channel_schemas: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Project:
     """Load, validate and merge the spec files at ``path``; every problem is reported at once.
 
@@ -103,7 +114,8 @@ def load_project(
     root = Path(path)
     files = spec_files(root)
     merge = _Merge(errors if errors is not None else ErrorCollector(), errors is not None)
-    schema = full_schema(connector_schemas)
+    merge.channel_schemas = channel_schemas or {}
+    schema = full_schema(connector_schemas, channel_schemas)
     digest = hashlib.sha256()
     for file in files:
         read = _read_file(file, merge.errors)
@@ -125,6 +137,9 @@ def load_project(
                 )
     for name in merge.params.keys() & merge.kpis.keys():
         merge.errors.add(f"`{name}` is both a param and a KPI id", merge.kpis[name].loc(), hint="rename one of them")
+    if merge.delivery is not None:
+        meetings = {k.review.meeting for k in merge.kpis.values() if k.review and k.review.meeting}
+        check_delivery(merge.delivery, merge.channels, meetings, merge.errors, merge.unchecked)
     if not merge.deferred or not merge.kpis:
         merge.errors.raise_if_any()
     if not merge.kpis:
@@ -140,6 +155,9 @@ def load_project(
         tuple(sorted(merge.events, key=lambda e: e.date)),
         frozenset(merge.unchecked),
         merge.lookups,
+        merge.channels,
+        merge.delivery or DeliverySpec(),
+        merge.alerts or AlertSettings(),
     )
 
 
@@ -221,6 +239,18 @@ def _merge_file(file: Path, data: Mapping[str, Any], pos: Positions, merge: _Mer
             name, body["connector"], "", options, base_dir, locations, roots, key=body["key"]
         )
     merge.events.extend(events(data.get("events", ())))
+    read_channels(data, pos, merge.channel_schemas, merge.channels, errors)
+    if "delivery" in data and merge.delivery is not None:
+        first = merge.delivery.loc()
+        errors.add(
+            "duplicate `delivery:`", pos.location(("delivery",), key=True), hint=f"first at {first.file}:{first.line}"
+        )
+    else:
+        merge.delivery = read_delivery(data, pos, merge.delivery)
+    if "alerts" in data and merge.alerts is not None:
+        errors.add("duplicate project-wide `alerts:`", pos.location(("alerts",), key=True), hint="set it in one file")
+    else:
+        merge.alerts = read_alert_settings(data, merge.alerts)
     for name, value in (data.get("params") or {}).items():
         if not _dupe(errors, merge.first_seen, "param", name, pos.location(("params", name), key=True)):
             merge.params[name] = float(value)

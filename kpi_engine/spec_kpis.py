@@ -13,6 +13,7 @@ from typing import Any
 
 from .errors import ErrorCollector, Location, did_you_mean
 from .model import MAX_DAYS, WEEKDAYS, Event, Grain, KpiSpec, ReviewSpec, Revision, TargetSpec, Unit, WindowSpec
+from .spec_delivery import alert_specs
 from .yaml_loader import Positions
 
 
@@ -46,6 +47,7 @@ def build_kpi(kpi_id: str, body: Mapping[str, Any], pos: Positions, errors: Erro
         cohort=body["cohort"]["periods"] if "cohort" in body else None,
         events=events(body.get("events", ())),
         notes=tuple(body.get("notes", ())),
+        alerts=alert_specs(body.get("alerts")),
         target=target,
         review=review,
         locations=locations,

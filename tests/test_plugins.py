@@ -9,6 +9,7 @@ import json
 import os
 import sqlite3
 import types
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -25,8 +26,11 @@ D = dt.datetime
 
 def test_every_hook_is_documented():
     hooks = [f for name, f in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("register_")]
-    assert {h.__name__ for h in hooks} == {"register_connectors", "register_functions", "register_report_formats"}
+    names = {h.__name__ for h in hooks}
+    assert names == {"register_connectors", "register_functions", "register_report_formats", "register_channels"}
+    guide = (Path(__file__).parents[1] / "docs" / "plugins.md").read_text()
     for hook in hooks:
+        assert f"### {hook.__name__}(register)" in guide, f"docs/plugins.md does not document {hook.__name__}"
         doc = inspect.getdoc(hook) or ""
         assert "Called" in doc and "Return" in doc, hook.__name__
         assert list(inspect.signature(hook).parameters) == ["register"]
@@ -38,6 +42,14 @@ def test_first_party_plugins_come_through_entry_points():
     reg = build_registry()
     assert {"csv", "parquet", "ndjson", "sql", "dataframe"} <= set(reg.connectors)
     assert reg.connector_plugin["parquet"] == "files"
+    assert {"email", "slack", "teams", "google_chat", "webhook"} <= set(reg.channels)
+    assert "channel:email" in reg.plugins["notify"]
+    from click.testing import CliRunner
+
+    from kpi_engine.cli import main
+
+    listing = CliRunner().invoke(main, ["plugins"]).output
+    assert "notify: channel:email, channel:slack" in listing and "  channel teams: A Microsoft Teams" in listing
 
 
 def _nps_plugin():

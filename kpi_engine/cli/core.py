@@ -160,7 +160,7 @@ def schema() -> None:
 @main.command()
 @_handle_errors
 def plugins() -> None:
-    """List installed plugins with their connectors, functions and report formats."""
+    """List installed plugins with their connectors, functions, report formats and delivery channels."""
     from ..plugins import default_registry
 
     reg = default_registry()
@@ -170,6 +170,8 @@ def plugins() -> None:
         click.echo(f"  connector {name}: {c.description}")
     for name, f in sorted(reg.functions.items()):
         click.echo(f"  function {name}(): {f.doc}")
+    for name, ch in sorted(reg.channels.items()):
+        click.echo(f"  channel {name}: {ch.description}")
     for failure in reg.failures:
         click.echo(f"FAILED {failure.plugin} ({failure.stage}): {failure.error}", err=True)
     if reg.failures:

@@ -55,11 +55,10 @@ def report_command(
     access: dict,
 ) -> None:
     """Render the review report: needs attention first, scorecard, then a section per KPI."""
-    from .. import __version__, content, events, history
+    from .. import content, history
     from ..api import load, today
     from ..errors import KpiError, did_you_mean
-    from ..lint import lint
-    from ..targets import assess, span_requests
+    from ..report import review_report
     from .common import _exit_on_plugin_errors, _record
 
     catalog = load(path, **access)
@@ -85,26 +84,11 @@ def report_command(
     if fmt not in registry.formats:
         clash = registry.clash("format", fmt)
         raise KpiError(clash or f"unknown report format `{fmt}`", hint=did_you_mean(fmt, registry.formats, "formats"))
-    ids = [k.id for k in kpis]
-    spans = [(k, s) for k, s in span_requests(project, as_of) if k in ids] + events.event_spans(project, kpis, as_of)
     notes = _read_notes(notes_path, project) if notes_path else {}
+    store = history_path or history.default_path(path)
     with _progress(len(kpis)) as step:
-        result = catalog.evaluate(as_of, kpis=ids, spans=spans)
+        report, result, assessments = review_report(catalog, kpis, as_of, meeting, store, notes)
         step("evaluated")
-        assessments = assess(result)
-        smart = {k: v.as_json() for k, v in lint(project, result, ids).items()}
-        store = history_path or history.default_path(path)
-        report = content.build(
-            catalog,
-            result,
-            assessments,
-            kpis,
-            meeting=meeting,
-            smart=smart,
-            history_path=store,
-            notes=notes,
-            engine_version=__version__,
-        )
         if output is None:
             slug = re.sub(r"[^a-z0-9]+", "-", (meeting or review_cadence or owner or "review").lower()).strip("-")
             output = Path("reports") / "out" / f"{slug}-{as_of}.{registry.formats[fmt].extension}"

@@ -24,10 +24,14 @@ def base_schema() -> dict[str, Any]:
     return json.loads(text)
 
 
-def full_schema(connectors: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+def full_schema(
+    connectors: Mapping[str, Mapping[str, Any]], channels: Mapping[str, Mapping[str, Any]] | None = None
+) -> dict[str, Any]:
     """The spec schema with each connector's option schema attached (what `kpi schema` prints), for sources
-    (which need a time column) and lookups (which need a key instead)."""
+    (which need a time column) and lookups (which need a key instead), and each channel type's options."""
     schema = json.loads(json.dumps(base_schema()))
+    if channels is not None:
+        _attach_channels(schema, channels)
     for kind, needs in (("source", "time"), ("lookup", "key")):
         definition = schema["$defs"][kind]
         base_props = definition["properties"]
@@ -51,6 +55,24 @@ def full_schema(connectors: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
         if branches:
             definition["allOf"] = branches
     return schema
+
+
+def _attach_channels(schema: dict[str, Any], channels: Mapping[str, Mapping[str, Any]]) -> None:
+    """``channels:`` entries checked against their type's options: a misspelt option or type gets its hint."""
+    definition = schema["$defs"]["channel"]
+    base_props = definition["properties"]
+    base_props["type"] = {"enum": sorted(channels), "description": base_props["type"]["description"]}
+    definition["allOf"] = [
+        {
+            "if": {"properties": {"type": {"const": name}}, "required": ["type"]},
+            "then": {
+                "properties": {**base_props, **fragment.get("properties", {})},
+                "required": sorted({"type", *fragment.get("required", [])}),
+                "additionalProperties": False,
+            },
+        }
+        for name, fragment in sorted(channels.items())
+    ]
 
 
 def schema_errors(data: Any, schema: dict[str, Any], pos: Positions) -> list[Diagnostic]:
@@ -91,7 +113,7 @@ def salvage(data: Any, paths: list[tuple[Any, ...]], unchecked: set[str]) -> Any
         if not path:
             return None
         section = data.get(path[0])
-        if path[0] in ("kpis", "sources", "params") and len(path) >= 2 and isinstance(section, dict):
+        if path[0] in ("kpis", "sources", "params", "channels") and len(path) >= 2 and isinstance(section, dict):
             body = section.get(path[1])
             if path[0] == "kpis" and len(path) >= 3 and isinstance(body, dict) and path[2] in _REPAIRED:
                 body[path[2]] = _REPAIRED[path[2]]
@@ -101,7 +123,7 @@ def salvage(data: Any, paths: list[tuple[Any, ...]], unchecked: set[str]) -> Any
                 del section[path[1]]
                 unchecked.add(str(path[1]))
         else:
-            if path[0] in ("kpis", "sources", "params") and isinstance(section, dict):
+            if path[0] in ("kpis", "sources", "params", "channels") and isinstance(section, dict):
                 unchecked.update(map(str, section))
             data.pop(path[0], None)
     return data if "version" in data or data else None
