@@ -19,6 +19,7 @@ from .errors import Diagnostic, ErrorCollector, KpiError
 from .execute import execute, has_database
 from .ir import BoundKpi, cohort_column
 from .model import KpiSpec, Project, Unit, iter_kpis
+from .moved import with_parts
 from .periods import Span
 from .plan import Plan, Window, build_plan
 from .plugins import PluginError, Registry, default_registry
@@ -98,14 +99,27 @@ class Catalog:
         spans: Iterable[tuple[str, Span]] = (),
         streaming: bool = False,
         all_time: bool = False,
+        moves: bool = False,
     ) -> Result:
         """Evaluate KPIs (all, or ``kpis``) over data up to the end of ``as_of`` (default: today).
+
+        ``moves`` also evaluates each ratio KPI's numerator and denominator by dimension (``Result.parts``,
+        sharing the KPI's own aggregates), so that ``moved.explain`` can split its changes.
 
         ``spans`` asks for KPIs recomputed over custom windows too (``(kpi_id, Span)``, in ``Result.spans``),
         in the same scans. ``all_time`` gives each KPI one period instead of a series: every day up to
         ``as_of``, recomputed from its aggregates (ratios from all-time sums, distinct counts over all rows).
         """
         as_of = as_of or today(self.project.calendar.timezone)
+        if moves and not all_time:
+            ids = [k.id for k in iter_kpis(self.project, kpis)]
+            wider, extra = with_parts(self, ids)
+            if extra:
+                result = wider.evaluate(as_of, start=start, end=end, kpis=ids + extra, spans=spans, streaming=streaming)
+                result.parts = {k: result.series.pop(k) for k in extra if k in result.series}
+                result.project = self.project
+                result.reads = {k: v for k, v in result.reads.items() if k in self.project.kpis}
+                return result
         for day in (as_of, start, end):
             problem = day and out_of_range(day)
             if problem:
@@ -169,6 +183,13 @@ class Result:
     all_time: bool = False  # one period per KPI, every day up to as-of (``kpi run --all-time``)
 
     warnings: list[str] = field(default_factory=list)
+    #: ratio KPIs' numerator and denominator series (``evaluate(moves=True)``), for ``moved.explain``
+    parts: dict[str, pl.DataFrame] = field(default_factory=dict)
+
+    def bound_of(self, kpi_id: str) -> BoundKpi | None:
+        """The bound formula the run evaluated for ``kpi_id``."""
+        found = [kp.kpi for kp in (self.plan.kpis if self.plan else []) if kp.id == kpi_id]
+        return found[0] if found else None
 
     def errors(self) -> list[str]:
         """One line per failed plugin, naming the KPIs it kept from running."""

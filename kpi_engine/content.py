@@ -11,7 +11,7 @@ from typing import Any
 
 import polars as pl
 
-from . import cadence, periods
+from . import cadence, moved, periods
 from .api import Catalog, Result
 from .events import EventComparison, event_comparisons, events_of
 from .frame import by_dimension, totals
@@ -98,6 +98,7 @@ class KpiSection:
     events: list[EventComparison] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     cohort: CohortTable | None = None
+    moved: list[str] = field(default_factory=list)  # why it moved, per comparison and dimension
 
     @property
     def needs_attention(self) -> bool:
@@ -296,6 +297,7 @@ def _section(
         e for e in event_comparisons(project, kpi, result) if section.chart.x and section.chart.x[0] <= e.date
     ]
     section.changes = _changes(history_path, kpi.id, a, as_of)
+    section.moved = moved.texts(result, kpi, current["start"] if current and not window else None)
     section.notes = notes
     return section
 

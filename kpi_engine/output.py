@@ -205,6 +205,7 @@ def to_json_dict(
                 "smart": (smart or {}).get(kpi_id),
                 "series": series,
                 **({"cohort": cohort_json(result, kpi_id)} if kpi_id in result.cohorts else {}),
+                **({"moved": moved_json(result, spec)} if spec.dimensions and not result.all_time else {}),
             }
         )
     return {
@@ -217,6 +218,13 @@ def to_json_dict(
         "warnings": result.warnings,
         "kpis": kpis,
     }
+
+
+def moved_json(result: Result, spec: KpiSpec) -> dict[str, list[dict[str, Any]]]:
+    """Why the latest complete period moved, against the previous period and a year earlier, per dimension."""
+    from .moved import latest
+
+    return {against: [m.as_json() for m in found] for against, found in latest(result, spec).items()}
 
 
 def long_frame(result: Result, text_values: bool = False) -> pl.DataFrame:

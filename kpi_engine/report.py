@@ -127,7 +127,7 @@ def review_report(
     project = catalog.project
     ids = [k.id for k in kpis]
     spans = [(k, s) for k, s in span_requests(project, as_of) if k in ids] + events.event_spans(project, kpis, as_of)
-    result = catalog.evaluate(as_of, kpis=ids, spans=spans)
+    result = catalog.evaluate(as_of, kpis=ids, spans=spans, moves=True)
     assessments = assess(result)
     smart = {k: v.as_json() for k, v in lint(project, result, ids).items()}
     report = content.build(

@@ -124,7 +124,7 @@ def run(
         assessments: dict = {}
     else:
         result, assessments = _evaluate_with_targets(
-            catalog, as_of, start=start, end=end, kpis=kpis, streaming=streaming
+            catalog, as_of, start=start, end=end, kpis=kpis, streaming=streaming, moves=fmt == "json"
         )
     if end is None and stale_sources(result) and trim_stale(result):
         result.warnings = data_warnings(result, trimmed=True)
