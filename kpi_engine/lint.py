@@ -173,12 +173,13 @@ def _zero_denominator(kpi: KpiSpec, history: pl.DataFrame, result: Result) -> st
 def _before_start(kpi: KpiSpec, history: pl.DataFrame, result: Result) -> pl.DataFrame | None:
     """The complete periods before a paced target starts (None when history says nothing about the target:
     no start, or a cumulative window target, which starts from zero)."""
-    from .forecast import bound_expr, is_additive
+    from .forecast import bound_expr
+    from .moved import additive
 
     t = kpi.target
     if not _paced(kpi) or t is None or t.start is None:
         return None
-    if t.measure == "window" and is_additive(bound_expr(result, kpi.id)):
+    if t.measure == "window" and additive(bound_expr(result, kpi.id)):
         return None
     return history.filter((pl.col("end") < t.start) & pl.col("value").is_not_null())
 

@@ -193,6 +193,14 @@ def assess_one(
         )
     if forecast is not None and forecast.value is not None:
         why += f"; forecast {fmt(forecast.value)} at deadline"
+        if forecast.interval_80 is not None and as_of < t.deadline:
+            low, high = forecast.interval_80
+            why += f" (80% range {fmt(low)} to {fmt(high)}"
+            why += (
+                f", {forecast.probability:.0%} chance of reaching the target)"
+                if forecast.probability is not None
+                else ")"
+            )
     elif forecast is not None and t.deadline and as_of < t.deadline:
         why += f"; no forecast ({forecast.method})"
     return Assessment(status=status, why=why, band=band, **common)
@@ -304,6 +312,9 @@ def assessments_json(items: list[Assessment]) -> dict[str, Any]:
                 "reaches_target": a.forecast.reaches_target,
                 "periods": list(a.forecast.periods),
                 "method": a.forecast.method,
+                "interval_80": list(a.forecast.interval_80) if a.forecast.interval_80 else None,
+                "interval_95": list(a.forecast.interval_95) if a.forecast.interval_95 else None,
+                "probability": a.forecast.probability,
             },
         }
         if a.revision is not None:
