@@ -15,15 +15,17 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from . import history, periods
+from .anomaly import PATTERNS, judge
 from .channels import ChannelError, Message
 from .content import ATTENTION
 from .deliver import recipients, send
 from .frame import complete_totals
 from .history import AlertState
-from .model import AlertSettings, AlertSpec, KpiSpec, Project
+from .model import AlertSettings, AlertSpec, Grain, KpiSpec, Project
 from .units import format_date, format_value
 
 
@@ -77,13 +79,19 @@ def run_checks(catalog: Any, as_of: dt.date) -> list[Check]:
     if not ids:
         return []
     spans = [(k, s) for k, s in span_requests(catalog.project, as_of) if k in ids]
-    result = catalog.evaluate(as_of, kpis=ids, spans=spans)
+    by_day = list(dict.fromkeys(k.id for k, c in todo if c.kind == "anomaly" and c.by == "day"))
+    wider, names = daily(catalog, by_day) if by_day else (catalog, {})
+    result = wider.evaluate(as_of, kpis=ids + list(names.values()), spans=spans)
+    days = {k: result.series.pop(name) for k, name in names.items() if name in result.series}
     assessments = assess(result)
     out = []
     for kpi, cond in todo:
         if kpi.id not in result.series:
             continue  # a failed plugin: reported by the run, not an alert
-        if cond.kind == "status":
+        if cond.kind == "anomaly":
+            frame = days.get(kpi.id) if cond.by == "day" else result.series[kpi.id]
+            out.append(_anomaly(kpi, cond, frame, "day" if cond.by == "day" else kpi.grain.value))
+        elif cond.kind == "status":
             a = (assessments.get(kpi.id) or [None])[0]
             if a is not None:
                 out.append(Check(kpi, cond, a.status in ATTENTION, a.why, a.status))
@@ -103,6 +111,34 @@ def _stale(kpi: KpiSpec, cond: AlertSpec, catalog: Any, result: Any, as_of: dt.d
             late.append(f"`{source}` has no data" + (f" after {format_date(last)}" if last else " at all"))
     why = "; ".join(late) + f" (alert at {days} days without new data)" if late else "every source has recent data"
     return Check(kpi, cond, bool(late), why)
+
+
+def _anomaly(kpi: KpiSpec, cond: AlertSpec, frame: pl.DataFrame | None, grain: str) -> Check:
+    """The last complete period (or day) against the robust baseline of the ones before it."""
+    pattern = PATTERNS.get(grain)
+    if frame is None or pattern is None or (kpi.window is not None and kpi.window.days is None):
+        return Check(
+            kpi, cond, False, "not judged: anomalies need a day, week or month series without a to-date window"
+        )
+    rows = frame.filter(pl.col("is_total") & pl.col("complete")).sort("start")
+    if rows.height == 0:
+        return Check(kpi, cond, False, "no complete period yet")
+    values = np.array([np.nan if v is None else v for v in rows["value"].to_list()], dtype=float)
+    values[~rows["has_data"].to_numpy()] = np.nan
+    verdict = judge(values, len(values) - 1, pattern)
+    threshold = cond.value or pattern.threshold
+    last = rows.row(-1, named=True)
+    when = format_date(last["start"]) if grain == "day" else last["period"]
+    if verdict.z is None or verdict.expected is None:
+        return Check(kpi, cond, False, f"not enough history before {when} to know its usual value")
+    side = "above" if verdict.z > 0 else "below"
+    usual = format_value(verdict.expected, kpi.unit)
+    weekday = f" for a {last['start'].strftime('%A')}" if pattern.season == 7 else ""
+    why = (
+        f"{format_value(verdict.value, kpi.unit)} {'on' if grain == 'day' else 'in'} {when} is "
+        f"{abs(verdict.z):.1f} typical deviations {side} its usual {usual}{weekday} (alert at {threshold:g})"
+    )
+    return Check(kpi, cond, verdict.unusual(threshold), why)
 
 
 def _value_check(kpi: KpiSpec, cond: AlertSpec, frame: pl.DataFrame, project: Project) -> Check:
@@ -138,6 +174,23 @@ def _value_check(kpi: KpiSpec, cond: AlertSpec, frame: pl.DataFrame, project: Pr
     against = "the previous period" if cond.vs == "previous" else "a year earlier"
     why = f"{text}, {move:+.1f}{unit} against {against} ({format_value(base['value'], kpi.unit)} in {base['period']})"
     return Check(kpi, cond, fires, why)
+
+
+def daily(catalog: Any, ids: list[str]) -> tuple[Any, dict[str, str]]:
+    """A copy of ``catalog`` that also evaluates each KPI by day and in total (id ``<kpi>~daily``), for
+    anomaly conditions: a weekly KPI's unusual day shows in its daily series first."""
+    specs: dict[str, KpiSpec] = {}
+    bound: dict[str, Any] = {}
+    for kpi_id in ids:
+        b = catalog.bound.get(kpi_id)
+        if b is None or b.spec.cohort:
+            continue
+        spec = replace(b.spec, id=f"{kpi_id}~daily", grain=Grain.DAY, dimensions=(), target=None, review=None)
+        specs[spec.id], bound[spec.id] = spec, replace(b, spec=spec, uses=())
+    project = replace(catalog.project, kpis={**catalog.project.kpis, **specs})
+    return replace(catalog, project=project, bound={**catalog.bound, **bound}), {
+        k.removesuffix("~daily"): k for k in specs
+    }
 
 
 def quiet(settings: AlertSettings, now: dt.datetime) -> bool:

@@ -155,11 +155,12 @@ class AlertSpec:
     period or a year earlier (``value`` signed: -20 a drop of 20, +20 a rise; ``both`` either way; ``points``
     for pp instead of %), or ``stale`` (no new data for ``value`` days)."""
 
-    kind: str  # status | above | below | change | stale
-    value: float | None = None
+    kind: str  # status | above | below | change | stale | anomaly
+    value: float | None = None  # the threshold, % or pp, days, or (anomaly) deviations; None: the default
     vs: str = "previous"  # previous | year (change only)
     both: bool = False
     points: bool = False
+    by: str = "period"  # anomaly: judge the KPI's own period, or its last day
 
     def __str__(self) -> str:
         if self.kind in ("above", "below"):
@@ -169,6 +170,8 @@ class AlertSpec:
             return f"change {sign}{self.value:g}{'pp' if self.points else '%'} vs {self.vs}"
         if self.kind == "stale":
             return f"stale {self.value:g} days"
+        if self.kind == "anomaly":
+            return "anomaly" + (f" {self.value:g}" if self.value else "") + (" by day" if self.by == "day" else "")
         return self.kind
 
 

@@ -114,8 +114,10 @@ def alert_specs(items: Any) -> tuple[AlertSpec, ...]:
     """Alert conditions as written (already checked by the schema) as typed objects."""
     out = []
     for item in items or ():
-        if item == "status":
-            out.append(AlertSpec("status"))
+        if item in ("status", "anomaly"):
+            out.append(AlertSpec(item))
+        elif "anomaly" in item:
+            out.append(AlertSpec("anomaly", float(item["anomaly"]), by=item.get("by", "period")))
         elif "above" in item or "below" in item:
             kind = "above" if "above" in item else "below"
             out.append(AlertSpec(kind, float(item[kind])))

@@ -117,10 +117,10 @@ def test_stale_source_and_a_failed_channel_is_retried(tmp_path: Path, example_di
     spec = write(tmp_path, example_dir, -1)
     store = tmp_path / "h.sqlite"
     with http_receiver() as web:
-        fresh = (last + dt.timedelta(days=2)).isoformat()
+        fresh = (last + dt.timedelta(days=3)).isoformat()  # two finished days without data, the third running
         check(spec, store, f"{fresh}T09:00", web.url)
         assert web.requests == []
-        stale = (last + dt.timedelta(days=3)).isoformat()
+        stale = (last + dt.timedelta(days=4)).isoformat()  # three finished days without data
         web.statuses = [404]
         code, out = check(spec, store, f"{stale}T09:00", web.url)
         assert code == 1 and "FAILED alerts to growth-hook" in out

@@ -105,7 +105,7 @@ def _print_outcome(o) -> None:  # type: ignore[no-untyped-def]
     "--now",
     "now_text",
     metavar="YYYY-MM-DDTHH:MM",
-    help="Check as at this time in the spec's time zone (default: now); data up to that day.",
+    help="Check as at this time in the spec's time zone (default: now): data up to the day before.",
 )
 @click.option("--dry-run", is_flag=True, help="Print what would be notified; send and record nothing.")
 @_HISTORY
@@ -143,7 +143,7 @@ def alerts_command(path: Path, now_text: str | None, dry_run: bool, history_path
             hint="route them under `delivery:` (channels, or the owner's or meeting's); see docs/delivery.md",
         )
     store = history_path or history.default_path(path)
-    checks = alerts.run_checks(catalog, now.date())
+    checks = alerts.run_checks(catalog, now.date() - dt.timedelta(days=1))  # what has finished: not today
     items = alerts.notices(project, checks, history.alert_states(store), now)
     due = [n for n in items if n.kind != "none"]
     for n in due:
