@@ -1,0 +1,171 @@
+"""`kpi alerts` and `kpi watch`: check the alert conditions once, or again and again (on a timer, and at once
+when a spec or data file changes)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from pathlib import Path
+
+import click
+
+from .common import _ALLOW_OUTSIDE, _HISTORY, _PATH, EXIT_INTERNAL, _handle_errors, main
+
+_NOW = click.option(
+    "--now",
+    "now_text",
+    metavar="YYYY-MM-DDTHH:MM",
+    help="Check as at this time in the spec's time zone (default: now): data up to the day before.",
+)
+
+
+@main.command("alerts")
+@_PATH
+@_NOW
+@click.option("--dry-run", is_flag=True, help="Print what would be notified; send and record nothing.")
+@_HISTORY
+@_ALLOW_OUTSIDE
+@_handle_errors
+def alerts_command(path: Path, now_text: str | None, dry_run: bool, history_path: Path | None, access: dict) -> None:
+    """Check every KPI's alert conditions once and notify what changed since the last check.
+
+    A condition that starts firing is notified once, a change in what fires again, and its clearing once
+    (resolved). Exit 0 when every notice was delivered (or none was due), 1 when a channel failed (the next
+    run sends it again), 2 on bad input.
+    """
+    if check_once(path, now_text, dry_run, history_path, access):
+        sys.exit(EXIT_INTERNAL)
+
+
+def check_once(path: Path, now_text: str | None, dry_run: bool, history_path: Path | None, access: dict) -> int:
+    """One check: load the specs, judge every condition, send what changed; returns how many notices failed."""
+    import zoneinfo
+
+    from .. import alerts, history
+    from ..api import load
+    from ..errors import KpiError
+
+    catalog = load(path, **access)
+    project = catalog.project
+    zone = zoneinfo.ZoneInfo(project.calendar.timezone)
+    try:
+        now = dt.datetime.fromisoformat(now_text) if now_text else dt.datetime.now(zone)
+    except ValueError:
+        raise KpiError(f"--now `{now_text}` is not a time", hint="write it like 2026-06-01T09:00") from None
+    now = now.replace(tzinfo=zone) if now.tzinfo is None else now.astimezone(zone)
+    todo = alerts.conditions(project)
+    if not todo:
+        click.echo("no KPI has alert conditions (`alerts:` on a KPI, or `alerts: every_kpi:`)", err=True)
+        return 0
+    unrouted = sorted({k.id for k, _ in todo if not alerts.routes(project, k)})
+    if unrouted:
+        raise KpiError(
+            f"KPIs {', '.join(unrouted)} have alerts but no channel to send them to",
+            hint="route them under `delivery:` (channels, or the owner's or meeting's); see docs/delivery.md",
+        )
+    store = history_path or history.default_path(path)
+    checks = alerts.run_checks(catalog, now.date() - dt.timedelta(days=1))  # what has finished: not today
+    items = alerts.notices(project, checks, history.alert_states(store), now)
+    due = [n for n in items if n.kind != "none"]
+    for n in due:
+        click.echo(n.line)
+    if alerts.quiet(project.alerts, now) and any(c.firing for c in checks):
+        click.echo("quiet hours: notices wait until they end", err=True)
+    failed = alerts.dispatch(catalog, items, store, now, dry_run=dry_run, log=_print_alert)
+    firing = sum(c.firing for c in checks)
+    click.echo(f"{len(checks)} conditions checked, {firing} firing, {len(due)} notices", err=True)
+    return failed
+
+
+def _print_alert(state: str, channel: str, detail: str) -> None:
+    if state == "failed":
+        click.echo(f"FAILED alerts to {channel}: {detail}", err=True)
+    else:
+        click.echo(f"{'would send' if state == 'dry-run' else 'sent'} to {channel}: {detail}", err=True)
+
+
+def _seconds(ctx: click.Context, param: click.Parameter, value: str) -> float:
+    units = {"s": 1, "m": 60, "h": 3600}
+    try:
+        number, unit = (float(value[:-1]), value[-1]) if value[-1] in units else (float(value), "s")
+    except (ValueError, IndexError):
+        raise click.BadParameter(f"`{value}` is not a duration; write 30s, 15m or 1h") from None
+    if number <= 0:
+        raise click.BadParameter("the interval must be positive")
+    return number * units[unit]
+
+
+@main.command("watch")
+@_PATH
+@click.option("--every", default="15m", callback=_seconds, help="Check this often (30s, 15m, 1h; default 15m).")
+@click.option(
+    "--on-change/--no-on-change", default=True, help="Also check as soon as a spec or data file changes (default)."
+)
+@click.option("--runs", type=click.IntRange(min=1), help="Stop after this many checks (default: until Ctrl-C).")
+@_NOW
+@click.option("--dry-run", is_flag=True, help="Print what would be notified; send and record nothing.")
+@_HISTORY
+@_ALLOW_OUTSIDE
+@_handle_errors
+def watch_command(
+    path: Path,
+    every: float,
+    on_change: bool,
+    runs: int | None,
+    now_text: str | None,
+    dry_run: bool,
+    history_path: Path | None,
+    access: dict,
+) -> None:
+    """Run `kpi alerts` every --every, and at once when a spec or data file changes (until Ctrl-C).
+
+    A spec error or an unreachable channel is printed and the watch goes on: the next check tries again.
+    """
+    import watchfiles
+
+    from ..errors import KpiError
+
+    done = 0
+    while runs is None or done < runs:
+        try:
+            check_once(path, now_text, dry_run, history_path, access)
+        except KpiError as exc:
+            click.echo(exc.render(), err=True)
+        done += 1
+        if runs is not None and done >= runs:
+            break
+        try:
+            if on_change:
+                watcher = watchfiles.watch(*_watched(path), rust_timeout=int(every * 1000), yield_on_timeout=True)
+                changed = next(iter(watcher))
+                if changed:
+                    click.echo(f"changed: {', '.join(sorted({Path(p).name for _, p in changed}))}", err=True)
+            else:
+                import time
+
+                time.sleep(every)
+        except KeyboardInterrupt:
+            break
+
+
+def _watched(path: Path) -> list[Path]:
+    """The spec folder (or file) and the folders of the project's file sources that exist."""
+    from ..errors import KpiError
+    from ..plugins import default_registry
+    from ..spec import load_project
+
+    found = [path]
+    registry = default_registry()
+    try:
+        project = load_project(path, registry.connector_schemas(), channel_schemas=registry.channel_schemas())
+    except KpiError:  # a broken spec: watch its folder, so that its fix triggers a check
+        return found
+    for source in [*project.sources.values(), *project.lookups.values()]:
+        raw = source.options.get("path")
+        if isinstance(raw, str):
+            folder = (source.base_dir / raw).parent
+            while not folder.exists() and folder != folder.parent:
+                folder = folder.parent
+            if folder.exists() and not any(folder.is_relative_to(p) for p in found):
+                found.append(folder)
+    return found
