@@ -150,3 +150,17 @@ def test_status_transitions_over_a_sequence_of_runs():
         seen.append(n.kind)
         states[n.next_state.key] = n.next_state
     assert seen == ["none", "firing", "changed", "none", "resolved", "none"]
+
+
+def test_the_readme_dry_runs_on_the_demo(tmp_path: Path):
+    """The README's `kpi send ... --dry-run` and `kpi alerts ... --dry-run` on the shipped demo: they compose
+    messages and need no secret (the demo's channels read theirs from the environment only when sending)."""
+    root = Path(__file__).parents[1] / "kpi_specs"
+    store = str(tmp_path / "h.sqlite")
+    send = CliRunner().invoke(main, ["send", str(root), "--as-of", "2026-11-30", "--dry-run", "--history", store])
+    assert send.exit_code == 0, send.output
+    assert "would send Monday growth sync, review of 30 Nov 2026 to growth-slack" in send.output
+    alerts = CliRunner().invoke(main, ["alerts", str(root), "--now", "2026-06-29T09:00", "--dry-run", "--history", store])
+    assert alerts.exit_code == 0, alerts.output
+    assert "would send to growth-mail: KPI alerts: " in alerts.output and "(anomaly)" in alerts.output
+    assert not Path(store).exists()  # a dry run records nothing
