@@ -19,8 +19,8 @@ from .model import Event, Grain, KpiSpec, Project, Unit
 from .output import cohort_json
 from .periods import Span
 from .review import partial_warning
-from .targets import Assessment, target_value
-from .units import format_change, format_date, format_value, formatter
+from .targets import Assessment, target_text, target_value
+from .units import format_date, format_move, format_value, formatter
 
 STATUS_LABELS = {
     "achieved": "Achieved",
@@ -223,7 +223,7 @@ def _change_text(value: float, other: tuple[float | None, float, Span], unit: Un
     if before is None:
         return "–"
     warning = partial_warning(coverage, span)
-    return format_change(value - before, unit) + (f" ({warning})" if warning else "")
+    return format_move(value, before, unit) + (f" ({warning})" if warning else "")
 
 
 def _section(
@@ -285,7 +285,7 @@ def _section(
         value_text=fmt(value),
         change_previous=change_prev,
         change_year=change_year,
-        target_text=fmt(a.target) if a and a.target is not None else "–",
+        target_text=target_text(kpi.target, a.target if a else None, fmt),
         expected_text=fmt(a.expected) if a and a.expected is not None else "–",
         forecast_text=fmt(a.forecast.value) if a and a.forecast and a.forecast.value is not None else "–",
         sparkline=history["value"].to_list(),

@@ -8,7 +8,7 @@ latest revision whose ``from`` is on or before it). ``pace: none`` expects the t
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +42,19 @@ class Assessment:
     forecast: Forecast | None = None
     dims: Mapping[str, Any] = field(default_factory=dict)
     revision: Revision | None = None  # the revision in force for the period under review, if any
+
+
+def target_text(t: TargetSpec | None, target: float | None, fmt: Callable[[float | None], str]) -> str:
+    """The scorecard's target: the value, with the tolerance of a ``maintain`` target (``2.00% ± 8.00 pp``)
+    or the bounds of a ``range`` (``180,000.00 to 260,000.00``): what the status is judged against."""
+    if t is not None and t.direction == "range" and t.min is not None and t.max is not None:
+        return f"{fmt(t.min)} to {fmt(t.max)}"
+    if target is None:
+        return "–"
+    if t is not None and t.direction == "maintain" and t.tolerance is not None:
+        band = fmt(t.tolerance)
+        return f"{fmt(target)} ± " + (band.removesuffix("%") + " pp" if band.endswith("%") else band)
+    return fmt(target)
 
 
 def revision_in_force(t: TargetSpec, day: dt.date) -> Revision | None:

@@ -54,3 +54,15 @@ def format_change(change: float | None, unit: Unit) -> str:
     if unit is Unit.PERCENT:
         text = text.removesuffix("%") + " pp"
     return ("+" if change >= 0 else "-") + text
+
+
+def format_move(value: float, before: float, unit: Unit) -> str:
+    """A change as the unit calls for: points for percentages (+0.19 pp), else relative (-5.3%); against 0 a
+    relative change is undefined, so it is the difference (+12)."""
+    if unit is Unit.PERCENT or before == 0:
+        return format_change(value - before, unit)
+    rel = 100 * (value - before) / abs(before)
+    digits = 1
+    while digits < 6 and rel != 0 and f"{abs(rel):.{digits}f}".strip("0.") == "":
+        digits += 1
+    return f"{rel:+.{digits}f}%"

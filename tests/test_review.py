@@ -144,7 +144,7 @@ def test_a_year_ago_is_one_rule_in_kpi_due_and_the_scorecard(tmp_path):
         frame = result[kpi_id].filter(pl.col("is_total"))
         this = frame.filter(pl.col("start") == due[kpi_id].span.start)["value"][0]
         ago = frame.filter(pl.col("start") == expected.start)["value"][0]
-        assert section.change_year == format_change(this - ago, project.kpis[kpi_id].unit)
+        assert section.change_year == f"{100 * (this - ago) / abs(ago):+.1f}%"  # a count's change reads relative
 
 
 @pytest.fixture(scope="module")
@@ -243,3 +243,30 @@ def test_nothing_due_and_table_output(due_project):
     lines = res.stdout.splitlines()
     assert "Monday sync" in lines and "  ops" in lines
     assert any(line.strip().startswith("vs a year earlier (2025-05-26..2025-06-01)") for line in lines)
+
+
+def test_scorecard_changes_read_as_the_unit_calls_for():
+    from kpi_engine.model import Unit
+    from kpi_engine.units import format_move
+
+    assert format_move(2.43, 2.31, Unit.PERCENT) == "+0.12 pp"  # a rate moves in points
+    assert format_move(3093, 3266, Unit.COUNT) == "-5.3%"  # anything else moves relative
+    assert format_move(225_315.94, 233_486.0, Unit.CURRENCY) == "-3.5%"
+    assert format_move(1000.4, 1000, Unit.COUNT) == "+0.04%"  # small moves keep a digit that is not 0
+    assert format_move(12, 0, Unit.COUNT) == "+12"  # against 0 a relative change is undefined: the difference
+    assert format_move(-4.35, 5.34, Unit.PERCENT) == "-9.69 pp"
+
+
+def test_the_target_column_shows_what_the_status_is_judged_against():
+    from kpi_engine.model import TargetSpec, Unit
+    from kpi_engine.targets import target_text
+    from kpi_engine.units import formatter
+
+    pct = formatter([2.0, 8.0], Unit.PERCENT)
+    assert target_text(TargetSpec("maintain", value=2, tolerance=8), 2.0, pct) == "2.00% ± 8.00 pp"
+    money = formatter([180_000, 260_000], Unit.CURRENCY)
+    assert target_text(TargetSpec("range", min=180_000, max=260_000), None, money) == "180,000.00 to 260,000.00"
+    count = formatter([22_000, 2_500], Unit.COUNT)
+    assert target_text(TargetSpec("maintain", value=22_000, tolerance=2_500), 22_000, count) == "22,000 ± 2,500"
+    assert target_text(TargetSpec("increase", value=2.5), 2.5, pct) == "2.50%"
+    assert target_text(None, None, pct) == "–"
