@@ -11,7 +11,7 @@ from typing import Any
 
 import polars as pl
 
-from . import cadence, moved, periods
+from . import cadence, moved, periods, todate
 from .api import Catalog, Result
 from .events import EventComparison, event_comparisons, events_of
 from .frame import by_dimension, totals
@@ -99,6 +99,7 @@ class KpiSection:
     notes: list[str] = field(default_factory=list)
     cohort: CohortTable | None = None
     moved: list[str] = field(default_factory=list)  # why it moved, per comparison and dimension
+    to_date: str | None = None  # the period still running, against the same days of earlier ones
 
     @property
     def needs_attention(self) -> bool:
@@ -298,6 +299,7 @@ def _section(
     ]
     section.changes = _changes(history_path, kpi.id, a, as_of)
     section.moved = moved.texts(result, kpi, current["start"] if current and not window else None)
+    section.to_date = todate.line(result, kpi)
     section.notes = notes
     return section
 

@@ -120,13 +120,15 @@ def review_report(
     """Evaluate ``kpis`` as of a day, judge their targets and SMART letters, and assemble the review's
     content (what ``kpi report`` writes and ``kpi send`` delivers); one evaluation shares every scan.
     Returns the report, the evaluated result and the target assessments (to record them)."""
-    from . import __version__, content, events
+    from . import __version__, content, events, todate
     from .lint import lint
     from .targets import assess, span_requests
 
     project = catalog.project
     ids = [k.id for k in kpis]
     spans = [(k, s) for k, s in span_requests(project, as_of) if k in ids] + events.event_spans(project, kpis, as_of)
+    lookback = {k: catalog.bound[k].lookback for k in ids if k in catalog.bound}
+    spans += todate.span_requests(kpis, as_of, project.calendar, lookback)
     result = catalog.evaluate(as_of, kpis=ids, spans=spans, moves=True)
     assessments = assess(result)
     smart = {k: v.as_json() for k, v in lint(project, result, ids).items()}
