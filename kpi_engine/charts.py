@@ -52,11 +52,23 @@ def _escape(text: str) -> str:
 
 def line_chart(chart: Chart) -> str:
     """The series, the target line, the pace line from baseline to target, the forecast and events."""
+    return _svg(line_figure(chart), f"{chart.title}: actual values with target, pace and forecast")
+
+
+def line_figure(chart: Chart) -> Any:
+    """The matplotlib figure of ``line_chart``: a period only partly covered by data is a hollow point, and
+    the legend sits above the plot, where no event label can be."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7.2, 2.6))
-    xs = [d for d, v in zip(chart.x, chart.y, strict=True) if v is not None]
-    ys = [v for v in chart.y if v is not None]
+    partial = chart.partial or [False] * len(chart.x)
+    points = [(d, v, p) for d, v, p in zip(chart.x, chart.y, partial, strict=True) if v is not None]
+    xs, ys = [d for d, _, _ in points], [v for _, v, _ in points]
     ax.plot(xs, ys, color=SERIES, linewidth=1.8, marker="o", markersize=2.5, label="actual")
+    hollow = [(d, v) for d, v, p in points if p]
+    if hollow:
+        hx, hy = zip(*hollow, strict=True)
+        ax.plot(hx, hy, linestyle="none", marker="o", markersize=5, markerfacecolor="white",
+                markeredgecolor=SERIES, label="partial data")  # fmt: skip
     if chart.target:
         tx, ty = zip(*chart.target, strict=True)
         ax.plot(tx, ty, color=TARGET, linewidth=1.2, linestyle="--", label="target")
@@ -81,9 +93,9 @@ def line_chart(chart: Chart) -> str:
     ax.grid(axis="y", color=GRID, linewidth=0.6)
     ax.spines[["top", "right"]].set_visible(False)
     ax.yaxis.set_major_formatter(lambda v, _: format_value(v, chart.unit))
-    ax.legend(loc="upper left", fontsize=7, frameon=False, ncols=4)
+    ax.legend(loc="lower left", bbox_to_anchor=(0, 1.01), fontsize=7, frameon=False, ncols=5, borderaxespad=0)
     fig.autofmt_xdate()
-    return _svg(fig, f"{chart.title}: actual values with target, pace and forecast")
+    return fig
 
 
 def bar_chart(breakdown: Breakdown, unit: Any, title: str) -> str:

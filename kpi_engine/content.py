@@ -48,6 +48,7 @@ class Chart:
     pace: list[tuple[dt.date, float]] = field(default_factory=list)
     forecast: list[tuple[dt.date, float]] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
+    partial: list[bool] = field(default_factory=list)  # periods only partly inside the sources' data
 
 
 @dataclass
@@ -328,7 +329,7 @@ def _details(
 
 def _chart(project: Project, kpi: KpiSpec, history: pl.DataFrame, a: Assessment | None) -> Chart:
     x, y = history["start"].to_list(), history["value"].to_list()
-    chart = Chart(kpi.name, kpi.unit, x, y)
+    chart = Chart(kpi.name, kpi.unit, x, y, partial=[c < 1 for c in history["coverage"].to_list()])
     t = kpi.target
     if x:
         chart.events = [
