@@ -13,14 +13,15 @@ import polars as pl
 
 from . import cadence, moved, periods, todate
 from .api import Catalog, Result
+from .breakdowns import Breakdown, breakdowns
 from .events import EventComparison, event_comparisons, events_of
-from .frame import by_dimension, totals
+from .frame import totals
 from .model import Event, Grain, KpiSpec, Project, Unit
 from .output import cohort_json
 from .periods import Span
 from .review import partial_warning
 from .targets import Assessment, target_text, target_value
-from .units import format_date, format_move, format_value, formatter
+from .units import format_date, format_move, formatter
 
 STATUS_LABELS = {
     "achieved": "Achieved",
@@ -49,13 +50,6 @@ class Chart:
     forecast: list[tuple[dt.date, float]] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     partial: list[bool] = field(default_factory=list)  # periods only partly inside the sources' data
-
-
-@dataclass
-class Breakdown:
-    dim: str
-    period: str
-    rows: list[dict[str, Any]]  # label, value, text
 
 
 @dataclass
@@ -293,7 +287,7 @@ def _section(
         sparkline=history["value"].to_list(),
         chart=_chart(project, kpi, history, a),
     )
-    section.breakdowns = _breakdowns(kpi, frame, current)
+    section.breakdowns = breakdowns(result, kpi, current)
     _details(section, result, kpi, smart, current, fmt)
     section.events = [
         e for e in event_comparisons(project, kpi, result) if section.chart.x and section.chart.x[0] <= e.date
@@ -380,20 +374,6 @@ def _cohort_table(result: Result, kpi: KpiSpec, shown: int = 12) -> CohortTable:
         for r in rows
     ]
     return CohortTable(matrix["periods_ahead"], table)
-
-
-def _breakdowns(kpi: KpiSpec, frame: pl.DataFrame, current: dict[str, Any] | None) -> list[Breakdown]:
-    if not kpi.dimensions or current is None:
-        return []
-    rows = by_dimension(frame).filter(pl.col("start") == current["start"])
-    out = []
-    for dim in kpi.dimensions:
-        items = []
-        for r in rows.sort("value", descending=True, nulls_last=True).iter_rows(named=True):
-            label = "(none)" if r[dim] is None else str(r[dim])
-            items.append({"label": label, "value": r["value"], "text": format_value(r["value"], kpi.unit)})
-        out.append(Breakdown(dim, current["period"], items))
-    return out
 
 
 def _changes(history_path: Path | None, kpi_id: str, a: Assessment | None, as_of: dt.date) -> list[str]:

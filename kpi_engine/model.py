@@ -208,6 +208,7 @@ class KpiSpec:
     events: tuple[Event, ...] = ()
     notes: tuple[str, ...] = ()
     alerts: tuple[AlertSpec, ...] = ()
+    top: int | None = None  # dimension values the report shows before "other" (None: the default, 10)
     locations: Mapping[str, Location] = field(default_factory=dict, compare=False, repr=False)
     formula_offset: int | None = field(default=None, compare=False, repr=False)
 

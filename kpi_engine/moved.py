@@ -183,7 +183,7 @@ class Movement:
         }
 
 
-def _by_value(frame: pl.DataFrame, dim: str, start: dt.date) -> tuple[dict[str, float], float | None]:
+def by_value(frame: pl.DataFrame, dim: str, start: dt.date) -> tuple[dict[str, float], float | None]:
     """Each value of ``dim`` in the period starting ``start`` (summed over the other dimensions), the total,
     and the rest of the total (rows with a null ``dim``) as ``NULL_LABEL``."""
     rows = frame.filter(pl.col("start") == start)
@@ -213,8 +213,8 @@ def explain(result: Any, kpi: KpiSpec, start: dt.date, other: dt.date, against: 
     out = []
     for dim in kpi.dimensions:
         if shape[0] == "sum":
-            now, total1 = _by_value(frame, dim, start)
-            then, total0 = _by_value(frame, dim, other)
+            now, total1 = by_value(frame, dim, start)
+            then, total0 = by_value(frame, dim, other)
             if total0 is None or total1 is None:
                 continue
             effects = tuple(
@@ -236,10 +236,10 @@ def _ratio(
     num_id, den_id = part_ids(kpi.id)
     if num_id not in result.parts or den_id not in result.parts:
         return None
-    n1, tn1 = _by_value(result.parts[num_id], dim, start)
-    n0, tn0 = _by_value(result.parts[num_id], dim, other)
-    d1, td1 = _by_value(result.parts[den_id], dim, start)
-    d0, td0 = _by_value(result.parts[den_id], dim, other)
+    n1, tn1 = by_value(result.parts[num_id], dim, start)
+    n0, tn0 = by_value(result.parts[num_id], dim, other)
+    d1, td1 = by_value(result.parts[den_id], dim, start)
+    d0, td0 = by_value(result.parts[den_id], dim, other)
     if not (tn0 is not None and tn1 is not None and td0 and td1):
         return None  # a period without data or with a zero denominator: its ratio is undefined
     big0, big1 = scale * tn0 / td0, scale * tn1 / td1

@@ -48,6 +48,7 @@ def build_kpi(kpi_id: str, body: Mapping[str, Any], pos: Positions, errors: Erro
         events=events(body.get("events", ())),
         notes=tuple(body.get("notes", ())),
         alerts=alert_specs(body.get("alerts")),
+        top=body.get("top"),
         target=target,
         review=review,
         locations=locations,
