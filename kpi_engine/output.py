@@ -324,6 +324,13 @@ def render_table(
         if spec.dimensions:
             labels = by_dimension(frame).select(spec.dimensions).unique().sort(spec.dimensions, nulls_last=True)
             keys = [tuple(r) for r in labels.iter_rows()]
+            if len(keys) > WIDE:
+                wide, note = _values_down(frame, spec, keys)
+                console.print(wide)
+                if note:
+                    console.print(note, markup=False)
+                console.print()
+                continue
             for key in keys:
                 table.add_column(" / ".join("∅" if v is None else str(v) for v in key), justify="right")
             table.add_column("total", justify="right", style="bold")
@@ -341,3 +348,34 @@ def render_table(
         console.print(table)
         console.print()
     return console.export_text()
+
+
+WIDE = 8  # more dimension values than this: they go down the rows and the periods across
+WIDE_ROWS, WIDE_PERIODS = 20, 6
+
+
+def _values_down(frame: pl.DataFrame, spec: Any, keys: list[tuple]) -> tuple[Any, str]:
+    """Many dimension values: one row per value (the largest in the latest period first, at most 20), the
+    latest 6 periods across, then the total; what is left out is counted, never squeezed into ``…``."""
+    from rich.table import Table
+
+    starts = frame["start"].unique().sort()[-WIDE_PERIODS:]
+    shown = frame.filter(pl.col("start").is_in(starts.to_list()))
+    heads = totals(shown).sort("start")
+    notes = [f"the latest {WIDE_PERIODS} periods"] if len(frame["start"].unique()) > WIDE_PERIODS else []
+    if len(keys) > WIDE_ROWS:
+        notes.append(f"the {WIDE_ROWS} largest of {len(keys)} values; --format json or csv lists them all")
+    table = Table()
+    table.add_column(" / ".join(spec.dimensions))
+    for row in heads.iter_rows(named=True):
+        table.add_column(row["period"] + ("" if row["complete"] else " (partial)"), justify="right")
+    cells: dict[tuple, dict] = {}
+    for r in by_dimension(shown).iter_rows(named=True):
+        cells.setdefault(tuple(r[d] for d in spec.dimensions), {})[r["start"]] = r["value"]
+    latest = heads["start"][-1] if heads.height else None
+    order = sorted(keys, key=lambda k: (cells.get(k, {}).get(latest) is None, -(cells.get(k, {}).get(latest) or 0)))
+    for key in order[:WIDE_ROWS]:
+        label = " / ".join("∅" if v is None else str(v) for v in key)
+        table.add_row(label, *[format_value(cells.get(key, {}).get(s), spec.unit) for s in heads["start"]])
+    table.add_row("total", *[format_value(v, spec.unit) for v in heads["value"]], style="bold")
+    return table, f"({'; '.join(notes)})" if notes else ""

@@ -94,3 +94,31 @@ def test_json_keeps_every_value(tmp_path: Path):
     (kpi,) = json.loads(run.stdout)["kpis"]
     may = [r for r in kpi["series"] if r["period"] == "2026-05" and r["dims"]]
     assert len(may) == 31  # 30 products and the sale without one, zeros included
+
+
+def test_the_terminal_table_puts_many_values_down_the_rows(tmp_path: Path):
+    rows = frame()
+    rows.write_parquet(tmp_path / "sales.parquet")
+    write_spec(tmp_path, SPEC.replace("{connector: dataframe, time: ts}", "{connector: parquet, path: sales.parquet, time: ts}"))
+    run = subprocess.run([sys.executable, "-m", "kpi_engine", "run", str(tmp_path), "--as-of", "2026-05-31", "--kpi", "revenue", "--kpi", "rate_both"],
+                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    text = run.stdout
+    assert "…" not in text and max(len(line) for line in text.splitlines()) <= 120
+    revenue = text.split("revenue · ")[1].split("rate_both")[0]
+    lines = [line for line in revenue.splitlines() if line.startswith("│ p")]
+    expected = rows.group_by("product").agg(pl.col("amount").sum()).drop_nulls().sort(["amount", "product"], descending=[True, False])
+    assert [line.split("│")[1].strip() for line in lines] == expected["product"].to_list()[:20]
+    assert "the 20 largest of 31 values" in revenue and "│ total" in revenue
+    both = text.split("rate_both")[1]
+    assert "channel / product" in both  # 61 combinations: down the rows too
+
+
+def test_a_few_values_stay_across(tmp_path: Path):
+    rows = frame().filter(pl.col("product").is_in(["p01", "p02", "p03"]))
+    rows.write_parquet(tmp_path / "sales.parquet")
+    write_spec(tmp_path, SPEC.replace("{connector: dataframe, time: ts}", "{connector: parquet, path: sales.parquet, time: ts}"))
+    run = subprocess.run([sys.executable, "-m", "kpi_engine", "run", str(tmp_path), "--as-of", "2026-05-31", "--kpi", "revenue"],
+                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    header = [line for line in run.stdout.splitlines() if "period" in line][0]
+    assert "p01" in header and "total" in header
