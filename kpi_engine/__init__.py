@@ -8,14 +8,8 @@ result["ctr"]  # a polars DataFrame
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
-
+from ._version import __version__
 from .hookspecs import hookimpl
-
-try:
-    __version__ = version("kpi-engine")
-except PackageNotFoundError:  # running from a source tree
-    __version__ = "0.0.0"
 
 #: The public API: the pipeline in a call, and everything a plugin needs (connectors, functions, formats,
 #: errors, the spec objects a connector reads, and the time-reading helpers every connector shares).

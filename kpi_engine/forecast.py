@@ -18,9 +18,8 @@ import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import polars as pl
 
 from . import periods
@@ -29,6 +28,9 @@ from .frame import rows_for
 from .model import KpiSpec, TargetSpec
 from .moved import additive
 from .periods import Span
+
+if TYPE_CHECKING:  # numpy loads only when a forecast is made: `kpi run` of KPIs without targets never needs it
+    import numpy as np
 
 MIN_FORECAST_POINTS = 3
 FORECAST_HISTORY = 4
@@ -86,6 +88,8 @@ def t_quantile(p: float, dof: int) -> float:
 
 def _line(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float, float, float]:
     """Least squares: (level at the mean x, slope, residual s, mean x, Sxx)."""
+    import numpy as np
+
     n, xm = len(x), float(x.mean())
     sxx = float(((x - xm) ** 2).sum())
     slope = float(((x - xm) * (y - y.mean())).sum()) / sxx if sxx else 0.0
@@ -95,6 +99,8 @@ def _line(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float, float, flo
 
 def past_errors(x: np.ndarray, y: np.ndarray, n: int) -> np.ndarray:
     """|error| / se of the line fitted on ``n`` periods at every earlier origin, 1 to HORIZONS periods ahead."""
+    import numpy as np
+
     out = []
     for end in range(n, len(y)):
         level, slope, s, xm, sxx = _line(x[end - n : end], y[end - n : end])
@@ -112,6 +118,8 @@ def predict(
     """The line fitted on the last ``n`` points, summed over ``future`` with ``weights``: (value, se, 80% and
     95% multipliers of ``se``, degrees of freedom). The outcome is read as ``value + scale * T`` with T
     Student's t and ``scale = se * m80 / t80`` (for the chance of reaching a target)."""
+    import numpy as np
+
     level, slope, s, xm, sxx = _line(x[-n:], y[-n:])
     value = float(weights @ (level + slope * (future - xm)))
     spread = float(weights @ weights + weights.sum() ** 2 / n + (weights @ (future - xm)) ** 2 / sxx) if sxx else 0.0
@@ -173,6 +181,8 @@ def forecast_at_deadline(
     would make the forecast move with --as-of once the deadline has passed, and a period 3% covered by its
     source is not a point on the trend.
     """
+    import numpy as np
+
     if t.deadline is None:
         return None
     rows = rows_for(frame, dims).filter(

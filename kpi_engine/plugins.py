@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.metadata
 import re
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,8 +113,12 @@ def plugin_manager(
     failures: list[PluginFailure] = []
     seen: dict[str, str] = {}
     if entry_points:
-        for ep in sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=_ep_order):
-            dist = getattr(getattr(ep, "dist", None), "name", None) or "?"
+        found = list(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
+        twice = {name for name, n in Counter(ep.name for ep in found).items() if n > 1}
+        # a package's name comes from parsing its metadata (an e-mail parser: slow at start-up), so it is read
+        # only for a plugin name two packages install, to order them and to say which
+        for ep in sorted(found, key=lambda ep: (ep.name, _dist(ep) if ep.name in twice else "")):
+            dist = _dist(ep) if ep.name in twice else ""
             if ep.name in seen:
                 if seen[ep.name] != dist or pm.get_plugin(ep.name) is None:
                     failures.append(
@@ -141,9 +146,9 @@ def plugin_manager(
     return pm, failures
 
 
-def _ep_order(ep: Any) -> tuple[str, str]:
-    """Entry points in a stable order: by name, then by the package that installs them."""
-    return ep.name, getattr(getattr(ep, "dist", None), "name", None) or ""
+def _dist(ep: Any) -> str:
+    """The name of the package that installs an entry point."""
+    return getattr(getattr(ep, "dist", None), "name", None) or "?"
 
 
 def _describe(exc: BaseException) -> str:

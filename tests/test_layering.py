@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import inspect
 import re
 import subprocess
@@ -46,6 +47,23 @@ def test_cli_and_formula_do_not_import_polars():
     assert "polars" not in _imports_after("import kpi_engine.cli")
     assert "polars" not in _imports_after("import kpi_engine.formula")
     assert "polars" not in _imports_after("import kpi_engine.spec")
+
+
+def test_kpi_run_loads_only_what_it_needs(tmp_path):
+    """`kpi run` of KPIs without targets: no numpy (forecasts), no charts or templates, no SQL generator, no
+    mail or HTTP stack (channels)."""
+    import polars as pl
+
+    pl.DataFrame({"ts": [dt.datetime(2026, 6, 1, 9)], "channel": ["web"], "clicks": [3], "impressions": [90]}).write_parquet(tmp_path / "ads.parquet")
+    (tmp_path / "kpis.yaml").write_text(
+        "version: 1\nsources:\n  ads: {connector: parquet, path: ads.parquet, time: ts}\nkpis:\n"
+        "  ctr: {unit: percent, formula: 100 * sum(ads.clicks) / sum(ads.impressions), grain: week, dimensions: [channel]}\n"
+    )
+    run = f"from kpi_engine.cli import main\ntry: main(['run', {str(tmp_path)!r}, '--as-of', '2026-06-30', '--format', 'json', '-o', {str(tmp_path / 'o.json')!r}])\nexcept SystemExit as e: assert not e.code, e.code"
+    loaded = _imports_after(f"exec({run!r})")
+    assert "polars" in loaded and (tmp_path / "o.json").exists()
+    for heavy in ("numpy", "matplotlib", "jinja2", "sqlglot", "smtplib", "ssl", "urllib.request"):
+        assert heavy not in loaded, f"`kpi run` loaded {heavy}"
 
 
 def test_every_hook_is_documented_with_its_signature():

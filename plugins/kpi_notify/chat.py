@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -22,6 +20,9 @@ RETRIES = 3
 
 def post_json(url: str, payload: Any, headers: Mapping[str, str] | None = None, timeout: float = 30) -> None:
     """POST ``payload`` as JSON; raise ChannelError naming the host (never the URL: it holds the token)."""
+    import urllib.error  # (on first use: a run that sends nothing does not load the HTTP stack)
+    import urllib.request
+
     data = json.dumps(payload, ensure_ascii=False).encode("utf-8")
     host = urlsplit(url).netloc.rsplit("@", 1)[-1] or "?"
     for attempt in range(RETRIES):

@@ -3,14 +3,13 @@ format (HTML and plain-text parts) and the full HTML report can ride along as an
 
 from __future__ import annotations
 
-import smtplib
-import ssl
 from collections.abc import Mapping
-from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kpi_engine import Channel, ChannelError, Message
+
+if TYPE_CHECKING:
+    from email.message import EmailMessage
 
 _ADDRESSES = {"type": "array", "items": {"type": "string", "pattern": "^[^@\\s]+@[^@\\s]+$"}, "minItems": 1}
 DEFAULT_PORTS = {"starttls": 587, "ssl": 465, "none": 25}
@@ -37,6 +36,9 @@ class EmailChannel(Channel):
     }
 
     def send(self, message: Message, options: Mapping[str, Any]) -> None:
+        import smtplib  # (on first use: a run that sends nothing does not load the mail stack)
+        import ssl
+
         mail = build_email(message, options)
         security = options.get("security", "starttls")
         host, port = options["host"], int(options.get("port") or DEFAULT_PORTS[security])
@@ -73,6 +75,9 @@ class EmailChannel(Channel):
 
 def build_email(message: Message, options: Mapping[str, Any]) -> EmailMessage:
     """The MIME message: text and HTML alternatives, then any attachment, with the usual headers."""
+    from email.message import EmailMessage
+    from email.utils import formatdate, make_msgid
+
     mail = EmailMessage()
     mail["Subject"] = message.subject
     mail["From"] = options["from"]
