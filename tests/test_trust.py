@@ -562,7 +562,7 @@ def test_comparisons_with_partial_periods_are_flagged(tmp_path: Path) -> None:
     out_file = tmp_path / "r.md"
     code, _, err = run("report", spec, "--as-of", "2026-04-20", "--format", "md", "-o", str(out_file))
     assert code == 0, err
-    assert "+300.00 (partial: data for 4 of 7 days)" in out_file.read_text()
+    assert "+75.0% (partial: data for 4 of 7 days)" in out_file.read_text()  # 700 against 400: a relative change
 
 
 # 33. A stale source gives one warning and a series that stops at the first period without data.
