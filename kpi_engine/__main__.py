@@ -2,4 +2,5 @@
 
 from .cli import main
 
-main()
+if __name__ == "__main__":  # (a worker process that draws charts imports this module too: it must not run)
+    main()

@@ -4,12 +4,17 @@ sparklines. SVG keeps text as text and scales to any width, so the report opens 
 from __future__ import annotations
 
 import io
+import os
+import pickle
 import re
 from collections.abc import Sequence
-from typing import Any
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any
 
-from .content import Breakdown, Chart
 from .units import format_value
+
+if TYPE_CHECKING:  # (a worker that draws charts imports only this module, matplotlib and the units)
+    from .content import Breakdown, Chart
 
 INK, GRID, TARGET, PACE, FORECAST, EVENT = "#1f2937", "#e5e7eb", "#059669", "#6b7280", "#7c3aed", "#b45309"
 SERIES = "#2563eb"
@@ -50,9 +55,72 @@ def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+#: SVGs drawn ahead by ``prerender_charts`` (in worker processes), keyed by what they show
+_DRAWN: dict[bytes, str] = {}
+PARALLEL_FROM = 8  # charts: fewer are drawn in this process
+_POOL: Any = None
+
+
+def _key(kind: str, *what: Any) -> bytes:
+    return pickle.dumps((kind, what), protocol=5)
+
+
 def line_chart(chart: Chart) -> str:
     """The series, the target line, the pace line from baseline to target, the forecast and events."""
+    found = _DRAWN.get(_key("line", chart))
+    return found if found is not None else _line_svg(chart)
+
+
+def _line_svg(chart: Any) -> str:
     return _svg(line_figure(chart), f"{chart.title}: actual values with target, pace and forecast")
+
+
+def _plain(obj: Any) -> dict[str, Any]:
+    """A chart's fields as plain data: a worker then needs neither the report's classes nor polars."""
+    return dict(vars(obj))
+
+
+def _draw(job: tuple[str, dict, tuple]) -> str:
+    """One chart's SVG, in a worker process."""
+    kind, fields, extra = job
+    thing = SimpleNamespace(**fields)
+    return _line_svg(thing) if kind == "line" else _bar_svg(thing, *extra)
+
+
+def start_workers(workers: int | None = None) -> None:
+    """Start the chart-drawing processes now, so that they import matplotlib while the KPIs are evaluated
+    (``kpi report`` calls it first); nothing happens on one core."""
+    global _POOL
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    workers = min(workers or cores, 8)
+    if _POOL is not None or workers < 2:
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    _POOL = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_pyplot)
+    for _ in range(workers):
+        _POOL.submit(int)  # start each worker (a pool starts them on demand)
+
+
+def prerender_charts(report: Any) -> None:
+    """Draw every chart of ``report`` ahead in the worker processes, when ``start_workers`` started them:
+    the charts are most of a report's time and matplotlib draws one at a time per process. The SVGs are
+    the ones ``line_chart`` and ``bar_chart`` draw (same figure, same hash salt): the bytes do not depend
+    on how many processes drew them. A pool that fails leaves the charts to be drawn here."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    jobs = [("line", k.chart, ()) for k in report.kpis]
+    jobs += [("bar", b, (k.unit, k.name)) for k in report.kpis for b in k.breakdowns if b.rows]
+    jobs = [j for j in jobs if _key(j[0], j[1], *j[2]) not in _DRAWN]
+    if _POOL is None or len(jobs) < PARALLEL_FROM:
+        return
+    try:
+        drawn = list(_POOL.map(_draw, [(kind, _plain(obj), extra) for kind, obj, extra in jobs], chunksize=2))
+    except (BrokenProcessPool, OSError):
+        return
+    for (kind, obj, extra), svg in zip(jobs, drawn, strict=True):
+        _DRAWN[_key(kind, obj, *extra)] = svg
 
 
 def line_figure(chart: Chart) -> Any:
@@ -100,6 +168,11 @@ def line_figure(chart: Chart) -> Any:
 
 def bar_chart(breakdown: Breakdown, unit: Any, title: str) -> str:
     """Values of one period by dimension value, largest first."""
+    found = _DRAWN.get(_key("bar", breakdown, unit, title))
+    return found if found is not None else _bar_svg(breakdown, unit, title)
+
+
+def _bar_svg(breakdown: Any, unit: Any, title: str) -> str:
     plt = _pyplot()
     rows = [r for r in breakdown.rows if r["value"] is not None][:12]
     fig, ax = plt.subplots(figsize=(7.2, 0.22 * max(len(rows), 1) + 0.4))

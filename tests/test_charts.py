@@ -57,3 +57,26 @@ def test_the_report_marks_the_first_partial_week(tmp_path: Path, example_dir: Pa
     assert run.returncode == 0, run.stderr
     section = out.read_text().split('id="ctr"', 1)[1].split('class="kpi"', 1)[0]
     assert "partial data" in section
+
+
+def test_charts_drawn_by_worker_processes_are_the_same_bytes(example_catalog):
+    """`kpi report` draws its charts in worker processes: they must be exactly what this process draws."""
+    from kpi_engine import charts
+    from kpi_engine.report import review_report
+
+    report, _, _ = review_report(example_catalog, list(example_catalog.project.kpis.values()), dt.date(2026, 5, 20))
+    charts._DRAWN.clear()
+    charts.start_workers(2)
+    try:
+        charts.prerender_charts(report)
+    finally:
+        charts._POOL.shutdown()
+        charts._POOL = None
+    drawn = dict(charts._DRAWN)
+    charts._DRAWN.clear()
+    bars = [(b, k.unit, k.name) for k in report.kpis for b in k.breakdowns if b.rows]
+    assert len(drawn) == len(report.kpis) + len(bars) >= charts.PARALLEL_FROM
+    for k in report.kpis:
+        assert drawn[charts._key("line", k.chart)] == charts.line_chart(k.chart)
+    for b, unit, name in bars:
+        assert drawn[charts._key("bar", b, unit, name)] == charts.bar_chart(b, unit, name)
