@@ -98,9 +98,13 @@ def start_workers(workers: int | None = None) -> None:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    _POOL = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_pyplot)
-    for _ in range(workers):
-        _POOL.submit(int)  # start each worker (a pool starts them on demand)
+    try:
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_pyplot)
+        for _ in range(workers):
+            pool.submit(int)  # start each worker (a pool starts them on demand)
+    except OSError:  # no processes to be had: the charts are drawn here
+        return
+    _POOL = pool
 
 
 def prerender_charts(report: Any) -> None:
