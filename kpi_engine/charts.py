@@ -105,6 +105,17 @@ def start_workers(workers: int | None = None) -> None:
     except OSError:  # no processes to be had: the charts are drawn here
         return
     _POOL = pool
+    import atexit
+
+    atexit.register(stop_workers)  # (a pool left to the interpreter's teardown can fail noisily)
+
+
+def stop_workers() -> None:
+    """Stop the chart processes (after a report is drawn, or at exit)."""
+    global _POOL
+    if _POOL is not None:
+        _POOL.shutdown(wait=True, cancel_futures=True)
+        _POOL = None
 
 
 def prerender_charts(report: Any) -> None:
@@ -122,9 +133,11 @@ def prerender_charts(report: Any) -> None:
     try:
         drawn = list(_POOL.map(_draw, [(kind, _plain(obj), extra) for kind, obj, extra in jobs], chunksize=2))
     except (BrokenProcessPool, OSError):
+        stop_workers()
         return
     for (kind, obj, extra), svg in zip(jobs, drawn, strict=True):
         _DRAWN[_key(kind, obj, *extra)] = svg
+    stop_workers()
 
 
 def line_figure(chart: Chart) -> Any:

@@ -245,7 +245,10 @@ def _section(
     if a is not None and a.value is not None:
         value = a.value
     # the scorecard's value, target and expected now print with the digits it takes to tell them apart
-    fmt = formatter([value, *((a.target, a.expected) if a else ())], unit)
+    t = kpi.target
+    fmt = formatter(
+        [value, a.expected if a else None], unit, [a.target if a else None, *((t.tolerance, t.min, t.max) if t else ())]
+    )
 
     def value_at(start: dt.date) -> tuple[float | None, float, Span]:
         """A period's value, its coverage and its days (comparisons with a partly covered period say so)."""

@@ -197,7 +197,7 @@ def assess_one(
     expected = expected_value(t, ref_day, baseline) if t.direction in ("increase", "decrease") else None
     common["expected"] = expected
     # as many digits as it takes for the numbers compared in the why text to read differently when they are
-    fmt = formatter([value, final, expected, baseline, t.min, t.max, t.tolerance], unit)
+    fmt = formatter([value, expected], unit, written=[final, baseline, t.min, t.max, t.tolerance])
     status, band, why = _judge(t, value, final, expected, baseline, ref_day, as_of, fmt, label)
     if common["revision"] is not None:
         r = common["revision"]

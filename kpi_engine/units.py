@@ -24,15 +24,31 @@ def format_value(value: float | None, unit: Unit, extra: int = 0) -> str:
     return f"{value:,.{3 + extra}g}{suffix}" if abs(value) < 1 else f"{value:,.{2 + extra}f}{suffix}"
 
 
-def formatter(values: Iterable[float | None], unit: Unit) -> Callable[[float | None], str]:
+def formatter(
+    values: Iterable[float | None], unit: Unit, written: Iterable[float | None] = ()
+) -> Callable[[float | None], str]:
     """``format_value`` with enough decimals that values which differ read differently (0.0175% and
-    0.0190%, not 0.02% and 0.02%); values equal within 1e-9 relative may still print alike."""
+    0.0190%, not 0.02% and 0.02%), and that numbers ``written`` in the spec (a target of 0.835) print as
+    written; values equal within 1e-9 relative may still print alike."""
+    literal = [float(v) for v in written if v is not None and math.isfinite(v)]
+    values = [*values, *literal]
     present = sorted({float(v) for v in values if v is not None and math.isfinite(v)})
     distinct = [(a, b) for a, b in zip(present, present[1:], strict=False) if not math.isclose(a, b, rel_tol=1e-9)]
-    extra = 0
+    extra = max((_short_decimals(v, unit) for v in literal), default=0)
     while extra < 12 and any(format_value(a, unit, extra) == format_value(b, unit, extra) for a, b in distinct):
         extra += 1
     return lambda v: format_value(v, unit, extra)
+
+
+def _short_decimals(value: float, unit: Unit) -> int:
+    """The extra decimals a number written in the spec (a target of 0.835, a tolerance of 0.125) needs to
+    print as written: 0.835 has no exact binary form and would round to 0.83."""
+    if unit not in (Unit.PERCENT, Unit.CURRENCY) and not (unit is Unit.COUNT and not float(value).is_integer()):
+        return 0
+    for extra in range(4):
+        if abs(round(value, 2 + extra) - value) <= 1e-9 * max(1.0, abs(value)):
+            return extra
+    return 0
 
 
 def format_date(day: dt.date) -> str:

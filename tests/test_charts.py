@@ -69,9 +69,9 @@ def test_charts_drawn_by_worker_processes_are_the_same_bytes(example_catalog):
     charts.start_workers(2)
     try:
         charts.prerender_charts(report)
+        assert charts._POOL is None  # stopped once the charts are drawn
     finally:
-        charts._POOL.shutdown()
-        charts._POOL = None
+        charts.stop_workers()
     drawn = dict(charts._DRAWN)
     charts._DRAWN.clear()
     bars = [(b, k.unit, k.name) for k in report.kpis for b in k.breakdowns if b.rows]

@@ -270,3 +270,17 @@ def test_the_target_column_shows_what_the_status_is_judged_against():
     assert target_text(TargetSpec("maintain", value=22_000, tolerance=2_500), 22_000, count) == "22,000 ± 2,500"
     assert target_text(TargetSpec("increase", value=2.5), 2.5, pct) == "2.50%"
     assert target_text(None, None, pct) == "–"
+
+
+def test_a_target_prints_as_written():
+    """A target of 0.835 printed as 0.83 (binary 0.835 rounds down), so '0.84 against 0.83 ± 0.02' hid that
+    the value was 0.005 over."""
+    from kpi_engine.model import TargetSpec, Unit
+    from kpi_engine.targets import target_text
+    from kpi_engine.units import formatter
+
+    fmt = formatter([0.8412345], Unit.CURRENCY, written=[0.835, 0.02])
+    assert target_text(TargetSpec("maintain", value=0.835, tolerance=0.02), 0.835, fmt) == "0.835 ± 0.020"
+    assert fmt(0.8412345) == "0.841"
+    assert formatter([2.3080894], Unit.PERCENT, written=[2.5])(2.3080894) == "2.31%"  # computed: rounded as usual
+    assert formatter([0.0175, 0.04], Unit.PERCENT)(0.0175) == "0.02%"  # (only written numbers get digits for that)
