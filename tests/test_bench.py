@@ -95,3 +95,14 @@ def test_pushdown_benchmark_smoke_run_agrees_and_caps_the_pull(bench, tmp_path):
     assert "pulling the rows into polars stopped at the 60 MB cap" in capped.stdout
     record = json.loads((tmp_path / "results.jsonl").read_text().splitlines()[-1])
     assert record["results"]["postgres"]["pull"]["stopped_mb"] > 60
+
+
+def test_report_benchmark_smoke_run(tmp_path):
+    """bench/report.py grows the demo catalogue and times both commands (one run, 42 KPIs)."""
+    results = tmp_path / "results.jsonl"
+    res = subprocess.run([sys.executable, "bench/report.py", "--kpis", "42", "--repeat", "1", "--results", str(results)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert res.returncode == 0, res.stdout + res.stderr
+    line = json.loads(results.read_text().splitlines()[-1])
+    assert line["kpis"] == 42 and line["report_s"] > 0 and line["run_s"] > 0
+    assert "42 KPIs (42 report sections)" in res.stdout
