@@ -304,3 +304,13 @@ def test_a_plugin_channel_is_registered_and_called_through_the_hook(tmp_path: Pa
     (spec / "delivery.yaml").write_text("version: 1\nchannels:\n  oncall: {type: pager, teem: growth}\n")
     with pytest.raises(kpi_engine.KpiError, match="unknown field `teem`"):
         kpi_engine.load(spec, registry=registry)
+
+
+def test_kpi_schema_describes_the_channel_types():
+    """`kpi schema` (editor autocomplete) knows each channel type and its options, secrets marked."""
+    res = kpi("schema")
+    assert res.returncode == 0
+    channel = json.loads(res.stdout)["$defs"]["channel"]
+    assert channel["properties"]["type"]["enum"] == ["email", "google_chat", "slack", "teams", "webhook"]
+    (email,) = [b["then"] for b in channel["allOf"] if b["if"]["properties"]["type"]["const"] == "email"]
+    assert email["properties"]["password"]["secret"] is True and email["additionalProperties"] is False

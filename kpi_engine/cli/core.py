@@ -148,13 +148,14 @@ def run(
 @main.command()
 @_handle_errors
 def schema() -> None:
-    """Print the JSON Schema of spec files, with the options of every installed connector."""
+    """Print the JSON Schema of spec files, with the options of every installed connector and channel type."""
     import json
 
     from ..plugins import default_registry
     from ..spec import full_schema
 
-    click.echo(json.dumps(full_schema(default_registry().connector_schemas()), indent=2))
+    registry = default_registry()
+    click.echo(json.dumps(full_schema(registry.connector_schemas(), registry.channel_schemas()), indent=2))
 
 
 @main.command()
