@@ -14,17 +14,19 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import yaml
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+
+from timing import timed  # noqa: E402
+
 AS_OF = "2026-06-30"
 
 
@@ -47,15 +49,6 @@ def catalogue(kpis: int, folder: Path) -> Path:
     return folder
 
 
-def timed(command: list[str], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        subprocess.run(command, check=True, capture_output=True)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kpis", type=int, action="append")
@@ -66,13 +59,32 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="kpi-bench-report-") as tmp:
             spec = catalogue(size, Path(tmp))
             kpi = [sys.executable, "-m", "kpi_engine"]
-            subprocess.run([*kpi, "run", str(spec), "--as-of", AS_OF, "--format", "json", "-o", f"{tmp}/warm.json"], check=True, capture_output=True)
-            run = timed([*kpi, "run", str(spec), "--as-of", AS_OF, "--format", "json", "-o", f"{tmp}/run.json"], args.repeat)
+            subprocess.run(
+                [*kpi, "run", str(spec), "--as-of", AS_OF, "--format", "json", "-o", f"{tmp}/warm.json"],
+                check=True,
+                capture_output=True,
+            )
+            run = timed(
+                [*kpi, "run", str(spec), "--as-of", AS_OF, "--format", "json", "-o", f"{tmp}/run.json"], args.repeat
+            )
             report = timed([*kpi, "report", str(spec), "--as-of", AS_OF, "-o", f"{tmp}/report.html"], args.repeat)
             sections = (Path(tmp) / "report.html").read_text().count('class="kpi"')
-        print(f"{size} KPIs ({sections} report sections): kpi report {report:.2f} s, kpi run {run:.2f} s, ratio {report / run:.2f}x")
+        print(
+            f"{size} KPIs ({sections} report sections): kpi report {report:.2f} s, kpi run {run:.2f} s, ratio {report / run:.2f}x"
+        )
         with args.results.open("a") as f:
-            f.write(json.dumps({"bench": "report", "kpis": size, "report_s": round(report, 2), "run_s": round(run, 2), "ratio": round(report / run, 2)}) + "\n")
+            f.write(
+                json.dumps(
+                    {
+                        "bench": "report",
+                        "kpis": size,
+                        "report_s": round(report, 2),
+                        "run_s": round(run, 2),
+                        "ratio": round(report / run, 2),
+                    }
+                )
+                + "\n"
+            )
 
 
 if __name__ == "__main__":

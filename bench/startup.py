@@ -13,16 +13,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 
 from generate import generate  # noqa: E402
+from timing import timed  # noqa: E402
 
 SPEC = """version: 1
 sources:
@@ -41,15 +40,6 @@ GROUP BY ALL ORDER BY ALL''').fetchall()
 assert rows
 """
 HEAVY = ("numpy", "matplotlib", "jinja2", "sqlglot", "duckdb", "pyarrow", "smtplib", "urllib.request")
-
-
-def timed(command: list[str], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        subprocess.run(command, check=True, capture_output=True)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:
