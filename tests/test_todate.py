@@ -97,3 +97,28 @@ def test_the_markdown_report_shows_it(tmp_path: Path):
     res = CliRunner().invoke(main, ["report", str(tmp_path), "--as-of", "2026-02-23", "-o", str(out)])
     assert res.exit_code == 0, res.output
     assert "To date: 2026-02 to date (1 to 23 Feb 2026, 23 days): " in out.read_text()
+
+
+def test_the_email_carries_the_changes_and_the_running_period(tmp_path: Path):
+    """E-mail parity with the HTML scorecard: changes against the previous period and a year earlier, and
+    the period still running to date."""
+    import email
+
+    from click.testing import CliRunner
+
+    from kpi_engine.cli import main
+
+    rows = frame()
+    rows.write_parquet(tmp_path / "ads.parquet")
+    write_spec(tmp_path, SPEC.replace("{connector: dataframe, time: ts}", "{connector: parquet, path: ads.parquet, time: ts}"))
+    out = tmp_path / "r.eml"
+    res = CliRunner().invoke(main, ["report", str(tmp_path), "--as-of", "2026-02-23", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    message = email.message_from_bytes(out.read_bytes())
+    parts = {p.get_content_type(): p.get_payload(decode=True).decode() for p in message.walk() if not p.is_multipart()}
+    jan, _ = by_hand(rows, dt.date(2026, 1, 1), dt.date(2026, 1, 31))
+    dec, _ = by_hand(rows, dt.date(2025, 12, 1), dt.date(2025, 12, 31))
+    change = f"{100 * (jan - dec) / dec:+.1f}%"
+    assert f"{change} vs previous" in parts["text/plain"] and f">{change}</td>" in parts["text/html"]
+    for text in parts.values():
+        assert "2026-02 to date (1 to 23 Feb 2026, 23 days): " in text
