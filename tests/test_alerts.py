@@ -160,6 +160,8 @@ def test_the_readme_dry_runs_on_the_demo(tmp_path: Path):
     send = CliRunner().invoke(main, ["send", str(root), "--as-of", "2026-11-30", "--dry-run", "--history", store])
     assert send.exit_code == 0, send.output
     assert "would send Monday growth sync, review of 30 Nov 2026 to growth-slack" in send.output
+    again = CliRunner().invoke(main, ["send", str(root), "--as-of", "2026-11-30", "--dry-run", "--history", store])
+    assert again.output.count("  subject: ") == send.output.count("  subject: ") >= 1  # each call prints its own
     alerts = CliRunner().invoke(main, ["alerts", str(root), "--now", "2026-06-29T09:00", "--dry-run", "--history", store])
     assert alerts.exit_code == 0, alerts.output
     assert "would send to growth-mail: KPI alerts: " in alerts.output and "(anomaly)" in alerts.output

@@ -63,9 +63,7 @@ def send_command(
         click.echo(f"no review due {span}: nothing to send", err=True)
         return
     store = history_path or history.default_path(path)
-    outcomes = deliver.deliver(
-        catalog, items, store, force=force, dry_run=dry_run, templates=templates, log=_print_outcome
-    )
+    outcomes = deliver.deliver(catalog, items, store, force=force, dry_run=dry_run, templates=templates, log=_printer())
     failed = [o for o in outcomes if o.state == "failed"]
     sent = sum(o.state == "sent" for o in outcomes)
     skipped = sum(o.state == "skipped" for o in outcomes)
@@ -75,25 +73,29 @@ def send_command(
         sys.exit(EXIT_INTERNAL)
 
 
-_shown: set[str] = set()  # digests whose dry-run message is already printed (each is printed once)
+def _printer():  # type: ignore[no-untyped-def]
+    """A log for one `kpi send`: each outcome on a line, a dry run's message printed once per review (its
+    channels share it), whatever an earlier call in the same process printed."""
+    shown: set[str] = set()
 
+    def print_outcome(o) -> None:  # type: ignore[no-untyped-def]
+        kind = o.channel
+        if o.state == "dry-run":
+            message = o.message
+            click.echo(f"would send {o.digest.label} to {kind} ({o.detail})")
+            if o.digest.key in shown:
+                return
+            shown.add(o.digest.key)
+            click.echo(f"  subject: {message.subject}")
+            for line in message.text.rstrip().splitlines():
+                click.echo(f"  | {line}")
+            for item in message.attachments:
+                click.echo(f"  attachment: {item.filename} ({len(item.data):,} bytes)")
+        elif o.state == "sent":
+            click.echo(f"sent {o.digest.label} to {kind} ({o.detail})")
+        elif o.state == "skipped":
+            click.echo(f"skipped {o.digest.label} to {kind}: {o.detail}")
+        else:
+            click.echo(f"FAILED {o.digest.label} to {kind}: {o.detail}", err=True)
 
-def _print_outcome(o) -> None:  # type: ignore[no-untyped-def]
-    kind = o.channel
-    if o.state == "dry-run":
-        message = o.message
-        click.echo(f"would send {o.digest.label} to {kind} ({o.detail})")
-        if o.digest.key in _shown:
-            return
-        _shown.add(o.digest.key)
-        click.echo(f"  subject: {message.subject}")
-        for line in message.text.rstrip().splitlines():
-            click.echo(f"  | {line}")
-        for item in message.attachments:
-            click.echo(f"  attachment: {item.filename} ({len(item.data):,} bytes)")
-    elif o.state == "sent":
-        click.echo(f"sent {o.digest.label} to {kind} ({o.detail})")
-    elif o.state == "skipped":
-        click.echo(f"skipped {o.digest.label} to {kind}: {o.detail}")
-    else:
-        click.echo(f"FAILED {o.digest.label} to {kind}: {o.detail}", err=True)
+    return print_outcome
