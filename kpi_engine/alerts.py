@@ -179,18 +179,14 @@ def _value_check(kpi: KpiSpec, cond: AlertSpec, frame: pl.DataFrame, project: Pr
 def daily(catalog: Any, ids: list[str]) -> tuple[Any, dict[str, str]]:
     """A copy of ``catalog`` that also evaluates each KPI by day and in total (id ``<kpi>~daily``), for
     anomaly conditions: a weekly KPI's unusual day shows in its daily series first."""
-    specs: dict[str, KpiSpec] = {}
-    bound: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
     for kpi_id in ids:
         b = catalog.bound.get(kpi_id)
         if b is None or b.spec.cohort:
             continue
         spec = replace(b.spec, id=f"{kpi_id}~daily", grain=Grain.DAY, dimensions=(), target=None, review=None)
-        specs[spec.id], bound[spec.id] = spec, replace(b, spec=spec, uses=())
-    project = replace(catalog.project, kpis={**catalog.project.kpis, **specs})
-    return replace(catalog, project=project, bound={**catalog.bound, **bound}), {
-        k.removesuffix("~daily"): k for k in specs
-    }
+        extra[spec.id] = replace(b, spec=spec, uses=())
+    return catalog.with_kpis(extra), {k.removesuffix("~daily"): k for k in extra}
 
 
 def quiet(settings: AlertSettings, now: dt.datetime) -> bool:

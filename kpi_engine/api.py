@@ -42,6 +42,12 @@ class Catalog:
     notes: list[str] = field(default_factory=list)  # what was not checked, and why
     lookups: dict[str, pl.Schema] = field(default_factory=dict)  # each lookup table's columns
 
+    def with_kpis(self, extra: Mapping[str, BoundKpi]) -> Catalog:
+        """A copy that can also evaluate ``extra``: derived KPIs (a ratio's parts, a KPI by day) bound
+        already, under ids of their own; the catalogue itself is unchanged."""
+        project = dataclasses.replace(self.project, kpis={**self.project.kpis, **{k: b.spec for k, b in extra.items()}})
+        return dataclasses.replace(self, project=project, bound={**self.bound, **extra})
+
     def plan(
         self,
         window: Window,

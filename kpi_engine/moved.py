@@ -86,8 +86,7 @@ def part_ids(kpi_id: str) -> tuple[str, str]:
 def with_parts(catalog: Any, ids: Iterable[str]) -> tuple[Any, list[str]]:
     """A copy of ``catalog`` that also evaluates each ratio KPI's numerator and denominator (by
     dimension) under the ids ``part_ids``; returns it and the extra ids to ask for."""
-    extra_specs: dict[str, KpiSpec] = {}
-    extra_bound: dict[str, BoundKpi] = {}
+    extra: dict[str, BoundKpi] = {}
     for kpi_id in ids:
         bound = catalog.bound.get(kpi_id)
         shape = parts(bound) if bound is not None and bound.spec.dimensions else None
@@ -95,12 +94,8 @@ def with_parts(catalog: Any, ids: Iterable[str]) -> tuple[Any, list[str]]:
             continue
         for part_id, node in zip(part_ids(kpi_id), shape[1:3], strict=True):
             spec = dataclasses.replace(bound.spec, id=part_id, target=None, review=None, alerts=(), events=())
-            extra_specs[part_id] = spec
-            extra_bound[part_id] = dataclasses.replace(bound, spec=spec, expr=node, uses=())
-    if not extra_specs:
-        return catalog, []
-    project = dataclasses.replace(catalog.project, kpis={**catalog.project.kpis, **extra_specs})
-    return dataclasses.replace(catalog, project=project, bound={**catalog.bound, **extra_bound}), list(extra_specs)
+            extra[part_id] = dataclasses.replace(bound, spec=spec, expr=node, uses=())
+    return (catalog.with_kpis(extra), list(extra)) if extra else (catalog, [])
 
 
 @dataclass(frozen=True)
