@@ -215,9 +215,7 @@ def decide(check: Check, before: AlertState | None, now: dt.datetime, settings: 
 
 def routes(project: Project, kpi: KpiSpec) -> tuple[str, ...]:
     """A KPI's alerts go to its owner's channels, else its meeting's, else the project's."""
-    d = project.delivery
-    meeting = kpi.review.meeting if kpi.review else None
-    return (d.owners.get(kpi.owner or "", ()) or d.meetings.get(meeting or "", ())) or d.channels
+    return project.delivery.route(kpi.review.meeting if kpi.review else None, kpi.owner)
 
 
 def notices(project: Project, checks: list[Check], states: dict[str, AlertState], now: dt.datetime) -> list[Notice]:

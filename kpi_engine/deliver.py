@@ -16,12 +16,10 @@ from . import history
 from .channels import Attachment, ChannelError, Message, expand
 from .content import Report, select
 from .errors import Diagnostic, KpiError, Location, did_you_mean
-from .model import KpiSpec, Project
-from .report import review_report, write_report
+from .model import NO_MEETING, KpiSpec, Project
+from .report import review_report, slug, write_report
 from .review import due_reviews
 from .units import format_date
-
-NO_MEETING = "(no meeting)"
 
 
 @dataclass(frozen=True)
@@ -71,7 +69,7 @@ def routes(project: Project, meeting: str, owner: str | None = None) -> tuple[st
     """The channels a meeting's review (an owner's, with ``owner``) goes to: the owner's, else the meeting's,
     else the project's; none at all is an error saying where to declare them."""
     delivery = project.delivery
-    found = (delivery.owners.get(owner, ()) if owner else ()) or delivery.meetings.get(meeting, ()) or delivery.channels
+    found = delivery.route(meeting, owner)
     if not found:
         raise KpiError(
             Diagnostic(
@@ -104,7 +102,7 @@ def review_message(
         attachments: tuple[Attachment, ...] = ()
         if "html" in registry.formats:
             page = write_report(report, registry, "html", Path(tmp) / "review.html", templates)[0]
-            name = f"{_slug(digest.meeting)}-{digest.day.isoformat()}.html"
+            name = f"{slug(digest.meeting)}-{digest.day.isoformat()}.html"
             attachments = (Attachment(name, "text/html", page.read_bytes()),)
     return Message(_subject(report, digest), text, html, review_summary(report, digest), attachments)
 
@@ -112,10 +110,6 @@ def review_message(
 def _part(message: Any, subtype: str) -> str | None:
     body = message.get_body(preferencelist=(subtype,))
     return body.get_content() if body is not None else None
-
-
-def _slug(text: str) -> str:
-    return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-") or "review"
 
 
 def _subject(report: Report, digest: Digest) -> str:

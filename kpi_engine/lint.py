@@ -19,7 +19,7 @@ import polars as pl
 from . import cadence, periods
 from .api import Result
 from .frame import complete_totals
-from .model import KpiSpec, Project, Unit
+from .model import NO_MEETING, KpiSpec, Project, Unit
 
 LETTERS = ("S", "M", "A", "R", "T")
 BASELINE_TOLERANCE = 0.25
@@ -271,7 +271,7 @@ def lint_kpi(kpi: KpiSpec, result: Result | None) -> KpiLint:
 
 
 def meeting_warnings(project: Project) -> list[str]:
-    counts = Counter((k.review.meeting or "(no meeting)") for k in project.kpis.values() if k.key and k.review)
+    counts = Counter((k.review.meeting or NO_MEETING) for k in project.kpis.values() if k.key and k.review)
     return [
         f"meeting `{m}` reviews {n} key KPIs: focus on 3 to 5"
         for m, n in sorted(counts.items())

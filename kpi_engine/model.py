@@ -17,6 +17,7 @@ from .errors import Diagnostic, KpiError, Location, did_you_mean
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 SPEC_SUFFIXES = (".yaml", ".yml")
+NO_MEETING = "(no meeting)"  # how the reviews of KPIs without a `review: {meeting:}` are grouped
 
 
 class Grain(StrEnum):
@@ -240,6 +241,10 @@ class DeliverySpec:
 
     def loc(self, key: str = "") -> Location:
         return self.locations.get(key) or self.locations.get("") or Location()
+
+    def route(self, meeting: str | None, owner: str | None = None) -> tuple[str, ...]:
+        """The channels a message goes to: the owner's, else the meeting's, else the project's (may be none)."""
+        return self.owners.get(owner or "", ()) or self.meetings.get(meeting or "", ()) or self.channels
 
 
 @dataclass(frozen=True)

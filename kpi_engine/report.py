@@ -109,6 +109,11 @@ def render_template(env: jinja2.Environment, name: str, report: Report, **extra:
         ) from None
 
 
+def slug(text: str) -> str:
+    """A name safe in a file name: ``Monday growth sync`` -> ``monday-growth-sync`` (``review`` when empty)."""
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "review"
+
+
 def review_report(
     catalog: Any,
     kpis: list[KpiSpec],

@@ -16,7 +16,7 @@ import polars as pl
 
 from . import cadence, periods
 from .frame import total_row
-from .model import Calendar, KpiSpec, Project
+from .model import NO_MEETING, Calendar, KpiSpec, Project
 from .periods import Span
 
 
@@ -60,7 +60,7 @@ class DueReview:
 
     @property
     def meeting(self) -> str:
-        return (self.kpi.review.meeting if self.kpi.review else None) or "(no meeting)"
+        return (self.kpi.review.meeting if self.kpi.review else None) or NO_MEETING
 
     @property
     def owner(self) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
 import sys
 from pathlib import Path
 
@@ -58,7 +57,7 @@ def report_command(
     from .. import content, history
     from ..api import load, today
     from ..errors import KpiError, did_you_mean
-    from ..report import review_report
+    from ..report import review_report, slug
     from .common import _exit_on_plugin_errors, _record
 
     catalog = load(path, **access)
@@ -94,8 +93,8 @@ def report_command(
         report, result, assessments = review_report(catalog, kpis, as_of, meeting, store, notes)
         step("evaluated")
         if output is None:
-            slug = re.sub(r"[^a-z0-9]+", "-", (meeting or review_cadence or owner or "review").lower()).strip("-")
-            output = Path("reports") / "out" / f"{slug}-{as_of}.{registry.formats[fmt].extension}"
+            name = slug(meeting or review_cadence or owner or "review")
+            output = Path("reports") / "out" / f"{name}-{as_of}.{registry.formats[fmt].extension}"
         written = _write(report, registry, fmt, output, templates)
         step("rendered")
     for file in written[:1]:
