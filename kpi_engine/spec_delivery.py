@@ -8,11 +8,10 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from .channels import ENV_REF
 from .errors import ErrorCollector, did_you_mean
 from .model import AlertSettings, AlertSpec, ChannelSpec, DeliverySpec
 from .yaml_loader import Positions
-
-_ENV_ONLY = re.compile(r"\s*\$\{env:[A-Za-z_][A-Za-z0-9_]*\}\s*")
 
 
 def read_channels(
@@ -46,7 +45,7 @@ def _literal_secrets(spec: ChannelSpec, fragment: Mapping[str, Any], errors: Err
         if value is None:
             continue
         values = value.values() if isinstance(value, Mapping) else [value]
-        if all(isinstance(v, str) and _ENV_ONLY.fullmatch(v) for v in values):
+        if all(isinstance(v, str) and ENV_REF.fullmatch(v.strip()) for v in values):
             continue
         var = re.sub(r"[^A-Z0-9]+", "_", f"{spec.name}_{key}".upper())
         errors.add(
