@@ -10,6 +10,7 @@ their breakdown is by the combination of values.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,50 +51,39 @@ def breakdowns(result: Any, kpi: KpiSpec, current: dict[str, Any] | None) -> lis
         return [_shown(" × ".join(kpi.dimensions), current["period"], combos, top, kpi, None)]
     out = []
     for dim in kpi.dimensions:
-        if len(kpi.dimensions) == 1:
-            values = {("(none)" if r[dim] is None else str(r[dim])): r["value"] for r in rows.iter_rows(named=True)}
-        elif shape is not None and shape[0] == "sum":
-            values = dict(by_value(frame, dim, start)[0])
-        else:
-            values = _ratio_of(result, kpi.id, dim, start, shape[3]) if shape is not None else {}
-        if shape is None:
-            rest = None
-        elif shape[0] == "sum":
-            rest = lambda names, values=values: math.fsum(values[n] or 0.0 for n in names)  # noqa: E731
-        else:
-            rest = _ratio_rest(result, kpi.id, dim, start, shape[3])
+        values, rest = _values(result, kpi, rows, dim, start, shape)
         out.append(_shown(dim, current["period"], values, top, kpi, rest))
     return out
 
 
-def _sums(result: Any, kpi_id: str, dim: str, start: Any) -> tuple[dict[str, float], dict[str, float]] | None:
-    """A ratio's numerator and denominator by value of ``dim`` (None when the run did not compute them)."""
-    if not all(p in result.parts for p in part_ids(kpi_id)):
-        return None
-    num, den = (by_value(result.parts[p], dim, start)[0] for p in part_ids(kpi_id))
-    return num, den
-
-
-def _ratio_of(result: Any, kpi_id: str, dim: str, start: Any, scale: float) -> dict[str, float | None]:
-    found = _sums(result, kpi_id, dim, start)
-    if found is None:
-        return {}
-    num, den = found
-    return {v: (scale * num.get(v, 0.0) / d if d else None) for v, d in den.items()}
-
-
-def _ratio_rest(result: Any, kpi_id: str, dim: str, start: Any, scale: float) -> Any:
-    """The ratio of a set of values together: their numerators' sum over their denominators' sum."""
-    found = _sums(result, kpi_id, dim, start)
-    if found is None:
-        return None
-    num, den = found
+def _values(
+    result: Any, kpi: KpiSpec, rows: pl.DataFrame, dim: str, start: Any, shape: tuple | None
+) -> tuple[dict[str, Any], Callable[[list[str]], float | None] | None]:
+    """Each value of ``dim`` in the period (the KPI's own rows for one dimension, else added up over the
+    others), and how to rebuild a set of values together: sums add, a ratio is its numerators' sum over
+    its denominators' sum (None: the formula cannot be rebuilt from parts)."""
+    if len(kpi.dimensions) == 1:
+        values = {("(none)" if r[dim] is None else str(r[dim])): r["value"] for r in rows.iter_rows(named=True)}
+    elif shape is not None and shape[0] == "sum":
+        values = dict(by_value(result.series[kpi.id], dim, start)[0])
+    else:
+        values = {}
+    if shape is None:
+        return values, None
+    if shape[0] == "sum":
+        return values, lambda names: math.fsum(values[n] or 0.0 for n in names)
+    if not all(p in result.parts for p in part_ids(kpi.id)):
+        return values, None
+    num, den = (by_value(result.parts[p], dim, start)[0] for p in part_ids(kpi.id))
+    scale = shape[3]
+    if len(kpi.dimensions) > 1:
+        values = {v: (scale * num.get(v, 0.0) / d if d else None) for v, d in den.items()}
 
     def ratio(names: list[str]) -> float | None:
         d = math.fsum(den.get(n, 0.0) for n in names)
         return scale * math.fsum(num.get(n, 0.0) for n in names) / d if d else None
 
-    return ratio
+    return values, ratio
 
 
 def _shown(dim: str, period: str, values: dict[str, Any], top: int, kpi: KpiSpec, rest: Any) -> Breakdown:

@@ -67,7 +67,7 @@ def _key(kind: str, *what: Any) -> bytes:
 
 def line_chart(chart: Chart) -> str:
     """The series, the target line, the pace line from baseline to target, the forecast and events."""
-    found = _DRAWN.get(_key("line", chart))
+    found = _DRAWN.get(_key("line", chart)) if _DRAWN else None  # (no key to compute when none was drawn ahead)
     return found if found is not None else _line_svg(chart)
 
 
@@ -185,7 +185,7 @@ def line_figure(chart: Chart) -> Any:
 
 def bar_chart(breakdown: Breakdown, unit: Any, title: str) -> str:
     """Values of one period by dimension value, largest first."""
-    found = _DRAWN.get(_key("bar", breakdown, unit, title))
+    found = _DRAWN.get(_key("bar", breakdown, unit, title)) if _DRAWN else None
     return found if found is not None else _bar_svg(breakdown, unit, title)
 
 
