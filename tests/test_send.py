@@ -314,3 +314,24 @@ def test_kpi_schema_describes_the_channel_types():
     assert channel["properties"]["type"]["enum"] == ["email", "google_chat", "slack", "teams", "webhook"]
     (email,) = [b["then"] for b in channel["allOf"] if b["if"]["properties"]["type"]["const"] == "email"]
     assert email["properties"]["password"]["secret"] is True and email["additionalProperties"] is False
+
+
+def test_delivery_errors_read_clearly(tmp_path: Path, example_dir: Path):
+    """Every error the delivery part of a spec can raise: exit 2, where, and what to do."""
+    spec = project(tmp_path, example_dir, 25, "version: 1\nchannels:\n  hook: {type: webhook, url: http://127.0.0.1:9/x}\n")
+    run = kpi("send", str(spec), "--as-of", AS_OF)
+    assert run.returncode == 2 and "no channel to deliver `Growth sync` to" in run.stderr
+    assert "declare channels under `channels:` and route them under `delivery:`" in run.stderr
+    (spec / "alerts.yaml").write_text("version: 1\nkpis:\n  extra: {unit: count, formula: count(ads), grain: week, alerts: [status]}\n")
+    run = kpi("alerts", str(spec), "--now", "2026-06-01T09:00")
+    assert run.returncode == 2 and "KPIs extra have alerts but no channel to send them to" in run.stderr
+    run = kpi("alerts", str(spec), "--now", "yesterday")
+    assert run.returncode == 2 and "--now `yesterday` is not a time" in run.stderr and "2026-06-01T09:00" in run.stderr
+    (spec / "alerts.yaml").unlink()
+    twice = "version: 1\nchannels:\n  hook: {type: webhook, url: http://127.0.0.1:9/y}\ndelivery: {channels: [hook]}\nalerts: {quiet_hours: \"22:00-07:00\"}\n"
+    (spec / "more.yaml").write_text(twice)
+    (spec / "zz.yaml").write_text("version: 1\ndelivery: {channels: [hook]}\nalerts: {renotify_hours: 4}\n")
+    run = kpi("validate", str(spec))
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert "more.yaml:3:3: duplicate channel `hook`" in run.stderr and "first defined at" in run.stderr
+    assert "zz.yaml:2:1: duplicate `delivery:`" in run.stderr and "duplicate project-wide `alerts:`" in run.stderr
