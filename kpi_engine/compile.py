@@ -368,7 +368,7 @@ def _with_ahead(
     spread = pl.concat(
         [each.select(per, history.shift(pl.col("__p"), -j).alias(period), "__v") for j in range(ahead.periods)]
     )
-    total = spread.group_by(per, period).agg(pl.col("__v").sum().alias(name))
+    total = spread.group_by(per, period).agg(float_sum(pl.col("__v")).alias(name))  # (in any order: same bits)
     return per_entity.join(total, on=[period, per], how="left").with_columns(pl.col(name).fill_null(0))
 
 
