@@ -70,8 +70,9 @@ def conditions(project: Project) -> list[tuple[KpiSpec, AlertSpec]]:
     return out
 
 
-def run_checks(catalog: Any, as_of: dt.date) -> list[Check]:
-    """Evaluate the KPIs that have conditions as of ``as_of`` (one run) and judge each condition."""
+def run_checks(catalog: Any, as_of: dt.date, cache: Any = None) -> list[Check]:
+    """Evaluate the KPIs that have conditions as of ``as_of`` (one run, incremental with a ``cache``) and judge
+    each condition."""
     from .targets import assess, span_requests
 
     todo = conditions(catalog.project)
@@ -81,7 +82,7 @@ def run_checks(catalog: Any, as_of: dt.date) -> list[Check]:
     spans = [(k, s) for k, s in span_requests(catalog.project, as_of) if k in ids]
     by_day = list(dict.fromkeys(k.id for k, c in todo if c.kind == "anomaly" and c.by == "day"))
     wider, names = daily(catalog, by_day) if by_day else (catalog, {})
-    result = wider.evaluate(as_of, kpis=ids + list(names.values()), spans=spans)
+    result = wider.evaluate(as_of, kpis=ids + list(names.values()), spans=spans, cache=cache)
     days = {k: result.series.pop(name) for k, name in names.items() if name in result.series}
     assessments = assess(result)
     out = []

@@ -29,6 +29,9 @@ class ScanRequest:
     time_column: str
     start: dt.datetime | None = None
     end: dt.datetime | None = None
+    #: only these of the files ``Connector.files`` lists (an incremental run reads the changed ones); a
+    #: connector whose ``files`` returns None never gets this
+    files: tuple[Path, ...] | None = None
 
 
 @dataclass
@@ -92,6 +95,12 @@ class Connector:
     def database(self, source: SourceSpec, env: Env) -> Database | None:
         """A database that can aggregate the source's rows itself (pushdown); None (the default): the engine
         reads the rows with ``scan`` and aggregates them in polars."""
+        return None
+
+    def files(self, source: SourceSpec, env: Env) -> list[Path] | None:
+        """The files the source reads, in read order, when ``scan`` can read a subset of them
+        (``ScanRequest.files``) with the same column types: an incremental run then reads only the files that
+        changed and those its recomputed periods need. None (the default): the source is read whole."""
         return None
 
     def declared_schema(self, source: SourceSpec) -> pl.Schema | None:

@@ -10,17 +10,17 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from . import periods, timeparse
+from . import periods
 from .compile import FunctionFailed, rollup_expr
-from .connectors import Connector, Env, ScanRequest
+from .connectors import Connector, Env
 from .errors import Diagnostic, KpiError
 from .groups import DATE, PERIOD, STATS, group_frame, keyed_frame, plain, windows_of
+from .increment import Cache
 from .ir import Conversions, MetricFunction
-from .lookups import join_lookup, lookup_frames
-from .model import SourceSpec
-from .plan import GroupRequest, Plan, SourcePlan, aggregates_of, as_of_end
+from .lookups import lookup_frames
+from .plan import GroupRequest, Plan, SourcePlan, aggregates_of
+from .scan import cached_sources, locate, reader, source_frame, spans_whole_source
 from .spec_dates import MIN_DATE
-from .timeparse import TimeOptions, time_expr
 
 
 @dataclass(frozen=True)
@@ -33,83 +33,6 @@ class SourceData:
     groups: Mapping[tuple, pl.DataFrame]
 
 
-def normalize_time(lf: pl.LazyFrame, source: SourceSpec, dtype: pl.DataType) -> tuple[pl.LazyFrame, pl.DataType]:
-    """The time column as naive UTC timestamps or dates (see ``timeparse``); a value it cannot read fails."""
-    opts = TimeOptions.of(source.options)
-    col = pl.col(source.time)
-    expr = time_expr(col, dtype, opts)
-    if expr is None:
-        raise KpiError(
-            Diagnostic(
-                f"time column `{source.time}` of source `{source.name}` is {dtype}, not a date or timestamp",
-                source.loc("time"),
-                hint="numbers are read as times only with `time_unit: s` (or ms, us, ns: Unix epoch times)",
-            )
-        )
-    out = timeparse.output_type(dtype, opts)
-    if timeparse.needs_check(dtype, opts):
-        expr = timeparse.checked(col, expr, isinstance(out, pl.Date))
-    elif dtype == out:
-        return lf, dtype
-    return lf.with_columns(expr.alias(source.time)), out
-
-
-def source_frame(
-    sp: SourcePlan,
-    connector: Connector,
-    plan: Plan,
-    env: Env,
-    windowed: bool = True,
-    lookups: Mapping[str, pl.LazyFrame] | None = None,
-) -> tuple[pl.LazyFrame, pl.DataType]:
-    """The source's rows in the plan's window, with their local date, as one lazy frame.
-
-    ``windowed=False`` keeps every row up to the end of the as-of day: the source's data span is taken from
-    those, so that a period's coverage never depends on the ``--from``/``--to`` a run asks for.
-    """
-    tz = plan.calendar.timezone
-    source = sp.source
-    start = periods.local_midnight(sp.lower, tz) if sp.lower else None
-    end = periods.local_midnight(sp.upper, tz) if sp.upper else None
-    joined = {c: name for c, name in plan.joined(source).items() if c in sp.columns}  # from lookups: below
-    keys = {plan.lookups[name][0].key for name in joined.values()}
-    read = sorted({c for c in sp.columns if not c.startswith(periods.TIME_PART) and c not in joined} | keys)
-    request = ScanRequest(tuple(read), source.time, start, end)
-    lf = connector.scan(source, request, env)
-    if not isinstance(lf, pl.LazyFrame):  # a plugin's mistake: reported as its failure, the other KPIs still run
-        raise TypeError(f"scan() returned {type(lf).__name__}, not a polars LazyFrame (use .lazy())")
-    scanned = lf.collect_schema()
-    for column in request.columns:
-        if column in scanned and scanned[column] != sp.schema[column]:
-            raise TypeError(
-                f"scan() returned column `{column}` as {scanned[column]}, but schema() said {sp.schema[column]}"
-            )
-    try:
-        lf, dtype = normalize_time(lf, source, sp.schema[source.time])
-    except pl.exceptions.PolarsError:
-        raise time_error(sp, connector, env) from None
-    lf = lf.select(read)
-    col = pl.col(source.time)
-    lower, upper = (sp.lower, sp.upper) if windowed else (None, as_of_end(plan))
-    if lower:
-        lf = lf.filter(col >= periods.bound_literal(lower, dtype, tz))
-    if upper:
-        lf = lf.filter(col < periods.bound_literal(upper, dtype, tz))
-    for name in dict.fromkeys(joined.values()) if lookups is not None else ():
-        lf = join_lookup(lf, plan.lookups[name][0].key, lookups[name], [c for c, n in joined.items() if n == name])
-    parts = [
-        periods.date_part(col, dtype, tz, c.removeprefix(periods.TIME_PART)).alias(c)
-        for c in sp.columns
-        if c.startswith(periods.TIME_PART)
-    ]
-    return lf.with_columns(periods.local_date(col, dtype, tz).alias(DATE), *parts), dtype
-
-
-def spans_whole_source(sp: SourcePlan, plan: Plan) -> bool:
-    """Whether the plan reads every row up to as-of, so the data span can ride along in the groups."""
-    return sp.lower is None and sp.upper == as_of_end(plan)
-
-
 def execute(
     plan: Plan,
     connectors: Mapping[str, Connector],
@@ -117,9 +40,13 @@ def execute(
     env: Env,
     streaming: bool = False,
     failures: list | None = None,
+    cache: Cache | None = None,
 ) -> dict[str, SourceData]:
     """Run the plan: sources in databases that aggregate their own rows run their queries there (pushdown);
-    the others' lazy queries are collected in one ``collect_all`` (shared scans)."""
+    the others' lazy queries are collected in one ``collect_all`` (shared scans).
+
+    With a ``cache``, each source read whole is read into memory first, and only the periods its changed rows
+    reach are aggregated (``increment``); the others come from the cache."""
     out: dict[str, dict] = {}
     pushed: dict[str, tuple[set[tuple], set[str]]] = {}
     if has_database(plan, connectors, env):
@@ -131,11 +58,27 @@ def execute(
     sources = {name: sp.narrowed(*pushed[name]) if name in pushed else sp for name, sp in plan.sources.items()}
     rows_plan = dataclasses.replace(plan, sources=sources)
     done = {name for name, (rest, matched) in pushed.items() if not rest and not matched}
-    queries, index = build_queries(rows_plan, connectors, functions, env, failures, skip=done, spanned=set(pushed))
+    if cache is not None:
+        cache.begin(
+            rows_plan, cached_sources(rows_plan, connectors, env, set(pushed)), reader(rows_plan, connectors, env)
+        )
+    given = cache.given() if cache else {}
+    idle = cache.idle() if cache else set()
+    queries, index = build_queries(
+        rows_plan,
+        connectors,
+        functions,
+        env,
+        failures,
+        done | idle,
+        set(pushed),
+        given,
+        cache.cutoffs() if cache else {},
+    )
     try:
         frames = pl.collect_all(queries, engine="streaming" if streaming else "auto")
     except (pl.exceptions.PolarsError, OSError) as exc:
-        raise _locate(exc, plan, connectors, env) from None
+        raise locate(exc, plan, connectors, env) from None
     for (name, key), frame in zip(index, frames, strict=True):
         entry = out.setdefault(name, {"groups": {}})
         if key is None:
@@ -145,6 +88,8 @@ def execute(
             entry["groups"][key] = _ordered(frame.drop(STATS), key[1])
         else:
             entry["groups"][key] = _ordered(frame, key[1])
+    for name in [*given, *idle]:
+        cache.merge(name, out.setdefault(name, {}), plan)  # type: ignore[union-attr]
     for name, sp in plan.sources.items():
         if name in out:
             first = out[name].get("first")
@@ -158,6 +103,8 @@ def execute(
                 )
             _derive_groups(sp, out[name]["groups"], plan)
             _narrow(sp, out[name]["groups"], plan)
+            if name in given or name in idle:
+                cache.save(name, out[name]["groups"], plan)  # type: ignore[union-attr]
     return {name: SourceData(v["first"], v["last"], v["rows"], v["groups"]) for name, v in out.items()}
 
 
@@ -175,24 +122,35 @@ def build_queries(
     failures: list | None = None,
     skip: set[str] = frozenset(),  # type: ignore[assignment]
     spanned: set[str] = frozenset(),  # type: ignore[assignment]
+    given: Mapping[str, pl.LazyFrame] | None = None,
+    cutoffs: Mapping[tuple[str, tuple], dt.date | None] | None = None,
 ) -> tuple[list[pl.LazyFrame], list[tuple[str, tuple | None]]]:
     """Every lazy query of the plan (a group's ``group_by``, or a source's data span) and what each is for,
     but for the sources in ``skip``, and the spans of those in ``spanned`` (a database gave them).
+
+    Sources in ``given`` are aggregated from those rows (already read), each group only from its period in
+    ``cutoffs`` on, or not at all where that is None (an incremental run: see ``increment``).
 
     Separate from ``execute`` so that tests and ``--explain`` can read the optimised plans polars will run.
     Every source's frame is made first: a conversion in one source's group reads another source's frame.
     """
     queries: list[pl.LazyFrame] = []
     index: list[tuple[str, tuple | None]] = []
-    frames = _source_frames(plan, connectors, env, failures, queries, index, skip, spanned)
+    given, cutoffs = given or {}, cutoffs or {}
+    frames = _source_frames(plan, connectors, env, failures, queries, index, skip, spanned, given)
     for name, (lf, scanned, folded) in frames.items():
         sp = plan.sources[name]
         keyed = keyed_frame(lf, sp, scanned, plan)
         built = []
         try:
             for group in scanned:
+                cut = cutoffs.get((name, group.key), MIN_DATE)
+                if name in given and cut is None:
+                    continue  # every period of the group is stored
                 stats = folded and plain(group.grain)
                 query = group_frame(keyed, group, sp, plan, functions, stats, {n: f[0] for n, f in frames.items()})
+                if cut is not None and cut > MIN_DATE:
+                    query = query.filter(pl.col(PERIOD) >= cut)
                 built.append((query, (name, group.key)))
         except FunctionFailed as exc:
             if failures is None:
@@ -221,6 +179,7 @@ def _source_frames(
     index: list[tuple[str, tuple | None]],
     skip: set[str] = frozenset(),  # type: ignore[assignment]
     spanned: set[str] = frozenset(),  # type: ignore[assignment]
+    given: Mapping[str, pl.LazyFrame] | None = None,
 ) -> dict[str, tuple[pl.LazyFrame, list[GroupRequest], bool]]:
     """Each source's one frame (cached when several queries read it), the groups that scan it, and whether
     the data's span rides along in them; a separate span query is added to ``queries`` otherwise."""
@@ -234,9 +193,13 @@ def _source_frames(
         for name, _ in r.agg.matched
     )
     out = {}
-    lookups = lookup_frames(plan, connectors, env, skip)
+    given = given or {}
+    lookups = lookup_frames(plan, connectors, env, skip | given.keys())
     for name, sp in list(plan.sources.items()):
         if name in skip:
+            continue
+        if name in given:  # read already (an incremental run): its span comes from its fingerprint
+            out[name] = (given[name], [g for g in sp.groups.values() if g.derive_from is None], False)
             continue
         try:
             lf, _ = source_frame(sp, connectors[sp.source.connector], plan, env, lookups=lookups)
@@ -337,48 +300,3 @@ def _derive_groups(sp: SourcePlan, groups: dict, plan: Plan) -> None:
             exprs += [pl.col(i).sum().alias(i) for i, _ in group.row_filters.values()]
             groups[group.key] = _ordered(finer.group_by([PERIOD, *group.dims]).agg(exprs).collect(), group.dims)
             pending.remove(group)
-
-
-def time_error(sp: SourcePlan, connector: Connector, env: Env) -> KpiError:
-    """The first time value of the source that cannot be read, with where it is (error path only)."""
-    source = sp.source
-    opts = TimeOptions.of(source.options)
-    try:
-        raw = connector.scan(source, ScanRequest((source.time,), source.time), env).select(source.time).collect()
-        found = timeparse.first_unread(raw, source.time, opts)
-    except KpiError:
-        raise
-    except Exception:  # noqa: BLE001 - the diagnosis must not hide the original problem
-        found = None
-    if found is None:
-        return KpiError(
-            Diagnostic(
-                f"cannot read the time column `{source.time}` of source `{source.name}`",
-                source.loc("time"),
-                hint="timestamps must be ISO 8601 (e.g. 2026-04-01T09:30:00), or declare time_format",
-            )
-        )
-    row, value = found
-    where = connector.locate_row(source, env, row) or f"row {row + 1}"
-    what, hint = timeparse.explain_unread(value, opts)
-    return KpiError(
-        Diagnostic(f"cannot read source `{source.name}`: {where}: time {what}", source.loc("time"), hint=hint)
-    )
-
-
-def _locate(exc: BaseException, plan: Plan, connectors: Mapping[str, Connector], env: Env) -> KpiError:
-    """Find which source a failed collect came from by collecting each source alone (error path only)."""
-    for sp in plan.sources.values():
-        try:
-            lf, _ = source_frame(sp, connectors[sp.source.connector], plan, env)
-        except KpiError as inner:
-            return inner
-        try:
-            lf.select(DATE).collect()
-        except (pl.exceptions.PolarsError, OSError):
-            return time_error(sp, connectors[sp.source.connector], env)
-        try:
-            lf.collect()
-        except (pl.exceptions.PolarsError, OSError) as inner:
-            return connectors[sp.source.connector].explain_error(sp.source, env, inner)
-    return KpiError(Diagnostic(f"cannot evaluate: {str(exc).splitlines()[0]}"))

@@ -1,5 +1,5 @@
 """Lookup tables (campaigns, products): read once into memory, their key checked unique, and joined to the
-rows of the sources that list them, as the polars path reads them (``execute.source_frame``)."""
+rows of the sources that list them, as the polars path reads them (``scan.source_frame``)."""
 
 from __future__ import annotations
 

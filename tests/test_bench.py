@@ -106,3 +106,16 @@ def test_report_benchmark_smoke_run(tmp_path):
     line = json.loads(results.read_text().splitlines()[-1])
     assert line["kpis"] == 42 and line["report_s"] > 0 and line["run_s"] > 0
     assert "42 KPIs (42 report sections)" in res.stdout
+
+
+def test_incremental_benchmark_smoke_run(tmp_path):
+    """bench/incremental.py on a small scale: the cached re-run after one new day equals a full run (it checks
+    before timing) and recomputes only from the new day on for the sources without entity KPIs."""
+    results = tmp_path / "results.jsonl"
+    res = subprocess.run([sys.executable, "bench/incremental.py", "--scale", "0.05", "--repeat", "1", "--results", str(results)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert res.returncode == 0, res.stdout + res.stderr
+    line = json.loads(results.read_text().splitlines()[-1])
+    assert line["kpis"] == 40 and 0 < line["incremental_s"] and 0 < line["full_s"]
+    assert "(results identical)" in res.stdout
+    assert "ads: rows changed from 2026-07-01, periods from 2026-07-01 recomputed" in res.stdout

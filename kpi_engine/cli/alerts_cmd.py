@@ -17,6 +17,12 @@ _NOW = click.option(
     metavar="YYYY-MM-DDTHH:MM",
     help="Check as at this time in the spec's time zone (default: now): data up to the day before.",
 )
+_CACHE = click.option(
+    "--cache/--no-cache",
+    default=True,
+    help="Keep each period's aggregates in .kpi/cache (beside the history store) and aggregate again only the "
+    "periods new or changed rows reach (default: on).",
+)
 
 
 @main.command("alerts")
@@ -24,26 +30,32 @@ _NOW = click.option(
 @_NOW
 @click.option("--dry-run", is_flag=True, help="Print what would be notified; send and record nothing.")
 @_HISTORY
+@_CACHE
 @_ALLOW_OUTSIDE
 @_handle_errors
-def alerts_command(path: Path, now_text: str | None, dry_run: bool, history_path: Path | None, access: dict) -> None:
+def alerts_command(
+    path: Path, now_text: str | None, dry_run: bool, history_path: Path | None, cache: bool, access: dict
+) -> None:
     """Check every KPI's alert conditions once and notify what changed since the last check.
 
     A condition that starts firing is notified once, a change in what fires again, and its clearing once
     (resolved). Exit 0 when every notice was delivered (or none was due), 1 when a channel failed (the next
     run sends it again), 2 on bad input.
     """
-    if check_once(path, now_text, dry_run, history_path, access):
+    if check_once(path, now_text, dry_run, history_path, access, cache):
         sys.exit(EXIT_INTERNAL)
 
 
-def check_once(path: Path, now_text: str | None, dry_run: bool, history_path: Path | None, access: dict) -> int:
+def check_once(
+    path: Path, now_text: str | None, dry_run: bool, history_path: Path | None, access: dict, cache: bool = False
+) -> int:
     """One check: load the specs, judge every condition, send what changed; returns how many notices failed."""
     import zoneinfo
 
     from .. import alerts, history
     from ..api import load
     from ..errors import KpiError
+    from ..increment import Cache
 
     catalog = load(path, **access)
     project = catalog.project
@@ -64,7 +76,10 @@ def check_once(path: Path, now_text: str | None, dry_run: bool, history_path: Pa
             hint="route them under `delivery:` (channels, or the owner's or meeting's); see docs/delivery.md",
         )
     store = history_path or history.default_path(path)
-    checks = alerts.run_checks(catalog, now.date() - dt.timedelta(days=1))  # what has finished: not today
+    kept = Cache(store.parent / "cache") if cache else None
+    checks = alerts.run_checks(catalog, now.date() - dt.timedelta(days=1), kept)  # what has finished: not today
+    if kept is not None:
+        click.echo(kept.line(), err=True)
     items = alerts.notices(project, checks, history.alert_states(store), now)
     due = [n for n in items if n.kind != "none"]
     for n in due:
@@ -105,6 +120,7 @@ def _seconds(ctx: click.Context, param: click.Parameter, value: str) -> float:
 @_NOW
 @click.option("--dry-run", is_flag=True, help="Print what would be notified; send and record nothing.")
 @_HISTORY
+@_CACHE
 @_ALLOW_OUTSIDE
 @_handle_errors
 def watch_command(
@@ -115,6 +131,7 @@ def watch_command(
     now_text: str | None,
     dry_run: bool,
     history_path: Path | None,
+    cache: bool,
     access: dict,
 ) -> None:
     """Run `kpi alerts` every --every, and at once when a spec or data file changes (until Ctrl-C).
@@ -128,7 +145,7 @@ def watch_command(
     done = 0
     while runs is None or done < runs:
         try:
-            check_once(path, now_text, dry_run, history_path, access)
+            check_once(path, now_text, dry_run, history_path, access, cache)
         except KpiError as exc:
             click.echo(exc.render(), err=True)
         done += 1

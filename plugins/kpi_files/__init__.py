@@ -251,6 +251,18 @@ class ParquetConnector(_FileConnector):
         files = source_files(source, env, suffixes=(".parquet", ".pq"))
         return pl.scan_parquet(files, hive_partitioning=source.options.get("hive_partitioning"))
 
+    def files(self, source: SourceSpec, env: Env) -> list[Path] | None:
+        """Parquet files carry their column types, so any subset reads with the types of the whole (but a
+        hive-partitioned dataset, whose columns come from the folder names)."""
+        if source.options.get("hive_partitioning"):
+            return None
+        return source_files(source, env, suffixes=(".parquet", ".pq"))
+
+    def scan(self, source: SourceSpec, request: ScanRequest, env: Env) -> pl.LazyFrame:
+        if request.files is not None:
+            return pl.scan_parquet(list(request.files))
+        return self._lazy(source, env)
+
     def database(self, source: SourceSpec, env: Env) -> Database | None:
         """With ``engine: duckdb``, DuckDB aggregates the files in process (``read_parquet``)."""
         if source.options.get("engine", "polars") != "duckdb":

@@ -1,0 +1,250 @@
+"""Incremental evaluation (``kpi watch``, ``kpi alerts``): the shipped catalogue over demo data in Parquet files,
+re-run with a cache after appends, late rows, edits, deletions and spec changes, must equal a run without one,
+value for value, while reading only the files it needs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from kpi_engine import load
+from kpi_engine.increment import ALL, Cache, cutoff
+from kpi_engine.model import Calendar, Grain
+from kpi_engine.periods import Span
+from kpi_engine.targets import span_requests
+
+ROOT = Path(__file__).parent.parent
+START = dt.date(2025, 5, 1)
+DAYS = 307  # to 2026-03-03: the new day of the test is 1 March, when January's one-month retention is known,
+# and the cohorts looking six months ahead need orders from September on, not from the first (May)
+LAST = START + dt.timedelta(days=DAYS - 1)
+
+
+@pytest.fixture(scope="module")
+def tables() -> dict[str, pl.DataFrame]:
+    from kpi_demo.generate import generate
+
+    return generate(7, 0.1, START, DAYS)
+
+
+def time_of(frame: pl.DataFrame) -> str:
+    return next(c for c, t in frame.schema.items() if t == pl.Datetime("us"))
+
+
+def write(folder: Path, tables: dict[str, pl.DataFrame], upto: dt.date) -> None:
+    """Monthly files, and the last week's days a file each (as daily exports land)."""
+    daily = upto - dt.timedelta(days=6)
+    for name, frame in tables.items():
+        (folder / name).mkdir(parents=True, exist_ok=True)
+        day = pl.col(time_of(frame)).dt.date()
+        frame = frame.filter(day <= upto)
+        for (month,), part in frame.filter(day < daily).group_by(day.dt.strftime("%Y-%m")):
+            part.write_parquet(folder / name / f"{month}.parquet")
+        for (d,), part in frame.filter(day >= daily).group_by(day):
+            part.write_parquet(folder / name / f"{d}.parquet")
+
+
+def add_day(folder: Path, tables: dict[str, pl.DataFrame], day: dt.date) -> None:
+    for name, frame in tables.items():
+        part = frame.filter(pl.col(time_of(frame)).dt.date() == day)
+        part.write_parquet(folder / name / f"{day}.parquet")
+
+
+@pytest.fixture
+def project(tmp_path: Path, tables) -> Path:
+    specs = tmp_path / "specs"
+    shutil.copytree(ROOT / "kpi_specs", specs, ignore=shutil.ignore_patterns("tests"))
+    write(specs / "data", tables, LAST - dt.timedelta(days=3))
+    text = (specs / "sources.yaml").read_text()
+    text = re.sub(r"connector: demo, table: (\w+)", r"connector: parquet, path: data/\1", text)
+    (specs / "sources.yaml").write_text(text)
+    (specs / "windows.yaml").write_text(EXTRA)
+    return specs
+
+
+EXTRA = """
+version: 1
+kpis:
+  response_p50_28d:
+    name: Median first response, 28 days
+    description: The median first response over the 28 days to each day (a window that cannot roll up from days).
+    formula: quantile(minutes(tickets.first_response_at - tickets.created_at), 0.5)
+    unit: minutes
+    grain: day
+    window: 28d
+    owner: Ana Ruiz
+  cost_a_week_earlier:
+    name: Ad cost a week earlier
+    description: Each month's ad cost over its days moved back a week.
+    formula: previous(sum(ads.cost), 7 days)
+    unit: count
+    grain: month
+    owner: Ana Ruiz
+"""
+
+
+class Reads:
+    """Counts the Parquet files each scan reads, by calling the connector the registry really uses."""
+
+    def __init__(self, catalog, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+        self.files: Counter[tuple[str, str]] = Counter()  # (source, file name) -> reads
+        self.whole = 0
+        connector = catalog.registry.connectors["parquet"]
+        real = type(connector).scan
+
+        def scan(this, source, request, env):  # type: ignore[no-untyped-def]
+            if request.files is None:
+                self.whole += 1
+            for f in request.files or ():
+                self.files[source.name, Path(f).name] += 1
+            return real(this, source, request, env)
+
+        monkeypatch.setattr(type(connector), "scan", scan)
+
+    def reset(self) -> None:
+        self.files.clear()
+        self.whole = 0
+
+
+def check(catalog, as_of: dt.date, cache: Cache):  # type: ignore[no-untyped-def]
+    """The cached run's series, spans, cohorts and freshness equal a fresh run's, exactly."""
+    spans = span_requests(catalog.project, as_of)
+    inc = catalog.evaluate(as_of, spans=spans, cache=cache)
+    full = catalog.evaluate(as_of, spans=spans)
+    assert inc.series.keys() == full.series.keys() and len(full.series) == 42
+    for key in full.series:
+        assert inc.series[key].equals(full.series[key]), key
+    assert inc.spans.keys() == full.spans.keys()
+    for key in full.spans:
+        assert_frame_equal(inc.spans[key], full.spans[key], check_exact=True)
+    for kpi, columns in full.cohorts.items():
+        for k, frame in columns.items():
+            assert_frame_equal(inc.cohorts[kpi][k], frame, check_exact=True)
+    assert inc.freshness == full.freshness
+    return inc
+
+
+def test_appends_late_rows_edits_deletions_and_as_of_moves_give_a_full_runs_numbers(project, tables, monkeypatch):
+    catalog = load(project)
+    cache = Cache(project.parent / "cache")
+    reads = Reads(catalog, monkeypatch)
+    data = project / "data"
+    day = LAST - dt.timedelta(days=3)
+    check(catalog, day, cache)
+    assert all(s.stored is None for s in cache.states.values())
+
+    # the same data again: no file is read, every period comes from the cache
+    reads.reset()
+    check(catalog, day, cache)
+    assert cache.line() == "cache: 9 of 9 sources unchanged"
+    assert not reads.files  # (the fresh run reads each source whole)
+
+    # one new day lands: its files are read, and only the files the recomputed periods need besides
+    day += dt.timedelta(days=1)
+    add_day(data, tables, day)
+    reads.reset()
+    check(catalog, day, cache)
+    assert all(reads.files[s.name, f"{day}.parquet"] == 1 for s in catalog.project.sources.values())
+    # ads has no KPI over entities or conversions, and its weeks and months roll up from days: it reads the
+    # new day's file, and the week before it for March's cost a week earlier (not the older monthly files)...
+    assert {f for s, f in reads.files if s == "ads"} == {f"{day - dt.timedelta(days=n)}.parquet" for n in range(8)}
+    # ...while the orders' cohorts read every customer's history
+    assert ("orders", "2025-05.parquet") in reads.files
+    # and a 28-day window recomputed from 1 March reads from 2 February: February's file, not January's
+    assert ("tickets", "2026-02.parquet") in reads.files and ("tickets", "2026-01.parquet") not in reads.files
+    assert cache.states["orders"].changed == day
+    assert "from" in cache.line()
+
+    # a late row for a day long closed: the periods from it on are recomputed
+    late = tables["ad_events"].filter(pl.col("ts").dt.date() == dt.date(2025, 11, 12)).head(1)
+    late.with_columns(pl.col("clicks") + 1000).write_parquet(data / "ad_events" / "late.parquet")
+    check(catalog, day, cache)
+    assert cache.states["ads"].changed == dt.date(2025, 11, 12)
+
+    # an edit in place (one value of an old file) and a deleted file
+    path = data / "crm_leads" / "2025-12.parquet"
+    frame = pl.read_parquet(path)
+    frame.with_columns(
+        pl.when(pl.int_range(pl.len()) == 0).then(False).otherwise("qualified").alias("qualified")
+    ).write_parquet(path)
+    os.remove(data / "social_mentions" / "2025-11.parquet")
+    check(catalog, day, cache)
+    assert cache.states["mentions"].changed == dt.date(2025, 11, 1)
+
+    # as-of moves back, then forward over days that were already there
+    check(catalog, day - dt.timedelta(days=9), cache)
+    check(catalog, day, cache)
+
+
+def test_kpis_added_to_the_spec_reuse_what_they_can(project, tables):
+    cache = Cache(project.parent / "cache")
+    day = LAST - dt.timedelta(days=3)
+    check(load(project), day, cache)
+    path = project / "realtime.yaml"
+    text = path.read_text()
+    text += """
+  clicks_by_quarter:
+    name: Clicks by quarter
+    description: Ad clicks per channel and quarter.
+    formula: sum(ads.clicks)
+    unit: count
+    grain: quarter
+    dimensions: [channel]
+    owner: Ana Ruiz
+"""
+    path.write_text(text)
+    catalog = load(project)
+    spans = span_requests(catalog.project, day)
+    inc = catalog.evaluate(day, spans=spans, cache=cache)
+    full = catalog.evaluate(day, spans=spans)
+    for key in full.series:
+        assert inc.series[key].equals(full.series[key]), key
+    ads = cache.states["ads"]
+    assert "clicks_by_quarter" in inc.series
+    assert set(ads.cutoffs.values()) == {None}, ads.cutoffs  # its quarters roll up from the stored days by channel
+
+    # a KPI reading a column no KPI read before: the source's rows are fingerprinted anew, so all recomputed
+    path.write_text(
+        text.replace("grain: quarter\n    dimensions: [channel]", "grain: quarter\n    dimensions: [campaign]")
+    )
+    catalog = load(project)
+    inc = catalog.evaluate(day, spans=spans, cache=cache)
+    assert set(cache.states["ads"].cutoffs.values()) == {ALL}
+    assert set(cache.states["crm"].cutoffs.values()) == {None}
+
+
+def test_cutoffs_follow_what_each_period_reads():
+    cal = Calendar("UTC", 0, 1)
+    day = dt.date(2026, 7, 15)
+    assert cutoff(Grain.MONTH, None, (0, 0), cal) is None
+    assert cutoff(Grain.MONTH, day, (0, 0), cal) == dt.date(2026, 7, 1)
+    assert cutoff(Grain.MONTH, day, (6, 0), cal) == dt.date(2026, 1, 1)  # active(6): six months back
+    assert cutoff(Grain.WEEK, day, (0, 7), cal) == dt.date(2026, 7, 6)  # conversions within 7 days
+    assert cutoff(Grain.DAY, day, (0, 0), cal) == day
+    assert cutoff(Grain.MONTH, day, None, cal) == ALL  # no bound ahead: every period
+    assert cutoff(Span(dt.date(2026, 4, 1), dt.date(2026, 6, 30)), day, (0, 0), cal) is None
+    assert cutoff(Span(dt.date(2026, 4, 1), dt.date(2026, 7, 31)), day, (0, 0), cal) == dt.date(2026, 4, 1)
+
+
+def test_kpi_alerts_reuses_the_cache_across_processes(project):
+    """(The shipped catalogue's alerts, dry-run: nothing is sent.)"""
+    command = [sys.executable, "-m", "kpi_engine", "alerts", str(project), "--now", "2026-02-25T09:00", "--dry-run"]
+    first = subprocess.run(command, capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr
+    assert "cache: 0 of 9 sources unchanged; every period:" in first.stderr
+    second = subprocess.run(command, capture_output=True, text=True)
+    assert "cache: 9 of 9 sources unchanged" in second.stderr, second.stderr
+    assert (project / ".kpi" / "cache").is_dir()
+    off = subprocess.run([*command, "--no-cache"], capture_output=True, text=True)
+    assert "cache:" not in off.stderr
+    assert first.stdout == second.stdout == off.stdout
