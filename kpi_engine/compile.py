@@ -281,6 +281,14 @@ class History:
     period_of: Callable[[pl.Expr], pl.Expr]  # date -> start of its period
     shift: Callable[[pl.Expr, int], pl.Expr]  # period start -> start of the period n later
     horizon: dt.date  # the first day after as-of
+    since: dt.date | None = None  # periods from this one only (incremental): active/over_next read from there
+
+    def rows_from(self, periods_before: int) -> pl.LazyFrame:
+        """The rows from ``periods_before`` periods before ``since`` (every row without ``since``)."""
+        if self.since is None:
+            return self.frame
+        first = self.shift(pl.lit(self.since), -periods_before) if periods_before else pl.lit(self.since)
+        return self.frame.filter(pl.col(self.date) >= first)
 
 
 def entity_query(
@@ -350,6 +358,7 @@ def _with_facts(
         per_entity = per_entity.join(first, on=per, how="left").with_columns(new.fill_null(False).alias("__new"))
     offsets = sorted({s.offset for s in facts if s.kind == "active"})
     if offsets:
+        rows = history.rows_from(max(0, -offsets[0])).filter(pl.col(per).is_not_null())
         seen = rows.select(pl.col(per), history.period_of(pl.col(history.date)).alias("__p")).unique()
     for k in offsets:
         active = seen.select(per, history.shift(pl.col("__p"), -k).alias(period), pl.lit(True).alias(f"__active{k}"))
@@ -363,7 +372,7 @@ def _with_ahead(
     per_entity: pl.LazyFrame, period: str, per: str, name: str, ahead: Ahead, value: pl.Expr, history: History
 ) -> pl.LazyFrame:
     """Add column ``name``: the entity's aggregate over this period and the ``periods - 1`` after it."""
-    rows = history.frame.filter(pl.col(per).is_not_null())
+    rows = history.rows_from(0).filter(pl.col(per).is_not_null())
     each = rows.group_by(pl.col(per), history.period_of(pl.col(history.date)).alias("__p")).agg(value.alias("__v"))
     spread = pl.concat(
         [each.select(per, history.shift(pl.col("__p"), -j).alias(period), "__v") for j in range(ahead.periods)]

@@ -148,9 +148,12 @@ def build_queries(
                 if name in given and cut is None:
                     continue  # every period of the group is stored
                 stats = folded and plain(group.grain)
-                query = group_frame(keyed, group, sp, plan, functions, stats, {n: f[0] for n, f in frames.items()})
-                if cut is not None and cut > MIN_DATE:
-                    query = query.filter(pl.col(PERIOD) >= cut)
+                since = cut if cut is not None and cut > MIN_DATE else None
+                query = group_frame(
+                    keyed, group, sp, plan, functions, stats, {n: f[0] for n, f in frames.items()}, since
+                )
+                if since is not None:
+                    query = query.filter(pl.col(PERIOD) >= since)
                 built.append((query, (name, group.key)))
         except FunctionFailed as exc:
             if failures is None:

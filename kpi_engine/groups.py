@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 
 import polars as pl
@@ -45,8 +46,10 @@ def group_frame(
     functions: Mapping[str, MetricFunction],
     stats: bool = False,
     frames: Mapping[str, pl.LazyFrame] | None = None,
+    since: dt.date | None = None,
 ) -> pl.LazyFrame:
     """One ``group_by(period, *dims)`` with all of the group's aggregates; ``stats`` adds the data's span.
+    ``since``: only the periods from this one are wanted (an incremental run), so history is read from there.
 
     ``lf`` is the source's shared frame (``keyed_frame``): every group of a source starts from the very same
     lazy frame, so that polars caches it and reads the source once for all of them. ``frames`` are every
@@ -58,6 +61,8 @@ def group_frame(
         keyed = lf.rename({period_column(group.grain): PERIOD})
     if isinstance(group.grain, periods.Span):
         keyed = keyed.filter(pl.col(PERIOD).is_not_null())
+    elif since is not None:
+        keyed = keyed.filter(pl.col(PERIOD) >= since)
     counts = [
         (row_expr(f).fill_null(False).sum() if f is not None else pl.len()).cast(pl.Int64).alias(i)
         for i, f in group.row_filters.values()
@@ -72,6 +77,7 @@ def group_frame(
         lambda date: periods.period_start(date, group.grain, plan.calendar),
         lambda start, n: periods.shift_expr(start, group.grain, n),
         as_of_end(plan),
+        since if not isinstance(group.grain, periods.Span) else None,
     )
     requests = [r for r in group.aggs.values() if not isinstance(r.agg, Conversions)]
     frame = _measure(keyed, keys, [r for r in requests if not r.agg.lag], sp, functions, history, counts)
@@ -88,6 +94,9 @@ def group_frame(
             # belongs to the latest earlier row, even one in a period not shown
             base = lf.rename({period_column(group.grain): PERIOD})  # (no conversions with windows: see binding)
             steps = [(frames[s], plan.sources[s].source.time) for s, _ in agg.matched]
+            if since is not None:  # matched rows from the first period wanted on (see increment.reads_from)
+                base = base.filter(pl.col(PERIOD) >= since)
+                steps = [(f.filter(pl.col(DATE) >= since), t) for f, t in steps]
             dtypes = [sp.schema[agg.per], *(plan.sources[s].schema[k] for s, k in agg.matched)]
             packed = packing(dtypes, agg)
             found = conversion_query(base, keys, agg, sp.source.time, steps, packed).rename({"__n": r.id})

@@ -26,8 +26,9 @@ from . import periods
 from ._version import __version__
 from .compile import DATE
 from .groups import PERIOD
-from .ir import Conversions, periods_ahead
+from .ir import Conversions, Seen, periods_ahead
 from .model import MIN_DATE, Calendar
+from .nodes import find_all
 from .plan import GroupRequest, Plan, SourcePlan
 from .printer import to_source
 
@@ -64,25 +65,24 @@ def _stats(files: list[Path] | None) -> dict[str, list[int]]:
     return out
 
 
-def _earliest(sp: SourcePlan, cutoffs: Mapping[Key, dt.date | None], plan: Plan) -> dt.date | None:
-    """The first day of rows the periods to recompute read (None: nothing to recompute): a period's own days,
-    a window's earlier days, a lag's days before; an entity's or conversion's whole history."""
-    days = []
-    for group in sp.groups.values():
-        cut = cutoffs.get(group.key)
-        if group.derive_from is not None or cut is None:
-            continue
-        aggs = [r.agg for r in group.aggs.values()]
-        if any(a.per is not None or isinstance(a, Conversions) for a in aggs):
-            return ALL
-        if isinstance(group.grain, periods.Span):  # (a to-date window, new each day: its own days only)
-            cut = group.grain.start
-        elif cut <= ALL:
-            return ALL
-        elif isinstance(group.grain, periods.Trailing):
-            cut = periods.window_first(cut, group.grain, plan.calendar) or ALL
-        days.append(cut - dt.timedelta(days=max(a.lag for a in aggs)) if aggs else cut)
-    return min(days, default=None)
+def reads_from(group: GroupRequest, cut: dt.date, plan: Plan) -> dt.date:
+    """The first day of rows the group's periods from ``cut`` on read: their own days, a window's or a lag's
+    earlier days, ``active(-k)``'s k periods before; the whole history for ``new`` (an entity's first row may
+    be anywhere) and for conversions without ``within``."""
+    aggs = [r.agg for r in group.aggs.values()]
+    seen = [s for a in aggs if a.per is not None for s in find_all(a, Seen)]
+    history = any(a.per is not None or isinstance(a, Conversions) for a in aggs)
+    grain = group.grain
+    if any(isinstance(a, Conversions) and a.within is None for a in aggs) or any(s.kind == "new" for s in seen):
+        return ALL
+    if isinstance(grain, periods.Span):  # (a to-date window, new each day: its own days only)
+        return ALL if history else grain.start - dt.timedelta(days=max((a.lag for a in aggs), default=0))
+    if cut <= ALL or (history and isinstance(grain, periods.Trailing)):
+        return ALL
+    if isinstance(grain, periods.Trailing):
+        cut = periods.window_first(cut, grain, plan.calendar) or ALL
+    back = max([0, *(-s.offset for s in seen if s.kind == "active")])
+    return periods.shift(cut, grain, -back) - dt.timedelta(days=max((a.lag for a in aggs), default=0))
 
 
 def first_change(old: pl.DataFrame | None, new: pl.DataFrame) -> dt.date | None:
@@ -255,13 +255,17 @@ class Cache:
 
     def _read_rest(self, plan: Plan, read: Reader) -> None:
         """Read the unchanged files holding rows a period to recompute needs; assemble each source's rows."""
-        needs = {name: _earliest(plan.sources[name], s.cutoffs, plan) for name, s in self.states.items()}
-        for name, s in self.states.items():  # a recomputed conversion reads every row of the sources it matches
+        needs: dict[str, dt.date] = {}
+        for name, s in self.states.items():
             for group in plan.sources[name].groups.values():
-                if s.cutoffs.get(group.key) is not None:
-                    for r in group.aggs.values():
-                        for other, _ in r.agg.matched if isinstance(r.agg, Conversions) else ():
-                            needs[other] = ALL
+                cut = s.cutoffs.get(group.key)
+                if group.derive_from is not None or cut is None:
+                    continue
+                day = reads_from(group, cut, plan)
+                needs[name] = min(needs.get(name, day), day)
+                for r in group.aggs.values():  # a conversion reads its steps' rows from the same day
+                    for other, _ in r.agg.matched if isinstance(r.agg, Conversions) else ():
+                        needs[other] = min(needs.get(other, day), day)
         rest = []
         for name, s in self.states.items():
             day = needs.get(name)

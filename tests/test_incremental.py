@@ -83,6 +83,13 @@ kpis:
     grain: day
     window: 28d
     owner: Ana Ruiz
+  returning_visitors:
+    name: Returning signed-in visitors
+    description: Signed-in customers who visited in the month before too.
+    formula: count(sessions.customer where active(-1))
+    unit: count
+    grain: month
+    owner: Ana Ruiz
   cost_a_week_earlier:
     name: Ad cost a week earlier
     description: Each month's ad cost over its days moved back a week.
@@ -121,7 +128,7 @@ def check(catalog, as_of: dt.date, cache: Cache):  # type: ignore[no-untyped-def
     spans = span_requests(catalog.project, as_of)
     inc = catalog.evaluate(as_of, spans=spans, cache=cache)
     full = catalog.evaluate(as_of, spans=spans)
-    assert inc.series.keys() == full.series.keys() and len(full.series) == 42
+    assert inc.series.keys() == full.series.keys() and len(full.series) == 43
     for key in full.series:
         assert inc.series[key].equals(full.series[key]), key
     assert inc.spans.keys() == full.spans.keys()
@@ -160,6 +167,9 @@ def test_appends_late_rows_edits_deletions_and_as_of_moves_give_a_full_runs_numb
     assert {f for s, f in reads.files if s == "ads"} == {f"{day - dt.timedelta(days=n)}.parquet" for n in range(8)}
     # ...while the orders' cohorts read every customer's history
     assert ("orders", "2025-05.parquet") in reads.files
+    # sessions' conversions within 7 days reach back into February, and active(-1) a month before that:
+    # January on, not December
+    assert ("sessions", "2026-01.parquet") in reads.files and ("sessions", "2025-12.parquet") not in reads.files
     # and a 28-day window recomputed from 1 March reads from 2 February: February's file, not January's
     assert ("tickets", "2026-02.parquet") in reads.files and ("tickets", "2026-01.parquet") not in reads.files
     assert cache.states["orders"].changed == day
