@@ -5,12 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 
 import polars as pl
 
 from .formula import BinOp, Bool, Call, Column, InList, IsNull, Node, Null, Number, String, Unary
 from .ir import DURATION_FUNCS, EDGE_SUMS, QUANTILES, Agg, Ahead, MetricFunction, Previous, Seen, periods_ahead
+from .lifetimes import History, first_seen
 from .nodes import find_all
 
 _INT_TYPES = (pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32, pl.UInt64, pl.Boolean)
@@ -271,26 +271,6 @@ def kpi_expr(
     raise TypeError(f"not an aggregate-level node: {node!r}")
 
 
-@dataclass(frozen=True)
-class History:
-    """What ``new`` and ``active(k)`` read: the source's rows up to as-of, and its calendar at the group's grain."""
-
-    frame: pl.LazyFrame  # the source's shared frame
-    date: str  # its local-date column
-    time: str  # its time column: orders an entity's rows, to find its first
-    period_of: Callable[[pl.Expr], pl.Expr]  # date -> start of its period
-    shift: Callable[[pl.Expr, int], pl.Expr]  # period start -> start of the period n later
-    horizon: dt.date  # the first day after as-of
-    since: dt.date | None = None  # periods from this one only (incremental): active/over_next read from there
-
-    def rows_from(self, periods_before: int) -> pl.LazyFrame:
-        """The rows from ``periods_before`` periods before ``since`` (every row without ``since``)."""
-        if self.since is None:
-            return self.frame
-        first = self.shift(pl.lit(self.since), -periods_before) if periods_before else pl.lit(self.since)
-        return self.frame.filter(pl.col(self.date) >= first)
-
-
 def entity_query(
     lf: pl.LazyFrame,
     keys: list[str],
@@ -347,11 +327,8 @@ def _with_facts(
     period, dims = keys[0], keys[1:]
     rows = history.frame.filter(pl.col(per).is_not_null())
     if any(s.kind == "new" for s in facts):
-        order = [history.time, *dims]
-        first = rows.group_by(per).agg(
-            pl.col(history.date).min().alias("__first"),
-            *[pl.col(d).sort_by(order, nulls_last=False).first().alias(f"__first_{d}") for d in dims],
-        )
+        kept = history.first.get(per) if history.first else None
+        first = kept if kept is not None else first_seen(rows, per, dims, history.date, history.time)
         new = history.period_of(pl.col("__first")) == pl.col(period)
         for d in dims:
             new = new & pl.col(d).eq_missing(pl.col(f"__first_{d}"))

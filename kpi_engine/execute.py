@@ -64,17 +64,7 @@ def execute(
         )
     given = cache.given() if cache else {}
     idle = cache.idle() if cache else set()
-    queries, index = build_queries(
-        rows_plan,
-        connectors,
-        functions,
-        env,
-        failures,
-        done | idle,
-        set(pushed),
-        given,
-        cache.cutoffs() if cache else {},
-    )
+    queries, index = build_queries(rows_plan, connectors, functions, env, failures, done | idle, set(pushed), cache)
     try:
         frames = pl.collect_all(queries, engine="streaming" if streaming else "auto")
     except (pl.exceptions.PolarsError, OSError) as exc:
@@ -122,21 +112,20 @@ def build_queries(
     failures: list | None = None,
     skip: set[str] = frozenset(),  # type: ignore[assignment]
     spanned: set[str] = frozenset(),  # type: ignore[assignment]
-    given: Mapping[str, pl.LazyFrame] | None = None,
-    cutoffs: Mapping[tuple[str, tuple], dt.date | None] | None = None,
+    cache: Cache | None = None,
 ) -> tuple[list[pl.LazyFrame], list[tuple[str, tuple | None]]]:
     """Every lazy query of the plan (a group's ``group_by``, or a source's data span) and what each is for,
     but for the sources in ``skip``, and the spans of those in ``spanned`` (a database gave them).
 
-    Sources in ``given`` are aggregated from those rows (already read), each group only from its period in
-    ``cutoffs`` on, or not at all where that is None (an incremental run: see ``increment``).
+    With a ``cache`` (an incremental run: see ``increment``), the sources it read are aggregated from those
+    rows, each group only from its cutoff period on, or not at all where every period is stored.
 
     Separate from ``execute`` so that tests and ``--explain`` can read the optimised plans polars will run.
     Every source's frame is made first: a conversion in one source's group reads another source's frame.
     """
     queries: list[pl.LazyFrame] = []
     index: list[tuple[str, tuple | None]] = []
-    given, cutoffs = given or {}, cutoffs or {}
+    given, cutoffs = (cache.given(), cache.cutoffs()) if cache else ({}, {})
     frames = _source_frames(plan, connectors, env, failures, queries, index, skip, spanned, given)
     for name, (lf, scanned, folded) in frames.items():
         sp = plan.sources[name]
@@ -149,8 +138,9 @@ def build_queries(
                     continue  # every period of the group is stored
                 stats = folded and plain(group.grain)
                 since = cut if cut is not None and cut > MIN_DATE else None
+                first = cache.first_seen(name, group) if cache and name in given else None
                 query = group_frame(
-                    keyed, group, sp, plan, functions, stats, {n: f[0] for n, f in frames.items()}, since
+                    keyed, group, sp, plan, functions, stats, {n: f[0] for n, f in frames.items()}, since, first
                 )
                 if since is not None:
                     query = query.filter(pl.col(PERIOD) >= since)

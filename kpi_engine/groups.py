@@ -9,9 +9,10 @@ from collections.abc import Mapping
 import polars as pl
 
 from . import periods
-from .compile import DATE, History, agg_expr, edge_columns, entity_query, row_expr
+from .compile import DATE, agg_expr, edge_columns, entity_query, row_expr
 from .funnels import conversion_query, packing
 from .ir import Agg, Conversions, MetricFunction
+from .lifetimes import History
 from .plan import AggRequest, GroupRequest, Plan, SourcePlan, as_of_end
 
 PERIOD = "__period"  # a group's period start
@@ -47,9 +48,11 @@ def group_frame(
     stats: bool = False,
     frames: Mapping[str, pl.LazyFrame] | None = None,
     since: dt.date | None = None,
+    first: Mapping[str, pl.LazyFrame] | None = None,
 ) -> pl.LazyFrame:
     """One ``group_by(period, *dims)`` with all of the group's aggregates; ``stats`` adds the data's span.
-    ``since``: only the periods from this one are wanted (an incremental run), so history is read from there.
+    ``since``: only the periods from this one are wanted (an incremental run), so history is read from there;
+    ``first``: each entity's first row as kept by that run (``lifetimes.first_seen``), by entity column.
 
     ``lf`` is the source's shared frame (``keyed_frame``): every group of a source starts from the very same
     lazy frame, so that polars caches it and reads the source once for all of them. ``frames`` are every
@@ -78,6 +81,7 @@ def group_frame(
         lambda start, n: periods.shift_expr(start, group.grain, n),
         as_of_end(plan),
         since if not isinstance(group.grain, periods.Span) else None,
+        first,
     )
     requests = [r for r in group.aggs.values() if not isinstance(r.agg, Conversions)]
     frame = _measure(keyed, keys, [r for r in requests if not r.agg.lag], sp, functions, history, counts)

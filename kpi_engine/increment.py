@@ -1,5 +1,5 @@
 """Incremental evaluation: each group's per-period aggregates kept on disk, and only the periods that changed
-rows can reach aggregated again (``kpi watch``, ``kpi alerts --cache``).
+rows can reach aggregated again (``kpi watch``, ``kpi alerts``; ``reaches`` says what a period reads).
 
 A source's rows are fingerprinted per local day (row count and a sum of row hashes over every column the
 plan reads). The first day whose fingerprint differs from the stored one, or the day after the stored as-of
@@ -26,32 +26,13 @@ from . import periods
 from ._version import __version__
 from .compile import DATE
 from .groups import PERIOD
-from .ir import Conversions, Seen, periods_ahead
-from .model import MIN_DATE, Calendar
-from .nodes import find_all
+from .ir import Conversions
+from .lifetimes import first_seen
 from .plan import GroupRequest, Plan, SourcePlan
 from .printer import to_source
+from .reaches import ALL, FORMAT, by_day, cutoff, fingerprint, first_change, new_entities, reach, reads_from
 
-FORMAT = 1  # bump when what is stored changes meaning
-ALL = MIN_DATE  # a cutoff recomputing every period
 Key = tuple[periods.Period, tuple[str, ...]]
-
-
-def fingerprint(frame: pl.DataFrame) -> pl.DataFrame:
-    """Per local day: how many rows, and the wrapping sum of their hashes over every column."""
-    columns = sorted(frame.columns)
-    return (
-        frame.lazy()
-        .group_by(DATE)
-        .agg(pl.len().cast(pl.Int64).alias("rows"), pl.struct(columns).hash(seed=FORMAT).sum().alias("hash"))
-        .sort(DATE)
-        .collect()
-    )
-
-
-def _by_day(printed: pl.DataFrame) -> pl.DataFrame:
-    """A source's fingerprint per day, over all its files (counts and hash sums add up across files)."""
-    return printed.group_by(DATE).agg(pl.col("rows").sum(), pl.col("hash").sum()).sort(DATE)
 
 
 def _stats(files: list[Path] | None) -> dict[str, list[int]]:
@@ -63,68 +44,6 @@ def _stats(files: list[Path] | None) -> dict[str, list[int]]:
         st = f.stat()
         out[str(f)] = [st.st_size, st.st_mtime_ns]
     return out
-
-
-def reads_from(group: GroupRequest, cut: dt.date, plan: Plan) -> dt.date:
-    """The first day of rows the group's periods from ``cut`` on read: their own days, a window's or a lag's
-    earlier days, ``active(-k)``'s k periods before; the whole history for ``new`` (an entity's first row may
-    be anywhere) and for conversions without ``within``."""
-    aggs = [r.agg for r in group.aggs.values()]
-    seen = [s for a in aggs if a.per is not None for s in find_all(a, Seen)]
-    history = any(a.per is not None or isinstance(a, Conversions) for a in aggs)
-    grain = group.grain
-    if any(isinstance(a, Conversions) and a.within is None for a in aggs) or any(s.kind == "new" for s in seen):
-        return ALL
-    if isinstance(grain, periods.Span):  # (a to-date window, new each day: its own days only)
-        return ALL if history else grain.start - dt.timedelta(days=max((a.lag for a in aggs), default=0))
-    if cut <= ALL or (history and isinstance(grain, periods.Trailing)):
-        return ALL
-    if isinstance(grain, periods.Trailing):
-        cut = periods.window_first(cut, grain, plan.calendar) or ALL
-    back = max([0, *(-s.offset for s in seen if s.kind == "active")])
-    return periods.shift(cut, grain, -back) - dt.timedelta(days=max((a.lag for a in aggs), default=0))
-
-
-def first_change(old: pl.DataFrame | None, new: pl.DataFrame) -> dt.date | None:
-    """The first day whose rows differ between two fingerprints (None: the same rows)."""
-    if old is None:
-        return ALL
-    joined = old.join(new, on=DATE, how="full", coalesce=True, suffix="_new")
-    differ = joined.filter(
-        pl.col("rows").ne_missing(pl.col("rows_new")) | pl.col("hash").ne_missing(pl.col("hash_new"))
-    )
-    return differ[DATE].min() if differ.height else None  # type: ignore[return-value]
-
-
-def reach(group: GroupRequest) -> tuple[int, int] | None:
-    """How far after a period its value looks, in periods and days; None when without bound."""
-    ahead, days = 0, 0
-    for r in group.aggs.values():
-        if isinstance(r.agg, Conversions):
-            if r.agg.within is None:
-                return None
-            days = max(days, r.agg.within)
-        ahead = max(ahead, periods_ahead(r.agg))
-    return ahead, days
-
-
-def cutoff(
-    grain: periods.Period, changed: dt.date | None, ahead: tuple[int, int] | None, cal: Calendar
-) -> dt.date | None:
-    """The first period start to recompute when rows changed from ``changed`` on (None: reuse every period).
-
-    Period ``p`` must be recomputed when the last day it reads, ``end_of(shift(p, k)) + days``, is on or
-    after ``changed``; that is ``p >= shift(start_of(changed - days), -k)``.
-    """
-    if changed is None:
-        return None
-    if ahead is None or changed <= ALL:
-        return ALL
-    k, days = ahead
-    day = changed - dt.timedelta(days=days)
-    if isinstance(grain, periods.Span):
-        return grain.start if periods.end_of(periods.shift(grain.start, grain, k), grain) >= day else None
-    return periods.shift(periods.start_of(day, grain, cal), grain, -k)
 
 
 def _digest(parts: Iterable[object]) -> str:
@@ -159,6 +78,11 @@ def canonical(group: GroupRequest) -> dict[str, str]:
     return out
 
 
+def first_key(group: GroupRequest, per: str) -> str:
+    """What an entity's first row is kept under: its entity column and the group's dimensions."""
+    return _digest(["first", per, list(group.dims)])
+
+
 def group_signature(group: GroupRequest) -> str:
     """A group's grain, dimensions and output columns: what its stored frame holds."""
     return _digest([str(group.grain), list(group.dims), sorted(canonical(group).values())])
@@ -172,6 +96,7 @@ class Stored:
     files: dict[str, list[int]]  # path -> [size, mtime_ns] of each file read ({"": ...} when not listed)
     fingerprint: pl.DataFrame  # file, day, rows, hash
     groups: dict[str, pl.DataFrame]  # by group signature
+    firsts: dict[str, pl.DataFrame] = field(default_factory=dict)  # first_seen by first_key
 
 
 @dataclass
@@ -187,6 +112,7 @@ class SourceState:
     cutoffs: dict[Key, dt.date | None] = field(default_factory=dict)
     frames: dict[str, pl.DataFrame] = field(default_factory=dict)  # rows by file, of the files read
     frame: pl.DataFrame | None = None
+    firsts: dict[str, pl.DataFrame] = field(default_factory=dict)  # first_seen computed in this run
 
 
 Reader = Callable[[list[tuple[str, Path | None]]], list[pl.DataFrame | None]]
@@ -247,7 +173,7 @@ class Cache:
             parts.append(state.stored.fingerprint.filter(pl.col("file").is_in(kept)))
         state.fingerprint = pl.concat([state.fingerprint, *(p.select(state.fingerprint.columns) for p in parts)])
         old = state.stored.fingerprint if state.stored else None
-        changed = first_change(_by_day(old) if old is not None else None, _by_day(state.fingerprint))
+        changed = first_change(by_day(old) if old is not None else None, by_day(state.fingerprint))
         if state.stored is not None and state.stored.as_of != self.as_of:
             moved = min(state.stored.as_of, self.as_of) + dt.timedelta(days=1)  # type: ignore[type-var]
             changed = moved if changed is None else min(changed, moved)
@@ -261,7 +187,8 @@ class Cache:
                 cut = s.cutoffs.get(group.key)
                 if group.derive_from is not None or cut is None:
                     continue
-                day = reads_from(group, cut, plan)
+                kept = all(self._first_kept(s, group, per) for per in new_entities(group))
+                day = reads_from(group, cut, plan, kept)
                 needs[name] = min(needs.get(name, day), day)
                 for r in group.aggs.values():  # a conversion reads its steps' rows from the same day
                     for other, _ in r.agg.matched if isinstance(r.agg, Conversions) else ():
@@ -284,6 +211,41 @@ class Cache:
                 order = [f for f in s.files if f in s.frames]  # the connector's order, as a full read
                 rows = pl.concat([s.frames[f] for f in order], how="vertical_relaxed") if order else None
                 s.frame = rows.filter(pl.col(DATE) <= self.as_of) if rows is not None else None  # read past as-of
+                self._firsts(s, plan)
+
+    def _first_kept(self, state: SourceState, group: GroupRequest, per: str) -> bool:
+        """Whether the entities' first rows are stored and the changed day lets them be brought up to date."""
+        cut = state.cutoffs.get(group.key)
+        stored = state.stored.firsts if state.stored else {}
+        return cut is not None and cut > ALL and state.changed is not None and first_key(group, per) in stored
+
+    def _firsts(self, state: SourceState, plan: Plan) -> None:
+        """Each entity's first row for the groups asking ``new``: the stored ones before the changed day, the
+        rows from it for the entities not seen before it (so ``new`` needs no old rows)."""
+        sp = plan.sources[state.name]
+        for group in sp.groups.values():
+            if group.derive_from is not None or state.cutoffs.get(group.key) is None or state.frame is None:
+                continue
+            for per in new_entities(group):
+                key = first_key(group, per)
+                if key in state.firsts:
+                    continue
+                rows = state.frame.lazy()
+                if self._first_kept(state, group, per):
+                    kept = state.stored.firsts[key].filter(pl.col("__first") < state.changed)  # type: ignore[union-attr]
+                    fresh = first_seen(
+                        rows.filter(pl.col(DATE) >= state.changed), per, group.dims, DATE, sp.source.time
+                    )
+                    fresh = fresh.join(kept.lazy().select(per), on=per, how="anti")
+                    state.firsts[key] = pl.concat([kept.lazy(), fresh], how="vertical_relaxed").collect()
+                else:
+                    state.firsts[key] = first_seen(rows, per, group.dims, DATE, sp.source.time).collect()
+
+    def first_seen(self, name: str, group: GroupRequest) -> dict[str, pl.LazyFrame]:
+        """The entities' first rows this run computed for a group, by entity column (see ``lifetimes``)."""
+        state = self.states[name]
+        found = {per: state.firsts.get(first_key(group, per)) for per in new_entities(group)}
+        return {per: f.lazy() for per, f in found.items() if f is not None}
 
     def _cutoff(self, state: SourceState, group: GroupRequest, plan: Plan) -> dt.date | None:
         if state.stored is None or group_signature(group) not in state.stored.groups:
@@ -327,7 +289,7 @@ class Cache:
                 fresh = groups[group.key]
                 merged = pl.concat([kept, fresh.select(kept.columns)], how="vertical_relaxed")
                 groups[group.key] = merged.sort([PERIOD, *group.dims], nulls_last=False)
-        days = _by_day(state.fingerprint).filter(pl.col(DATE) <= self.as_of)
+        days = by_day(state.fingerprint).filter(pl.col(DATE) <= self.as_of)
         entry["first"] = days[DATE].min()
         entry["last"] = days[DATE].max()
         entry["rows"] = int(days["rows"].sum())
@@ -346,7 +308,18 @@ class Cache:
                 groups[group.key].rename(canonical(group)).write_parquet(tmp / f"{signature}.parquet")
                 files[signature] = f"{signature}.parquet"
         state.fingerprint.write_parquet(tmp / "fingerprint.parquet")
-        meta = {"format": FORMAT, "as_of": str(self.as_of), "files": state.files, "groups": files}
+        firsts = dict(state.firsts)
+        if state.changed is None and state.stored is not None:  # the same rows: what is stored still holds
+            firsts = {**state.stored.firsts, **firsts}
+        for key, frame in firsts.items():
+            frame.write_parquet(tmp / f"first-{key}.parquet")
+        meta = {
+            "format": FORMAT,
+            "as_of": str(self.as_of),
+            "files": state.files,
+            "groups": files,
+            "firsts": list(firsts),
+        }
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
         for old in self.root.glob(f"{name}@*"):  # this or an earlier signature's folder: replaced
             shutil.rmtree(old, ignore_errors=True)
@@ -363,7 +336,8 @@ class Cache:
                 return None
             groups = {s: pl.read_parquet(folder / f) for s, f in meta["groups"].items()}  # canonical names
             printed = pl.read_parquet(folder / "fingerprint.parquet")
-            return Stored(dt.date.fromisoformat(meta["as_of"]), meta["files"], printed, groups)
+            firsts = {k: pl.read_parquet(folder / f"first-{k}.parquet") for k in meta["firsts"]}
+            return Stored(dt.date.fromisoformat(meta["as_of"]), meta["files"], printed, groups, firsts)
         except (OSError, ValueError, KeyError, pl.exceptions.PolarsError):
             return None  # none yet, or unreadable: computed afresh and written again
 

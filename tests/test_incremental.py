@@ -18,7 +18,8 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from kpi_engine import load
-from kpi_engine.increment import ALL, Cache, cutoff
+from kpi_engine.increment import Cache
+from kpi_engine.reaches import ALL, cutoff
 from kpi_engine.model import Calendar, Grain
 from kpi_engine.periods import Span
 from kpi_engine.targets import span_requests
@@ -165,8 +166,9 @@ def test_appends_late_rows_edits_deletions_and_as_of_moves_give_a_full_runs_numb
     # ads has no KPI over entities or conversions, and its weeks and months roll up from days: it reads the
     # new day's file, and the week before it for March's cost a week earlier (not the older monthly files)...
     assert {f for s, f in reads.files if s == "ads"} == {f"{day - dt.timedelta(days=n)}.parquet" for n in range(8)}
-    # ...while the orders' cohorts read every customer's history
-    assert ("orders", "2025-05.parquet") in reads.files
+    # ...the orders' cohorts look six months ahead (active(6)) and their retention one back (active(-1)): from
+    # August on; `new` reads each customer's first order kept from the last run, not the orders before
+    assert ("orders", "2025-08.parquet") in reads.files and ("orders", "2025-07.parquet") not in reads.files
     # sessions' conversions within 7 days reach back into February, and active(-1) a month before that:
     # January on, not December
     assert ("sessions", "2026-01.parquet") in reads.files and ("sessions", "2025-12.parquet") not in reads.files
@@ -178,8 +180,24 @@ def test_appends_late_rows_edits_deletions_and_as_of_moves_give_a_full_runs_numb
     # a late row for a day long closed: the periods from it on are recomputed
     late = tables["ad_events"].filter(pl.col("ts").dt.date() == dt.date(2025, 11, 12)).head(1)
     late.with_columns(pl.col("clicks") + 1000).write_parquet(data / "ad_events" / "late.parquet")
-    check(catalog, day, cache)
+    # and late orders: a new customer in November, and a January customer's earlier first order in December
+    orders = tables["orders"]
+    first = orders.group_by("customer_id").agg(pl.col("ordered_at").min())
+    january = first.filter(pl.col("ordered_at").dt.month() == 1).sort("customer_id")["customer_id"][0]
+    row = orders.filter(pl.col("ordered_at").dt.date() == dt.date(2025, 11, 12)).head(1)
+    pl.concat(
+        [
+            row.with_columns(pl.lit(10**9, pl.Int64).alias("customer_id")),
+            row.with_columns(
+                pl.lit(january, pl.Int64).alias("customer_id"), pl.col("ordered_at") + pl.duration(days=33)
+            ),
+        ]
+    ).write_parquet(data / "orders" / "late.parquet")
+    inc = check(catalog, day, cache)
     assert cache.states["ads"].changed == dt.date(2025, 11, 12)
+    assert cache.states["orders"].changed == dt.date(2025, 11, 12)
+    november = inc.series["new_customers"].filter((pl.col("period") == "2025-11") & pl.col("is_total"))
+    assert november["value"].item() > 0
 
     # an edit in place (one value of an old file) and a deleted file
     path = data / "crm_leads" / "2025-12.parquet"
