@@ -323,7 +323,10 @@ class Cache:
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
         for old in self.root.glob(f"{name}@*"):  # this or an earlier signature's folder: replaced
             shutil.rmtree(old, ignore_errors=True)
-        os.replace(tmp, self._folder(name, state.signature))
+        try:
+            os.replace(tmp, self._folder(name, state.signature))
+        except OSError:  # another check stored this source meanwhile: its folder is as complete as this one
+            shutil.rmtree(tmp, ignore_errors=True)
 
     def _folder(self, name: str, signature: str) -> Path:
         return self.root / f"{name}@{signature}"

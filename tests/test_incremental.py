@@ -276,3 +276,30 @@ def test_kpi_alerts_reuses_the_cache_across_processes(project):
     off = subprocess.run([*command, "--no-cache"], capture_output=True, text=True)
     assert "cache:" not in off.stderr
     assert first.stdout == second.stdout == off.stdout
+
+
+def test_a_folder_stored_meanwhile_by_another_check_is_kept_and_a_broken_one_ignored(project, monkeypatch):
+    """Two checks on one cache: the one finishing second finds the folder written and keeps it (no crash); a
+    folder it cannot read (cut short, another format) counts as no cache: the run computes in full."""
+    import kpi_engine.increment as increment
+
+    catalog = load(project)
+    day = LAST - dt.timedelta(days=3)
+    cache = Cache(project / ".kpi" / "cache")
+    real = os.replace
+
+    def racing(src, dst):  # type: ignore[no-untyped-def]
+        Path(dst).mkdir(parents=True, exist_ok=True)
+        (Path(dst) / "meta.json").write_text('{"format": 0}')  # what the other check wrote
+        real(src, dst)
+
+    monkeypatch.setattr(increment.os, "replace", racing)
+    check(catalog, day, cache)
+    monkeypatch.undo()
+    folders = list(cache.root.glob("*@*"))
+    assert len(folders) == 9 and all((f / "meta.json").read_text() == '{"format": 0}' for f in folders)
+    assert not list(cache.root.glob(".*"))  # no temporary folder left behind
+    check(catalog, day, cache)
+    assert all(s.stored is None for s in cache.states.values())  # unreadable: computed in full, stored again
+    check(catalog, day, cache)
+    assert cache.line() == "cache: 9 of 9 sources unchanged"
