@@ -133,10 +133,10 @@ def _anomaly(kpi: KpiSpec, cond: AlertSpec, frame: pl.DataFrame | None, grain: s
     if verdict.z is None or verdict.expected is None:
         return Check(kpi, cond, False, f"not enough history before {when} to know its usual value")
     side = "above" if verdict.z > 0 else "below"
-    usual = format_value(verdict.expected, kpi.unit)
+    usual = format_value(verdict.expected, kpi.shown)
     weekday = f" for a {last['start'].strftime('%A')}" if pattern.season == 7 else ""
     why = (
-        f"{format_value(verdict.value, kpi.unit)} {'on' if grain == 'day' else 'in'} {when} is "
+        f"{format_value(verdict.value, kpi.shown)} {'on' if grain == 'day' else 'in'} {when} is "
         f"{abs(verdict.z):.1f} typical deviations {side} its usual {usual}{weekday} (alert at {threshold:g})"
     )
     return Check(kpi, cond, verdict.unusual(threshold), why)
@@ -148,12 +148,12 @@ def _value_check(kpi: KpiSpec, cond: AlertSpec, frame: pl.DataFrame, project: Pr
     if rows.height == 0:
         return Check(kpi, cond, False, "no complete period with data yet")
     last = rows.row(-1, named=True)
-    value, text = last["value"], f"{format_value(last['value'], kpi.unit)} in {last['period']}"
+    value, text = last["value"], f"{format_value(last['value'], kpi.shown)} in {last['period']}"
     if cond.kind in ("above", "below"):
         fires = value is not None and (value > cond.value if cond.kind == "above" else value < cond.value)
         side = "above" if cond.kind == "above" else "below"
         rel = side if fires else f"not {side}"
-        return Check(kpi, cond, fires, f"{text} is {rel} {format_value(cond.value, kpi.unit)}")
+        return Check(kpi, cond, fires, f"{text} is {rel} {format_value(cond.value, kpi.shown)}")
     if cond.vs == "year":
         start = periods.year_earlier_span(periods.Span(last["start"], last["end"]), project.calendar).start
     else:
@@ -173,7 +173,7 @@ def _value_check(kpi: KpiSpec, cond: AlertSpec, frame: pl.DataFrame, project: Pr
     fires = abs(move) >= abs(limit) if cond.both else (move <= limit if limit < 0 else move >= limit)
     unit = "pp" if cond.points else "%"
     against = "the previous period" if cond.vs == "previous" else "a year earlier"
-    why = f"{text}, {move:+.1f}{unit} against {against} ({format_value(base['value'], kpi.unit)} in {base['period']})"
+    why = f"{text}, {move:+.1f}{unit} against {against} ({format_value(base['value'], kpi.shown)} in {base['period']})"
     return Check(kpi, cond, fires, why)
 
 

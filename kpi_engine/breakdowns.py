@@ -90,10 +90,10 @@ def _shown(dim: str, period: str, values: dict[str, Any], top: int, kpi: KpiSpec
     """The top values (0 and empty left out), and the others as one row when they can be rebuilt."""
     kept = sorted(((k, v) for k, v in values.items() if v), key=lambda kv: (-kv[1], kv[0]))
     hidden = len(values) - len(kept)
-    rows = [{"label": k, "value": v, "text": format_value(v, kpi.unit)} for k, v in kept[:top]]
+    rows = [{"label": k, "value": v, "text": format_value(v, kpi.shown)} for k, v in kept[:top]]
     others = [k for k, _ in kept[top:]]
     if others:
         value = rest(others) if rest is not None else None
         label = f"{OTHER} ({len(others)} values)"
-        rows.append({"label": label, "value": value, "text": format_value(value, kpi.unit), "other": True})
+        rows.append({"label": label, "value": value, "text": format_value(value, kpi.shown), "other": True})
     return Breakdown(dim, period, rows, hidden)

@@ -126,7 +126,7 @@ def prerender_charts(report: Any) -> None:
     from concurrent.futures.process import BrokenProcessPool
 
     jobs = [("line", k.chart, ()) for k in report.kpis]
-    jobs += [("bar", b, (k.unit, k.name)) for k in report.kpis for b in k.breakdowns if b.rows]
+    jobs += [("bar", b, (k.shown, k.name)) for k in report.kpis for b in k.breakdowns if b.rows]
     jobs = [j for j in jobs if _key(j[0], j[1], *j[2]) not in _DRAWN]
     if _POOL is None or len(jobs) < PARALLEL_FROM:
         return

@@ -21,7 +21,7 @@ from .output import cohort_json
 from .periods import Span
 from .review import partial_warning
 from .targets import Assessment, target_text, target_value
-from .units import format_date, format_move, formatter
+from .units import Shown, format_date, format_move, formatter
 
 STATUS_LABELS = {
     "achieved": "Achieved",
@@ -42,7 +42,7 @@ class Chart:
     """A KPI's series with its target, pace line, forecast and events, ready for a plotting library."""
 
     title: str
-    unit: Unit
+    unit: Shown
     x: list[dt.date]
     y: list[float | None]
     target: list[tuple[dt.date, float]] = field(default_factory=list)
@@ -68,6 +68,7 @@ class KpiSection:
     owner: str | None
     stakeholders: tuple[str, ...]
     unit: Unit
+    shown: Shown  # what values are written in: the unit, or its money
     grain: str
     formula: str
     key: bool
@@ -95,6 +96,11 @@ class KpiSection:
     cohort: CohortTable | None = None
     moved: list[str] = field(default_factory=list)  # why it moved, per comparison and dimension
     to_date: str | None = None  # the period still running, against the same days of earlier ones
+
+    @property
+    def unit_text(self) -> str:
+        """The unit as shown beside the formula: its currency's code (GBP) for money."""
+        return getattr(self.shown, "code", None) or self.unit.value
 
     @property
     def needs_attention(self) -> bool:
@@ -213,7 +219,7 @@ def build(
     )
 
 
-def _change_text(value: float, other: tuple[float | None, float, Span], unit: Unit) -> str:
+def _change_text(value: float, other: tuple[float | None, float, Span], unit: Shown) -> str:
     """The change against another period, flagged when that period's data is partial."""
     before, coverage, span = other
     if before is None:
@@ -231,7 +237,7 @@ def _section(
     history_path: Path | None,
     notes: list[str],
 ) -> KpiSection:
-    unit, grain, as_of = kpi.unit, kpi.grain, result.as_of
+    unit, grain, as_of = kpi.shown, kpi.grain, result.as_of
     frame = result.series[kpi.id]
     total_rows = totals(frame)
     done = total_rows.filter(pl.col("complete"))
@@ -271,7 +277,8 @@ def _section(
         description=kpi.description,
         owner=kpi.owner,
         stakeholders=kpi.stakeholders,
-        unit=unit,
+        unit=kpi.unit,
+        shown=unit,
         grain=grain.value,
         formula=" ".join(kpi.formula.split()),
         key=kpi.key,
@@ -326,7 +333,7 @@ def _details(
 
 def _chart(project: Project, kpi: KpiSpec, history: pl.DataFrame, a: Assessment | None) -> Chart:
     x, y = history["start"].to_list(), history["value"].to_list()
-    chart = Chart(kpi.name, kpi.unit, x, y, partial=[c < 1 for c in history["coverage"].to_list()])
+    chart = Chart(kpi.name, kpi.shown, x, y, partial=[c < 1 for c in history["coverage"].to_list()])
     t = kpi.target
     if x:
         chart.events = [
@@ -362,7 +369,7 @@ def _cohort_table(result: Result, kpi: KpiSpec, shown: int = 12) -> CohortTable:
     rows = matrix["rows"][-shown:]
     present = [v for r in rows for v in r["values"] if v is not None]
     top = max((abs(v) for v in present), default=0) or 1
-    fmt = formatter(present, kpi.unit)
+    fmt = formatter(present, kpi.shown)
     table = [
         {
             "period": r["period"],

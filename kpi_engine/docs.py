@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from .model import KpiSpec, Project, TargetSpec
-from .units import format_value
+from .units import format_value, formatter
 
 HEADER = "<!-- Generated from the spec files by `kpi docs`: edit the specs, not this file. -->\n"
 
 
 def _target(t: TargetSpec, kpi: KpiSpec) -> str:
-    fmt = lambda v: format_value(v, kpi.unit)  # noqa: E731
+    fmt = formatter([], kpi.shown, written=[t.value, t.min, t.max, t.tolerance, t.baseline])  # 0.835 as written
     if t.direction == "range":
         what = f"keep between {fmt(t.min)} and {fmt(t.max)}"
     elif t.direction == "maintain":
@@ -23,6 +23,11 @@ def _target(t: TargetSpec, kpi: KpiSpec) -> str:
     when = f" from {t.start} to {t.deadline}" if t.start and t.deadline else ""
     measure = ", measured over the whole window" if t.measure == "window" else ""
     return what + when + measure
+
+
+def _unit(kpi: KpiSpec) -> str:
+    money = kpi.currency if kpi.shown is kpi.currency else None
+    return f"{kpi.unit.value} ({money.code})" if money else kpi.unit.value
 
 
 def render(project: Project) -> str:
@@ -50,7 +55,7 @@ def render(project: Project) -> str:
                 else "-"
             )
             lines.append(
-                f"| [{k.name}](#{k.id}) | {k.unit.value} | {k.grain.value} | {k.owner or '-'} | "
+                f"| [{k.name}](#{k.id}) | {_unit(k)} | {k.grain.value} | {k.owner or '-'} | "
                 f"{'yes' if k.key else ''} | {review} |"
             )
         lines.append("")
@@ -63,7 +68,7 @@ def render(project: Project) -> str:
             ]
             lines.append(f"- **Formula**: `{' '.join(k.formula.split())}`")
             lines.append(
-                f"- **Unit**: {k.unit.value}; **grain**: {k.grain.value}"
+                f"- **Unit**: {_unit(k)}; **grain**: {k.grain.value}"
                 + (f"; **by**: {', '.join(k.dimensions)}" if k.dimensions else "")
                 + ("; **qualitative** (sample size and 95% interval reported)" if k.kind == "qualitative" else "")
                 + (f"; **window**: {k.window}" if k.window else "")
@@ -78,7 +83,7 @@ def render(project: Project) -> str:
                 for dim, values in k.target.by.items():
                     lines.append(
                         f"- **Targets by {dim}**: "
-                        + ", ".join(f"{v}: {format_value(x, k.unit)}" for v, x in values.items())
+                        + ", ".join(f"{v}: {format_value(x, k.shown)}" for v, x in values.items())
                     )
             if k.review:
                 day = f" on {k.review.day}" if k.review.day else ""

@@ -60,10 +60,10 @@ def event_comparisons(project: Project, kpi: KpiSpec, result: Result) -> list[Ev
         before, after = before_rows["value"][0], after_rows["value"][0]
         if before is None and after is None:
             continue
-        change = format_change(after - before, kpi.unit) if before is not None and after is not None else "–"
+        change = format_change(after - before, kpi.shown) if before is not None and after is not None else "–"
         text = (
-            f"{days} days before: {format_value(before, kpi.unit)}; {days} days after: "
-            f"{format_value(after, kpi.unit)} ({change})"
+            f"{days} days before: {format_value(before, kpi.shown)}; {days} days after: "
+            f"{format_value(after, kpi.shown)} ({change})"
         )
         out.append(EventComparison(event.label, event.date, before, after, days, text))
     return out

@@ -51,6 +51,15 @@ class Unit(StrEnum):
 
 
 @dataclass(frozen=True)
+class Money:
+    """The money of a ``unit: currency`` KPI: an ISO 4217 code, and the CLDR locale its numbers are written in
+    (``GBP`` in ``en``: £2,481,206.59; ``EUR`` in ``de_DE``: 2.481.206,59 €)."""
+
+    code: str
+    locale: str = "en"
+
+
+@dataclass(frozen=True)
 class Calendar:
     """The one calendar every KPI and source follows."""
 
@@ -210,11 +219,17 @@ class KpiSpec:
     notes: tuple[str, ...] = ()
     alerts: tuple[AlertSpec, ...] = ()
     top: int | None = None  # dimension values the report shows before "other" (None: the default, 10)
+    currency: Money | None = None  # its own ``currency:``, else the project's (unit: currency only)
     locations: Mapping[str, Location] = field(default_factory=dict, compare=False, repr=False)
     formula_offset: int | None = field(default=None, compare=False, repr=False)
 
     def loc(self, key: str = "") -> Location:
         return self.locations.get(key) or self.locations.get("") or Location()
+
+    @property
+    def shown(self) -> Unit | Money:
+        """What its values are written in: its money when it has one, else its unit."""
+        return self.currency if self.unit is Unit.CURRENCY and self.currency else self.unit
 
 
 @dataclass(frozen=True)

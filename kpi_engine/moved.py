@@ -27,9 +27,9 @@ import polars as pl
 
 from . import periods
 from .ir import Agg, BoundKpi
-from .model import KpiSpec, Unit
+from .model import KpiSpec
 from .nodes import BinOp, Node, Number, Unary
-from .units import format_change
+from .units import Shown, format_change
 
 ADDITIVE = ("sum", "count")
 NULL_LABEL = "(none)"
@@ -128,7 +128,7 @@ class Movement:
     before: float
     after: float
     effects: tuple[Effect, ...]
-    unit: Unit
+    unit: Shown
 
     @property
     def change(self) -> float:
@@ -216,7 +216,7 @@ def explain(result: Any, kpi: KpiSpec, start: dt.date, other: dt.date, against: 
                 Effect(v, now.get(v, 0.0) - then.get(v, 0.0), 0.0, then.get(v), now.get(v))
                 for v in sorted(now.keys() | then.keys())
             )
-            out.append(Movement(kpi.id, "sum", dim, against, labels[0], labels[1], total0, total1, effects, kpi.unit))
+            out.append(Movement(kpi.id, "sum", dim, against, labels[0], labels[1], total0, total1, effects, kpi.shown))
             continue
         movement = _ratio(result, kpi, dim, start, other, shape[3], against, labels)
         if movement is not None:
@@ -250,7 +250,7 @@ def _ratio(
         rate = (b - a) * (w0 + w1) / 2
         mix = (w1 - w0) * ((a + b) / 2 - mid)
         effects.append(Effect(v, rate, mix, r0, r1, w0, w1))
-    return Movement(kpi.id, "ratio", dim, against, labels[0], labels[1], big0, big1, tuple(effects), kpi.unit)
+    return Movement(kpi.id, "ratio", dim, against, labels[0], labels[1], big0, big1, tuple(effects), kpi.shown)
 
 
 def around(result: Any, kpi: KpiSpec, start: dt.date) -> dict[str, list[Movement]]:

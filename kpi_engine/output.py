@@ -186,7 +186,7 @@ def to_json_dict(
                     "coverage": round(row["coverage"], 4),
                     **{c: row[c] for c in ("sample_size", "ci_low", "ci_high") if c in row},
                     "dims": dims,
-                    "value": _number(row["value"], spec.unit),
+                    "value": _number(row["value"], spec.shown),
                 }
             )
         kpis.append(
@@ -196,6 +196,7 @@ def to_json_dict(
                 "description": spec.description,
                 "owner": spec.owner,
                 "unit": spec.unit.value,
+                **({"currency": spec.currency.code} if spec.unit.value == "currency" and spec.currency else {}),
                 "grain": "all_time" if result.all_time else spec.grain.value,
                 "dimensions": list(spec.dimensions),
                 "formula": spec.formula.strip(),
@@ -310,7 +311,8 @@ def render_table(
         spec = result.project.kpis[kpi_id]
         heading = spec.name if spec.name == kpi_id else f"{spec.name} ({kpi_id})"
         grain = "all time" if result.all_time else f"per {spec.grain.value}"
-        console.print(f"{heading} · {spec.unit.value} · {grain}", markup=False)
+        unit = spec.currency.code if spec.unit.value == "currency" and spec.currency else spec.unit.value
+        console.print(f"{heading} · {unit} · {grain}", markup=False)
         for a in (assessments or {}).get(kpi_id, []):
             prefix = ", ".join(f"{k}={v}" for k, v in a.dims.items())
             console.print(f"  {prefix + ': ' if prefix else ''}{a.why}", markup=False)
@@ -343,8 +345,8 @@ def render_table(
             mark = "" if total["complete"] else " (partial)"
             if not total["has_data"]:
                 mark += " (no data)"
-            cells = [format_value(by_key[k]["value"], spec.unit) if k in by_key else "" for k in keys]
-            table.add_row(f"{period}{mark}", *cells, format_value(total["value"], spec.unit))
+            cells = [format_value(by_key[k]["value"], spec.shown) if k in by_key else "" for k in keys]
+            table.add_row(f"{period}{mark}", *cells, format_value(total["value"], spec.shown))
         console.print(table)
         console.print()
     return console.export_text()
@@ -376,6 +378,6 @@ def _values_down(frame: pl.DataFrame, spec: Any, keys: list[tuple]) -> tuple[Any
     order = sorted(keys, key=lambda k: (cells.get(k, {}).get(latest) is None, -(cells.get(k, {}).get(latest) or 0)))
     for key in order[:WIDE_ROWS]:
         label = " / ".join("∅" if v is None else str(v) for v in key)
-        table.add_row(label, *[format_value(cells.get(key, {}).get(s), spec.unit) for s in heads["start"]])
-    table.add_row("total", *[format_value(v, spec.unit) for v in heads["value"]], style="bold")
+        table.add_row(label, *[format_value(cells.get(key, {}).get(s), spec.shown) for s in heads["start"]])
+    table.add_row("total", *[format_value(v, spec.shown) for v in heads["value"]], style="bold")
     return table, f"({'; '.join(notes)})" if notes else ""

@@ -50,7 +50,7 @@ def environment(
         date=lambda d: format_date(d) if isinstance(d, dt.date) else d,
         value=format_value,
         line_chart=lambda chart: Markup(charts.line_chart(chart)),
-        bar_chart=lambda pair: Markup(charts.bar_chart(pair[0], pair[1].unit, pair[1].name)),
+        bar_chart=lambda pair: Markup(charts.bar_chart(pair[0], pair[1].shown, pair[1].name)),
         sparkline=lambda values: Markup(charts.sparkline(values)),
         md=lambda text: Markup(md_escape(text)),
         code=lambda text: Markup(md_code(text)),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from .model import (  # re-exported: plugins import SourceSpec and friends from 
 from .schema import error_paths, full_schema, salvage, schema_errors
 from .spec_delivery import check_delivery, read_alert_settings, read_channels, read_delivery
 from .spec_kpis import build_kpi, events
+from .units import money_of
 from .yaml_loader import Positions, load_yaml
 
 __all__ = [  # the loader, and the model re-exported for plugins written against kpi_engine.spec
@@ -127,6 +129,7 @@ def load_project(
         if data is not None:
             _merge_file(file, data, pos, merge)
     calendar = _build_calendar(merge.calendar_seen, merge.errors)
+    _with_money(merge)
     for source in merge.sources.values():
         for name in source.lookups:
             if name not in merge.lookups:
@@ -198,7 +201,7 @@ def _validated(data: Any, pos: Positions, schema: dict[str, Any], merge: _Merge)
 def _merge_file(file: Path, data: Mapping[str, Any], pos: Positions, merge: _Merge) -> None:
     """Add one file's calendar settings, sources, events, params and KPIs to the project being built."""
     errors = merge.errors
-    for key in ("timezone", "week_start", "fiscal_year_start"):
+    for key in ("timezone", "week_start", "fiscal_year_start", "currency"):
         if key in data:
             loc = pos.location((key,))
             if key in merge.calendar_seen and merge.calendar_seen[key][0] != data[key]:
@@ -273,6 +276,17 @@ def _dupe(errors: ErrorCollector, seen: dict[tuple[str, str], Location], what: s
         return True
     seen[(what, name)] = loc
     return False
+
+
+def _with_money(merge: _Merge) -> None:
+    """Give each ``unit: currency`` KPI without its own ``currency:`` the project's."""
+    if "currency" not in merge.calendar_seen:
+        return
+    raw, loc = merge.calendar_seen["currency"]
+    money = money_of(raw, loc, merge.errors)
+    for kpi_id, kpi in merge.kpis.items():
+        if kpi.unit is Unit.CURRENCY and kpi.currency is None and money is not None:
+            merge.kpis[kpi_id] = dataclasses.replace(kpi, currency=money)
 
 
 def _build_calendar(seen: Mapping[str, tuple[Any, Location]], errors: ErrorCollector) -> Calendar:

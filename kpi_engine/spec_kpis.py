@@ -14,6 +14,7 @@ from typing import Any
 from .errors import ErrorCollector, Location, did_you_mean
 from .model import MAX_DAYS, WEEKDAYS, Event, Grain, KpiSpec, ReviewSpec, Revision, TargetSpec, Unit, WindowSpec
 from .spec_delivery import alert_specs
+from .units import money_of
 from .yaml_loader import Positions
 
 
@@ -29,6 +30,13 @@ def build_kpi(kpi_id: str, body: Mapping[str, Any], pos: Positions, errors: Erro
         )
     review = _build_review(body["review"], base + ("review",), pos, errors) if "review" in body else None
     formula = body["formula"]
+    money = money_of(body["currency"], locations.get("currency"), errors) if "currency" in body else None
+    if "currency" in body and body["unit"] != "currency":
+        errors.add(
+            f"`currency:` is for money, but this KPI's unit is {body['unit']}",
+            locations.get("currency"),
+            hint="drop `currency:`, or set `unit: currency`",
+        )
     return KpiSpec(
         id=kpi_id,
         name=body.get("name", kpi_id),
@@ -49,6 +57,7 @@ def build_kpi(kpi_id: str, body: Mapping[str, Any], pos: Positions, errors: Erro
         notes=tuple(body.get("notes", ())),
         alerts=alert_specs(body.get("alerts")),
         top=body.get("top"),
+        currency=money,
         target=target,
         review=review,
         locations=locations,

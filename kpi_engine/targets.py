@@ -157,7 +157,7 @@ def assess_one(
     """The status of one KPI (total or one dimension value) at ``result.as_of``."""
     t = t or kpi.target
     assert t is not None
-    as_of, unit = result.as_of, kpi.unit
+    as_of, unit = result.as_of, kpi.shown
     fmt = lambda v: format_value(v, unit)  # noqa: E731
     common: dict[str, Any] = {"kpi": kpi.id, "dims": dict(dims), "baseline": baseline}
     if t.start and as_of < t.start:

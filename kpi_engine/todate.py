@@ -55,12 +55,12 @@ def line(result: Any, kpi: KpiSpec) -> str | None:
     if now is None:
         return None
     current, *before = found
-    fmt = formatter(values, kpi.unit)
+    fmt = formatter(values, kpi.shown)
     days = (current.end - current.start).days + 1
     label = periods.label(current.start, kpi.grain, result.project.calendar)
     text = f"{label} to date ({_dates(current)}, {days} day{'s' if days > 1 else ''}): {fmt(now)}"
     moves = [
-        f"{format_move(now, other, kpi.unit)} vs {_dates(span)} ({fmt(other)})"
+        f"{format_move(now, other, kpi.shown)} vs {_dates(span)} ({fmt(other)})"
         for span, other in zip(before, others, strict=True)
         if other is not None
     ]

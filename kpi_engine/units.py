@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 import re
 from collections.abc import Callable, Iterable
 
-from .model import Unit
+from .errors import ErrorCollector, Location, did_you_mean
+from .model import Money, Unit
+
+Shown = Unit | Money  # what a value is written in: a unit, or a currency KPI's money
 
 
-def format_value(value: float | None, unit: Unit, extra: int = 0) -> str:
-    """A value as a person reads it: 2.31%, 1,234.50, 1,234, 12.5 min (``extra`` more digits when asked)."""
+def format_value(value: float | None, unit: Shown, extra: int = 0) -> str:
+    """A value as a person reads it: 2.31%, 1,234.50, £1,234.50, 1,234, 12.5 min (``extra`` more digits when
+    asked)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
+    if isinstance(unit, Money):
+        return _money(value, unit, extra)
     if unit is Unit.PERCENT:
         return f"{value:,.{2 + extra}f}%"
     if unit is Unit.CURRENCY:
@@ -25,7 +32,7 @@ def format_value(value: float | None, unit: Unit, extra: int = 0) -> str:
 
 
 def formatter(
-    values: Iterable[float | None], unit: Unit, written: Iterable[float | None] = ()
+    values: Iterable[float | None], unit: Shown, written: Iterable[float | None] = ()
 ) -> Callable[[float | None], str]:
     """``format_value`` with enough decimals that values which differ read differently (0.0175% and
     0.0190%, not 0.02% and 0.02%), and that numbers ``written`` in the spec (a target of 0.835) print as
@@ -40,10 +47,11 @@ def formatter(
     return lambda v: format_value(v, unit, extra)
 
 
-def _short_decimals(value: float, unit: Unit) -> int:
+def _short_decimals(value: float, unit: Shown) -> int:
     """The extra decimals a number written in the spec (a target of 0.835, a tolerance of 0.125) needs to
     print as written: 0.835 has no exact binary form and would round to 0.83."""
-    if unit not in (Unit.PERCENT, Unit.CURRENCY) and not (unit is Unit.COUNT and not float(value).is_integer()):
+    money = isinstance(unit, Money) or unit in (Unit.PERCENT, Unit.CURRENCY)
+    if not money and not (unit is Unit.COUNT and not float(value).is_integer()):
         return 0
     for extra in range(4):
         if abs(round(value, 2 + extra) - value) <= 1e-9 * max(1.0, abs(value)):
@@ -56,7 +64,7 @@ def format_date(day: dt.date) -> str:
     return f"{day.day} {day.strftime('%b %Y')}"
 
 
-def format_change(change: float | None, unit: Unit) -> str:
+def format_change(change: float | None, unit: Shown) -> str:
     """A difference between two values: +0.19 pp for percentages, -1,234.50 for money, +12 for counts; a
     change too small for the usual digits gets more (+0.004 pp, never +0.00 pp for a real change)."""
     if change is None:
@@ -72,7 +80,7 @@ def format_change(change: float | None, unit: Unit) -> str:
     return ("+" if change >= 0 else "-") + text
 
 
-def format_move(value: float, before: float, unit: Unit) -> str:
+def format_move(value: float, before: float, unit: Shown) -> str:
     """A change as the unit calls for: points for percentages (+0.19 pp), else relative (-5.3%); against 0 a
     relative change is undefined, so it is the difference (+12)."""
     if unit is Unit.PERCENT or before == 0:
@@ -82,3 +90,47 @@ def format_move(value: float, before: float, unit: Unit) -> str:
     while digits < 6 and rel != 0 and f"{abs(rel):.{digits}f}".strip("0.") == "":
         digits += 1
     return f"{rel:+.{digits}f}%"
+
+
+@functools.lru_cache(maxsize=64)
+def _money_pattern(money: Money, extra: int) -> str:
+    """The locale's currency pattern with the currency's decimals (0 for JPY, 2 for GBP) plus ``extra``."""
+    from babel import Locale
+    from babel.numbers import get_currency_precision
+
+    digits = get_currency_precision(money.code) + extra
+    pattern = Locale.parse(money.locale).currency_formats["standard"].pattern
+    return re.sub(r"0(\.0+)?", "0" + ("." + "0" * digits if digits else ""), pattern)
+
+
+def _money(value: float, money: Money, extra: int) -> str:
+    from babel.numbers import format_currency  # (babel loads only when a spec names a currency)
+
+    pattern = _money_pattern(money, extra)
+    return format_currency(value, money.code, pattern, locale=money.locale, currency_digits=False)
+
+
+def money_of(raw: object, loc: Location | None, errors: ErrorCollector) -> Money | None:
+    """``currency:`` as written (``GBP``, or ``{code: EUR, locale: de_DE}``), checked against ISO 4217 and the
+    CLDR locales; None (with the error added) when either is unknown."""
+    from babel import Locale, UnknownLocaleError
+    from babel.localedata import locale_identifiers
+    from babel.numbers import list_currencies
+
+    written = {"code": raw} if isinstance(raw, str) else dict(raw)  # type: ignore[call-overload]
+    code, locale = written["code"], str(written.get("locale", "en"))
+    locale = locale.replace("-", "_")
+    if code not in list_currencies():
+        codes = sorted(list_currencies())
+        swapped = [c for c in codes if sorted(c) == sorted(str(code).upper())]  # GPB: letters swapped, GBP
+        hint = did_you_mean(code, swapped) if swapped else did_you_mean(code, codes)
+        errors.add(f"unknown currency `{code}`", loc, expected="an ISO 4217 code such as GBP, EUR or USD", hint=hint)
+        return None
+    try:
+        Locale.parse(locale)
+    except (UnknownLocaleError, ValueError):
+        hint = did_you_mean(locale, locale_identifiers())
+        expected = "a CLDR locale such as en, en_GB, de_DE or fr_FR"
+        errors.add(f"unknown locale `{locale}`", loc, expected=expected, hint=hint)
+        return None
+    return Money(code, locale)

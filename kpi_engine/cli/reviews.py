@@ -93,7 +93,7 @@ def due(path: Path, as_of: dt.date | None, days: int, fmt: str, access: dict) ->
         return
     meeting = owner = None
     for r in reviews:
-        unit = r.kpi.unit
+        unit = r.kpi.shown
         if r.meeting != meeting:
             meeting, owner = r.meeting, None
             click.echo(f"\n{meeting}")
