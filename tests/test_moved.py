@@ -165,3 +165,33 @@ def test_the_parts_cost_no_extra_aggregate(tmp_path):
         return sorted((name, key, tuple(g.dims)) for name, sp in plan.sources.items() for key2, g in sp.groups.items() for key in g.aggs)
 
     assert aggregates(wider.plan(window, ["ctr", "clicks", "per_thousand", *extra])) == aggregates(catalog.plan(window, ["ctr", "clicks", "per_thousand"]))
+
+
+def test_the_email_says_why_each_kpi_needing_attention_moved(tmp_path):
+    """E-mail parity: each KPI needing attention carries the first line of its report section's "why it
+    moved" (the split against the previous period), in the text and the HTML part."""
+    import email
+    from pathlib import Path
+
+    from click.testing import CliRunner
+
+    from kpi_engine.cli import main
+
+    root = Path(__file__).parents[1] / "kpi_specs"
+    md, eml = tmp_path / "r.md", tmp_path / "r.eml"
+    for out in (md, eml):
+        res = CliRunner().invoke(main, ["report", str(root), "--as-of", "2026-06-30", "-o", str(out)])
+        assert res.exit_code == 0, res.output
+    sections = md.read_text().split("\n### ")
+    firsts = {}
+    for section in sections:
+        if "Why it moved:" in section:
+            name = section.split("\n", 1)[0].strip().lstrip("#").strip()
+            firsts[name] = section.split("Why it moved:", 1)[1].strip().split("\n", 1)[0].removeprefix("- ")
+    message = email.message_from_bytes(eml.read_bytes())
+    parts = {p.get_content_type(): p.get_payload(decode=True).decode() for p in message.walk() if not p.is_multipart()}
+    attention = parts["text/plain"].split("NEEDS ATTENTION", 1)[1].split("SCORECARD", 1)[0]
+    shown = [line.removeprefix("  Why it moved: ") for line in attention.splitlines() if "Why it moved: " in line]
+    assert len(shown) >= 3
+    assert all(line in firsts.values() for line in shown), (shown, list(firsts.values()))
+    assert all(f"Why it moved: {line}" in parts["text/html"].replace("&#43;", "+") for line in shown[:1])
