@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import alerts_cmd, authoring, core, inspect_cmd, report_cmd, reviews, send_cmd  # noqa: F401  (register their commands on `main`)
+from . import alerts_cmd, authoring, core, inspect_cmd, report_cmd, reviews, send_cmd, serve_cmd  # noqa: F401  (register their commands on `main`)
 from .common import EXIT_BAD_INPUT, EXIT_INTERNAL, main
 
 __all__ = ["main", "EXIT_BAD_INPUT", "EXIT_INTERNAL"]
