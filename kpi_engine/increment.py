@@ -125,6 +125,7 @@ class Cache:
         self.root = Path(root)
         self.states: dict[str, SourceState] = {}
         self.as_of: dt.date | None = None
+        self.unsaved: str | None = None  # why the cache could not be written, if it could not
 
     def begin(self, plan: Plan, listed: Mapping[str, list[Path] | None], read: Reader) -> None:
         """Fingerprint each source's rows and work out which periods to recompute and which rows that reads.
@@ -295,7 +296,14 @@ class Cache:
         entry["rows"] = int(days["rows"].sum())
 
     def save(self, name: str, groups: Mapping[Key, pl.DataFrame], plan: Plan) -> None:
-        """Store a source's scanned groups and fingerprint (written to a new folder, then swapped in)."""
+        """Store a source's scanned groups and fingerprint (written to a new folder, then swapped in); a cache
+        folder that cannot be written (read-only, full) costs the next run its reuse, never this run."""
+        try:
+            self._store(name, groups, plan)
+        except OSError as exc:
+            self.unsaved = f"{exc.strerror or exc}: {exc.filename or self.root}"
+
+    def _store(self, name: str, groups: Mapping[Key, pl.DataFrame], plan: Plan) -> None:
         state = self.states[name]
         if state.stored is not None and state.changed is None and state.stored.files == state.files:
             return  # nothing changed: what is stored is what this run used
@@ -356,7 +364,8 @@ class Cache:
                 by_day.setdefault(day, []).append(name)
         same = len(self.states) - sum(len(v) for v in by_day.values())
         parts = [f"{day}: {', '.join(names)}" for day, names in sorted(by_day.items())]
-        return f"cache: {same} of {len(self.states)} sources unchanged" + "".join(f"; {p}" for p in parts)
+        unsaved = f"; not stored ({self.unsaved})" if self.unsaved else ""
+        return f"cache: {same} of {len(self.states)} sources unchanged" + "".join(f"; {p}" for p in parts) + unsaved
 
     def summary(self) -> list[str]:
         """One line per source: what this run reused and from which day it aggregated rows again."""

@@ -303,3 +303,11 @@ def test_a_folder_stored_meanwhile_by_another_check_is_kept_and_a_broken_one_ign
     assert all(s.stored is None for s in cache.states.values())  # unreadable: computed in full, stored again
     check(catalog, day, cache)
     assert cache.line() == "cache: 9 of 9 sources unchanged"
+
+
+def test_a_cache_folder_that_cannot_be_written_costs_reuse_not_the_run(project):
+    blocked = project / "not-a-folder"
+    blocked.write_text("a file where the cache folder would be")
+    cache = Cache(blocked / "cache")
+    check(load(project), LAST - dt.timedelta(days=3), cache)  # the numbers still equal a full run
+    assert "not stored (" in cache.line() and "not-a-folder" in cache.line()
