@@ -55,25 +55,35 @@ class Live:
         self.access = dict(access or {})
         self._lock = threading.Lock()
         self._state: State | None = None
+        self._spec_key: tuple = ()
+        self._targets: list[Path] = []
 
     def files(self) -> list[Path]:
-        """The spec files, and the data files of the sources that read files (a folder's or a glob's files)."""
-        root = self.path if self.path.is_dir() else self.path.parent
-        found = sorted(root.glob("*.y*ml")) if self.path.is_dir() else [self.path]
-        try:
-            from .plugins import default_registry
-            from .spec import load_project
+        """The spec files, and the data files of the sources that read files (a folder's or a glob's files).
 
+        The specs are parsed for their sources only when a spec file changed: pages poll every second."""
+        root = self.path if self.path.is_dir() else self.path.parent
+        specs = sorted(root.glob("*.y*ml")) if self.path.is_dir() else [self.path]
+        key = tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in specs if f.exists())
+        if key != self._spec_key:
+            self._spec_key, self._targets = key, self._data_targets()
+        found = list(specs)
+        for target in self._targets:
+            found += [Path(p) for p in glob.glob(str(target / "**" if target.is_dir() else target), recursive=True)]
+        return found
+
+    def _data_targets(self) -> list[Path]:
+        """Where the file sources' data lives, as their specs name it (none while the specs do not load)."""
+        from .plugins import default_registry
+        from .spec import load_project
+
+        try:
             registry = default_registry()
             project = load_project(self.path, registry.connector_schemas(), channel_schemas=registry.channel_schemas())
         except KpiError:
-            return found
-        for source in [*project.sources.values(), *project.lookups.values()]:
-            raw = source.options.get("path")
-            if isinstance(raw, str):
-                target = source.base_dir / raw
-                found += [Path(p) for p in glob.glob(str(target / "**" if target.is_dir() else target), recursive=True)]
-        return found
+            return []
+        sources = [*project.sources.values(), *project.lookups.values()]
+        return [s.base_dir / s.options["path"] for s in sources if isinstance(s.options.get("path"), str)]
 
     def stamp(self) -> str:
         """A digest of every watched file's name, size and modification time."""
