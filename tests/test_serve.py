@@ -178,3 +178,14 @@ def test_click_into_a_kpi_filter_a_channel_and_see_a_spec_edit(served, browser, 
     wait.until(ec.text_to_be_present_in_element((By.ID, "kpi-name"), "Click-through rate (ads)"))
     assert "dims=channel%3Asearch" in browser.current_url  # the reload kept the filter
     print(f"serve screenshot: {ARTIFACTS / 'serve-kpi.png'}")
+
+
+def test_a_data_file_change_is_evaluated_again(client, project):
+    before = client.get("/api/version").json()["stamp"]
+    first = client.get("/api/kpis/ctr", params={"from": "2026-05-04", "to": "2026-05-10"}).json()["series"][0]["value"]
+    path = project / "data" / "ad_events.parquet"
+    ads = pl.read_parquet(path)
+    ads.filter(pl.col("channel") != "search").write_parquet(path)  # an export without one channel
+    assert client.get("/api/version").json()["stamp"] != before
+    after = client.get("/api/kpis/ctr", params={"from": "2026-05-04", "to": "2026-05-10"}).json()["series"][0]["value"]
+    assert after != first
