@@ -44,6 +44,7 @@ class State:
     api: dict[str, Any] = field(default_factory=dict)
     pages: dict[str, str] = field(default_factory=dict)  # rendered HTML by route, filled on first request
     report: Any = None
+    reviews: dict[str, Any] = field(default_factory=dict)  # one KPI's review, by id, for its page
 
 
 class Live:
@@ -125,11 +126,17 @@ class Live:
         api = to_json_dict(result, __version__, assessments, smart)
         return State(stamp, catalog=catalog, result=result, api=json.loads(json.dumps(api, default=str)))
 
-    def review(self, state: State) -> Any:
-        """The review's content (as `kpi report` builds it), built once per state."""
-        if state.report is None:
-            from .report import review_report
+    def review(self, state: State, kpi_id: str | None = None) -> Any:
+        """The review's content (as `kpi report` builds it), built once per state; with ``kpi_id``, a review
+        of that KPI alone unless the whole one is built (a KPI's page then draws its own charts only)."""
+        from .report import review_report
 
+        if state.report is None and kpi_id is not None:
+            if kpi_id not in state.reviews:
+                kpi = state.catalog.project.kpis[kpi_id]
+                state.reviews[kpi_id] = review_report(state.catalog, [kpi], state.result.as_of)[0]
+            return state.reviews[kpi_id]
+        if state.report is None:
             kpis = list(state.catalog.project.kpis.values())
             state.report = review_report(state.catalog, kpis, state.result.as_of)[0]
         return state.report
@@ -257,12 +264,13 @@ def build_app(live: Live) -> Any:
             return HTMLResponse(f"<h1>Not found</h1><p>{Markup.escape(exc.args[0])}</p>", status_code=404)
         except BadRequest as exc:
             return HTMLResponse(f"<h1>Bad request</h1><p>{Markup.escape(str(exc))}</p>", status_code=400)
-        section = next(k for k in live.review(state).kpis if k.id == kpi_id)
+        section = next(k for k in live.review(state, kpi_id).kpis if k.id == kpi_id)
         full = next(k for k in state.api["kpis"] if k["id"] == kpi_id)
         chosen = dict(p.split(":", 1) for p in filter(None, request.query_params.get("dims", "").split(",")))
         return page(
             state,
             "serve_kpi.html.j2",
+            kpi_id=kpi_id,
             k=section,
             kpi=kpi,
             rows=frame_of(kpi).to_dicts(),
@@ -301,12 +309,12 @@ def build_app(live: Live) -> Any:
     return Starlette(routes=routes)
 
 
-def render_page(live: Live, state: State, name: str, **extra: Any) -> str:
+def render_page(live: Live, state: State, name: str, kpi_id: str | None = None, **extra: Any) -> str:
     """A page from the report templates (sandboxed, as `kpi report`'s), reloading itself when files change."""
     from .report import environment, render_template
 
     env = environment(state.catalog.registry if state.catalog else _registry())
-    report = live.review(state) if state.catalog else None
+    report = live.review(state, kpi_id) if state.catalog else None
     html = render_template(env, name, report, stamp=state.stamp, **extra)  # type: ignore[arg-type]
     return html.replace("</body>", RELOAD % json.dumps(state.stamp) + "</body>")
 

@@ -189,3 +189,20 @@ def test_a_data_file_change_is_evaluated_again(client, project):
     assert client.get("/api/version").json()["stamp"] != before
     after = client.get("/api/kpis/ctr", params={"from": "2026-05-04", "to": "2026-05-10"}).json()["series"][0]["value"]
     assert after != first
+
+
+def test_a_kpi_page_shows_the_same_section_as_the_whole_review(project):
+    """A KPI's page builds a review of that KPI alone (its own charts only): its section must read as the
+    whole review's does."""
+    from kpi_engine.serve import Live
+
+    live = Live(project, dt.date.fromisoformat(AS_OF))
+    state = live.state()
+    alone = {k: live.review(state, k).kpis[0] for k in state.catalog.project.kpis}
+    whole = {k.id: k for k in live.review(state).kpis}
+    assert alone.keys() == whole.keys()
+    for kpi_id, section in alone.items():
+        other = whole[kpi_id]
+        for name in ("value_text", "why", "status", "target_text", "change_previous", "change_year", "moved", "to_date"):
+            assert getattr(section, name) == getattr(other, name), (kpi_id, name)
+        assert [b.rows for b in section.breakdowns] == [b.rows for b in other.breakdowns], kpi_id
