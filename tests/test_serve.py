@@ -206,3 +206,12 @@ def test_a_kpi_page_shows_the_same_section_as_the_whole_review(project):
         for name in ("value_text", "why", "status", "target_text", "change_previous", "change_year", "moved", "to_date"):
             assert getattr(section, name) == getattr(other, name), (kpi_id, name)
         assert [b.rows for b in section.breakdowns] == [b.rows for b in other.breakdowns], kpi_id
+
+
+def test_a_port_in_use_is_a_clear_error(project):
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        res = CliRunner().invoke(main, ["serve", str(project), "--port", str(port)])
+    assert res.exit_code == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in res.output and "--port" in res.output
+    assert "Traceback" not in res.output

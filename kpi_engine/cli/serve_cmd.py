@@ -28,10 +28,21 @@ def serve_command(path: Path, port: int, host: str, as_of: dt.date | None, acces
 
     Pages reload themselves when a spec or data file changes; a spec error is shown in the page. Ctrl-C stops.
     """
+    import socket
+
     import uvicorn
 
+    from ..errors import KpiError
     from ..serve import Live, build_app
 
+    try:  # a port in use is the user's to fix: say so, before the server starts
+        with socket.create_server((host, port)):
+            pass
+    except OSError as exc:
+        raise KpiError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+            hint=f"pass another --port (e.g. --port {port + 1 if port < 65535 else 8001}), or stop what uses it",
+        ) from None
     live = Live(path, as_of, access)
     click.echo(f"serving {path} at http://{host}:{port}/ (Ctrl-C to stop)", err=True)
     uvicorn.run(build_app(live), host=host, port=port, log_level="warning")
