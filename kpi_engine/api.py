@@ -317,6 +317,18 @@ def load(
     return Catalog(project, registry, env, schemas, bound, failures, notes, lookups)
 
 
+def data_locations(path: str | Path) -> list[Path] | None:
+    """Where the project's file sources and lookups read their data, as the specs name it (a file, a folder or
+    a glob, not checked), for watching them; None when the specs do not load."""
+    registry = default_registry()
+    try:
+        project = spec_mod.load_project(path, registry.connector_schemas(), channel_schemas=registry.channel_schemas())
+    except KpiError:
+        return None
+    sources = [*project.sources.values(), *project.lookups.values()]
+    return [s.base_dir / s.options["path"] for s in sources if isinstance(s.options.get("path"), str)]
+
+
 def evaluate(path: str | Path, as_of: dt.date | None = None, **kwargs) -> Result:  # type: ignore[no-untyped-def]
     """Load and evaluate in one call: ``kpi_engine.evaluate("kpi_specs/", as_of=date(2026, 6, 30))``."""
     frames = kwargs.pop("frames", None)

@@ -20,6 +20,7 @@ from typing import Any
 
 import polars as pl
 
+from .api import data_locations
 from .errors import KpiError, did_you_mean
 
 RELOAD = """<script>
@@ -65,26 +66,13 @@ class Live:
         The specs are parsed for their sources only when a spec file changed: pages poll every second."""
         root = self.path if self.path.is_dir() else self.path.parent
         specs = sorted(root.glob("*.y*ml")) if self.path.is_dir() else [self.path]
-        key = tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in specs if f.exists())
+        key = tuple((str(f), (st := f.stat()).st_size, st.st_mtime_ns) for f in specs if f.exists())
         if key != self._spec_key:
-            self._spec_key, self._targets = key, self._data_targets()
+            self._spec_key, self._targets = key, data_locations(self.path) or []
         found = list(specs)
         for target in self._targets:
             found += [Path(p) for p in glob.glob(str(target / "**" if target.is_dir() else target), recursive=True)]
         return found
-
-    def _data_targets(self) -> list[Path]:
-        """Where the file sources' data lives, as their specs name it (none while the specs do not load)."""
-        from .plugins import default_registry
-        from .spec import load_project
-
-        try:
-            registry = default_registry()
-            project = load_project(self.path, registry.connector_schemas(), channel_schemas=registry.channel_schemas())
-        except KpiError:
-            return []
-        sources = [*project.sources.values(), *project.lookups.values()]
-        return [s.base_dir / s.options["path"] for s in sources if isinstance(s.options.get("path"), str)]
 
     def stamp(self) -> str:
         """A digest of every watched file's name, size and modification time."""
@@ -107,17 +95,14 @@ class Live:
 
     def _evaluate(self, stamp: str) -> State:
         from . import __version__
-        from .api import data_warnings, load, stale_sources, today, trim_stale
+        from .api import data_warnings, load, stale_sources, trim_stale
         from .lint import lint
         from .output import to_json_dict
-        from .targets import assess, span_requests
+        from .targets import evaluate_with_targets
 
         try:
             catalog = load(self.path, **self.access)
-            as_of = self.as_of or today(catalog.project.calendar.timezone)
-            spans = span_requests(catalog.project, as_of)
-            result = catalog.evaluate(as_of, spans=spans, moves=True)
-            assessments = assess(result)
+            result, assessments = evaluate_with_targets(catalog, self.as_of, moves=True)
             if stale_sources(result) and trim_stale(result):
                 result.warnings = data_warnings(result, trimmed=True)
             smart = {k: v.as_json() for k, v in lint(catalog.project, result, list(result.series)).items()}
@@ -188,7 +173,7 @@ def _dims(raw: str, kpi: Mapping[str, Any]) -> dict[str, str]:
             known = kpi["dimensions"]
             hint = did_you_mean(name, known) or (f"its dimensions: {', '.join(known)}" if known else "it has none")
             raise BadRequest(f"KPI {kpi['id']} has no dimension `{name}`; {hint}")
-        values = sorted({str(r["dims"][name]) for r in kpi["series"] if name in r["dims"]})
+        values = dimension_values(kpi)[name]
         if value not in values:
             raise BadRequest(
                 f"`{name}` has no value `{value}`; " + (did_you_mean(value, values) or f"values: {', '.join(values)}")
@@ -266,7 +251,7 @@ def build_app(live: Live) -> Any:
             return HTMLResponse(f"<h1>Bad request</h1><p>{Markup.escape(str(exc))}</p>", status_code=400)
         section = next(k for k in live.review(state, kpi_id).kpis if k.id == kpi_id)
         full = next(k for k in state.api["kpis"] if k["id"] == kpi_id)
-        chosen = dict(p.split(":", 1) for p in filter(None, request.query_params.get("dims", "").split(",")))
+        chosen = _dims(request.query_params.get("dims", ""), full)  # (checked by kpi_json above)
         return page(
             state,
             "serve_kpi.html.j2",

@@ -146,6 +146,20 @@ def _value_before(frame: pl.DataFrame, start: dt.date, dims: Mapping[str, Any]) 
     return rows["value"][-1] if rows.height else None
 
 
+def evaluate_with_targets(
+    catalog: Any, as_of: dt.date | None, **kwargs: Any
+) -> tuple[Result, dict[str, list[Assessment]]]:
+    """Evaluate (as of today by default) and assess targets in one run: window and baseline spans share the
+    scans. What `kpi run`, `kpi check` and `kpi serve` judge."""
+    from .api import today
+
+    as_of = as_of or today(catalog.project.calendar.timezone)
+    wanted = set(kwargs.get("kpis") or catalog.project.kpis)
+    spans = [(k, s) for k, s in span_requests(catalog.project, as_of) if k in wanted]
+    result = catalog.evaluate(as_of, spans=spans, **kwargs)
+    return result, assess(result)
+
+
 def assess_one(
     kpi: KpiSpec,
     result: Result,

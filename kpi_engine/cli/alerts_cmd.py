@@ -17,6 +17,7 @@ _NOW = click.option(
     metavar="YYYY-MM-DDTHH:MM",
     help="Check as at this time in the spec's time zone (default: now): data up to the day before.",
 )
+_DRY_RUN = click.option("--dry-run", is_flag=True, help="Print what would be notified; send and record nothing.")
 _CACHE = click.option(
     "--cache/--no-cache",
     default=True,
@@ -28,7 +29,7 @@ _CACHE = click.option(
 @main.command("alerts")
 @_PATH
 @_NOW
-@click.option("--dry-run", is_flag=True, help="Print what would be notified; send and record nothing.")
+@_DRY_RUN
 @_HISTORY
 @_CACHE
 @_ALLOW_OUTSIDE
@@ -118,7 +119,7 @@ def _seconds(ctx: click.Context, param: click.Parameter, value: str) -> float:
 )
 @click.option("--runs", type=click.IntRange(min=1), help="Stop after this many checks (default: until Ctrl-C).")
 @_NOW
-@click.option("--dry-run", is_flag=True, help="Print what would be notified; send and record nothing.")
+@_DRY_RUN
 @_HISTORY
 @_CACHE
 @_ALLOW_OUTSIDE
@@ -167,22 +168,13 @@ def watch_command(
 
 def _watched(path: Path) -> list[Path]:
     """The spec folder (or file) and the folders of the project's file sources that exist."""
-    from ..errors import KpiError
-    from ..plugins import default_registry
-    from ..spec import load_project
+    from ..api import data_locations
 
     found = [path]
-    registry = default_registry()
-    try:
-        project = load_project(path, registry.connector_schemas(), channel_schemas=registry.channel_schemas())
-    except KpiError:  # a broken spec: watch its folder, so that its fix triggers a check
-        return found
-    for source in [*project.sources.values(), *project.lookups.values()]:
-        raw = source.options.get("path")
-        if isinstance(raw, str):
-            folder = (source.base_dir / raw).parent
-            while not folder.exists() and folder != folder.parent:
-                folder = folder.parent
-            if folder.exists() and not any(folder.is_relative_to(p) for p in found):
-                found.append(folder)
+    for location in data_locations(path) or ():  # a broken spec: its folder, so that its fix triggers a check
+        folder = location.parent
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        if folder.exists() and not any(folder.is_relative_to(p) for p in found):
+            found.append(folder)
     return found

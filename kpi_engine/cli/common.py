@@ -158,12 +158,7 @@ def _snapshot_rows(result, assessments) -> dict:  # type: ignore[no-untyped-def]
 
 
 def _evaluate_with_targets(catalog, as_of, **kwargs):  # type: ignore[no-untyped-def]
-    """Evaluate and assess targets in one run (window and baseline spans share the scans)."""
-    from ..api import today
-    from ..targets import assess, span_requests
+    """``targets.evaluate_with_targets``, imported when a command runs (start-up stays light)."""
+    from ..targets import evaluate_with_targets
 
-    as_of = as_of or today(catalog.project.calendar.timezone)
-    wanted = set(kwargs.get("kpis") or catalog.project.kpis)
-    spans = [(k, s) for k, s in span_requests(catalog.project, as_of) if k in wanted]
-    result = catalog.evaluate(as_of, spans=spans, **kwargs)
-    return result, assess(result)
+    return evaluate_with_targets(catalog, as_of, **kwargs)
