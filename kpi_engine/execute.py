@@ -60,7 +60,9 @@ def execute(
     done = {name for name, (rest, matched) in pushed.items() if not rest and not matched}
     if cache is not None:
         cache.begin(
-            rows_plan, cached_sources(rows_plan, connectors, env, set(pushed)), reader(rows_plan, connectors, env)
+            rows_plan,
+            cached_sources(rows_plan, connectors, env, set(pushed)),
+            reader(rows_plan, connectors, env, set(pushed)),
         )
     given = cache.given() if cache else {}
     idle = cache.idle() if cache else set()

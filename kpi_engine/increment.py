@@ -26,11 +26,10 @@ from . import periods
 from ._version import __version__
 from .compile import DATE
 from .groups import PERIOD
-from .ir import Conversions
 from .lifetimes import first_seen
 from .plan import GroupRequest, Plan, SourcePlan
 from .printer import to_source
-from .reaches import ALL, FORMAT, by_day, cutoff, fingerprint, first_change, new_entities, reach, reads_from
+from .reaches import ALL, FORMAT, by_day, cutoff, fingerprint, first_change, matched, new_entities, reach, reads_from
 
 Key = tuple[periods.Period, tuple[str, ...]]
 
@@ -136,7 +135,8 @@ class Cache:
         and modification time) are not read unless a period to recompute needs their rows.
         """
         self.as_of = plan.window.as_of
-        stored = {name: self._load(name, source_signature(plan.sources[name], plan)) for name in listed}
+        signatures = {name: source_signature(plan.sources[name], plan) for name in listed}
+        stored = {name: self._load(name, signatures[name]) for name in listed}
         now = {name: _stats(files) for name, files in listed.items()}
         first = [
             (name, Path(f) if f else None)
@@ -150,10 +150,12 @@ class Cache:
             if frame is None:
                 failed.add(name)
                 continue
-            self.states.setdefault(name, self._state(name, plan, now[name], stored[name])).frames[str(f or "")] = frame
+            self.states.setdefault(name, self._state(name, signatures[name], now[name], stored[name])).frames[
+                str(f or "")
+            ] = frame
         for name in listed:
             if name not in failed and name not in self.states:
-                self.states[name] = self._state(name, plan, now[name], stored[name])
+                self.states[name] = self._state(name, signatures[name], now[name], stored[name])
         for state in self.states.values():
             self._changes(state)
         for name, state in self.states.items():
@@ -162,9 +164,9 @@ class Cache:
                     state.cutoffs[group.key] = self._cutoff(state, group, plan)
         self._read_rest(plan, read)
 
-    def _state(self, name: str, plan: Plan, files: dict[str, list[int]], stored: Stored | None) -> SourceState:
+    def _state(self, name: str, signature: str, files: dict[str, list[int]], stored: Stored | None) -> SourceState:
         empty = pl.DataFrame(schema={"file": pl.String, DATE: pl.Date, "rows": pl.Int64, "hash": pl.UInt64})
-        return SourceState(name, source_signature(plan.sources[name], plan), files, empty, stored, None)
+        return SourceState(name, signature, files, empty, stored, None)
 
     def _changes(self, state: SourceState) -> None:
         """The source's fingerprint (stored for unchanged files, computed for those read) and its changed day."""
@@ -191,9 +193,8 @@ class Cache:
                 kept = all(self._first_kept(s, group, per) for per in new_entities(group))
                 day = reads_from(group, cut, plan, kept)
                 needs[name] = min(needs.get(name, day), day)
-                for r in group.aggs.values():  # a conversion reads its steps' rows from the same day
-                    for other, _ in r.agg.matched if isinstance(r.agg, Conversions) else ():
-                        needs[other] = min(needs.get(other, day), day)
+                for other in matched(group):  # a conversion reads its steps' rows from the same day
+                    needs[other] = min(needs.get(other, day), day)
         rest = []
         for name, s in self.states.items():
             day = needs.get(name)
@@ -213,6 +214,7 @@ class Cache:
                 rows = pl.concat([s.frames[f] for f in order], how="vertical_relaxed") if order else None
                 s.frame = rows.filter(pl.col(DATE) <= self.as_of) if rows is not None else None  # read past as-of
                 self._firsts(s, plan)
+            s.frames = {}  # (the rows now live in s.frame: not held twice)
 
     def _first_kept(self, state: SourceState, group: GroupRequest, per: str) -> bool:
         """Whether the entities' first rows are stored and the changed day lets them be brought up to date."""
@@ -252,11 +254,10 @@ class Cache:
         if state.stored is None or group_signature(group) not in state.stored.groups:
             return ALL
         changed = state.changed
-        for r in group.aggs.values():  # a conversion also reads the sources it matches
-            for other, _ in r.agg.matched if isinstance(r.agg, Conversions) else ():
-                theirs = self.states[other].changed if other in self.states else ALL
-                if theirs is not None:
-                    changed = theirs if changed is None else min(changed, theirs)
+        for other in matched(group):  # a conversion also reads the sources it matches
+            theirs = self.states[other].changed if other in self.states else ALL
+            if theirs is not None:
+                changed = theirs if changed is None else min(changed, theirs)
         return cutoff(group.grain, changed, reach(group), plan.calendar)
 
     def given(self) -> dict[str, pl.LazyFrame]:

@@ -82,6 +82,11 @@ def first_change(old: pl.DataFrame | None, new: pl.DataFrame) -> dt.date | None:
     return differ[DATE].min() if differ.height else None  # type: ignore[return-value]
 
 
+def matched(group: GroupRequest) -> list[str]:
+    """The other sources the group's conversions match rows in (their rows count in its periods too)."""
+    return [s for r in group.aggs.values() if isinstance(r.agg, Conversions) for s, _ in r.agg.matched]
+
+
 def reach(group: GroupRequest) -> tuple[int, int] | None:
     """How far after a period its value looks, in periods and days; None when without bound."""
     ahead, days = 0, 0

@@ -115,13 +115,16 @@ def cached_sources(plan: Plan, connectors: Mapping[str, Connector], env: Env, sk
     return out
 
 
-def reader(plan: Plan, connectors: Mapping[str, Connector], env: Env):  # type: ignore[no-untyped-def]
-    """Read (source, file or None for all) pairs into memory in one ``collect_all``; None for a source whose
-    connector fails (the normal path reports it)."""
+def reader(plan: Plan, connectors: Mapping[str, Connector], env: Env, skip: set[str]):  # type: ignore[no-untyped-def]
+    """Read (source, file or None for all) pairs into memory in one ``collect_all`` per call; None for a
+    source whose connector fails (the normal path reports it). The lookups the sources not in ``skip`` join
+    are read once, at the first call, for every call."""
+    read_once: list[Mapping[str, pl.LazyFrame]] = []
 
     def read(requests: list[tuple[str, Path | None]]) -> list[pl.DataFrame | None]:
-        names = {name for name, _ in requests}
-        lookups = lookup_frames(plan, connectors, env, set(plan.sources) - names)
+        if not read_once:
+            read_once.append(lookup_frames(plan, connectors, env, skip))
+        lookups = read_once[0]
         lazy: list[pl.LazyFrame | None] = []
         for name, path in requests:
             sp = plan.sources[name]

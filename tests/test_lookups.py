@@ -215,3 +215,31 @@ def assert_same(got: kpi_engine.Result, expected: kpi_engine.Result) -> None:
         assert got[kpi].drop("value").equals(frame.drop("value")), kpi
         for a, b in zip(got[kpi]["value"], frame["value"], strict=True):
             assert (a is None) == (b is None) and (a is None or math.isclose(a, b, rel_tol=1e-9)), kpi
+
+
+def test_an_incremental_run_joins_the_lookup_like_a_full_run(shop, tmp_path, monkeypatch):
+    """`kpi watch`'s cache reads the sources file by file: each file's rows join the lookup, read once for
+    both reads of the run; a new file of ads gives the numbers a full run gives."""
+    from kpi_engine.increment import Cache
+
+    for f in shop.iterdir():
+        (tmp_path / f.name).write_bytes(f.read_bytes())
+    folder = tmp_path / "ads"
+    folder.mkdir()
+    (tmp_path / "ads.parquet").rename(folder / "2026-q1.parquet")
+    (tmp_path / "kpis.yaml").write_text((tmp_path / "kpis.yaml").read_text().replace("path: ads.parquet", "path: ads"))
+    cache, day = Cache(tmp_path / "cache"), dt.date(2026, 3, 31)
+    kpi_engine.load(tmp_path).evaluate(day, cache=cache)
+    extra = pl.read_parquet(folder / "2026-q1.parquet").head(40).with_columns(ts=pl.datetime(2026, 3, 31, 12))
+    extra.write_parquet(folder / "2026-03-31.parquet")
+    catalog = kpi_engine.load(tmp_path)
+    reads = []
+    connector = catalog.registry.connectors["csv"]
+    real = type(connector).scan
+    monkeypatch.setattr(type(connector), "scan", lambda self, *a: reads.append(a[0].name) or real(self, *a))
+    inc = catalog.evaluate(day, cache=cache)
+    assert reads.count("campaigns") == 1
+    full = kpi_engine.load(tmp_path).evaluate(day)
+    for kpi in ("spend", "paid_social", "cpl"):
+        assert inc[kpi].equals(full[kpi]), kpi
+    assert cache.states["ads"].changed == day
