@@ -26,8 +26,7 @@ def _target(t: TargetSpec, kpi: KpiSpec) -> str:
 
 
 def _unit(kpi: KpiSpec) -> str:
-    money = kpi.currency if kpi.shown is kpi.currency else None
-    return f"{kpi.unit.value} ({money.code})" if money else kpi.unit.value
+    return f"{kpi.unit.value} ({kpi.money.code})" if kpi.money else kpi.unit.value
 
 
 def render(project: Project) -> str:

@@ -227,9 +227,14 @@ class KpiSpec:
         return self.locations.get(key) or self.locations.get("") or Location()
 
     @property
+    def money(self) -> Money | None:
+        """Its money: the currency of a ``unit: currency`` KPI, when the spec names one."""
+        return self.currency if self.unit is Unit.CURRENCY else None
+
+    @property
     def shown(self) -> Unit | Money:
         """What its values are written in: its money when it has one, else its unit."""
-        return self.currency if self.unit is Unit.CURRENCY and self.currency else self.unit
+        return self.money or self.unit
 
 
 @dataclass(frozen=True)

@@ -196,7 +196,7 @@ def to_json_dict(
                 "description": spec.description,
                 "owner": spec.owner,
                 "unit": spec.unit.value,
-                **({"currency": spec.currency.code} if spec.unit.value == "currency" and spec.currency else {}),
+                **({"currency": spec.money.code} if spec.money else {}),
                 "grain": "all_time" if result.all_time else spec.grain.value,
                 "dimensions": list(spec.dimensions),
                 "formula": spec.formula.strip(),
@@ -311,8 +311,7 @@ def render_table(
         spec = result.project.kpis[kpi_id]
         heading = spec.name if spec.name == kpi_id else f"{spec.name} ({kpi_id})"
         grain = "all time" if result.all_time else f"per {spec.grain.value}"
-        unit = spec.currency.code if spec.unit.value == "currency" and spec.currency else spec.unit.value
-        console.print(f"{heading} · {unit} · {grain}", markup=False)
+        console.print(f"{heading} · {spec.money.code if spec.money else spec.unit.value} · {grain}", markup=False)
         for a in (assessments or {}).get(kpi_id, []):
             prefix = ", ".join(f"{k}={v}" for k, v in a.dims.items())
             console.print(f"  {prefix + ': ' if prefix else ''}{a.why}", markup=False)
