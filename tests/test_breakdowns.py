@@ -39,6 +39,12 @@ def frame() -> pl.DataFrame:
     return pl.DataFrame(rows, schema=["ts", "product", "channel", "amount", "orders", "visits", "buyer"], orient="row")
 
 
+def on_disk(folder: Path, rows: pl.DataFrame) -> None:
+    """The spec with its source read from a Parquet file of ``rows`` (what the CLI tests run)."""
+    rows.write_parquet(folder / "sales.parquet")
+    write_spec(folder, SPEC.replace("{connector: dataframe, time: ts}", "{connector: parquet, path: sales.parquet, time: ts}"))
+
+
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     root = tmp_path_factory.mktemp("breakdowns")
@@ -87,8 +93,7 @@ def test_several_dimensions_add_up_over_the_others(report):
 
 def test_json_keeps_every_value(tmp_path: Path):
     rows = frame()
-    rows.write_parquet(tmp_path / "sales.parquet")
-    write_spec(tmp_path, SPEC.replace("{connector: dataframe, time: ts}", "{connector: parquet, path: sales.parquet, time: ts}"))
+    on_disk(tmp_path, rows)
     run = subprocess.run([sys.executable, "-m", "kpi_engine", "run", str(tmp_path), "--as-of", "2026-06-30", "--kpi", "revenue", "--format", "json"],
                          capture_output=True, text=True, timeout=300)  # fmt: skip
     (kpi,) = json.loads(run.stdout)["kpis"]
@@ -98,8 +103,7 @@ def test_json_keeps_every_value(tmp_path: Path):
 
 def test_the_terminal_table_puts_many_values_down_the_rows(tmp_path: Path):
     rows = frame()
-    rows.write_parquet(tmp_path / "sales.parquet")
-    write_spec(tmp_path, SPEC.replace("{connector: dataframe, time: ts}", "{connector: parquet, path: sales.parquet, time: ts}"))
+    on_disk(tmp_path, rows)
     run = subprocess.run([sys.executable, "-m", "kpi_engine", "run", str(tmp_path), "--as-of", "2026-05-31", "--kpi", "revenue", "--kpi", "rate_both"],
                          capture_output=True, text=True, timeout=300)  # fmt: skip
     assert run.returncode == 0, run.stderr
@@ -116,8 +120,7 @@ def test_the_terminal_table_puts_many_values_down_the_rows(tmp_path: Path):
 
 def test_a_few_values_stay_across(tmp_path: Path):
     rows = frame().filter(pl.col("product").is_in(["p01", "p02", "p03"]))
-    rows.write_parquet(tmp_path / "sales.parquet")
-    write_spec(tmp_path, SPEC.replace("{connector: dataframe, time: ts}", "{connector: parquet, path: sales.parquet, time: ts}"))
+    on_disk(tmp_path, rows)
     run = subprocess.run([sys.executable, "-m", "kpi_engine", "run", str(tmp_path), "--as-of", "2026-05-31", "--kpi", "revenue"],
                          capture_output=True, text=True, timeout=300)  # fmt: skip
     header = [line for line in run.stdout.splitlines() if "period" in line][0]

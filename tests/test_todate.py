@@ -37,6 +37,12 @@ def frame() -> pl.DataFrame:
     )
 
 
+def on_disk(folder: Path, rows: pl.DataFrame) -> None:
+    """The spec with its source read from a Parquet file of ``rows`` (what the CLI tests run)."""
+    rows.write_parquet(folder / "ads.parquet")
+    write_spec(folder, SPEC.replace("{connector: dataframe, time: ts}", "{connector: parquet, path: ads.parquet, time: ts}"))
+
+
 def by_hand(rows: pl.DataFrame, first: dt.date, last: dt.date) -> tuple[int, float]:
     part = rows.filter(pl.col("ts").dt.date().is_between(first, last))
     return part["clicks"].sum(), 100 * part["clicks"].sum() / part["impressions"].sum()
@@ -91,8 +97,7 @@ def test_the_markdown_report_shows_it(tmp_path: Path):
     from kpi_engine.cli import main
 
     rows = frame()
-    rows.write_parquet(tmp_path / "ads.parquet")
-    write_spec(tmp_path, SPEC.replace("{connector: dataframe, time: ts}", "{connector: parquet, path: ads.parquet, time: ts}"))
+    on_disk(tmp_path, rows)
     out = tmp_path / "r.md"
     res = CliRunner().invoke(main, ["report", str(tmp_path), "--as-of", "2026-02-23", "-o", str(out)])
     assert res.exit_code == 0, res.output
@@ -109,8 +114,7 @@ def test_the_email_carries_the_changes_and_the_running_period(tmp_path: Path):
     from kpi_engine.cli import main
 
     rows = frame()
-    rows.write_parquet(tmp_path / "ads.parquet")
-    write_spec(tmp_path, SPEC.replace("{connector: dataframe, time: ts}", "{connector: parquet, path: ads.parquet, time: ts}"))
+    on_disk(tmp_path, rows)
     out = tmp_path / "r.eml"
     res = CliRunner().invoke(main, ["report", str(tmp_path), "--as-of", "2026-02-23", "-o", str(out)])
     assert res.exit_code == 0, res.output
