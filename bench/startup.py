@@ -39,7 +39,7 @@ FROM read_parquet('{path}') WHERE ts < TIMESTAMP '2026-07-01'
 GROUP BY ALL ORDER BY ALL''').fetchall()
 assert rows
 """
-HEAVY = ("numpy", "matplotlib", "jinja2", "sqlglot", "duckdb", "pyarrow", "smtplib", "urllib.request")
+HEAVY = ("numpy", "vl_convert", "jinja2", "sqlglot", "duckdb", "pyarrow", "smtplib", "urllib.request")
 
 
 def main() -> None:

@@ -58,7 +58,6 @@ _EXPORTS = {
     "render_template": "report",
     "atomic_write": "output",
     "line_chart": "charts",
-    "prerender_charts": "charts",
     "MAX_DATE": "spec_dates",
 }
 

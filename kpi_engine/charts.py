@@ -1,206 +1,286 @@
-"""Charts as inline SVG, drawn by matplotlib: a KPI's series with target, pace and forecast; breakdown bars;
-sparklines. SVG keeps text as text and scales to any width, so the report opens offline and prints well."""
+"""Charts as Vega-Lite specs: a KPI's series with target, pace and forecast; breakdown bars; sparklines.
+
+An HTML report carries each chart's spec and the Vega runtime inline, and the browser draws the charts, so
+the report opens offline and costs the engine no drawing time. Where no script runs (Markdown's chart files,
+the PDF), the same spec is drawn to SVG by vl-convert, which embeds the same Vega runtime."""
 
 from __future__ import annotations
 
-import io
+import datetime as dt
+import json
+import math
 import os
-import pickle
 import re
+import tempfile
 from collections.abc import Sequence
-from types import SimpleNamespace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .units import format_value
 
-if TYPE_CHECKING:  # (a worker that draws charts imports only this module, matplotlib and the units)
+if TYPE_CHECKING:
     from .content import Breakdown, Chart
 
 INK, GRID, TARGET, PACE, FORECAST, EVENT = "#1f2937", "#e5e7eb", "#059669", "#6b7280", "#7c3aed", "#b45309"
 SERIES = "#2563eb"
+#: each line's legend entry, colour and dash, in legend order
+LINES = {
+    "actual": (SERIES, []),
+    "target": (TARGET, [5, 3]),
+    "expected pace": (PACE, [1, 2]),
+    "forecast": (FORECAST, [6, 2, 1, 2]),
+}
+WIDTH, HEIGHT, STATIC_WIDTH = "container", 200, 680
+SCHEMA = "https://vega.github.io/schema/vega-lite/v6.json"  # (names the spec's version; nothing is fetched)
+CONFIG = {
+    "font": "system-ui, -apple-system, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif",
+    "view": {"stroke": None},
+    "axis": {"labelColor": INK, "titleColor": INK, "domainColor": GRID, "tickColor": GRID, "labelFontSize": 11},
+    "axisY": {"gridColor": GRID, "title": None},
+    "axisX": {"grid": False, "title": None},
+    "legend": {"labelFontSize": 11, "labelColor": INK},
+}
 
 
-def _pyplot():  # type: ignore[no-untyped-def]
-    import matplotlib
+def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
+    """About ``count`` round tick values (steps of 1, 2, 2.5 or 5 times a power of ten) covering [low, high]."""
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return [0.0, 1.0]
+    if high == low:
+        pad = abs(low) * 0.1 or 1.0
+        low, high = low - pad, high + pad
+    raw = (high - low) / max(count - 1, 1)
+    power = 10 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw)
+    first = math.floor(low / step) * step
+    ticks = [first]
+    while ticks[-1] < high - step * 1e-9:
+        ticks.append(first + step * len(ticks))
+    return [round(t, 12) for t in ticks]
 
-    matplotlib.use("Agg")
-    matplotlib.rcParams.update(
+
+def _axis(values: list[float], unit: Any) -> dict[str, Any]:
+    """A y axis whose ticks are labelled by ``format_value`` (the report's own number format: currency
+    symbols, locale separators, units), as Vega's formats cannot spell them all."""
+    labels = [format_value(v, unit) for v in values]
+    return {"values": values, "labelExpr": f"{json.dumps(labels)}[indexof({json.dumps(values)}, datum.value)]"}
+
+
+def _day(d: dt.date) -> str:
+    return d.isoformat()
+
+
+def line_spec(chart: Chart, width: int | str = WIDTH) -> dict[str, Any]:
+    """The series (periods only partly covered by data as hollow points), the target, the pace line from
+    baseline to target, the forecast and events. The legend sits above the plot, where no event label is."""
+    partial = chart.partial or [False] * len(chart.x)
+    rows = [
+        {"x": _day(d), "y": v, "line": "actual", "text": format_value(v, chart.unit), "partial": p}
+        for d, v, p in zip(chart.x, chart.y, partial, strict=True)
+        if v is not None
+    ]
+    for name, points in (("target", chart.target), ("expected pace", chart.pace), ("forecast", chart.forecast)):
+        rows += [{"x": _day(d), "y": v, "line": name, "text": format_value(v, chart.unit)} for d, v in points]
+    shown = [n for n in LINES if any(r["line"] == n for r in rows)]
+    ys = [r["y"] for r in rows]
+    ticks = nice_ticks(min(ys), max(ys)) if ys else [0.0, 1.0]
+    x = {"field": "x", "type": "temporal", "scale": {"type": "utc"}, "axis": {"format": "%b %-d %Y"}}
+    scale = {"domain": [ticks[0], ticks[-1]], "nice": False, "zero": False}
+    y = {"field": "y", "type": "quantitative", "scale": scale, "axis": _axis(ticks, chart.unit)}
+    legend = {"orient": "top", "direction": "horizontal", "title": None, "symbolType": "stroke"}
+    colors = {"domain": shown, "range": [LINES[n][0] for n in shown]}
+    dashes = {"domain": shown, "range": [LINES[n][1] for n in shown]}
+    line = {
+        "x": x,
+        "y": y,
+        "color": {"field": "line", "type": "nominal", "scale": colors, "legend": legend},
+        "strokeDash": {"field": "line", "type": "nominal", "scale": dashes},
+    }
+    tooltip = [
+        {"field": "x", "type": "temporal", "title": "period", "format": "%Y-%m-%d"},
+        {"field": "text", "title": chart.title},
+    ]
+    layers: list[dict[str, Any]] = [
+        {"mark": {"type": "line", "strokeWidth": 1.8}, "encoding": line},
         {
-            "svg.fonttype": "none",
-            "font.size": 9,
-            "font.family": "sans-serif",
-            "axes.edgecolor": GRID,
-            "axes.labelcolor": INK,
-            "xtick.color": INK,
-            "ytick.color": INK,
-            "svg.hashsalt": "kpi-engine",
-        }
+            "transform": [{"filter": "datum.line == 'actual'"}],
+            "mark": {"type": "point", "filled": True, "size": 18, "color": SERIES},
+            "encoding": {"x": x, "y": y, "tooltip": tooltip},
+        },
+    ]
+    if any(partial):
+        layers.append(_hollow({"x": x, "y": y, "tooltip": tooltip}))
+    if chart.events:
+        layers += _events(chart.events, x)
+    return {
+        "$schema": SCHEMA,
+        "description": f"{chart.title}: actual values with target, pace and forecast",
+        "width": width,
+        "height": HEIGHT,
+        "autosize": {"type": "fit-x", "contains": "padding"},
+        "config": CONFIG,
+        "data": {"values": rows},
+        "layer": layers,
+    }
+
+
+def _hollow(encoding: dict[str, Any]) -> dict[str, Any]:
+    """Periods only partly covered by data: hollow points, with their own legend entry."""
+    legend = {
+        "orient": "top",
+        "title": None,
+        "symbolFillColor": "white",
+        "symbolStrokeWidth": 1.5,
+        "symbolOpacity": 1,
+        "encode": {"symbols": {"update": {"stroke": {"value": SERIES}}}},
+    }
+    shape = {"datum": "partial data", "scale": {"range": ["circle"]}, "legend": legend}
+    mark = {"type": "point", "filled": False, "size": 60, "fill": "white", "fillOpacity": 1, "color": SERIES}
+    return {
+        "transform": [{"filter": "datum.partial"}],
+        "mark": {**mark, "strokeWidth": 1.5, "opacity": 1},
+        "encoding": {**encoding, "shape": shape},
+    }
+
+
+def _events(events: Sequence[Any], x: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each event as a rule with its label written up the rule's left side, from the plot's top."""
+    data = {"values": [{"x": _day(e.date), "label": e.label} for e in events]}
+    text = {"type": "text", "angle": 270, "align": "right", "baseline": "bottom", "dx": -3, "dy": -2, "fontSize": 10}
+    return [
+        {"data": data, "mark": {"type": "rule", "color": EVENT, "opacity": 0.7}, "encoding": {"x": x}},
+        {
+            "name": "events",
+            "data": data,
+            "mark": {**text, "color": EVENT},
+            "encoding": {"x": x, "y": {"value": 0}, "text": {"field": "label"}},
+        },
+    ]
+
+
+def bar_spec(breakdown: Breakdown, unit: Any, title: str, width: int | str = WIDTH) -> dict[str, Any]:
+    """Values of one period by dimension value, largest first, each bar labelled with its value."""
+    rows = [
+        {"label": str(r["label"]), "value": r["value"], "text": format_value(r["value"], unit)}
+        for r in breakdown.rows
+        if r["value"] is not None
+    ][:12]
+    y = {"field": "label", "type": "nominal", "sort": None, "axis": {"title": None, "labelLimit": 180}}  # (rows' order)
+    x = {"field": "value", "type": "quantitative", "axis": None}
+    tooltip = [{"field": "label", "title": breakdown.dim}, {"field": "text", "title": title}]
+    text = {"field": "text"}
+    return {
+        "$schema": SCHEMA,
+        "description": f"{title} by {breakdown.dim} in {breakdown.period}",
+        "width": width,
+        "height": 18 * max(len(rows), 1),
+        "autosize": {"type": "fit-x", "contains": "padding"},
+        "config": CONFIG,
+        "data": {"values": rows},
+        "encoding": {"y": y, "x": x},
+        "layer": [
+            {"mark": {"type": "bar", "color": SERIES, "height": {"band": 0.6}}, "encoding": {"tooltip": tooltip}},
+            {
+                "mark": {"type": "text", "align": "left", "dx": 3, "fontSize": 10, "color": INK},
+                "encoding": {"text": text},
+            },
+        ],
+    }
+
+
+def embed(spec: dict[str, Any]) -> str:
+    """A chart for a page that runs scripts: its spec in the page, drawn by the Vega runtime ``script`` adds."""
+    data = json.dumps(spec, separators=(",", ":")).replace("<", "\\u003c").replace(">", "\\u003e")
+    label = _escape(spec["description"])
+    return (
+        f'<div class="chart vega-chart" style="width: 100%" role="img" aria-label="{label}">'
+        f'<script type="application/json">{data}</script></div>'
     )
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
-def _svg(fig: Any, label: str) -> str:
-    buf = io.StringIO()
-    fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": None})
-    _pyplot().close(fig)
-    svg = buf.getvalue()
+def static_svg(spec: dict[str, Any]) -> str:
+    """The chart drawn to SVG by vl-convert, for output that runs no script (Markdown's files, the PDF)."""
+    import vl_convert
+
+    svg = vl_convert.vegalite_to_svg({**spec, "width": STATIC_WIDTH})
     svg = svg[svg.index("<svg") :]
-    svg = re.sub(r'<svg([^>]*?) width="[^"]*" height="[^"]*"', r"<svg\1", svg, count=1)  # scale with the page
-    return svg.replace("<svg", f'<svg role="img" aria-label="{_escape(label)}" class="chart"', 1)
+    head, rest = svg.split(">", 1)
+    head = head.replace('class="marks"', 'class="marks chart"')
+    head = re.sub(r' (width|height)="[^"]*"', "", head)  # (scales with the page)
+    return f'{head} role="img" aria-label="{_escape(spec["description"])}">{rest}'
+
+
+def line_chart(chart: Chart, static: bool = False) -> str:
+    """The series chart as page markup (``embed``), or as SVG when ``static``."""
+    spec = line_spec(chart)
+    return static_svg(spec) if static else embed(spec)
+
+
+def bar_chart(breakdown: Breakdown, unit: Any, title: str, static: bool = False) -> str:
+    """The breakdown's bar chart as page markup, or as SVG when ``static``."""
+    spec = bar_spec(breakdown, unit, title)
+    return static_svg(spec) if static else embed(spec)
+
+
+#: draws every ``.vega-chart`` of the page with the Vega runtime, as SVG (sharp when printed)
+DRAW = """document.querySelectorAll('.vega-chart').forEach(function (el) {
+  var spec = JSON.parse(el.querySelector('script').textContent);
+  vegaEmbed(el, spec, {renderer: 'svg', actions: false}).then(function () { el.setAttribute('data-drawn', ''); });
+});"""
+
+
+def runtime() -> str:
+    """Vega, Vega-Lite and vega-embed as one script. vl-convert bundles it, which takes about 2 s, so the
+    bundle is kept in the user's cache folder per vl-convert version (and only in memory when that folder
+    cannot be written)."""
+    global _RUNTIME
+    if _RUNTIME is not None:
+        return _RUNTIME
+    import vl_convert
+
+    version = vl_convert.get_vega_embed_version() + "-" + vl_convert.get_vegalite_versions()[-1]
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "kpi-engine"
+    path = root / f"vega-{version}.js"
+    try:
+        _RUNTIME = path.read_text(encoding="utf-8")
+        return _RUNTIME
+    except OSError:
+        pass
+    _RUNTIME = vl_convert.javascript_bundle()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=root, prefix=".vega-", suffix=".js")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(_RUNTIME)
+        os.replace(tmp, path)
+    except OSError:
+        pass
+    return _RUNTIME
+
+
+_RUNTIME: str | None = None
+
+
+def script(src: str | None = None) -> str:
+    """The script elements a page with ``embed``'ed charts needs: the runtime inline (or from ``src``), then
+    the drawing. ``</script`` inside the bundle is escaped so the inline copy cannot end early."""
+    if src:
+        loader = f'<script src="{_escape(src)}"></script>'
+    else:
+        loader = "<script>" + runtime().replace("</script", "<\\/script") + "</script>"
+    return f"{loader}<script>{DRAW}</script>"
+
+
+def with_script(html: str, src: str | None = None) -> str:
+    """``html`` with ``script`` added before ``</body>`` (or at its end) when it holds an embedded chart."""
+    if 'class="chart vega-chart"' not in html:
+        return html
+    at = html.rfind("</body>")
+    return html + script(src) if at < 0 else html[:at] + script(src) + html[at:]
 
 
 def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-#: SVGs drawn ahead by ``prerender_charts`` (in worker processes), keyed by what they show
-_DRAWN: dict[bytes, str] = {}
-PARALLEL_FROM = 8  # charts: fewer are drawn in this process
-_POOL: Any = None
-
-
-def _key(kind: str, *what: Any) -> bytes:
-    return pickle.dumps((kind, what), protocol=5)
-
-
-def line_chart(chart: Chart) -> str:
-    """The series, the target line, the pace line from baseline to target, the forecast and events."""
-    found = _DRAWN.get(_key("line", chart)) if _DRAWN else None  # (no key to compute when none was drawn ahead)
-    return found if found is not None else _line_svg(chart)
-
-
-def _line_svg(chart: Any) -> str:
-    return _svg(line_figure(chart), f"{chart.title}: actual values with target, pace and forecast")
-
-
-def _plain(obj: Any) -> dict[str, Any]:
-    """A chart's fields as plain data: a worker then needs neither the report's classes nor polars."""
-    return dict(vars(obj))
-
-
-def _draw(job: tuple[str, dict, tuple]) -> str:
-    """One chart's SVG, in a worker process."""
-    kind, fields, extra = job
-    thing = SimpleNamespace(**fields)
-    return _line_svg(thing) if kind == "line" else _bar_svg(thing, *extra)
-
-
-def start_workers(workers: int | None = None) -> None:
-    """Start the chart-drawing processes now, so that they import matplotlib while the KPIs are evaluated
-    (``kpi report`` calls it first); nothing happens on one core."""
-    global _POOL
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    workers = min(workers or cores, 8)
-    if _POOL is not None or workers < 2:
-        return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    try:
-        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_pyplot)
-        for _ in range(workers):
-            pool.submit(int)  # start each worker (a pool starts them on demand)
-    except OSError:  # no processes to be had: the charts are drawn here
-        return
-    _POOL = pool
-    import atexit
-
-    atexit.register(stop_workers)  # (a pool left to the interpreter's teardown can fail noisily)
-
-
-def stop_workers() -> None:
-    """Stop the chart processes (after a report is drawn, or at exit)."""
-    global _POOL
-    if _POOL is not None:
-        _POOL.shutdown(wait=True, cancel_futures=True)
-        _POOL = None
-
-
-def prerender_charts(report: Any) -> None:
-    """Draw every chart of ``report`` ahead in the worker processes, when ``start_workers`` started them:
-    the charts are most of a report's time and matplotlib draws one at a time per process. The SVGs are
-    the ones ``line_chart`` and ``bar_chart`` draw (same figure, same hash salt): the bytes do not depend
-    on how many processes drew them. A pool that fails leaves the charts to be drawn here."""
-    from concurrent.futures.process import BrokenProcessPool
-
-    jobs = [("line", k.chart, ()) for k in report.kpis]
-    jobs += [("bar", b, (k.shown, k.name)) for k in report.kpis for b in k.breakdowns if b.rows]
-    jobs = [j for j in jobs if _key(j[0], j[1], *j[2]) not in _DRAWN]
-    if _POOL is None or len(jobs) < PARALLEL_FROM:
-        return
-    try:
-        drawn = list(_POOL.map(_draw, [(kind, _plain(obj), extra) for kind, obj, extra in jobs], chunksize=2))
-    except (BrokenProcessPool, OSError):
-        stop_workers()
-        return
-    for (kind, obj, extra), svg in zip(jobs, drawn, strict=True):
-        _DRAWN[_key(kind, obj, *extra)] = svg
-    stop_workers()
-
-
-def line_figure(chart: Chart) -> Any:
-    """The matplotlib figure of ``line_chart``: a period only partly covered by data is a hollow point, and
-    the legend sits above the plot, where no event label can be."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7.2, 2.6))
-    partial = chart.partial or [False] * len(chart.x)
-    points = [(d, v, p) for d, v, p in zip(chart.x, chart.y, partial, strict=True) if v is not None]
-    xs, ys = [d for d, _, _ in points], [v for _, v, _ in points]
-    ax.plot(xs, ys, color=SERIES, linewidth=1.8, marker="o", markersize=2.5, label="actual")
-    hollow = [(d, v) for d, v, p in points if p]
-    if hollow:
-        hx, hy = zip(*hollow, strict=True)
-        ax.plot(hx, hy, linestyle="none", marker="o", markersize=5, markerfacecolor="white",
-                markeredgecolor=SERIES, label="partial data")  # fmt: skip
-    if chart.target:
-        tx, ty = zip(*chart.target, strict=True)
-        ax.plot(tx, ty, color=TARGET, linewidth=1.2, linestyle="--", label="target")
-    if chart.pace:
-        px, py = zip(*chart.pace, strict=True)
-        ax.plot(px, py, color=PACE, linewidth=1.0, linestyle=":", label="expected pace")
-    if chart.forecast:
-        fx, fy = zip(*chart.forecast, strict=True)
-        ax.plot(fx, fy, color=FORECAST, linewidth=1.2, linestyle="-.", label="forecast")
-    for event in chart.events:
-        ax.axvline(event.date, color=EVENT, linewidth=0.8, alpha=0.7)
-        ax.annotate(
-            event.label,
-            (event.date, 1.0),
-            xycoords=("data", "axes fraction"),
-            fontsize=7,
-            color=EVENT,
-            rotation=90,
-            va="top",
-            ha="right",
-        )
-    ax.grid(axis="y", color=GRID, linewidth=0.6)
-    ax.spines[["top", "right"]].set_visible(False)
-    ax.yaxis.set_major_formatter(lambda v, _: format_value(v, chart.unit))
-    ax.legend(loc="lower left", bbox_to_anchor=(0, 1.01), fontsize=7, frameon=False, ncols=5, borderaxespad=0)
-    fig.autofmt_xdate()
-    return fig
-
-
-def bar_chart(breakdown: Breakdown, unit: Any, title: str) -> str:
-    """Values of one period by dimension value, largest first."""
-    found = _DRAWN.get(_key("bar", breakdown, unit, title)) if _DRAWN else None
-    return found if found is not None else _bar_svg(breakdown, unit, title)
-
-
-def _bar_svg(breakdown: Any, unit: Any, title: str) -> str:
-    plt = _pyplot()
-    rows = [r for r in breakdown.rows if r["value"] is not None][:12]
-    fig, ax = plt.subplots(figsize=(7.2, 0.22 * max(len(rows), 1) + 0.4))
-    labels = [r["label"] for r in rows][::-1]
-    values = [r["value"] for r in rows][::-1]
-    ax.barh(labels, values, color=SERIES, height=0.6)
-    for i, v in enumerate(values):
-        ax.annotate(format_value(v, unit), (v, i), xytext=(3, 0), textcoords="offset points", va="center", fontsize=7)
-    ax.spines[["top", "right", "bottom"]].set_visible(False)
-    ax.set_xticks([])
-    return _svg(fig, f"{title} by {breakdown.dim} in {breakdown.period}")
 
 
 def sparkline(values: Sequence[float | None], width: int = 120, height: int = 28) -> str:

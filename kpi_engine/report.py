@@ -49,13 +49,25 @@ def environment(
     env.filters.update(
         date=lambda d: format_date(d) if isinstance(d, dt.date) else d,
         value=format_value,
-        line_chart=lambda chart: Markup(charts.line_chart(chart)),
-        bar_chart=lambda pair: Markup(charts.bar_chart(pair[0], pair[1].shown, pair[1].name)),
+        line_chart=_line_chart,
+        bar_chart=_bar_chart,
         sparkline=lambda values: Markup(charts.sparkline(values)),
         md=lambda text: Markup(md_escape(text)),
         code=lambda text: Markup(md_code(text)),
     )
     return env
+
+
+@jinja2.pass_context
+def _line_chart(context: Any, chart: Any) -> Markup:
+    """A KPI's chart: drawn by the page's browser, or as SVG when the render passes ``static_charts``."""
+    return Markup(charts.line_chart(chart, static=bool(context.get("static_charts"))))
+
+
+@jinja2.pass_context
+def _bar_chart(context: Any, pair: Any) -> Markup:
+    """A breakdown's bars (``(breakdown, kpi)``), drawn as ``_line_chart`` is."""
+    return Markup(charts.bar_chart(pair[0], pair[1].shown, pair[1].name, static=bool(context.get("static_charts"))))
 
 
 _MD_SPECIAL = re.compile(r"([\\`*_|\[\]<>#!~]|&(?=#|[A-Za-z]+;))")  # & only where it starts an entity
@@ -85,8 +97,10 @@ def _finalize(context: Any, value: Any) -> Any:
 
 
 def render_template(env: jinja2.Environment, name: str, report: Report, **extra: Any) -> str:
+    """The template rendered; a page with charts its browser draws gets the chart runtime before
+    ``</body>`` (inline, or from ``extra["charts_src"]``), whoever wrote the template."""
     try:
-        return env.get_template(name).render(report=report, **extra)
+        return charts.with_script(env.get_template(name).render(report=report, **extra), extra.get("charts_src"))
     except jinja2.TemplateNotFound as exc:
         raise KpiError(
             Diagnostic(

@@ -23,6 +23,8 @@ import polars as pl
 from .api import data_locations
 from .errors import KpiError, did_you_mean
 
+#: where pages load the chart runtime from (one download, cached by the browser, not inlined in every page)
+CHARTS_JS = "/assets/charts.js"
 RELOAD = """<script>
 (() => { const seen = %s;
   setInterval(() => fetch('/api/version').then(r => r.json()).then(v => { if (v.stamp !== seen) location.reload(); })
@@ -187,7 +189,7 @@ def dimension_values(kpi: Mapping[str, Any]) -> dict[str, list[str]]:
     return {d: sorted({str(r["dims"][d]) for r in kpi["series"] if d in r["dims"]}) for d in kpi["dimensions"]}
 
 
-def chart_svg(state: State, kpi: Mapping[str, Any]) -> str:
+def chart_html(state: State, kpi: Mapping[str, Any]) -> str:
     """The narrowed series as a line chart (one value per period), or nothing when several rows share one."""
     from . import charts
     from .content import Chart
@@ -214,7 +216,7 @@ def frame_of(kpi: Mapping[str, Any]) -> pl.DataFrame:
 
 def build_app(live: Live) -> Any:
     """The Starlette application: ``/`` (the review), ``/kpis/{id}`` (a KPI's page), ``/api/kpis``,
-    ``/api/kpis/{id}`` and ``/api/version``."""
+    ``/api/kpis/{id}``, ``/api/version`` and the chart runtime."""
     from markupsafe import Markup
     from starlette.applications import Starlette
     from starlette.requests import Request
@@ -263,7 +265,7 @@ def build_app(live: Live) -> Any:
             chosen=chosen,
             start=request.query_params.get("from", ""),
             end=request.query_params.get("to", ""),
-            chart=Markup(chart_svg(state, kpi)),
+            chart=Markup(chart_html(state, kpi)),
         )
 
     def api_kpis(request: Request) -> JSONResponse:
@@ -284,14 +286,17 @@ def build_app(live: Live) -> Any:
     def version(request: Request) -> JSONResponse:
         return JSONResponse({"stamp": live.stamp()})
 
-    routes = [
-        Route("/", index),
-        Route("/kpis/{kpi_id}", kpi_page),
-        Route("/api/kpis", api_kpis),
-        Route("/api/kpis/{kpi_id}", api_kpi),
-        Route("/api/version", version),
-    ]
-    return Starlette(routes=routes)
+    routes = [("/", index), ("/kpis/{kpi_id}", kpi_page), ("/api/kpis", api_kpis), ("/api/kpis/{kpi_id}", api_kpi)]
+    return Starlette(routes=[Route(p, f) for p, f in [*routes, ("/api/version", version), (CHARTS_JS, charts_js)]])
+
+
+def charts_js(request: Any) -> Any:
+    """The chart runtime the pages load (``CHARTS_JS``), cached by the browser for a day."""
+    from starlette.responses import Response
+
+    from . import charts
+
+    return Response(charts.runtime(), media_type="text/javascript", headers={"Cache-Control": "max-age=86400"})
 
 
 def render_page(live: Live, state: State, name: str, kpi_id: str | None = None, **extra: Any) -> str:
@@ -300,7 +305,7 @@ def render_page(live: Live, state: State, name: str, kpi_id: str | None = None, 
 
     env = environment(state.catalog.registry if state.catalog else _registry())
     report = live.review(state, kpi_id) if state.catalog else None
-    html = render_template(env, name, report, stamp=state.stamp, **extra)  # type: ignore[arg-type]
+    html = render_template(env, name, report, stamp=state.stamp, charts_src=CHARTS_JS, **extra)  # type: ignore[arg-type]
     return html.replace("</body>", RELOAD % json.dumps(state.stamp) + "</body>")
 
 

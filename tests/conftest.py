@@ -105,3 +105,31 @@ def pg_database(server: str, name: str) -> str:
         con.execute(f'DROP DATABASE IF EXISTS "{name}"')
         con.execute(f'CREATE DATABASE "{name}"')
     return server.rsplit("/", 1)[0] + f"/{name}"
+
+
+@pytest.fixture
+def browser():
+    """Headless Chromium driven by Selenium; without Chromium and its driver the test fails with how to get them."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    driver_path = shutil.which("chromedriver")
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not driver_path or not chromium:
+        pytest.fail(
+            "these tests need Chromium and its driver: apt-get install chromium chromium-driver (CI installs them)",
+            pytrace=False,
+        )
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--window-size=1280,1000",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    yield driver
+    driver.quit()

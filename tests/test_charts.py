@@ -1,21 +1,27 @@
-"""Charts: legends never cover event labels, and periods only partly covered by data are drawn hollow."""
+"""Charts: drawn by the browser from inline specs with the Vega runtime inline (offline), legends never
+cover event labels, periods only partly covered by data are hollow points, axes read in the report's number
+format, and Markdown and PDF get the same charts as SVG."""
 
 from __future__ import annotations
 
 import datetime as dt
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
-from kpi_engine.charts import line_figure
+import pytest
+
+from kpi_engine import charts
 from kpi_engine.content import Chart
-from kpi_engine.model import Event, Unit
+from kpi_engine.model import Event, Money, Unit
 
 
-def chart(events: list[Event], partial: list[bool] | None = None) -> Chart:
+def chart(events: list[Event], partial: list[bool] | None = None, unit: object = Unit.PERCENT) -> Chart:
     x = [dt.date(2026, 1, 5) + dt.timedelta(weeks=i) for i in range(13)]
     y = [2.0 + 0.05 * i for i in range(13)]
-    c = Chart("CTR", Unit.PERCENT, x, y, partial=partial or [])
+    c = Chart("CTR", unit, x, y, partial=partial or [])  # type: ignore[arg-type]
     c.target = [(x[0], 2.0), (x[-1], 3.0)]
     c.pace = [(x[0], 2.0), (x[-1], 2.8)]
     c.forecast = [(x[-1], 2.6), (x[-1] + dt.timedelta(weeks=4), 2.8)]
@@ -23,28 +29,87 @@ def chart(events: list[Event], partial: list[bool] | None = None) -> Chart:
     return c
 
 
-def test_the_legend_never_covers_an_event_label():
+def drawn(browser, page: Path, count: int) -> None:
+    """Open ``page`` and wait until its ``count`` charts are drawn."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(page.as_uri())
+    WebDriverWait(browser, 60).until(
+        lambda b: len(b.find_elements("css selector", ".vega-chart[data-drawn] svg")) >= count
+    )
+
+
+def test_the_legend_never_covers_an_event_label(browser, tmp_path: Path):
     # events at the left edge (where a legend in the plot would sit), in the middle and at the right
     events = [Event(dt.date(2026, 1, 6), "Summer campaign launch"), Event(dt.date(2026, 2, 16), "Price change"),
               Event(dt.date(2026, 3, 30), "Black Friday and a very long label")]  # fmt: skip
-    fig = line_figure(chart(events))
-    fig.canvas.draw()
-    renderer = fig.canvas.get_renderer()
-    ax = fig.axes[0]
-    legend = ax.get_legend().get_window_extent(renderer)
-    labels = [t.get_window_extent(renderer) for t in ax.texts]
-    assert len(labels) == 3
-    assert not any(legend.overlaps(box) for box in labels)
+    page = tmp_path / "chart.html"
+    for width in (390, 1100):
+        page.write_text(
+            charts.with_script(f"<html><body style='width:{width}px'>{charts.line_chart(chart(events))}</body></html>")
+        )
+        drawn(browser, page, 1)
+        boxes = browser.execute_script(
+            """const box = e => { const r = e.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; };
+            const svg = document.querySelector('.vega-chart svg');
+            return {svg: box(svg), legends: [...svg.querySelectorAll('g.role-legend')].map(box),
+                    labels: [...svg.querySelectorAll('g.events_marks text')].map(box)};"""
+        )
+        assert len(boxes["labels"]) == 3 and boxes["legends"], boxes
+        overlap = lambda a, b: a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]  # noqa: E731
+        assert not any(overlap(legend, label) for legend in boxes["legends"] for label in boxes["labels"]), (
+            width,
+            boxes,
+        )
+        left, top, right, bottom = boxes["svg"]
+        assert all(left <= x0 and top <= y0 and x1 <= right and y1 <= bottom for x0, y0, x1, y1 in boxes["labels"]), (
+            width,
+            boxes,
+        )
 
 
 def test_partly_covered_periods_are_hollow_points():
     partial = [True] + [False] * 11 + [True]
-    fig = line_figure(chart([], partial))
-    ax = fig.axes[0]
-    (hollow,) = [line for line in ax.get_lines() if line.get_label() == "partial data"]
-    assert list(hollow.get_xdata()) == [dt.date(2026, 1, 5), dt.date(2026, 3, 30)]
-    assert hollow.get_markerfacecolor() == "white"
-    assert not [line for line in line_figure(chart([])).axes[0].get_lines() if line.get_label() == "partial data"]
+    svg = charts.line_chart(chart([], partial), static=True)
+    hollow = re.findall(r'<path[^>]*fill="white"[^>]*stroke="#2563eb"', svg)
+    assert len(hollow) == 3 and "partial data" in svg  # the first and last weeks, and the legend's symbol
+    plain = charts.line_chart(chart([]), static=True)
+    assert "partial data" not in plain and not re.findall(r'<path[^>]*fill="white"', plain)
+
+
+def test_axes_read_in_the_reports_number_format():
+    money = Money("GBP", "en_GB")
+    svg = charts.line_chart(chart([], unit=money), static=True)
+    ticks = re.findall(r">(£[\d,.]+)</text>", svg)
+    assert ticks and all(re.fullmatch(r"£\d\.\d\d", t) for t in ticks), ticks
+    assert re.findall(r">(\d\.\d\d%)</text>", charts.line_chart(chart([]), static=True))
+    assert charts.nice_ticks(1.93, 3.02) == [1.5, 2.0, 2.5, 3.0, 3.5]
+    assert charts.nice_ticks(5.0, 5.0) == [4.5, 4.75, 5.0, 5.25, 5.5]
+    assert charts.nice_ticks(0, 1234) == [0, 500, 1000, 1500]
+
+
+def test_the_report_draws_every_chart_offline(browser, example_dir: Path, tmp_path: Path):
+    """Every chart container of `kpi report`'s page is drawn by the inline runtime, with nothing fetched."""
+    out = tmp_path / "r.html"
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    run = subprocess.run(
+        [sys.executable, "-m", "kpi_engine", "report", str(example_dir), "--as-of", "2026-05-20", "-o", str(out)],
+        capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    html = out.read_text()
+    (bundle,) = (tmp_path / "cache" / "kpi-engine").glob("vega-*.js")  # kept for the next report
+    runtime = bundle.read_text().replace("</script", "<\\/script")
+    assert html.count(runtime) == 1
+    assert not re.search(r"<(script|link|img)[^>]+(src|href)=", html.replace(runtime, ""))
+    count = html.count('class="chart vega-chart"')
+    assert count >= 8
+    drawn(browser, out, count)
+    marks = browser.execute_script(
+        "return [...document.querySelectorAll('.vega-chart svg')].map(s => s.querySelectorAll('path, rect').length)"
+    )
+    assert len(marks) == count and min(marks) > 3
+    assert browser.execute_script("return performance.getEntriesByType('resource').map(r => r.name)") == []
 
 
 def test_the_report_marks_the_first_partial_week(tmp_path: Path, example_dir: Path):
@@ -56,27 +121,15 @@ def test_the_report_marks_the_first_partial_week(tmp_path: Path, example_dir: Pa
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
     section = out.read_text().split('id="ctr"', 1)[1].split('class="kpi"', 1)[0]
-    assert "partial data" in section
+    assert '"partial":true' in section and "partial data" in section
 
 
-def test_charts_drawn_by_worker_processes_are_the_same_bytes(example_catalog):
-    """`kpi report` draws its charts in worker processes: they must be exactly what this process draws."""
-    from kpi_engine import charts
-    from kpi_engine.report import review_report
-
-    report, _, _ = review_report(example_catalog, list(example_catalog.project.kpis.values()), dt.date(2026, 5, 20))
-    charts._DRAWN.clear()
-    charts.start_workers(2)
-    try:
-        charts.prerender_charts(report)
-        assert charts._POOL is None  # stopped once the charts are drawn
-    finally:
-        charts.stop_workers()
-    drawn = dict(charts._DRAWN)
-    charts._DRAWN.clear()
-    bars = [(b, k.unit, k.name) for k in report.kpis for b in k.breakdowns if b.rows]
-    assert len(drawn) == len(report.kpis) + len(bars) >= charts.PARALLEL_FROM
-    for k in report.kpis:
-        assert drawn[charts._key("line", k.chart)] == charts.line_chart(k.chart)
-    for b, unit, name in bars:
-        assert drawn[charts._key("bar", b, unit, name)] == charts.bar_chart(b, unit, name)
+@pytest.mark.parametrize("src", [None, "/assets/charts.js"])
+def test_a_page_without_charts_gets_no_runtime(src: str | None):
+    assert (
+        charts.with_script("<html><body><p>no charts</p></body></html>", src)
+        == "<html><body><p>no charts</p></body></html>"
+    )
+    page = charts.with_script(f"<html><body>{charts.line_chart(chart([]))}</body></html>", src)
+    assert page.endswith("</script></body></html>") and page.count("vegaEmbed(") >= 1
+    assert (f'<script src="{src}">' in page) == (src is not None)

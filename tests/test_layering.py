@@ -62,7 +62,7 @@ def test_kpi_run_loads_only_what_it_needs(tmp_path):
     run = f"from kpi_engine.cli import main\ntry: main(['run', {str(tmp_path)!r}, '--as-of', '2026-06-30', '--format', 'json', '-o', {str(tmp_path / 'o.json')!r}])\nexcept SystemExit as e: assert not e.code, e.code"
     loaded = _imports_after(f"exec({run!r})")
     assert "polars" in loaded and (tmp_path / "o.json").exists()
-    for heavy in ("numpy", "matplotlib", "jinja2", "sqlglot", "smtplib", "ssl", "urllib.request"):
+    for heavy in ("numpy", "vl_convert", "jinja2", "sqlglot", "smtplib", "ssl", "urllib.request"):
         assert heavy not in loaded, f"`kpi run` loaded {heavy}"
 
 

@@ -20,11 +20,17 @@ WIDTHS = (390, 1100, 1440)
 # the page notes each frame's page width, its viewport width and its scorecard's scrolled and shown widths
 PROBE = """
 window.addEventListener('load', () => {
-  for (const f of document.querySelectorAll('iframe')) {
-    const doc = f.contentDocument, score = doc.querySelector('.scorecard').parentElement;
-    document.body.setAttribute('data-' + f.id, [doc.documentElement.scrollWidth, f.contentWindow.innerWidth,
-      score.scrollWidth, score.clientWidth].join(' '));
-  }
+  const frames = [...document.querySelectorAll('iframe')];
+  const drawn = doc => doc.querySelectorAll('.vega-chart').length === doc.querySelectorAll('.vega-chart[data-drawn] svg').length;
+  const tick = setInterval(() => {  // measured once every chart is drawn (the runtime draws them after load)
+    if (!frames.every(f => drawn(f.contentDocument))) return;
+    clearInterval(tick);
+    for (const f of frames) {
+      const doc = f.contentDocument, score = doc.querySelector('.scorecard').parentElement;
+      document.body.setAttribute('data-' + f.id, [doc.documentElement.scrollWidth, f.contentWindow.innerWidth,
+        score.scrollWidth, score.clientWidth, doc.querySelectorAll('.vega-chart svg').length].join(' '));
+    }
+  }, 50);
 });
 """
 
@@ -49,7 +55,10 @@ def demo_report(tmp_path_factory) -> Path:
 
 def frames_page(report: Path, widths: tuple[int, ...], height: int = 900) -> Path:
     text = html.escape(report.read_text(), quote=True)
-    frames = "".join(f'<iframe id="w{w}" style="width:{w}px;height:{height}px;border:0;display:block" srcdoc="{text}"></iframe>' for w in widths)
+    frames = "".join(
+        f'<iframe id="w{w}" style="width:{w}px;height:{height}px;border:0;display:block" srcdoc="{text}"></iframe>'
+        for w in widths
+    )
     page = report.with_name(f"frames-{'-'.join(map(str, widths))}.html")
     page.write_text(f"<!DOCTYPE html><html><body style='margin:0'>{frames}<script>{PROBE}</script></body></html>")
     return page
@@ -63,12 +72,15 @@ def browse(page: Path, *flags: str) -> subprocess.CompletedProcess:
 
 
 def test_nothing_is_wider_than_the_viewport(demo_report: Path):
-    run = browse(frames_page(demo_report, WIDTHS), "--window-size=1600,1000", "--dump-dom")
+    run = browse(
+        frames_page(demo_report, WIDTHS), "--window-size=1600,1000", "--virtual-time-budget=60000", "--dump-dom"
+    )
     assert run.returncode == 0, run.stderr[-1500:]
     seen = {int(w): list(map(int, v.split())) for w, v in re.findall(r'data-w(\d+)="([^"]*)"', run.stdout)}
     assert set(seen) == set(WIDTHS), run.stdout[-500:]
-    for width, (page, viewport, score, shown) in seen.items():
-        assert viewport == width
+    charts = demo_report.read_text().count('class="chart vega-chart"')
+    for width, (page, viewport, score, shown, drawn) in seen.items():
+        assert viewport == width and drawn == charts > 40
         assert page == width, f"at {width} px the page is {page} px wide: something does not fit"
         if width >= 1100:
             assert score == shown, f"at {width} px the scorecard needs {score} px and shows {shown}: columns hidden"
@@ -81,6 +93,8 @@ def test_screenshots_at_each_width(demo_report: Path):
         shot = ARTIFACTS / f"report-{width}.png"
         shot.unlink(missing_ok=True)
         page = frames_page(demo_report, (width,), height=1800)
-        run = browse(page, f"--window-size={max(width, 500)},1800", f"--screenshot={shot}")
+        run = browse(
+            page, f"--window-size={max(width, 500)},1800", "--virtual-time-budget=30000", f"--screenshot={shot}"
+        )
         assert run.returncode == 0 and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", run.stderr[-1500:]
     print(f"layout screenshots: {ARTIFACTS}")

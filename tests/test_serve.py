@@ -135,24 +135,6 @@ def served(project: Path):
     proc.wait(timeout=10)
 
 
-@pytest.fixture
-def browser():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    driver_path = shutil.which("chromedriver")
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if not driver_path or not chromium:
-        pytest.fail("these tests need Chromium and its driver: apt-get install chromium chromium-driver (CI installs them)", pytrace=False)
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1000"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(driver_path), options=options)
-    yield driver
-    driver.quit()
-
-
 def test_click_into_a_kpi_filter_a_channel_and_see_a_spec_edit(served, browser, project):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
@@ -170,6 +152,8 @@ def test_click_into_a_kpi_filter_a_channel_and_see_a_spec_edit(served, browser, 
     wait.until(ec.url_contains("dims=channel%3Asearch"))
     cells = browser.find_elements(By.CSS_SELECTOR, "#series tbody tr td:nth-child(2)")
     assert cells and {c.text for c in cells} == {"search"}
+    # the charts are drawn with the runtime the server sends once (/assets/charts.js), not one inlined per page
+    wait.until(lambda b: len(b.find_elements(By.CSS_SELECTOR, ".vega-chart[data-drawn] svg")) >= 2)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     browser.save_screenshot(str(ARTIFACTS / "serve-kpi.png"))
 
@@ -178,6 +162,14 @@ def test_click_into_a_kpi_filter_a_channel_and_see_a_spec_edit(served, browser, 
     wait.until(ec.text_to_be_present_in_element((By.ID, "kpi-name"), "Click-through rate (ads)"))
     assert "dims=channel%3Asearch" in browser.current_url  # the reload kept the filter
     print(f"serve screenshot: {ARTIFACTS / 'serve-kpi.png'}")
+
+
+def test_pages_load_the_chart_runtime_from_the_server(client):
+    page = client.get("/kpis/ctr").text
+    assert '<script src="/assets/charts.js"></script>' in page and "vegaEmbed=" not in page
+    runtime = client.get("/assets/charts.js")
+    assert runtime.status_code == 200 and runtime.headers["content-type"].startswith("text/javascript")
+    assert "window.vegaEmbed=" in runtime.text
 
 
 def test_a_data_file_change_is_evaluated_again(client, project):

@@ -83,10 +83,6 @@ def report_command(
     if fmt not in registry.formats:
         clash = registry.clash("format", fmt)
         raise KpiError(clash or f"unknown report format `{fmt}`", hint=did_you_mean(fmt, registry.formats, "formats"))
-    if fmt in ("html", "pdf", "md"):  # the charts' processes import matplotlib while the KPIs are evaluated
-        from ..charts import start_workers
-
-        start_workers()
     notes = _read_notes(notes_path, project) if notes_path else {}
     store = history_path or history.default_path(path)
     with _progress(len(kpis)) as step:

@@ -13,11 +13,11 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-from kpi_engine import Diagnostic, KpiError, atomic_write, line_chart, prerender_charts, render_template
+from kpi_engine import Diagnostic, KpiError, atomic_write, line_chart, render_template
 
 
 def write_html(report: Any, env: Any, output: Path) -> list[Path]:
-    prerender_charts(report)
+    """One self-contained page: the charts' specs and the Vega runtime inline, drawn by the browser."""
     text = render_template(env, "report.html.j2", report)
     atomic_write(output, lambda p: p.write_text(text, encoding="utf-8"))
     return [output]
@@ -26,12 +26,11 @@ def write_html(report: Any, env: Any, output: Path) -> list[Path]:
 def write_markdown(report: Any, env: Any, output: Path) -> list[Path]:
     """Markdown with tables; each chart is an SVG file in a folder beside it."""
     folder = output.with_name(output.stem + "_files")
-    prerender_charts(report)
     written = []
     chart_files = {}
     for k in report.kpis:
         path = folder / f"{k.id}.svg"
-        svg = line_chart(k.chart)
+        svg = line_chart(k.chart, static=True)
         atomic_write(
             path, lambda p, svg=svg: p.write_text('<?xml version="1.0" encoding="utf-8"?>\n' + svg, encoding="utf-8")
         )
@@ -72,8 +71,7 @@ def write_pdf(report: Any, env: Any, output: Path) -> list[Path]:
                 hint="install it (Debian: apt-get install chromium) or use --format html",
             )
         )
-    prerender_charts(report)
-    html = render_template(env, "report.html.j2", report)
+    html = render_template(env, "report.html.j2", report, static_charts=True)  # (Chromium prints before scripts end)
     with tempfile.TemporaryDirectory() as tmp:
         page, pdf = Path(tmp) / "report.html", Path(tmp) / "report.pdf"
         page.write_text(html, encoding="utf-8")
