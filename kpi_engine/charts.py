@@ -30,15 +30,15 @@ LINES = {
     "expected pace": (PACE, [1, 2]),
     "forecast": (FORECAST, [6, 2, 1, 2]),
 }
-WIDTH, HEIGHT, STATIC_WIDTH = "container", 200, 680
+WIDTH, HEIGHT, STATIC_WIDTH = "container", 230, 680
 SCHEMA = "https://vega.github.io/schema/vega-lite/v6.json"  # (names the spec's version; nothing is fetched)
 CONFIG = {
     "font": "system-ui, -apple-system, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif",
     "view": {"stroke": None},
-    "axis": {"labelColor": INK, "titleColor": INK, "domainColor": GRID, "tickColor": GRID, "labelFontSize": 11},
+    "axis": {"labelColor": INK, "titleColor": INK, "domainColor": GRID, "tickColor": GRID, "labelFontSize": 12},
     "axisY": {"gridColor": GRID, "title": None},
     "axisX": {"grid": False, "title": None},
-    "legend": {"labelFontSize": 11, "labelColor": INK},
+    "legend": {"labelFontSize": 12, "labelColor": INK},
 }
 
 
@@ -66,6 +66,16 @@ def _axis(values: list[float], unit: Any) -> dict[str, Any]:
     return {"values": values, "labelExpr": f"{json.dumps(labels)}[indexof({json.dumps(values)}, datum.value)]"}
 
 
+def _time_axis(starts: Sequence[dt.date], most: int = 9) -> dict[str, Any]:
+    """Ticks at the series' own period starts (a Monday week, a fiscal month), at most ``most`` of them,
+    labelled with the month alone when every tick is a month's first day."""
+    step = max(1, math.ceil(len(starts) / most))
+    ticks = list(starts)[::step]
+    when = [{"year": d.year, "month": d.month, "date": d.day, "utc": True} for d in ticks]
+    monthly = bool(ticks) and all(d.day == 1 for d in ticks)
+    return {"values": when, "format": "%b %Y" if monthly else "%b %-d %Y", "labelOverlap": True}
+
+
 def _day(d: dt.date) -> str:
     return d.isoformat()
 
@@ -75,7 +85,7 @@ def line_spec(chart: Chart, width: int | str = WIDTH) -> dict[str, Any]:
     baseline to target, the forecast and events. The legend sits above the plot, where no event label is."""
     partial = chart.partial or [False] * len(chart.x)
     rows = [
-        {"x": _day(d), "y": v, "line": "actual", "text": format_value(v, chart.unit), "partial": p}
+        {"x": _day(d), "period": _day(d), "y": v, "line": "actual", "text": format_value(v, chart.unit), "partial": p}
         for d, v, p in zip(chart.x, chart.y, partial, strict=True)
         if v is not None
     ]
@@ -84,7 +94,7 @@ def line_spec(chart: Chart, width: int | str = WIDTH) -> dict[str, Any]:
     shown = [n for n in LINES if any(r["line"] == n for r in rows)]
     ys = [r["y"] for r in rows]
     ticks = nice_ticks(min(ys), max(ys)) if ys else [0.0, 1.0]
-    x = {"field": "x", "type": "temporal", "scale": {"type": "utc"}, "axis": {"format": "%b %-d %Y"}}
+    x = {"field": "x", "type": "temporal", "scale": {"type": "utc"}, "axis": _time_axis(chart.x)}
     scale = {"domain": [ticks[0], ticks[-1]], "nice": False, "zero": False}
     y = {"field": "y", "type": "quantitative", "scale": scale, "axis": _axis(ticks, chart.unit)}
     legend = {"orient": "top", "direction": "horizontal", "title": None, "symbolType": "stroke"}
@@ -97,7 +107,7 @@ def line_spec(chart: Chart, width: int | str = WIDTH) -> dict[str, Any]:
         "strokeDash": {"field": "line", "type": "nominal", "scale": dashes},
     }
     tooltip = [
-        {"field": "x", "type": "temporal", "title": "period", "format": "%Y-%m-%d"},
+        {"field": "period", "type": "nominal"},  # (the date as written, in no viewer's time zone)
         {"field": "text", "title": chart.title},
     ]
     layers: list[dict[str, Any]] = [
