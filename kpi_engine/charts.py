@@ -76,6 +76,11 @@ def _time_axis(starts: Sequence[dt.date], most: int = 9) -> dict[str, Any]:
     return {"values": when, "format": "%b %Y" if monthly else "%b %-d %Y", "labelOverlap": True}
 
 
+def _finite(value: float | None) -> bool:
+    """A value a chart can place: not missing, NaN (0/0 in floats) or infinite (x/0)."""
+    return value is not None and math.isfinite(value)
+
+
 def _day(d: dt.date) -> str:
     return d.isoformat()
 
@@ -87,10 +92,12 @@ def line_spec(chart: Chart, width: int | str = WIDTH) -> dict[str, Any]:
     rows = [
         {"x": _day(d), "period": _day(d), "y": v, "line": "actual", "text": format_value(v, chart.unit), "partial": p}
         for d, v, p in zip(chart.x, chart.y, partial, strict=True)
-        if v is not None
+        if _finite(v)
     ]
     for name, points in (("target", chart.target), ("expected pace", chart.pace), ("forecast", chart.forecast)):
-        rows += [{"x": _day(d), "y": v, "line": name, "text": format_value(v, chart.unit)} for d, v in points]
+        rows += [
+            {"x": _day(d), "y": v, "line": name, "text": format_value(v, chart.unit)} for d, v in points if _finite(v)
+        ]
     shown = [n for n in LINES if any(r["line"] == n for r in rows)]
     ys = [r["y"] for r in rows]
     ticks = nice_ticks(min(ys), max(ys)) if ys else [0.0, 1.0]
@@ -173,7 +180,7 @@ def bar_spec(breakdown: Breakdown, unit: Any, title: str, width: int | str = WID
     rows = [
         {"label": str(r["label"]), "value": r["value"], "text": format_value(r["value"], unit)}
         for r in breakdown.rows
-        if r["value"] is not None
+        if _finite(r["value"])
     ][:12]
     y = {"field": "label", "type": "nominal", "sort": None, "axis": {"title": None, "labelLimit": 180}}  # (rows' order)
     x = {"field": "value", "type": "quantitative", "axis": None}
@@ -200,7 +207,7 @@ def bar_spec(breakdown: Breakdown, unit: Any, title: str, width: int | str = WID
 
 def embed(spec: dict[str, Any]) -> str:
     """A chart for a page that runs scripts: its spec in the page, drawn by the Vega runtime ``script`` adds."""
-    data = json.dumps(spec, separators=(",", ":")).replace("<", "\\u003c").replace(">", "\\u003e")
+    data = json.dumps(spec, separators=(",", ":"), allow_nan=False).replace("<", "\\u003c").replace(">", "\\u003e")
     label = _escape(spec["description"])
     return (
         f'<div class="chart vega-chart" style="width: 100%" role="img" aria-label="{label}">'
@@ -232,10 +239,17 @@ def bar_chart(breakdown: Breakdown, unit: Any, title: str, static: bool = False)
     return static_svg(spec) if static else embed(spec)
 
 
-#: draws every ``.vega-chart`` of the page with the Vega runtime, as SVG (sharp when printed)
+#: draws every ``.vega-chart`` of the page with the Vega runtime, as SVG (sharp when printed); a chart that
+#: fails says so in its place, and the others are drawn
 DRAW = """document.querySelectorAll('.vega-chart').forEach(function (el) {
-  var spec = JSON.parse(el.querySelector('script').textContent);
-  vegaEmbed(el, spec, {renderer: 'svg', actions: false}).then(function () { el.setAttribute('data-drawn', ''); });
+  var failed = function (e) {
+    el.setAttribute('data-failed', String(e));
+    el.textContent = 'This chart could not be drawn.';
+  };
+  try {
+    vegaEmbed(el, JSON.parse(el.querySelector('script').textContent), {renderer: 'svg', actions: false})
+      .then(function () { el.setAttribute('data-drawn', ''); }, failed);
+  } catch (e) { failed(e); }
 });"""
 
 

@@ -165,3 +165,18 @@ def test_periods_read_the_same_in_any_viewers_time_zone(tmp_path: Path):
         assert not any("Jan 4 2026" in t for t in axis), axis
     finally:
         driver.quit()
+
+
+def test_values_a_chart_cannot_place_are_left_out_and_a_failed_chart_spares_the_others(browser, tmp_path: Path):
+    """0/0 and x/0 in floats are NaN and infinity: left out of the chart (as JSON cannot carry them), and a
+    chart whose spec cannot be drawn says so in its place while the next one is drawn."""
+    odd = chart([])
+    odd.y = [float("nan"), float("inf"), *odd.y[2:]]
+    spec = charts.line_spec(odd)
+    assert [r["x"] for r in spec["data"]["values"] if r["line"] == "actual"][:1] == ["2026-01-19"]
+    broken = charts.embed(charts.line_spec(chart([]))).replace('"mark":{"type":"line"', '"mark":{"type":"no-such-mark"')
+    page = tmp_path / "two.html"
+    page.write_text(charts.with_script(f"<html><body>{broken}{charts.line_chart(odd)}</body></html>"))
+    drawn(browser, page, 1)
+    first = browser.find_elements("css selector", ".vega-chart")[0]
+    assert first.get_attribute("data-failed") and first.text == "This chart could not be drawn."
