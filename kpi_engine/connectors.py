@@ -141,15 +141,18 @@ def _resolve(raw: str, source: SourceSpec) -> Path:
     return path if path.is_absolute() else source.base_dir / path
 
 
-def check_file(path: Path, raw: str, source: SourceSpec, env: Env, key: str = "path") -> Path:
-    """``path`` (a match of option ``key``) as a resolved regular file inside the allowed folders.
+def check_file(
+    path: Path, raw: str, source: SourceSpec, env: Env, key: str = "path", roots: list[Path] | None = None
+) -> Path:
+    """``path`` (a match of option ``key``) as a resolved regular file inside the allowed folders (``roots``:
+    ``allowed_roots``, resolved once by a caller that checks many files).
 
     Every link is followed before the check, so a link inside the folder that points outside is refused,
     and so is anything that is not a regular file (a FIFO would block the run forever).
     """
     real = path.resolve()
     loc = source.loc(key)
-    roots = allowed_roots(source, env)
+    roots = roots if roots is not None else allowed_roots(source, env)
     if not env.allow_outside and not any(_within(real, root) for root in roots):
         if env.skip_outside:
             raise OutsideData(Diagnostic(f"data of source `{source.name}` is outside the spec folder", loc))
@@ -191,7 +194,8 @@ def source_files(
     loc = source.loc(key)
     if glob.has_magic(str(path)):
         matches = sorted(Path(m) for m in glob.glob(str(path), recursive=True))
-        files = [check_file(m, raw, source, env, key) for m in matches]
+        roots = allowed_roots(source, env)
+        files = [check_file(m, raw, source, env, key, roots) for m in matches]
         files = [f for f in files if f.is_file()]
         if not files:
             raise KpiError(
@@ -219,7 +223,8 @@ def source_files(
                 )
             )
         found = sorted(p for p in real.rglob("*") if p.name.endswith(suffixes) and not p.name.startswith("."))
-        files = [check_file(p, raw, source, env, key) for p in found]
+        roots = allowed_roots(source, env)
+        files = [check_file(p, raw, source, env, key, roots) for p in found]
         files = [f for f in files if f.is_file()]
         if not files:
             kinds = " or ".join(f"*{s}" for s in suffixes) or "files"
