@@ -3,6 +3,7 @@ filters, and the built-in formats (HTML, Markdown, PDF, e-mail). Every write is 
 
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
 import re
 from collections.abc import Mapping
@@ -58,16 +59,20 @@ def environment(
     return env
 
 
-@jinja2.pass_context
-def _line_chart(context: Any, chart: Any) -> Markup:
+#: whether the render under way draws its charts as SVG (``render_template(..., static_charts=True)``): a
+#: context variable, as macros imported without context (``{% import "macros.html.j2" as m %}``) cannot see
+#: the render's own variables
+_STATIC = contextvars.ContextVar("static_charts", default=False)
+
+
+def _line_chart(chart: Any) -> Markup:
     """A KPI's chart: drawn by the page's browser, or as SVG when the render passes ``static_charts``."""
-    return Markup(charts.line_chart(chart, static=bool(context.get("static_charts"))))
+    return Markup(charts.line_chart(chart, static=_STATIC.get()))
 
 
-@jinja2.pass_context
-def _bar_chart(context: Any, pair: Any) -> Markup:
+def _bar_chart(pair: Any) -> Markup:
     """A breakdown's bars (``(breakdown, kpi)``), drawn as ``_line_chart`` is."""
-    return Markup(charts.bar_chart(pair[0], pair[1].shown, pair[1].name, static=bool(context.get("static_charts"))))
+    return Markup(charts.bar_chart(pair[0], pair[1].shown, pair[1].name, static=_STATIC.get()))
 
 
 _MD_SPECIAL = re.compile(r"([\\`*_|\[\]<>#!~]|&(?=#|[A-Za-z]+;))")  # & only where it starts an entity
@@ -99,6 +104,7 @@ def _finalize(context: Any, value: Any) -> Any:
 def render_template(env: jinja2.Environment, name: str, report: Report, **extra: Any) -> str:
     """The template rendered; a page with charts its browser draws gets the chart runtime before
     ``</body>`` (inline, or from ``extra["charts_src"]``), whoever wrote the template."""
+    token = _STATIC.set(bool(extra.get("static_charts")))
     try:
         return charts.with_script(env.get_template(name).render(report=report, **extra), extra.get("charts_src"))
     except jinja2.TemplateNotFound as exc:
@@ -121,6 +127,8 @@ def render_template(env: jinja2.Environment, name: str, report: Report, **extra:
                 hint="templates render inside Jinja's sandbox: they read the report's data and call no Python",
             )
         ) from None
+    finally:
+        _STATIC.reset(token)
 
 
 def slug(text: str) -> str:

@@ -180,3 +180,17 @@ def test_values_a_chart_cannot_place_are_left_out_and_a_failed_chart_spares_the_
     drawn(browser, page, 1)
     first = browser.find_elements("css selector", ".vega-chart")[0]
     assert first.get_attribute("data-failed") and first.text == "This chart could not be drawn."
+
+
+def test_the_pdf_page_carries_its_charts_as_svg(example_catalog):
+    """The PDF is printed from the page rendered with ``static_charts``: every chart already SVG, no script."""
+    from kpi_engine.report import environment, render_template, review_report
+
+    kpis = list(example_catalog.project.kpis.values())
+    report, _, _ = review_report(example_catalog, kpis, dt.date(2026, 5, 20))
+    env = environment(example_catalog.registry)
+    page = render_template(env, "report.html.j2", report, static_charts=True)
+    assert 'class="chart vega-chart"' not in page and "<script" not in page
+    charts_drawn = re.findall(r'<svg[^>]*class="marks chart"[^>]*role="img"', page)
+    bars = sum(1 for k in report.kpis for b in k.breakdowns if b.rows)
+    assert len(charts_drawn) == len(report.kpis) + bars
