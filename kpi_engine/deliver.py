@@ -17,7 +17,7 @@ from .channels import Attachment, ChannelError, Message, expand
 from .content import Report, select
 from .errors import Diagnostic, KpiError, Location, did_you_mean
 from .model import NO_MEETING, KpiSpec, Project
-from .report import review_report, slug, write_report
+from .report import review_report, slug, static_charts, write_report
 from .review import due_reviews
 from .units import format_date
 
@@ -101,7 +101,8 @@ def review_message(
             html = _part(parsed, "html")
         attachments: tuple[Attachment, ...] = ()
         if "html" in registry.formats:
-            page = write_report(report, registry, "html", Path(tmp) / "review.html", templates)[0]
+            with static_charts():  # (mail clients preview attachments without running scripts)
+                page = write_report(report, registry, "html", Path(tmp) / "review.html", templates)[0]
             name = f"{slug(digest.meeting)}-{digest.day.isoformat()}.html"
             attachments = (Attachment(name, "text/html", page.read_bytes()),)
     return Message(_subject(report, digest), text, html, review_summary(report, digest), attachments)

@@ -3,10 +3,11 @@ filters, and the built-in formats (HTML, Markdown, PDF, e-mail). Every write is 
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import datetime as dt
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,17 @@ def environment(
 _STATIC = contextvars.ContextVar("static_charts", default=False)
 
 
+@contextlib.contextmanager
+def static_charts() -> Iterator[None]:
+    """Every page rendered inside the block draws its charts as SVG (a report sent as an attachment is
+    previewed by mail clients that run no script)."""
+    token = _STATIC.set(True)
+    try:
+        yield
+    finally:
+        _STATIC.reset(token)
+
+
 def _line_chart(chart: Any) -> Markup:
     """A KPI's chart: drawn by the page's browser, or as SVG when the render passes ``static_charts``."""
     return Markup(charts.line_chart(chart, static=_STATIC.get()))
@@ -104,7 +116,7 @@ def _finalize(context: Any, value: Any) -> Any:
 def render_template(env: jinja2.Environment, name: str, report: Report, **extra: Any) -> str:
     """The template rendered; a page with charts its browser draws gets the chart runtime before
     ``</body>`` (inline, or from ``extra["charts_src"]``), whoever wrote the template."""
-    token = _STATIC.set(bool(extra.get("static_charts")))
+    token = _STATIC.set(bool(extra.get("static_charts", _STATIC.get())))
     try:
         return charts.with_script(env.get_template(name).render(report=report, **extra), extra.get("charts_src"))
     except jinja2.TemplateNotFound as exc:

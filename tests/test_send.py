@@ -128,6 +128,8 @@ def test_send_delivers_each_meeting_to_its_channels_once(tmp_path: Path, example
         assert f"{len(attention)} need" in mail.message["Subject"]
         (name, page), = mail.attachments().items()
         assert name == "growth-sync-2026-06-01.html" and b"Needs attention" in page
+        # previewed by mail clients that run no script: its charts are SVG already
+        assert b"<script" not in page and b'class="marks chart"' in page
         assert "Return on ad spend" not in text  # the monthly meeting goes to its own channel
 
         # the chat webhooks: each in its own format, with the same needs-attention list
