@@ -57,6 +57,7 @@ _EXPORTS = {
     "Report": "content",
     "render_template": "report",
     "atomic_write": "output",
+    "cache_dir": "output",
     "line_chart": "charts",
     "MAX_DATE": "spec_dates",
 }

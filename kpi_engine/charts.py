@@ -6,14 +6,12 @@ the PDF), the same spec is drawn to SVG by vl-convert, which embeds the same Veg
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import math
-import os
 import re
-import tempfile
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .units import format_value
@@ -255,30 +253,27 @@ DRAW = """document.querySelectorAll('.vega-chart').forEach(function (el) {
 
 def runtime() -> str:
     """Vega, Vega-Lite and vega-embed as one script. vl-convert bundles it, which takes about 2 s, so the
-    bundle is kept in the user's cache folder per vl-convert version (and only in memory when that folder
-    cannot be written)."""
+    bundle is kept in the engine's cache folder (``output.cache_dir``) per version, and only in memory when
+    that folder cannot be written."""
     global _RUNTIME
     if _RUNTIME is not None:
         return _RUNTIME
     import vl_convert
 
+    from .errors import KpiError
+    from .output import atomic_write, cache_dir
+
     version = vl_convert.get_vega_embed_version() + "-" + vl_convert.get_vegalite_versions()[-1]
-    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "kpi-engine"
-    path = root / f"vega-{version}.js"
+    path = cache_dir() / f"vega-{version}.js"
     try:
         _RUNTIME = path.read_text(encoding="utf-8")
         return _RUNTIME
     except OSError:
         pass
-    _RUNTIME = vl_convert.javascript_bundle()
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=root, prefix=".vega-", suffix=".js")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(_RUNTIME)
-        os.replace(tmp, path)
-    except OSError:
-        pass
+    bundle = vl_convert.javascript_bundle()
+    with contextlib.suppress(KpiError):  # (an unwritable cache folder: kept in memory only)
+        atomic_write(path, lambda p: p.write_text(bundle, encoding="utf-8"))
+    _RUNTIME = bundle
     return _RUNTIME
 
 

@@ -34,6 +34,12 @@ def _failpoint(name: str) -> None:
         time.sleep(float(spec.split(":", 1)[1]))
 
 
+def cache_dir() -> Path:
+    """Where the engine keeps what it can rebuild (the demo's generated data, the chart runtime):
+    ``$KPI_ENGINE_CACHE``, by default ``~/.cache/kpi-engine``."""
+    return Path(os.environ.get("KPI_ENGINE_CACHE") or Path.home() / ".cache" / "kpi-engine")
+
+
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     """Write via a temp file in the same folder, then rename: a killed run never leaves half a file."""
     path = Path(path)

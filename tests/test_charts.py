@@ -91,14 +91,14 @@ def test_axes_read_in_the_reports_number_format():
 def test_the_report_draws_every_chart_offline(browser, example_dir: Path, tmp_path: Path):
     """Every chart container of `kpi report`'s page is drawn by the inline runtime, with nothing fetched."""
     out = tmp_path / "r.html"
-    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    env = {**os.environ, "KPI_ENGINE_CACHE": str(tmp_path / "cache")}
     run = subprocess.run(
         [sys.executable, "-m", "kpi_engine", "report", str(example_dir), "--as-of", "2026-05-20", "-o", str(out)],
         capture_output=True, text=True, timeout=300, env=env,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
     html = out.read_text()
-    (bundle,) = (tmp_path / "cache" / "kpi-engine").glob("vega-*.js")  # kept for the next report
+    (bundle,) = (tmp_path / "cache").glob("vega-*.js")  # kept for the next report
     runtime = bundle.read_text().replace("</script", "<\\/script")
     assert html.count(runtime) == 1
     assert not re.search(r"<(script|link|img)[^>]+(src|href)=", html.replace(runtime, ""))

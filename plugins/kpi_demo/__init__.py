@@ -16,7 +16,7 @@ from pathlib import Path
 
 import polars as pl
 
-from kpi_engine import Connector, Env, ScanRequest, SourceSpec, hookimpl
+from kpi_engine import Connector, Env, ScanRequest, SourceSpec, cache_dir, hookimpl
 
 GENERATOR_VERSION = 5
 TABLES = (
@@ -30,11 +30,6 @@ TABLES = (
     "brand_survey",
     "feedback",
 )
-
-
-def cache_dir() -> Path:
-    root = os.environ.get("KPI_ENGINE_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "kpi-engine")
-    return Path(root)
 
 
 def demo_path(table: str, seed: int, scale: float, start: dt.date, days: int) -> Path:
