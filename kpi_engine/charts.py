@@ -29,6 +29,9 @@ LINES = {
     "forecast": (FORECAST, [6, 2, 1, 2]),
 }
 WIDTH, HEIGHT, STATIC_WIDTH = "container", 230, 680
+#: the class of a chart the page's browser draws (``embed``), by which ``with_script`` knows a page needs the
+#: runtime (``DRAW`` selects the same class)
+EMBEDDED = "vega-chart"
 SCHEMA = "https://vega.github.io/schema/vega-lite/v6.json"  # (names the spec's version; nothing is fetched)
 CONFIG = {
     "font": "system-ui, -apple-system, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif",
@@ -83,7 +86,7 @@ def _day(d: dt.date) -> str:
     return d.isoformat()
 
 
-def line_spec(chart: Chart, width: int | str = WIDTH) -> dict[str, Any]:
+def line_spec(chart: Chart) -> dict[str, Any]:
     """The series (periods only partly covered by data as hollow points), the target, the pace line from
     baseline to target, the forecast and events. The legend sits above the plot, where no event label is."""
     partial = chart.partial or [False] * len(chart.x)
@@ -130,7 +133,7 @@ def line_spec(chart: Chart, width: int | str = WIDTH) -> dict[str, Any]:
     return {
         "$schema": SCHEMA,
         "description": f"{chart.title}: actual values with target, pace and forecast",
-        "width": width,
+        "width": WIDTH,
         "height": HEIGHT,
         "autosize": {"type": "fit-x", "contains": "padding"},
         "config": CONFIG,
@@ -173,7 +176,7 @@ def _events(events: Sequence[Any], x: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def bar_spec(breakdown: Breakdown, unit: Any, title: str, width: int | str = WIDTH) -> dict[str, Any]:
+def bar_spec(breakdown: Breakdown, unit: Any, title: str) -> dict[str, Any]:
     """Values of one period by dimension value, largest first, each bar labelled with its value."""
     rows = [
         {"label": str(r["label"]), "value": r["value"], "text": format_value(r["value"], unit)}
@@ -187,7 +190,7 @@ def bar_spec(breakdown: Breakdown, unit: Any, title: str, width: int | str = WID
     return {
         "$schema": SCHEMA,
         "description": f"{title} by {breakdown.dim} in {breakdown.period}",
-        "width": width,
+        "width": WIDTH,
         "height": 18 * max(len(rows), 1),
         "autosize": {"type": "fit-x", "contains": "padding"},
         "config": CONFIG,
@@ -208,7 +211,7 @@ def embed(spec: dict[str, Any]) -> str:
     data = json.dumps(spec, separators=(",", ":"), allow_nan=False).replace("<", "\\u003c").replace(">", "\\u003e")
     label = _escape(spec["description"])
     return (
-        f'<div class="chart vega-chart" style="width: 100%" role="img" aria-label="{label}">'
+        f'<div class="chart {EMBEDDED}" style="width: 100%" role="img" aria-label="{label}">'
         f'<script type="application/json">{data}</script></div>'
     )
 
@@ -292,7 +295,7 @@ def script(src: str | None = None) -> str:
 
 def with_script(html: str, src: str | None = None) -> str:
     """``html`` with ``script`` added before ``</body>`` (or at its end) when it holds an embedded chart."""
-    if 'class="chart vega-chart"' not in html:
+    if f'class="chart {EMBEDDED}"' not in html:
         return html
     at = html.rfind("</body>")
     return html + script(src) if at < 0 else html[:at] + script(src) + html[at:]
