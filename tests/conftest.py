@@ -107,9 +107,9 @@ def pg_database(server: str, name: str) -> str:
     return server.rsplit("/", 1)[0] + f"/{name}"
 
 
-@pytest.fixture
-def browser():
-    """Headless Chromium driven by Selenium; without Chromium and its driver the test fails with how to get them."""
+def start_chromium(env: dict[str, str] | None = None):  # noqa: ANN201 - a Selenium driver
+    """Headless Chromium driven by Selenium (``env``: the browser's environment, e.g. its ``TZ``); without
+    Chromium and its driver the test fails with how to get them."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -122,14 +122,14 @@ def browser():
         )
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--window-size=1280,1000",
-    ):
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1000"):
         options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    return webdriver.Chrome(service=Service(driver_path, env=env), options=options)
+
+
+@pytest.fixture
+def browser():
+    """``start_chromium``'s browser for one test, quit afterwards."""
+    driver = start_chromium()
     yield driver
     driver.quit()

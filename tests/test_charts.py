@@ -137,25 +137,13 @@ def test_a_page_without_charts_gets_no_runtime(src: str | None):
 
 def test_periods_read_the_same_in_any_viewers_time_zone(tmp_path: Path):
     """A week starting 5 January reads 5 January in a browser at UTC-10 too (dates are drawn in UTC)."""
-    import shutil
+    from conftest import start_chromium
 
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    driver_path, chromium = shutil.which("chromedriver"), shutil.which("chromium") or shutil.which("chromium-browser")
-    if not driver_path or not chromium:
-        pytest.fail("this test needs Chromium and its driver: apt-get install chromium chromium-driver", pytrace=False)
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1000,600"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(driver_path, env={**os.environ, "TZ": "Pacific/Honolulu"}), options=options)
+    driver = start_chromium({**os.environ, "TZ": "Pacific/Honolulu"})
     try:
         page = tmp_path / "chart.html"
         page.write_text(charts.with_script(f"<html><body>{charts.line_chart(chart([]))}</body></html>"))
-        driver.get(page.as_uri())
-        WebDriverWait(driver, 60).until(lambda b: b.find_elements("css selector", ".vega-chart[data-drawn] svg"))
+        drawn(driver, page, 1)
         assert driver.execute_script("return new Date(2026, 0, 5).getTimezoneOffset()") == 600  # the zone took
         points = driver.execute_script(
             "return [...document.querySelectorAll('g.layer_1_marks path')].map(p => p.getAttribute('aria-label'))"
