@@ -77,10 +77,12 @@ PERIOD_START = {
         Grain.DAY: ":d",
         Grain.WEEK: "DATE(:d, '-' || ((CAST(STRFTIME('%w', :d) AS INTEGER) + 6 - :start) % 7) || ' days')",
         Grain.MONTH: "DATE(:d, 'start of month')",
-        Grain.QUARTER: "DATE(:d, '-' || :shift || ' months', 'start of month', "
-        "'-' || ((CAST(STRFTIME('%m', DATE(:d, '-' || :shift || ' months')) AS INTEGER) - 1) % 3) || ' months', "
+        # (the start of the month first: SQLite takes 31 March minus one month to 3 March, not 28 February)
+        Grain.QUARTER: "DATE(:d, 'start of month', '-' || :shift || ' months', "
+        "'-' || ((CAST(STRFTIME('%m', DATE(:d, 'start of month', '-' || :shift || ' months')) AS INTEGER) - 1) % 3)"
+        " || ' months', '+' || :shift || ' months')",
+        Grain.YEAR: "DATE(:d, 'start of month', '-' || :shift || ' months', 'start of year', "
         "'+' || :shift || ' months')",
-        Grain.YEAR: "DATE(:d, '-' || :shift || ' months', 'start of year', '+' || :shift || ' months')",
     },
     "bigquery": {
         Grain.DAY: ":d",
