@@ -276,6 +276,9 @@ def _coerce(frame: pl.DataFrame, schema: pl.Schema, source: SourceSpec) -> pl.Da
         want, have = schema.get(name), frame.schema[name]
         if want is None or have == want:
             continue
+        if have == pl.Null:  # no rows, or only NULLs: nothing to read, only a type to give
+            exprs.append(frame[name].cast(want))
+            continue
         if isinstance(want, pl.Datetime | pl.Date):
             date_only = isinstance(want, pl.Date) and have == pl.String
             expr = time_expr(pl.col(name), have, opts, date_only)
