@@ -13,7 +13,7 @@ from .ir import DURATION_FUNCS, EDGE_SUMS, QUANTILES, Agg, Ahead, MetricFunction
 from .lifetimes import History, first_seen
 from .nodes import find_all
 
-_INT_TYPES = (pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32, pl.UInt64, pl.Boolean)
+INT_TYPES = (pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32, pl.UInt64, pl.Boolean)
 
 
 def safe_divide(left: pl.Expr, right: pl.Expr) -> pl.Expr:
@@ -87,10 +87,21 @@ def _scalar_call(node: Call, compile_arg: Callable[[Node], pl.Expr]) -> pl.Expr:
         return args[0].abs()
     if node.func == "round":
         digits = int(node.args[1].value) if len(node.args) > 1 else 0  # type: ignore[attr-defined]
-        return args[0].cast(pl.Float64).round(digits)
+        return round_decimal(args[0], digits)
     if node.func == "coalesce":
         return pl.coalesce(args)
     raise TypeError(f"unknown function {node.func}")
+
+
+def round_decimal(x: pl.Expr, digits: int) -> pl.Expr:
+    """``round(x, digits)`` as SQL's numeric ROUND and spreadsheets do it: half away from zero, on the value's
+    15-significant-digit decimal form, so ``round(1.005, 2)`` is 1.01 and ``round(2.5)`` is 3 (the binary
+    double 1.00499999999999989... would give 1.0, and polars' default half-to-even 2)."""
+    scale = 10.0 ** abs(digits)
+    y = x.cast(pl.Float64) * scale if digits >= 0 else x.cast(pl.Float64) / scale
+    decimal = pl.when(y.abs() < 1e15).then(y.round_sig_figs(15)).otherwise(y)  # (above, doubles are whole)
+    whole = decimal.round(0, mode="half_away_from_zero")
+    return whole / scale if digits >= 0 else whole * scale
 
 
 class FunctionFailed(Exception):
@@ -182,7 +193,7 @@ def row_dtype(node: Node, schema: pl.Schema) -> pl.DataType:
 
 def integer_sum(agg: Agg, schema: pl.Schema) -> bool:
     """Whether ``sum(...)`` adds integers (its result is then an exact integer)."""
-    return isinstance(row_dtype(agg.args[0], schema), _INT_TYPES)
+    return isinstance(row_dtype(agg.args[0], schema), INT_TYPES)
 
 
 def is_integer(node: Node, schemas: Mapping[str, pl.Schema]) -> bool:

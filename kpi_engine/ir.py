@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from .formula import Call, Name, Node, Number, to_source
+from .formula import Call, Name, Node, Number, Unary, to_source
 from .model import Grain, KpiSpec
 from .nodes import find_all, transform
 
@@ -36,6 +36,21 @@ QUANTILES = (
     "quantile_disc",
 )  # continuous (linear, like PERCENTILE_CONT) and nearest rank (PERCENTILE_DISC)
 SCALAR_FUNCS = {"abs": (1, 1), "round": (1, 2), "coalesce": (2, 16)}
+ROUND_DIGITS = 15  # round(x, d) for d in -15..15: a double holds about 15 significant digits
+
+
+def round_digits(node: Node) -> Number | None:
+    """The digits of ``round(x, digits)`` as one whole-number literal (``-2`` parses as a negation), None when
+    they are not a whole number from -ROUND_DIGITS to ROUND_DIGITS."""
+    sign = 1
+    if isinstance(node, Unary) and node.op == "-":
+        sign, node = -1, node.operand
+    if not isinstance(node, Number) or isinstance(node.value, bool) or not float(node.value).is_integer():
+        return None
+    digits = sign * int(node.value)
+    return Number(digits, span=node.span) if abs(digits) <= ROUND_DIGITS else None
+
+
 DURATION_FUNCS = {"seconds": 1.0, "minutes": 60.0, "hours": 3600.0, "days": 86400.0}
 LITERAL_FUNCS = {"date", "datetime"}
 MAX_PREVIOUS = 1000

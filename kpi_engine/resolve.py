@@ -276,13 +276,11 @@ class Binder(OffsetBinder):
             lo, hi = SCALAR_FUNCS[func]
             if node.where is not None or not lo <= len(node.args) <= hi:
                 raise self.fail(kpi, node, f"{func}() takes {lo}{'' if lo == hi else f' to {hi}'} argument(s)")
-            if (
-                func == "round"
-                and len(node.args) == 2
-                and not (isinstance(node.args[1], Number) and isinstance(node.args[1].value, int))
-            ):
-                raise self.fail(kpi, node.args[1], "round() digits must be a whole number")
-            return Call(func, tuple(self.agg_level(a, ctx, shift) for a in node.args), span=node.span)
+            if func == "round" and len(node.args) == 2:
+                args = (self.agg_level(node.args[0], ctx, shift), self.round_digits(kpi, node.args[1]))
+            else:
+                args = tuple(self.agg_level(a, ctx, shift) for a in node.args)
+            return Call(func, args, span=node.span)
         if func == "conversions":
             agg = self.conversions(node, ctx)
             ctx.aggs.append(agg)

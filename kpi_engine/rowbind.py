@@ -31,11 +31,13 @@ from .ir import (
     COMPARE,
     DURATION_FUNCS,
     LITERAL_FUNCS,
+    ROUND_DIGITS,
     SCALAR_FUNCS,
     Agg,
     FunctionCall,
     MetricFunction,
     kind_of,
+    round_digits,
 )
 from .model import KpiSpec, Project
 
@@ -183,6 +185,8 @@ class RowBinder:
             if not lo <= len(node.args) <= hi:
                 raise self.fail(kpi, node, f"{func}() takes {lo}{'' if lo == hi else f' to {hi}'} argument(s)")
             bound = [self.row_level_kind(a, source, ctx) for a in node.args]
+            if func == "round" and len(node.args) == 2:
+                bound[1] = (self.round_digits(kpi, node.args[1]), "num")
             kinds = {k for _, k in bound if k != "null"}
             if func in ("abs", "round") and not kinds <= {"num"}:
                 raise self.fail(kpi, node, f"{func}() needs a number")
@@ -193,6 +197,18 @@ class RowBinder:
             raise self.fail(kpi, node, f"`{func}` inside another aggregate", hint="aggregate once, then combine")
         known = [*SCALAR_FUNCS, *DURATION_FUNCS, *LITERAL_FUNCS]
         raise self.fail(kpi, node, f"unknown function `{func}`", hint=did_you_mean(func, known, "row functions"))
+
+    def round_digits(self, kpi: KpiSpec, node: Node) -> Number:
+        """``round(x, digits)``'s digits as one literal, or an error: a whole number from -15 to 15."""
+        digits = round_digits(node)
+        if digits is None:
+            raise self.fail(
+                kpi,
+                node,
+                f"round() digits must be a whole number from -{ROUND_DIGITS} to {ROUND_DIGITS}",
+                hint="round(x, 2) for hundredths, round(x, -3) for thousands",
+            )
+        return digits
 
     def binop_kind(self, node: BinOp, lk: str, rk: str, ctx: KpiContext) -> str:
         op = node.op

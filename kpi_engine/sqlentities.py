@@ -13,6 +13,7 @@ from __future__ import annotations
 from sqlglot import exp
 
 from . import periods
+from .compile import is_integer
 from .formula import BinOp, Bool, Node, Null, Number, Unary
 from .ir import QUANTILES, Agg, Ahead, Conversions, Seen, periods_ahead
 from .nodes import find_all
@@ -252,9 +253,12 @@ def _entity(compiler: SqlCompiler, node: Node, column_of) -> exp.Expression:  # 
     if isinstance(node, Null):
         return exp.Null()
     if isinstance(node, BinOp):
-        return compiler.binary(
-            node.op, _entity(compiler, node.left, column_of), _entity(compiler, node.right, column_of)
-        )
+        left, right = _entity(compiler, node.left, column_of), _entity(compiler, node.right, column_of)
+        if node.op == "%":
+            schemas = {compiler.sp.source.name: compiler.sp.schema}
+            integer = is_integer(node.left, schemas) and is_integer(node.right, schemas)
+            return compiler.modulo(left, right, integer)
+        return compiler.binary(node.op, left, right)
     if isinstance(node, Unary):
         return compiler.unary(node.op, _entity(compiler, node.operand, column_of))
     raise NotPushable(f"`{type(node).__name__}` over entities has no SQL form yet")

@@ -16,6 +16,7 @@ import sqlglot
 from sqlglot import exp
 
 from . import periods
+from .compile import INT_TYPES, row_dtype
 from .dialects import DATE_PARTS, LOCAL_DATE, LOCAL_HOUR, PERIOD_START, SECONDS, SHIFT
 from .formula import BinOp, Bool, Call, Column, InList, IsNull, Node, Null, Number, String, Unary
 from .ir import DURATION_FUNCS, MetricFunction
@@ -206,17 +207,30 @@ class RowCompiler:
         return exp.Not(this=exp.paren(inner)) if op == "not" else exp.Neg(this=exp.paren(inner))
 
     def _binary(self, node: BinOp) -> exp.Expression:
+        if node.op == "%":
+            integer = isinstance(row_dtype(node, self.sp.schema), INT_TYPES)
+            return self.modulo(self.row(node.left), self.row(node.right), integer)
         return self.binary(node.op, self.row(node.left), self.row(node.right))
 
+    def modulo(self, left: exp.Expression, right: exp.Expression, integer: bool) -> exp.Expression:
+        """``left % right`` with the polars path's rule: the remainder takes the divisor's sign (``-7 % 3`` is
+        2, as in Python), null when dividing by zero. SQL's ``%`` takes the dividend's sign, and PostgreSQL
+        has none for floats: integers go round it twice, floats subtract the floored quotient."""
+        left, right = exp.paren(left), exp.paren(right)
+        divisor = exp.Nullif(this=right, expression=exp.Literal.number(0))
+        if integer:
+            once = exp.Add(this=exp.Mod(this=left, expression=divisor), expression=right)
+            return exp.Mod(this=exp.paren(once), expression=right)
+        quotient = exp.Floor(this=exp.Div(this=exp.cast(left, self.double()), expression=divisor))
+        return exp.Sub(this=left, expression=exp.Mul(this=right, expression=quotient))
+
     def binary(self, op: str, left: exp.Expression, right: exp.Expression) -> exp.Expression:
-        """``left op right`` with the polars path's rules: a true division, null when dividing by zero."""
+        """``left op right`` with the polars path's rules: a true division, null when dividing by zero (``%``:
+        ``modulo``)."""
         left, right = exp.paren(left), exp.paren(right)
         if op == "/":  # a true division (integers too), null when dividing by zero
             num = exp.cast(left, self.double())
             return exp.Div(this=num, expression=exp.Nullif(this=right, expression=exp.Literal.number(0)))
-        if op == "%":
-            zero = exp.NEQ(this=right, expression=exp.Literal.number(0))
-            return exp.Case(ifs=[exp.If(this=zero, true=exp.Mod(this=left, expression=right))])
         ops = {
             "+": exp.Add,
             "-": exp.Sub,
@@ -259,13 +273,34 @@ class RowCompiler:
             return exp.Abs(this=args[0])
         if node.func == "round":
             digits = int(node.args[1].value) if len(node.args) > 1 else 0  # type: ignore[attr-defined]
-            return exp.Round(
-                this=exp.cast(args[0], self.double()),
-                decimals=exp.Literal.number(digits),
-            )
+            return self.round(args[0], digits)
         if node.func == "coalesce":
             return exp.Coalesce(this=args[0], expressions=args[1:])
         raise NotPushable(f"{node.func}() has no SQL form yet")
+
+    def round(self, x: exp.Expression, digits: int) -> exp.Expression:
+        """``compile.round_decimal`` in SQL: half away from zero on the 15-digit decimal form. PostgreSQL's
+        numeric cast and SQLite's and Spark's ROUND work that way; elsewhere the value is first rounded to 15
+        significant digits."""
+        number = exp.cast(x, self.double())
+        scale = exp.Literal.number(10 ** abs(digits))
+        if self.dialect in ("postgres", "sqlite", "spark"):
+            if digits >= 0:
+                return exp.Round(this=number, decimals=exp.Literal.number(digits))
+            # (SQLite takes negative digits as 0)
+            tens = exp.Round(this=exp.Div(this=number, expression=scale), decimals=exp.Literal.number(0))
+            return exp.Mul(this=tens, expression=scale)
+        y = exp.paren(exp.Mul(this=number, expression=scale) if digits >= 0 else exp.Div(this=number, expression=scale))
+        size = exp.Abs(this=y)
+        magnitude = exp.cast(exp.Floor(this=exp.Anonymous(this="LOG10", expressions=[size])), "INT")
+        places = exp.Sub(this=exp.Literal.number(14), expression=magnitude)
+        inside = exp.and_(
+            exp.GT(this=size, expression=exp.Literal.number(0)),
+            exp.LT(this=size, expression=exp.Literal.number("1e15")),
+        )
+        decimal = exp.Case(ifs=[exp.If(this=inside, true=exp.Round(this=y, decimals=places))], default=y)
+        whole = exp.Round(this=decimal, decimals=exp.Literal.number(0))
+        return exp.Div(this=whole, expression=scale) if digits >= 0 else exp.Mul(this=whole, expression=scale)
 
     def time(self) -> exp.Expression:
         """The source's time column, comparable as stored (SQLite's text as its own UTC form)."""

@@ -405,3 +405,29 @@ def test_parts_of_the_local_time_as_dimensions(tmp_path):
         kpi_engine.load(tmp_path)
     assert "`time.wekday` is not a part of the time" in info.value.render()
     assert "did you mean `weekday`?" in info.value.render()
+
+
+def test_round_and_remainder_follow_the_documented_rules(tmp_path, orders):
+    """round() goes half away from zero on the number as written (1.005 to 1.01, 2.5 to 3, as SQL's numeric
+    ROUND and spreadsheets do, not the binary double's 1.00499... nor half-to-even); `%` takes the
+    divisor's sign (-7 % 3 is 2, as in Python). Every backend follows the same rules (test_differential)."""
+    months = [D(2026, 1, 5), D(2026, 2, 5), D(2026, 3, 5), D(2026, 4, 5)]
+    visits = pl.DataFrame({"ts": months, "channel": ["a"] * 4, "n": [-7, 7, -7, 7], "x": [1.005, 2.5, -2.5, 0.285]})
+    res = run(
+        tmp_path,
+        {"orders": orders, "visits": visits},
+        """
+        cents: {unit: number, formula: sum(round(visits.x, 2)), grain: month}
+        whole: {unit: number, formula: round(sum(visits.x)), grain: month}
+        hundreds: {unit: number, formula: sum(round(visits.n * 25, -2)), grain: month}
+        mod: {unit: number, formula: sum(visits.n % 3), grain: month}
+        mod_negative: {unit: number, formula: sum(visits.n % -3), grain: month}
+        fraction: {unit: number, formula: sum(visits.x % 1), grain: month}
+    """,
+    )
+    assert list(totals(res["cents"]).values()) == [1.01, 2.5, -2.5, 0.29]
+    assert list(totals(res["whole"]).values()) == [1.0, 3.0, -3.0, 0.0]
+    assert list(totals(res["hundreds"]).values()) == [-200.0, 200.0, -200.0, 200.0]
+    assert list(totals(res["mod"]).values()) == [2, 1, 2, 1]
+    assert list(totals(res["mod_negative"]).values()) == [-1, -2, -1, -2]
+    assert list(totals(res["fraction"]).values()) == pytest.approx([0.005, 0.5, 0.5, 0.285])
