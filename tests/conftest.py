@@ -80,6 +80,23 @@ def write_spec(root: Path, text: str, name: str = "kpis.yaml") -> Path:
     return root
 
 
+def same(ours, reference, label: str = "") -> int:  # noqa: ANN001 - two kpi_engine.Result
+    """Every KPI's frame equal to the reference's (values to 1e-9 relative); the number of values compared.
+    A difference names the backend (``label``), the KPI and the row."""
+    import math
+
+    compared = 0
+    for kpi, expected in reference.series.items():
+        got = ours[kpi]
+        assert got.columns == expected.columns, (label, kpi)
+        assert got.drop("value").equals(expected.drop("value")), (label, kpi, got, expected)
+        for i, (a, b) in enumerate(zip(got["value"].to_list(), expected["value"].to_list(), strict=True)):
+            assert (a is None) == (b is None), (label, kpi, expected.row(i, named=True), a)
+            assert a is None or math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12), (label, kpi, expected.row(i, named=True), a)
+            compared += 1
+    return compared
+
+
 @pytest.fixture(scope="session")
 def pg_server():
     """One throwaway PostgreSQL server for the session (tests/pgcluster.py); ``pg_database`` gives each

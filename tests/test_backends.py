@@ -10,7 +10,6 @@ PostgreSQL the connector's row scan is made to fail, so any row read would stop 
 from __future__ import annotations
 
 import datetime as dt
-import math
 import re
 import sqlite3
 import sys
@@ -25,7 +24,7 @@ from kpi_engine.plan import Window
 from kpi_engine.pushdown import push_plan
 
 import datagen
-from conftest import pg_database, require, write_spec
+from conftest import pg_database, require, same, write_spec
 
 duckdb = require("duckdb")
 psycopg = require("psycopg")
@@ -133,20 +132,6 @@ def databases(tmp_path_factory: pytest.TempPathFactory, tables, postgres) -> dic
         "sqlite": f"path: {folder / 'shop.db'}",
         "postgres": f"url: '{postgres}'",
     }
-
-
-def same(ours: kpi_engine.Result, reference: kpi_engine.Result) -> int:
-    """Every KPI's frame equal to the reference's (values to 1e-9 relative); the number of values compared."""
-    compared = 0
-    for kpi, expected in reference.series.items():
-        got = ours[kpi]
-        assert got.columns == expected.columns, kpi
-        assert got.drop("value").equals(expected.drop("value")), kpi
-        for a, b in zip(got["value"].to_list(), expected["value"].to_list(), strict=True):
-            assert (a is None) == (b is None), kpi
-            assert a is None or math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12), (kpi, a, b)
-            compared += 1
-    return compared
 
 
 @pytest.mark.parametrize("calendar", list(CALENDARS))
