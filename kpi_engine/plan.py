@@ -355,6 +355,8 @@ def _derive(sp: SourcePlan, group: GroupRequest, finer: GroupRequest) -> None:
             if filter_key not in finer.row_filters:
                 finer.row_filters[filter_key] = group.row_filters[filter_key]
             finer.aggs[key] = dataclasses.replace(request, rows_id=finer.row_filters[filter_key][0])
+    if finer.derive_from is not None:  # finer is rolled up itself: what it now holds must come from below it
+        _derive(sp, finer, sp.groups[finer.derive_from])
     group.derive_from = finer.key
     _share_columns(group, finer)
     for other in sp.groups.values():  # groups already derived from this one now use finer's columns

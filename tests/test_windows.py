@@ -317,3 +317,21 @@ def test_a_calendar_offset_over_a_custom_window_finds_nothing(shop):
     span = Span(dt.date(2026, 3, 3), dt.date(2026, 3, 30))
     result = kpi_engine.load(shop).evaluate(AS_OF, spans=[("mtd_vs_last_month", span)])
     assert result.spans[("mtd_vs_last_month", span)]["value"].to_list() == [None]
+
+
+def test_a_window_beside_a_kpi_by_weekday_on_the_same_source(shop, con, tmp_path):
+    """A 28-day total beside a daily KPI by weekday: the daily total the window is summed from is itself
+    rolled up from the per-weekday rows, which must then compute the window's sum too (a KeyError before)."""
+    kpis = (
+        "kpis:\n"
+        "  revenue_28d: {unit: currency, grain: day, window: 28d, formula: sum(orders.amount)}\n"
+        "  by_weekday: {unit: count, grain: day, dimensions: [time.weekday], formula: count(orders)}\n"
+    )
+    root = write_spec(tmp_path, SPEC.split("kpis:")[0] + kpis)
+    (root / "orders.parquet").write_bytes((shop / "orders.parquet").read_bytes())
+    result = kpi_engine.load(root).evaluate(AS_OF)
+    rows = con.execute("SELECT p, sum(amount) FROM days JOIN orders ON d BETWEEN p - 27 AND p GROUP BY ALL").fetchall()
+    assert check(series(result["revenue_28d"]), rows) == 132
+    rows = con.execute("SELECT d, isodow(d), count(*) FROM orders GROUP BY ALL").fetchall()
+    got = {k: v for k, v in series(result["by_weekday"], "time.weekday").items() if k[1] != "total" and v}
+    assert got == {(d, w): n for d, w, n in rows}
