@@ -62,7 +62,7 @@ def _entity_query(compiler: SqlCompiler, group: GroupRequest, per: str, aggs: di
         exp.select(
             *keys,
             exp.alias_(who.copy(), "__who", quoted=True),
-            *[exp.alias_(compiler.aggregate(agg, edges=True), name, quoted=True) for name, agg in inner.values()],
+            *[exp.alias_(_per_entity(compiler, agg), name, quoted=True) for name, agg in inner.values()],
         )
         .from_(src)
         .where(exp.Not(this=exp.Is(this=who.copy(), expression=exp.Null())))
@@ -83,6 +83,13 @@ def _entity_query(compiler: SqlCompiler, group: GroupRequest, per: str, aggs: di
     query = exp.select(exp.column(PERIOD, quoted=True), *[exp.column(d, quoted=True) for d in dims], *outer)
     query = query.from_(entities).group_by(*[exp.Literal.number(k + 1) for k in range(len(dims) + 1)])
     return compiler.query(query)
+
+
+def _per_entity(compiler: SqlCompiler, agg: Agg) -> exp.Expression:
+    """An entity's own aggregate; a sum of none or of nulls only is 0, as in polars (SQL's SUM gives NULL,
+    which would drop the entity from a quantile or a mean over the entities)."""
+    value = compiler.aggregate(agg, edges=True)
+    return exp.Coalesce(this=value, expressions=[exp.Literal.number(0)]) if agg.func == "sum" else value
 
 
 ME = "kpi_me"  # the per-entity rows, in the query that joins their history facts

@@ -153,9 +153,11 @@ SELECT
   ) AS FLOAT64) / NULLIF((
     `cost`
   ), 0)) AS `a17`,
-  SUM(CASE WHEN (
+  SUM(MOD(MOD(`clicks`, NULLIF((
     @p3
-  ) <> 0 THEN MOD(`clicks`, @p3) END) AS `a18`,
+  ), 0)) + (
+    @p3
+  ), @p3)) AS `a18`,
   COALESCE(SUM(CASE WHEN `__date` = `__edge_cd5ad84d1034` THEN `clicks` END), 0) AS `a58`,
   COUNT(*) AS `n8`
 FROM (

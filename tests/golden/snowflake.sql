@@ -159,13 +159,17 @@ SELECT
   ) AS DOUBLE) / NULLIF((
     "cost"
   ), 0)) AS "a17",
-  SUM(CASE WHEN (
-    :p3
-  ) <> 0 THEN (
-    "clicks"
+  SUM((
+    (
+      "clicks"
+    ) % NULLIF((
+      :p3
+    ), 0) + (
+      :p3
+    )
   ) % (
     :p3
-  ) END) AS "a18",
+  )) AS "a18",
   COALESCE(SUM(CASE WHEN "__date" = "__edge_cd5ad84d1034" THEN "clicks" END), 0) AS "a58",
   COUNT(*) AS "n8"
 FROM (
@@ -399,7 +403,7 @@ FROM (
       DATE_TRUNC('MONTH', "__date") AS "__period",
       "visitor_id" AS "__who",
       COUNT(*) AS "e0",
-      SUM("duration_s") AS "e1",
+      COALESCE(SUM("duration_s"), 0) AS "e1",
       COUNT(CASE WHEN "lead" THEN 1 END) AS "e2",
       MAX(
         CASE
@@ -527,7 +531,7 @@ FROM (
         DAYOFWEEKISO("__date") + 6 - 6
       ) % 7, "__date") AS "__period",
       "visitor_id" AS "__who",
-      SUM("pageviews") AS "e0",
+      COALESCE(SUM("pageviews"), 0) AS "e0",
       COALESCE(SUM(CASE WHEN "__date" = "__edge_f603d23342c6" THEN "pageviews" END), 0) AS "e1"
     FROM (
       SELECT

@@ -180,13 +180,17 @@ SELECT
     `cost`
   ), 0)) AS `a17`,
   SUM(
-    CAST(CASE WHEN (
-      :p3
-    ) <> 0 THEN (
-      `clicks`
+    CAST((
+      (
+        `clicks`
+      ) % NULLIF((
+        :p3
+      ), 0) + (
+        :p3
+      )
     ) % (
       :p3
-    ) END AS DECIMAL(38, 0))
+    ) AS DECIMAL(38, 0))
   ) AS `a18`,
   COALESCE(
     SUM(
@@ -445,7 +449,7 @@ FROM (
       TRUNC(`__date`, 'MM') AS `__period`,
       `visitor_id` AS `__who`,
       COUNT(*) AS `e0`,
-      SUM(CAST(`duration_s` AS DECIMAL(38, 0))) AS `e1`,
+      COALESCE(SUM(CAST(`duration_s` AS DECIMAL(38, 0))), 0) AS `e1`,
       COUNT(CASE WHEN `lead` THEN 1 END) AS `e2`,
       MAX(
         CASE
@@ -577,7 +581,7 @@ FROM (
         ) % 7
       ) * -1) AS `__period`,
       `visitor_id` AS `__who`,
-      SUM(CAST(`pageviews` AS DECIMAL(38, 0))) AS `e0`,
+      COALESCE(SUM(CAST(`pageviews` AS DECIMAL(38, 0))), 0) AS `e0`,
       COALESCE(
         SUM(
           CASE
