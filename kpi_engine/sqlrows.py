@@ -261,9 +261,17 @@ class RowCompiler:
             if form is None:
                 raise NotPushable(f"{self.dialect} has no interval type for {node.func}()")
             arg = node.args[0]
-            if ":a" in form and not (isinstance(arg, BinOp) and arg.op == "-"):
+            difference = isinstance(arg, BinOp) and arg.op == "-"
+            if ":a" in form and not difference:
                 raise NotPushable(f"{self.dialect} takes {node.func}() of a difference of two times only")
-            parts = (self.row(arg.left), self.row(arg.right)) if ":a" in form else (args[0], args[0])  # type: ignore[union-attr]
+            parts = (args[0], args[0])
+            if difference:
+                sides = (arg.left, arg.right)  # type: ignore[union-attr]
+                parts = (self.row(sides[0]), self.row(sides[1]))
+                if any(isinstance(row_dtype(side, self.sp.schema), pl.Date) for side in sides):
+                    # as timestamps: two DATEs subtract to a number of days, not an interval
+                    parts = (exp.cast(parts[0], "TIMESTAMP"), exp.cast(parts[1], "TIMESTAMP"))
+                    args[0] = exp.Sub(this=parts[0], expression=parts[1])
             seconds = self.template(form, x=args[0], a=parts[0], b=parts[1])
             return exp.Div(
                 this=exp.cast(seconds, self.double()),
