@@ -242,9 +242,36 @@ def _postgres(url: str, sql: str, params: list[Any] | dict[str, Any]) -> pl.Data
         ) from None
     with psycopg.connect(url, autocommit=True) as con, con.cursor() as cur:
         cur.execute(sql, params or None)
-        names = [d.name for d in cur.description or ()]
+        described = [(d.name, d.type_code) for d in cur.description or ()]
         rows = cur.fetchall()
-    return pl.DataFrame(rows, schema=names, orient="row", infer_schema_length=None)
+    frame = pl.DataFrame(rows, schema=[name for name, _ in described], orient="row", infer_schema_length=None)
+    # no rows, or NULLs only, leave polars nothing to infer from: the server's column type says it
+    typed = [
+        pl.col(name).cast(_PG_TYPES[oid])
+        for name, oid in described
+        if frame.schema[name] == pl.Null and oid in _PG_TYPES
+    ]
+    return frame.with_columns(typed) if typed else frame
+
+
+#: PostgreSQL type OIDs (pg_type) as polars types, for columns whose values say nothing
+_PG_TYPES: dict[int, pl.DataType] = {
+    16: pl.Boolean(),
+    20: pl.Int64(),
+    21: pl.Int16(),
+    23: pl.Int32(),
+    700: pl.Float32(),
+    701: pl.Float64(),
+    1700: pl.Float64(),
+    18: pl.String(),
+    25: pl.String(),
+    1042: pl.String(),
+    1043: pl.String(),
+    1082: pl.Date(),
+    1114: pl.Datetime("us"),
+    1184: pl.Datetime("us", "UTC"),
+    1186: pl.Duration("us"),
+}
 
 
 def _sqlite(path: str) -> sqlite3.Connection:
