@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
+from zoneinfo import ZoneInfo
 
 import polars as pl
 
@@ -162,11 +163,14 @@ class RowBinder:
             if not isinstance(arg, String):
                 raise self.fail(kpi, node, f"{func}() takes one quoted ISO value", hint=f'e.g. {func}("2026-04-01")')
             try:
-                (dt.date.fromisoformat if func == "date" else dt.datetime.fromisoformat)(arg.value)
+                value = (dt.date.fromisoformat if func == "date" else dt.datetime.fromisoformat)(arg.value)
             except ValueError:
                 raise self.fail(
                     kpi, arg, f"invalid {func} `{arg.value}`", expected="ISO 8601, e.g. 2026-04-01"
                 ) from None
+            if isinstance(value, dt.datetime):  # as the engine's times are: naive UTC
+                utc = self.utc_time(value)
+                return Call(func, (String(utc.isoformat(), span=arg.span),), span=node.span), func
             return node, func
         if func in DURATION_FUNCS:
             if len(node.args) != 1:
@@ -197,6 +201,14 @@ class RowBinder:
             raise self.fail(kpi, node, f"`{func}` inside another aggregate", hint="aggregate once, then combine")
         known = [*SCALAR_FUNCS, *DURATION_FUNCS, *LITERAL_FUNCS]
         raise self.fail(kpi, node, f"unknown function `{func}`", hint=did_you_mean(func, known, "row functions"))
+
+    def utc_time(self, value: dt.datetime) -> dt.datetime:
+        """A ``datetime("...")`` literal as naive UTC: a time without an offset is a wall-clock time of the
+        project's time zone (the first of two at a DST fall-back), one with an offset (``Z``, ``+02:00``)
+        that instant."""
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=ZoneInfo(self.project.calendar.timezone))
+        return value.astimezone(dt.UTC).replace(tzinfo=None)
 
     def round_digits(self, kpi: KpiSpec, node: Node) -> Number:
         """``round(x, digits)``'s digits as one literal, or an error: a whole number from -15 to 15."""

@@ -150,3 +150,27 @@ def test_bound_literals_respect_time_zone():
         periods.bound_literal(dt.date(2026, 7, 1), pl.Datetime("us", "Asia/Tokyo"), "Europe/Paris")
     ).item()
     assert math.isclose(aware.timestamp(), dt.datetime(2026, 6, 30, 22, 0, tzinfo=dt.UTC).timestamp())
+
+
+def test_datetime_literals_are_local_times_unless_they_carry_an_offset(tmp_path):
+    """`datetime("2026-07-01T00:00")` in a Europe/Paris project is Paris midnight (22:00 UTC the day before),
+    as the periods' days are; with `Z` or `+02:00` it is that instant. Rows at 21:30 and 22:30 UTC on
+    30 June are 23:30 on 30 June and 00:30 on 1 July in Paris."""
+    frame = pl.DataFrame({"ts": [dt.datetime(2026, 6, 30, 21, 30), dt.datetime(2026, 6, 30, 22, 30)], "n": [1, 10]})
+    frame.write_parquet(tmp_path / "e.parquet")
+    root = write_spec(
+        tmp_path,
+        """
+        version: 1
+        timezone: Europe/Paris
+        sources:
+          e: {connector: parquet, path: e.parquet, time: ts}
+        kpis:
+          local: {unit: count, grain: year, formula: 'sum(e.n where ts >= datetime("2026-07-01T00:00"))'}
+          utc: {unit: count, grain: year, formula: 'sum(e.n where ts >= datetime("2026-06-30T22:00Z"))'}
+          offset: {unit: count, grain: year, formula: 'sum(e.n where ts < datetime("2026-07-01T00:00+02:00"))'}
+        """,
+    )
+    result = kpi_engine.load(root).evaluate(dt.date(2026, 7, 31))
+    values = {kpi: result[kpi]["value"].to_list() for kpi in ("local", "utc", "offset")}
+    assert values == {"local": [10], "utc": [10], "offset": [1]}

@@ -97,8 +97,9 @@ SQL = {
     "sales_volume": f"SELECT {M}, count(*) FROM orders GROUP BY 1",
     "sales_growth": f"""SELECT m, 100.0 * (r / lag(r) OVER (ORDER BY m) - 1) FROM
                         (SELECT {M} m, sum(amount) r FROM orders GROUP BY 1)""",
+    # (the formula's datetimes are London times: 27 April 00:00 BST is 26 April 23:00 UTC)
     "launch_sales_lift": """SELECT date_trunc('year', lt)::DATE, 100.0 * (
-                              sum(amount) FILTER (WHERE ordered_at >= TIMESTAMP '2026-03-02' AND ordered_at < TIMESTAMP '2026-04-27')
+                              sum(amount) FILTER (WHERE ordered_at >= TIMESTAMP '2026-03-02' AND ordered_at < TIMESTAMP '2026-04-26 23:00')
                             / sum(amount) FILTER (WHERE ordered_at >= TIMESTAMP '2026-01-05' AND ordered_at < TIMESTAMP '2026-03-02') - 1)
                             FROM orders GROUP BY 1""",
     "roi": f"SELECT {M}, 100.0 * (sum(revenue) - sum(cost)) / sum(cost) FROM ad_events GROUP BY 1",
