@@ -162,7 +162,8 @@ def postgres(pg_server):
 D = dt.datetime
 # what the first runs found, kept as fixed cases: SQLite took 31 March minus 9 months to 1 July (a fiscal
 # quarter too late); a SQLite read with no rows failed; SQL's % took the dividend's sign; round() differed;
-# an entity's SQL sum of nulls was NULL (polars: 0); days() of two DATE columns failed in SQL
+# an entity's SQL sum of nulls was NULL (polars: 0); days() of two DATE columns failed in SQL; PostgreSQL
+# columns with no rows or only NULLs were typed Null
 FOUND = [
     (
         [(D(2026, 3, 31, 22, 57), None, 9, -1.25, 2.5, 4)],
@@ -206,6 +207,15 @@ FOUND = [
         [("mean(days(e.at - e.at)) + mean(e.n / e.x)", "week", "[k]"), ("sum(e.n)", "day", "[]", 0)],
         ("Europe/Paris", "monday", 1, "date"),
         dt.date(2026, 2, 28),
+    ),
+    (
+        [(D(2026, 3, 29, 1), None, 0, None, None, 0)],
+        [
+            ('count(e where k in ["a", null]) + sum(e.n where x is not null)', "day", "[]"),
+            ("count_distinct(e.v)", "day", "[]"),
+        ],
+        ("UTC", "monday", 1),
+        dt.date(2026, 1, 15),
     ),
 ]
 
