@@ -288,27 +288,38 @@ class RowCompiler:
 
     def round(self, x: exp.Expression, digits: int) -> exp.Expression:
         """``compile.round_decimal`` in SQL: half away from zero on the 15-digit decimal form. PostgreSQL's
-        numeric cast and SQLite's and Spark's ROUND work that way; elsewhere the value is first rounded to 15
-        significant digits."""
+        numeric cast and SQLite's ROUND work that way; elsewhere the value is first rounded to 15 significant
+        digits (Spark's ROUND reads a double's shortest form: 7.034999999999999, not 7.035)."""
         number = exp.cast(x, self.double())
         scale = exp.Literal.number(10 ** abs(digits))
-        if self.dialect in ("postgres", "sqlite", "spark"):
+        if self.dialect in ("postgres", "sqlite"):
             if digits >= 0:
                 return exp.Round(this=number, decimals=exp.Literal.number(digits))
             # (SQLite takes negative digits as 0)
             tens = exp.Round(this=exp.Div(this=number, expression=scale), decimals=exp.Literal.number(0))
             return exp.Mul(this=tens, expression=scale)
         y = exp.paren(exp.Mul(this=number, expression=scale) if digits >= 0 else exp.Div(this=number, expression=scale))
+        whole = exp.Round(this=self._significant(y), decimals=exp.Literal.number(0))
+        return exp.Div(this=whole, expression=scale) if digits >= 0 else exp.Mul(this=whole, expression=scale)
+
+    def _significant(self, y: exp.Expression) -> exp.Expression:
+        """``y`` rounded to 15 significant digits where that can move it across a half (0.4 <= |y| < 1e15).
+        Spark's ROUND takes literal digits only: one branch per power of ten."""
         size = exp.Abs(this=y)
+
+        def below(bound: str) -> exp.Expression:
+            return exp.LT(this=size.copy(), expression=exp.Literal.number(bound))
+
+        if self.dialect == "spark":
+            ifs = [exp.If(this=below("0.4"), true=y.copy())] + [
+                exp.If(this=below(f"1e{k + 1}"), true=exp.Round(this=y.copy(), decimals=exp.Literal.number(14 - k)))
+                for k in range(15)
+            ]
+            return exp.Case(ifs=ifs, default=y.copy())
         magnitude = exp.cast(exp.Floor(this=exp.Anonymous(this="LOG10", expressions=[size])), "INT")
         places = exp.Sub(this=exp.Literal.number(14), expression=magnitude)
-        inside = exp.and_(
-            exp.GT(this=size, expression=exp.Literal.number(0)),
-            exp.LT(this=size, expression=exp.Literal.number("1e15")),
-        )
-        decimal = exp.Case(ifs=[exp.If(this=inside, true=exp.Round(this=y, decimals=places))], default=y)
-        whole = exp.Round(this=decimal, decimals=exp.Literal.number(0))
-        return exp.Div(this=whole, expression=scale) if digits >= 0 else exp.Mul(this=whole, expression=scale)
+        inside = exp.and_(exp.GTE(this=size.copy(), expression=exp.Literal.number("0.4")), below("1e15"))
+        return exp.Case(ifs=[exp.If(this=inside, true=exp.Round(this=y.copy(), decimals=places))], default=y.copy())
 
     def time(self) -> exp.Expression:
         """The source's time column, comparable as stored (SQLite's text as its own UTC form)."""

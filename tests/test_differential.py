@@ -233,13 +233,20 @@ def test_random_catalogues_agree_on_every_backend(tmp_path_factory, postgres, da
 
 @pytest.mark.parametrize("case", range(len(FOUND)))
 def test_what_the_random_catalogues_found(tmp_path_factory, postgres, case):
-    agree(tmp_path_factory, postgres, *FOUND[case])
+    agree(tmp_path_factory, postgres, *FOUND[case], spark=True)
 
 
 def agree(
-    tmp_path_factory, postgres: str, data: list[tuple], chosen: list[tuple], calendar: tuple, day: dt.date
+    tmp_path_factory,
+    postgres: str,
+    data: list[tuple],
+    chosen: list[tuple],
+    calendar: tuple,
+    day: dt.date,
+    spark: bool = False,
 ) -> None:
-    """Evaluate the catalogue over the rows on every backend; each must give the polars engine's frames."""
+    """Evaluate the catalogue over the rows on every backend (Spark too when ``spark``: a few seconds a
+    catalogue, so for the fixed cases only); each must give the polars engine's frames."""
     folder = tmp_path_factory.mktemp("diff")
     frame = frame_of(data, calendar[3] if len(calendar) > 3 else "naive")
     head, body = catalogue(calendar, chosen)
@@ -256,6 +263,9 @@ def agree(
         "sqlite": f"connector: sql, path: {folder / 'e.db'}, table: e",
         "postgres": f"connector: sql, url: '{postgres}', table: {table}",
     }
+    if spark:
+        require("pyspark")
+        where["spark"] = "connector: spark, path: ../e.parquet, master: 'local[2]'"
     results = {}
     for backend, source in where.items():
         root = write_spec(folder / backend, f"version: 1\n{head}sources:\n  e: {{{source}, time: at{entity}}}\n{body}")
