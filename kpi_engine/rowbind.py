@@ -240,11 +240,14 @@ class RowBinder:
                 return "duration"
             if not kinds:
                 return "null"
+        hint = "compare like with like; a difference of timestamps is a duration: minutes(a - b)"
+        if op in COMPARE and kinds == {"datetime", "date"}:
+            hint = (
+                'a timestamp compares with datetime("2026-04-01T00:00") (a wall-clock time of the spec\'s '
+                'time zone), a date column with date("2026-04-01")'
+            )
         raise self.fail(
-            ctx.kpi,
-            node,
-            f"`{op}` cannot combine {KIND_WORDS.get(lk, lk)} and {KIND_WORDS.get(rk, rk)}",
-            hint="compare like with like; a difference of timestamps is a duration: minutes(a - b)",
+            ctx.kpi, node, f"`{op}` cannot combine {KIND_WORDS.get(lk, lk)} and {KIND_WORDS.get(rk, rk)}", hint=hint
         )
 
     def source_of(self, node: Call, args: tuple[Node, ...], ctx: KpiContext) -> str:
