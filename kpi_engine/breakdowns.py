@@ -18,7 +18,7 @@ import polars as pl
 
 from .frame import by_dimension
 from .model import KpiSpec
-from .moved import by_value, part_ids, parts
+from .moved import NULL_LABEL, by_value, part_ids, parts
 from .units import format_value
 
 DEFAULT_TOP = 10
@@ -45,7 +45,7 @@ def breakdowns(result: Any, kpi: KpiSpec, current: dict[str, Any] | None) -> lis
     top = kpi.top or DEFAULT_TOP
     if shape is None and len(kpi.dimensions) > 1:  # no marginal: by the combination of values
         combos = {
-            " · ".join("(none)" if r[d] is None else str(r[d]) for d in kpi.dimensions): r["value"]
+            " · ".join(NULL_LABEL if r[d] is None else str(r[d]) for d in kpi.dimensions): r["value"]
             for r in rows.iter_rows(named=True)
         }
         return [_shown(" × ".join(kpi.dimensions), current["period"], combos, top, kpi, None)]
@@ -63,7 +63,7 @@ def _values(
     others), and how to rebuild a set of values together: sums add, a ratio is its numerators' sum over
     its denominators' sum (None: the formula cannot be rebuilt from parts)."""
     if len(kpi.dimensions) == 1:
-        values = {("(none)" if r[dim] is None else str(r[dim])): r["value"] for r in rows.iter_rows(named=True)}
+        values = {(NULL_LABEL if r[dim] is None else str(r[dim])): r["value"] for r in rows.iter_rows(named=True)}
     elif shape is not None and shape[0] == "sum":
         values = dict(by_value(result.series[kpi.id], dim, start)[0])
     else:

@@ -14,6 +14,8 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from markupsafe import escape
+
 from .units import format_value
 
 if TYPE_CHECKING:
@@ -209,7 +211,7 @@ def bar_spec(breakdown: Breakdown, unit: Any, title: str) -> dict[str, Any]:
 def embed(spec: dict[str, Any]) -> str:
     """A chart for a page that runs scripts: its spec in the page, drawn by the Vega runtime ``script`` adds."""
     data = json.dumps(spec, separators=(",", ":"), allow_nan=False).replace("<", "\\u003c").replace(">", "\\u003e")
-    label = _escape(spec["description"])
+    label = escape(spec["description"])
     return (
         f'<div class="chart {EMBEDDED}" style="width: 100%" role="img" aria-label="{label}">'
         f'<script type="application/json">{data}</script></div>'
@@ -225,7 +227,7 @@ def static_svg(spec: dict[str, Any]) -> str:
     head, rest = svg.split(">", 1)
     head = head.replace('class="marks"', 'class="marks chart"')
     head = re.sub(r' (width|height)="[^"]*"', "", head)  # (scales with the page)
-    return f'{head} role="img" aria-label="{_escape(spec["description"])}">{rest}'
+    return f'{head} role="img" aria-label="{escape(spec["description"])}">{rest}'
 
 
 def line_chart(chart: Chart, static: bool = False) -> str:
@@ -287,7 +289,7 @@ def script(src: str | None = None) -> str:
     """The script elements a page with ``embed``'ed charts needs: the runtime inline (or from ``src``), then
     the drawing. ``</script`` inside the bundle is escaped so the inline copy cannot end early."""
     if src:
-        loader = f'<script src="{_escape(src)}"></script>'
+        loader = f'<script src="{escape(src)}"></script>'
     else:
         loader = "<script>" + runtime().replace("</script", "<\\/script") + "</script>"
     return f"{loader}<script>{DRAW}</script>"
@@ -299,10 +301,6 @@ def with_script(html: str, src: str | None = None) -> str:
         return html
     at = html.rfind("</body>")
     return html + script(src) if at < 0 else html[:at] + script(src) + html[at:]
-
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def sparkline(values: Sequence[float | None], width: int = 120, height: int = 28) -> str:
