@@ -15,13 +15,16 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+import randomcat
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 from kpi_engine import load
 from kpi_engine.increment import Cache
-from kpi_engine.reaches import ALL, cutoff
 from kpi_engine.model import Calendar, Grain
 from kpi_engine.periods import Span
+from kpi_engine.reaches import ALL, cutoff
 from kpi_engine.targets import span_requests
 
 ROOT = Path(__file__).parent.parent
@@ -311,3 +314,43 @@ def test_a_cache_folder_that_cannot_be_written_costs_reuse_not_the_run(project):
     cache = Cache(blocked / "cache")
     check(load(project), LAST - dt.timedelta(days=3), cache)  # the numbers still equal a full run
     assert "not stored (" in cache.line() and "not-a-folder" in cache.line()
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+@given(
+    randomcat.rows,
+    randomcat.kpis,
+    randomcat.calendars,
+    st.lists(st.tuples(st.integers(0, 12), randomcat.rows, st.booleans()), min_size=1, max_size=3),
+)
+def test_random_catalogues_and_appends_give_a_full_runs_numbers(tmp_path_factory, data, chosen, calendar, steps):
+    """Random rows in monthly files and a random catalogue (randomcat, as the differential tests): after each
+    step (rows landing up to some days later, or late rows for closed periods, or a file deleted) the cached
+    run equals a run without the cache, frame for frame."""
+    root = tmp_path_factory.mktemp("random_increment")
+    times = calendar[3]
+    day = max(t for t, *_ in data).date()
+    frame = randomcat.frame_of(data, times)
+    months = frame.with_columns(month=pl.col("at").dt.strftime("%Y-%m"))
+    (root / "data").mkdir()
+    for (month,), part in months.group_by("month"):
+        part.drop("month").write_parquet(root / "data" / f"{month}.parquet")
+    head, body = randomcat.catalogue(calendar, chosen)
+    spec = f"version: 1\n{head}sources:\n  e: {{connector: parquet, path: 'data/*.parquet', time: at, entities: {{visitor: v}}}}\n{body}"
+    (root / "kpis.yaml").write_text(spec)
+    cache = Cache(root / "cache")
+
+    def same_as_full(as_of: dt.date) -> None:
+        catalog = load(root)
+        inc, full = catalog.evaluate(as_of, cache=cache), catalog.evaluate(as_of)
+        assert inc.series.keys() == full.series.keys()
+        for key, expected in full.series.items():
+            assert inc.series[key].equals(expected), (key, as_of)
+
+    same_as_full(day)
+    for n, (days, more, delete) in enumerate(steps):
+        day += dt.timedelta(days=days)  # (the new rows keep their own dates: late ones land in closed periods)
+        randomcat.frame_of(more, times).write_parquet(root / "data" / f"new{n}.parquet")
+        if delete:
+            sorted((root / "data").glob("20*.parquet"))[0].unlink(missing_ok=True)
+        same_as_full(day)
