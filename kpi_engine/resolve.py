@@ -369,6 +369,9 @@ class Binder(OffsetBinder):
         numeric = func in ("sum", "mean", "median", "min", "max", "first", "last", *EDGE_SUMS, *QUANTILES)
         if numeric and kind not in ("num", "bool", "null"):
             hint = "count it with count(...) or count_distinct(...)" if kind == "str" else None
+            if kind == "str" and isinstance(arg, Column):  # a text file types a column from its values: an
+                # empty column, or one of 1,234.50, reads as text
+                hint += f"; if it holds numbers, declare its type (csv, ndjson: dtypes: {{{arg.column}: float}})"
             if kind == "duration":
                 hint = f"convert it first: {func}(minutes(...)) or seconds/hours/days(...)"
             raise self.fail(

@@ -18,11 +18,14 @@ from .plan import Plan, SourcePlan, as_of_end
 from .timeparse import TimeOptions, time_expr
 
 
-def normalize_time(lf: pl.LazyFrame, source: SourceSpec, dtype: pl.DataType) -> tuple[pl.LazyFrame, pl.DataType]:
-    """The time column as naive UTC timestamps or dates (see ``timeparse``); a value it cannot read fails."""
+def normalize_time(
+    lf: pl.LazyFrame, source: SourceSpec, dtype: pl.DataType, zone: str | None = None
+) -> tuple[pl.LazyFrame, pl.DataType]:
+    """The time column as naive UTC timestamps or dates (see ``timeparse``; ``zone``: the spec's, for text
+    days); a value it cannot read fails."""
     opts = TimeOptions.of(source.options)
     col = pl.col(source.time)
-    expr = time_expr(col, dtype, opts)
+    expr = time_expr(col, dtype, opts, day_zone=zone)
     if expr is None:
         raise KpiError(
             Diagnostic(
@@ -74,7 +77,7 @@ def source_frame(
                 f"scan() returned column `{column}` as {scanned[column]}, but schema() said {sp.schema[column]}"
             )
     try:
-        lf, dtype = normalize_time(lf, source, sp.schema[source.time])
+        lf, dtype = normalize_time(lf, source, sp.schema[source.time], tz)
     except pl.exceptions.PolarsError:
         raise time_error(sp, connector, env) from None
     lf = lf.select(read)

@@ -108,15 +108,26 @@ def from_number(expr: pl.Expr, unit: str) -> pl.Expr:
     return _bounded(micros.cast(pl.Datetime("us")))
 
 
-def time_expr(expr: pl.Expr, dtype: pl.DataType, opts: TimeOptions, date_only: bool = False) -> pl.Expr | None:
+def time_expr(
+    expr: pl.Expr, dtype: pl.DataType, opts: TimeOptions, date_only: bool = False, day_zone: str | None = None
+) -> pl.Expr | None:
     """``expr`` (of type ``dtype``) as the engine's time type (naive UTC, or Date), None when it cannot be one.
 
     Naive timestamps are wall-clock times of ``time_zone`` (default UTC). Numbers are read only with a
-    declared ``time_unit``: the engine never guesses whether 1700000000 is seconds or microseconds.
+    declared ``time_unit``: the engine never guesses whether 1700000000 is seconds or microseconds. A text
+    value with no time of day (``2026-03-29``) is a day of the calendar: its midnight in ``time_zone`` if the
+    source declares one, else in ``day_zone`` (the spec's), so that it is counted on that day as a date
+    column's value is, not on the day before west of UTC.
     """
     if dtype == pl.String:
         parsed = parse_text(expr, opts, date_only)
-        return parsed if date_only or opts.date_only else _bounded(_to_utc(parsed, opts.zone))
+        if date_only or opts.date_only:
+            return parsed
+        utc = _to_utc(parsed, opts.zone)
+        if opts.zone is None and day_zone not in (None, "UTC"):
+            day = expr.str.strip_chars().str.contains(r"^\d{4}-\d{2}-\d{2}$")
+            utc = pl.when(day).then(_to_utc(parsed, day_zone)).otherwise(utc)
+        return _bounded(utc)
     if isinstance(dtype, pl.Date):
         return expr
     if isinstance(dtype, pl.Datetime):  # typed data is not bounded row by row: its span is checked instead

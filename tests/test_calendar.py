@@ -174,3 +174,26 @@ def test_datetime_literals_are_local_times_unless_they_carry_an_offset(tmp_path)
     result = kpi_engine.load(root).evaluate(dt.date(2026, 7, 31))
     values = {kpi: result[kpi]["value"].to_list() for kpi in ("local", "utc", "offset")}
     assert values == {"local": [10], "utc": [10], "offset": [1]}
+
+
+def test_text_days_in_the_time_column_count_on_that_day_west_of_utc(tmp_path):
+    """JSON has no date type: `"at": "2026-03-29"` is text. Read as UTC midnight it was 28 March in New York
+    (the day before); it is the spec's day, as a date column's value is. A time of day still reads as UTC."""
+    (tmp_path / "e.ndjson").write_text(
+        '{"at": "2026-03-29", "n": 1}\n{"at": "2026-03-30", "n": 2}\n{"at": "2026-03-31T02:00:00", "n": 4}\n'
+    )
+    root = write_spec(
+        tmp_path,
+        """
+        version: 1
+        timezone: America/New_York
+        sources:
+          e: {connector: ndjson, path: e.ndjson, time: at}
+        kpis:
+          n: {unit: count, grain: day, formula: sum(e.n)}
+        """,
+    )
+    frame = kpi_engine.load(root).evaluate(dt.date(2026, 3, 31))["n"]
+    days = {r["start"]: r["value"] for r in frame.iter_rows(named=True) if r["value"]}
+    # 02:00 UTC on 31 March is 22:00 on the 30th in New York (EDT, UTC-4)
+    assert days == {dt.date(2026, 3, 29): 1, dt.date(2026, 3, 30): 2 + 4}
