@@ -48,6 +48,7 @@ from .offsets import OffsetBinder
 from .periods import DATE_PARTS, TIME_PART
 from .references import MAX_EXPANDED, expanded_size
 from .rowbind import KIND_WORDS, Failed, KpiContext
+from .timeparse import TimeOptions, output_type, time_expr
 
 
 class Binder(OffsetBinder):
@@ -391,9 +392,21 @@ def bind_project(
     that allows: its ``sources`` are complete, its aggregates over that source unchecked. ``runnable`` tells
     the two apart.
     """
-    binder = Binder(project, schemas, functions)
+    binder = Binder(project, {name: _as_read(project, name, schema) for name, schema in schemas.items()}, functions)
     bound = binder.bind_all()
     return bound, binder.errors.diagnostics
+
+
+def _as_read(project: Project, name: str, schema: pl.Schema) -> pl.Schema:
+    """A source's columns as formulas see them: its time column as the engine reads it (text times such as
+    JSON's are parsed), so that ``minutes(e.at - e.created)`` or ``e.at >= datetime(...)`` bind."""
+    source = project.sources.get(name)
+    if source is None or source.time not in schema:
+        return schema
+    dtype, opts = schema[source.time], TimeOptions.of(source.options)
+    if time_expr(pl.col(source.time), dtype, opts) is None:
+        return schema  # (the scan says what is wrong with it)
+    return pl.Schema({**schema, source.time: output_type(dtype, opts)})
 
 
 def runnable(bound: Mapping[str, BoundKpi], schemas: Mapping[str, pl.Schema]) -> dict[str, BoundKpi]:

@@ -189,11 +189,19 @@ def test_text_days_in_the_time_column_count_on_that_day_west_of_utc(tmp_path):
         timezone: America/New_York
         sources:
           e: {connector: ndjson, path: e.ndjson, time: at}
+          d: {connector: ndjson, path: d.ndjson, time: at, dtypes: {at: date}}
         kpis:
           n: {unit: count, grain: day, formula: sum(e.n)}
+          since: {unit: count, grain: year, formula: 'count(e where at >= datetime("2026-03-30T00:00"))'}
+          hours: {unit: count, grain: year, dimensions: [time.hour], formula: sum(d.n)}
         """,
     )
-    frame = kpi_engine.load(root).evaluate(dt.date(2026, 3, 31))["n"]
-    days = {r["start"]: r["value"] for r in frame.iter_rows(named=True) if r["value"]}
+    (root / "d.ndjson").write_text('{"at": "2026-03-29", "n": 1}\n')
+    result = kpi_engine.load(root).evaluate(dt.date(2026, 3, 31))
+    days = {r["start"]: r["value"] for r in result["n"].iter_rows(named=True) if r["value"]}
     # 02:00 UTC on 31 March is 22:00 on the 30th in New York (EDT, UTC-4)
     assert days == {dt.date(2026, 3, 29): 1, dt.date(2026, 3, 30): 2 + 4}
+    # the time column binds as a timestamp (it is text in the file): New York's midnight on the 30th on
+    assert result["since"]["value"].to_list() == [2]
+    # declared a date column, its values have no hour
+    assert result["hours"].filter(~pl.col("is_total"))["time.hour"].to_list() == [None]

@@ -329,7 +329,10 @@ class NdjsonConnector(_FileConnector):
         overrides = _overrides(source) or {}
         temporal = {c: t for c, t in overrides.items() if t in (pl.Date, pl.Datetime("us"))}
         overrides = {c: (pl.String if c in temporal else t) for c, t in overrides.items()}
-        temporal.pop(source.time, None)  # the engine parses the time column with the source's time options
+        if temporal.get(source.time) != pl.Date or "time_format" in source.options:
+            # the engine parses the time column with the source's time options; declared a date (ISO), it is
+            # a date column here (no hour, never a midnight in some zone)
+            temporal.pop(source.time, None)
         files = source_files(source, env, suffixes=self.suffixes)
         lf = pl.scan_ndjson(files, infer_schema_length=10_000, schema_overrides=overrides or None)
         opts = TimeOptions(zone=source.options.get("time_zone"))
