@@ -148,3 +148,31 @@ def agree(
         assert not result.failures, (backend, result.failures)
         if backend != "polars":
             assert same(result, results["polars"], backend) >= 1
+
+
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    derandomize=not os.environ.get("KPI_DIFF_EXPLORE"),
+)
+@given(rows, kpis, calendars, as_of)
+def test_random_catalogues_agree_on_every_file_format(tmp_path_factory, data, chosen, calendar, day):
+    """The same rows as Parquet, CSV and NDJSON (its time column text: JSON has no dates) give the same
+    frames. The text formats declare their column types, as an export with empty columns must."""
+    folder = tmp_path_factory.mktemp("formats")
+    frame = frame_of(data, calendar[3])
+    frame.write_parquet(folder / "e.parquet")
+    frame.write_csv(folder / "e.csv")
+    frame.write_ndjson(folder / "e.ndjson")
+    head, body = catalogue(calendar, chosen)
+    dtypes = "x: float, y: float, k: str, n: int, v: int" + (", at: date" if calendar[3] == "date" else "")
+    results = {}
+    for fmt in ("parquet", "csv", "ndjson"):
+        typed = f", dtypes: {{{dtypes}}}" if fmt != "parquet" else ""
+        source = f"connector: {fmt}, path: ../e.{fmt}, time: at, entities: {{visitor: v}}{typed}"
+        root = write_spec(folder / fmt, f"version: 1\n{head}sources:\n  e: {{{source}}}\n{body}")
+        results[fmt] = kpi_engine.load(root, allow_outside=True).evaluate(day)
+    for fmt in ("csv", "ndjson"):
+        assert not results[fmt].failures, (fmt, results[fmt].failures)
+        assert same(results[fmt], results["parquet"], fmt) >= 1
