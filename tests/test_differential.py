@@ -26,6 +26,12 @@ require("duckdb")
 require("psycopg")
 
 EXAMPLES = int(os.environ.get("KPI_DIFF_EXAMPLES", "12"))
+RANDOM = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    derandomize=not os.environ.get("KPI_DIFF_EXPLORE"),
+)
 
 
 @pytest.fixture(scope="module")
@@ -94,12 +100,7 @@ FOUND = [
 ]
 
 
-@settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    suppress_health_check=list(HealthCheck),
-    derandomize=not os.environ.get("KPI_DIFF_EXPLORE"),
-)
+@RANDOM
 @given(rows, kpis, calendars, as_of)
 def test_random_catalogues_agree_on_every_backend(tmp_path_factory, postgres, data, chosen, calendar, day):
     agree(tmp_path_factory, postgres, data, chosen, calendar, day)
@@ -150,12 +151,7 @@ def agree(
             assert same(result, results["polars"], backend) >= 1
 
 
-@settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    suppress_health_check=list(HealthCheck),
-    derandomize=not os.environ.get("KPI_DIFF_EXPLORE"),
-)
+@RANDOM
 @given(rows, kpis, calendars, as_of)
 def test_random_catalogues_agree_on_every_file_format(tmp_path_factory, data, chosen, calendar, day):
     """The same rows as Parquet, CSV and NDJSON (its time column text: JSON has no dates) give the same
