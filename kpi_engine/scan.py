@@ -66,6 +66,8 @@ def source_frame(
     joined = {c: name for c, name in plan.joined(source).items() if c in sp.columns}  # from lookups: below
     keys = {plan.lookups[name][0].key for name in joined.values()}
     read = sorted({c for c in sp.columns if not c.startswith(periods.TIME_PART) and c not in joined} | keys)
+    if not isinstance(sp.schema.get(source.time), pl.Date | pl.Datetime):  # text or epoch numbers: a window
+        start = end = None  # on them would compare unlike types (the rows are filtered once their times are read)
     request = ScanRequest(tuple(read), source.time, start, end, (file,) if file else None)
     lf = connector.scan(source, request, env)
     if not isinstance(lf, pl.LazyFrame):  # a plugin's mistake: reported as its failure, the other KPIs still run

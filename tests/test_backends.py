@@ -512,3 +512,27 @@ def test_explain_prints_every_query_a_source_runs(databases, tmp_path):
         assert title in explained, title
     assert explained.count("-- parameters: ") >= explained.count("\n  -- month x") > 5
     assert "ROW_NUMBER() OVER" in explained  # (new visitors: each one's first row)
+
+
+def test_a_text_time_column_in_a_database_is_read_and_windowed_after_parsing(postgres, tmp_path):
+    """A table whose time column is text: the connector gets no time window to compare it with (a VARCHAR
+    against a TIMESTAMP failed the source); the engine parses the times and keeps the window's rows. Text
+    days are the spec's days (New York here), as in files."""
+    frame = pl.DataFrame({"at": ["2026-03-02", "2026-03-30T02:00:00", "2026-03-30", "2026-04-02T12:00:00"], "n": [1, 2, 4, 8]})
+    with duckdb.connect(str(tmp_path / "t.duckdb")) as con:
+        con.register("frame", frame.to_arrow())
+        con.execute("CREATE TABLE t AS SELECT * FROM frame")
+    with psycopg.connect(postgres, autocommit=True) as con:
+        con.execute("DROP TABLE IF EXISTS t_text; CREATE TABLE t_text (at TEXT, n BIGINT)")
+        with con.cursor().copy("COPY t_text FROM STDIN") as copy:
+            for row in frame.rows():
+                copy.write_row(row)
+    kpis = "kpis:\n  n: {unit: count, grain: day, formula: sum(e.n)}\n"
+    for where in (f"{{connector: sql, path: {tmp_path / 't.duckdb'}, table: t, time: at}}",
+                  f"{{connector: sql, url: '{postgres}', table: t_text, time: at}}"):
+        root = write_spec(tmp_path / "spec", f"version: 1\ntimezone: America/New_York\nsources:\n  e: {where}\n{kpis}")
+        result = kpi_engine.load(root, allow_outside=True).evaluate(dt.date(2026, 3, 31), start=dt.date(2026, 3, 29))
+        days = {r["start"]: r["value"] for r in result["n"].iter_rows(named=True)}
+        # 02:00 UTC on 30 March is 22:00 on the 29th in New York; 2 March is before the window, 2 April after
+        # as-of (so the data ends on the 30th: the 31st has none)
+        assert days == {dt.date(2026, 3, 29): 2, dt.date(2026, 3, 30): 4, dt.date(2026, 3, 31): None}, where
