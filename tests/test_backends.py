@@ -519,14 +519,10 @@ def test_a_text_time_column_in_a_database_is_read_and_windowed_after_parsing(pos
     against a TIMESTAMP failed the source); the engine parses the times and keeps the window's rows. Text
     days are the spec's days (New York here), as in files."""
     frame = pl.DataFrame({"at": ["2026-03-02", "2026-03-30T02:00:00", "2026-03-30", "2026-04-02T12:00:00"], "n": [1, 2, 4, 8]})
-    with duckdb.connect(str(tmp_path / "t.duckdb")) as con:
-        con.register("frame", frame.to_arrow())
-        con.execute("CREATE TABLE t AS SELECT * FROM frame")
+    to_duckdb(tmp_path / "t.duckdb", {"t": frame})
     with psycopg.connect(postgres, autocommit=True) as con:
-        con.execute("DROP TABLE IF EXISTS t_text; CREATE TABLE t_text (at TEXT, n BIGINT)")
-        with con.cursor().copy("COPY t_text FROM STDIN") as copy:
-            for row in frame.rows():
-                copy.write_row(row)
+        con.execute("DROP TABLE IF EXISTS t_text")
+    to_postgres(postgres, {"t_text": frame})
     kpis = "kpis:\n  n: {unit: count, grain: day, formula: sum(e.n)}\n"
     for where in (f"{{connector: sql, path: {tmp_path / 't.duckdb'}, table: t, time: at}}",
                   f"{{connector: sql, url: '{postgres}', table: t_text, time: at}}"):
