@@ -34,6 +34,7 @@ _EXPORTS = {
     "Attachment": "channels",
     "Connector": "connectors",
     "Database": "connectors",
+    "Collated": "connectors",
     "expand_env": "connectors",
     "redact": "connectors",
     "ScanRequest": "connectors",

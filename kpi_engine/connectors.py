@@ -75,6 +75,27 @@ class Database:
         """Where the data is, for ``--explain`` and errors: a file or a URL without its password."""
         return ""
 
+    def collated(self) -> Collated:
+        """The source's text columns that the database does not compare by their bytes: the engine then
+        compares them by their bytes in SQL, as polars does. The default, unknown, has every text column so
+        compared; a database that knows its columns saves the ``COLLATE`` where a plan would pay for it."""
+        return Collated()
+
+
+@dataclass(frozen=True)
+class Collated:
+    """Text columns whose database collation differs from comparing bytes (``Database.collated``): in
+    equality (``loose``: a case-insensitive collation; group keys, entities) and in order (``ordered``:
+    any linguistic one; ``<`` and ``>``). None: unknown, so every text column."""
+
+    loose: frozenset[str] | None = None
+    ordered: frozenset[str] | None = None
+
+    def __or__(self, other: Collated) -> Collated:
+        """Both tables' columns (a source and the lookups joined to it): unknown where either is."""
+        join = lambda a, b: None if a is None or b is None else a | b  # noqa: E731
+        return Collated(join(self.loose, other.loose), join(self.ordered, other.ordered))
+
 
 class Connector:
     """Base class of data connectors. Subclasses set ``name`` and ``options_schema`` and implement both methods."""

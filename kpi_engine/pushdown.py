@@ -16,13 +16,14 @@ from typing import Any
 import polars as pl
 from sqlglot import exp
 
-from .connectors import Connector, Database, Env, data_error, repeated_key
+from .connectors import Collated, Connector, Database, Env, data_error, repeated_key
 from .dialects import RUNS
 from .errors import KpiError
 from .ir import Agg, Conversions, MetricFunction
 from .plan import GroupRequest, Plan, SourcePlan, as_of_end
 from .sqlentities import entity_queries
 from .sqlgen import PERIOD, NotPushable, Query, SqlCompiler
+from .sqlrows import bytewise
 
 
 @dataclass
@@ -60,8 +61,9 @@ def push_plan(
         try:
             if db.dialect not in RUNS:
                 raise NotPushable(f"the engine renders {db.dialect} SQL but does not run it")
-            relation, joined = with_lookups(db, sp, plan, connectors, env)
+            relation, joined, collated = with_lookups(db, sp, plan, connectors, env)
             compiler = SqlCompiler(db.dialect, sp, plan, relation, dict(functions))
+            compiler.collated = collated
             checks = {lookup: repeated_key_query(compiler, plan, lookup, table) for lookup, table in joined.items()}
             check = type_check(compiler)
             if check is not None:
@@ -96,15 +98,16 @@ def push_plan(
 
 def with_lookups(
     db: Database, sp: SourcePlan, plan: Plan, connectors: Mapping[str, Connector], env: Env
-) -> tuple[exp.Expression, dict[str, exp.Expression]]:
+) -> tuple[exp.Expression, dict[str, exp.Expression], Collated]:
     """The source's relation, joined to the lookups it reads columns from when they are tables of the same
     database, as ``lookups.join_lookup`` joins them: a key the lookup lacks keeps its rows, with `unknown` in
-    text columns and null in others; and each lookup's own relation, by name. A lookup elsewhere (a CSV file,
-    another server) is not pushable."""
+    text columns and null in others; each lookup's own relation, by name; and the text columns of all these
+    tables that the database does not compare by their bytes. A lookup elsewhere (a CSV file, another
+    server) is not pushable."""
     joined = {c: n for c, n in plan.joined(sp.source).items() if c in sp.columns}
-    relation = db.relation()
+    relation, collated = db.relation(), db.collated()
     if not joined:
-        return relation, {}
+        return relation, {}, collated
     tables: dict[str, exp.Expression] = {}
     src = "kpi_source"
     columns: list[exp.Expression] = [exp.column(exp.Star(), table=src)]
@@ -118,8 +121,12 @@ def with_lookups(
             raise NotPushable(f"it joins the lookup {name} on `{spec.key}`, of another type there")
         alias = f"kpi_lookup{k}"
         tables[name] = other.relation()  # (once: a Spark relation registers a view)
+        theirs = other.collated()
         key = exp.column(spec.key, table=alias, quoted=True)
-        on = exp.EQ(this=exp.column(spec.key, table=src, quoted=True), expression=key)
+        on: exp.Expression = exp.EQ(this=exp.column(spec.key, table=src, quoted=True), expression=key)
+        if schema[spec.key] == pl.String and spec.key in _loose(collated | theirs):  # their bytes, as polars
+            on = exp.EQ(this=bytewise(db.dialect, on.this), expression=bytewise(db.dialect, key.copy()))
+        collated |= theirs
         joins.append((exp.alias_(tables[name].copy(), alias, table=True, quoted=True), on))
         for column in [c for c, n in joined.items() if n == name]:
             value: exp.Expression = exp.column(column, table=alias, quoted=True)
@@ -130,13 +137,29 @@ def with_lookups(
     query = exp.select(*columns).from_(exp.alias_(relation, src, table=True, quoted=True))
     for table, on in joins:
         query = query.join(table, on=on, join_type="left")
-    return exp.Subquery(this=query, alias=exp.TableAlias(this=exp.to_identifier("kpi_joined", quoted=True))), tables
+    joined_rows = exp.Subquery(this=query, alias=exp.TableAlias(this=exp.to_identifier("kpi_joined", quoted=True)))
+    return joined_rows, tables, collated
+
+
+class _Everything(frozenset):
+    """Every column (``Collated``'s None, unknown, as a set)."""
+
+    def __contains__(self, name: object) -> bool:
+        return True
+
+
+def _loose(collated: Collated) -> frozenset[str]:
+    """The columns ``collated`` finds equal text in that differs in its bytes (all of them when unknown)."""
+    return _Everything() if collated.loose is None else collated.loose
 
 
 def repeated_key_query(compiler: SqlCompiler, plan: Plan, name: str, table: exp.Expression) -> Query:
     """The first key of lookup ``name`` held by several of its rows, with their count (no row: unique), as
     ``lookups.lookup_frames`` checks it in memory."""
-    key = exp.column(plan.lookups[name][0].key, quoted=True)
+    spec, schema = plan.lookups[name]
+    key: exp.Expression = exp.column(spec.key, quoted=True)
+    if schema[spec.key] == pl.String and spec.key in _loose(compiler.collated):  # keys that differ in their
+        key = compiler.bytewise(key)  # bytes only are two keys, as in polars
     count = exp.Count(this=exp.Star())
     query = (
         exp.select(exp.alias_(key, "value", quoted=True), exp.alias_(count, "n", quoted=True))

@@ -57,7 +57,7 @@ def _entity_query(compiler: SqlCompiler, group: GroupRequest, per: str, aggs: di
         rows = exp.select(exp.Star(), *edges).from_(exp.alias_(exp.Subquery(this=rows), "kpi_all", quoted=True))
     src = exp.alias_(exp.Subquery(this=rows), "kpi_rows", quoted=True)
     keys = [exp.alias_(period, PERIOD, quoted=True), *[compiler.dimension(d) for d in dims]]
-    who = exp.column(per, quoted=True)
+    who = compiler.entity(per)
     per_entity = (
         exp.select(
             *keys,
@@ -117,7 +117,7 @@ def _with_history(
 ) -> exp.Select:
     """The per-entity rows with a column per history fact (``__new``, ``__active{k}``, true or false) and per
     ``over_next`` (``__ahead{n}``, 0 when none), read from the entity's whole history up to as-of."""
-    who = exp.column(per, quoted=True)
+    who = compiler.entity(per)
     history = compiler.rows().where(exp.Not(this=exp.Is(this=who.copy(), expression=exp.Null())))
     rows = exp.alias_(exp.Subquery(this=history), "kpi_history", quoted=True)
     parts = []

@@ -17,7 +17,8 @@ from sqlglot import exp
 
 from . import periods
 from .compile import INT_TYPES, row_dtype
-from .dialects import DATE_PARTS, LOCAL_DATE, LOCAL_HOUR, PERIOD_START, SECONDS, SHIFT
+from .connectors import Collated
+from .dialects import BYTEWISE, DATE_PARTS, LOCAL_DATE, LOCAL_HOUR, PERIOD_START, SECONDS, SHIFT
 from .formula import BinOp, Bool, Call, Column, InList, IsNull, Node, Null, Number, String, Unary
 from .ir import DURATION_FUNCS, MetricFunction
 from .model import MONTHS_PER, Calendar, Grain
@@ -48,6 +49,16 @@ class Query:
     pretty: str = ""  # the same query laid out for reading (``--explain``)
 
 
+def bytewise(dialect: str, text: exp.Expression) -> exp.Expression:
+    """``text`` compared, grouped and counted by its UTF-8 bytes, as in polars, whatever the collation of its
+    column or database (``dialects.BYTEWISE``)."""
+    form = BYTEWISE.get(dialect)
+    if form is None:
+        return text
+    tree = sqlglot.parse_one(form, read="postgres" if dialect == "duckdb" else dialect)
+    return exp.replace_placeholders(tree, x=text)
+
+
 class RowCompiler:
     """Row-level SQL of one source for one dialect. ``relation`` is the source's rows (a table or a
     subquery) as the database sees them; ``schema`` their columns as polars reads them."""
@@ -62,6 +73,8 @@ class RowCompiler:
     ) -> None:
         self.dialect, self.sp, self.plan, self.relation, self.functions = dialect, sp, plan, relation, functions
         self.params: dict[str, Any] = {}
+        #: the text columns the database does not compare by their bytes (``by_bytes``)
+        self.collated = Collated()
 
     # -- values and templates ---------------------------------------------------------------------------
     def value(self, v: object) -> exp.Expression:
@@ -85,9 +98,11 @@ class RowCompiler:
         return exp.replace_placeholders(tree, **filled)
 
     def dimension(self, name: str) -> exp.Expression:
-        """A dimension: a column, or a part of each row's local date (``time.weekday``) under its name."""
+        """A dimension: a column (text grouped by its bytes), or a part of each row's local date
+        (``time.weekday``) under its name."""
         if not name.startswith(periods.TIME_PART):
-            return self.column(name)
+            column = self.column(name)
+            return exp.alias_(self.bytewise(column), name, quoted=True) if self.by_bytes(name, key=True) else column
         part = name.removeprefix(periods.TIME_PART)
         if part == "hour" and isinstance(self.sp.schema[self.sp.source.time], pl.Date):
             return exp.alias_(exp.Null(), name, quoted=True)  # a date has no hour
@@ -106,6 +121,28 @@ class RowCompiler:
     def column(name: str) -> exp.Column:
         """A column by name, quoted (any name a source has is safe)."""
         return exp.column(name, quoted=True)
+
+    def is_text(self, name: str) -> bool:
+        """Whether the source's column ``name`` holds text."""
+        return self.sp.schema.get(name) == pl.String
+
+    def bytewise(self, text: exp.Expression) -> exp.Expression:
+        """``text`` compared by its bytes in this dialect (``bytewise``)."""
+        return bytewise(self.dialect, text)
+
+    def entity(self, name: str) -> exp.Expression:
+        """Entity column ``name``: text entities are told apart by their bytes, as in polars."""
+        column = self.column(name)
+        return self.bytewise(column) if self.by_bytes(name, key=True) else column
+
+    def by_bytes(self, name: str, key: bool = False) -> bool:
+        """Whether column ``name`` needs ``bytewise`` in SQL: text, in a dialect that has it, unless the
+        database says its collation compares it by bytes already; as a ``key`` (a dimension, an entity), in
+        equality only."""
+        if not self.is_text(name) or self.dialect not in BYTEWISE:
+            return False
+        known = self.collated.loose if key else self.collated.ordered
+        return known is None or name in known
 
     # -- time ---------------------------------------------------------------------------------------------
     def local_date(self, t: exp.Expression | None = None) -> exp.Expression:
@@ -174,7 +211,8 @@ class RowCompiler:
     def row(self, node: Node) -> exp.Expression:
         """A row-level formula node as SQL, with the polars path's null rules (x / 0 is null)."""
         if isinstance(node, Column):
-            return self.column(node.column)
+            column = self.column(node.column)
+            return self.bytewise(column) if self.by_bytes(node.column) else column
         if isinstance(node, Bool):
             return self.boolean(node.value)
         if isinstance(node, Number | String):

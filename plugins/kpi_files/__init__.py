@@ -9,6 +9,7 @@ import polars as pl
 
 from kpi_engine import (
     ISO_RE,
+    Collated,
     Connector,
     Database,
     Diagnostic,
@@ -315,7 +316,13 @@ class _DuckDBFiles(Database):
             return con.sql(sql, params={**params, "files": self.files}).pl()
 
     def where(self) -> str:
-        return f"{len(self.files)} Parquet file(s) via DuckDB"
+        """The files, named: the engine joins a lookup in the query only where it is, and the lookup's
+        ``$files`` would be this source's (a lookup in other files is joined in polars)."""
+        more = f" and {len(self.files) - 1} more Parquet file(s)" if len(self.files) > 1 else ""
+        return f"{self.files[0]}{more} via DuckDB" if self.files else "no Parquet file, via DuckDB"
+
+    def collated(self) -> Collated:
+        return Collated(frozenset(), frozenset())  # Parquet's strings have no collation: DuckDB compares bytes
 
 
 class NdjsonConnector(_FileConnector):

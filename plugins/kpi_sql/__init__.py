@@ -19,6 +19,7 @@ from typing import Any
 import polars as pl
 
 from kpi_engine import (
+    Collated,
     Connector,
     Database,
     Diagnostic,
@@ -216,6 +217,40 @@ class _SqlDatabase(Database):
 
     def where(self) -> str:
         return redact(self.target)
+
+    def collated(self) -> Collated:
+        """A table's collations from its database's catalog; unknown for a query, and in SQLite (where
+        ``COLLATE BINARY`` costs nothing)."""
+        table = self.source.options.get("table")
+        if table is None or self.kind not in ("postgres", "duckdb"):
+            return Collated()
+        if self.kind == "postgres":  # ordering follows the database's locale, equality only these columns'
+            loose = self.fetch(_PG_NONDETERMINISTIC, {"t": quote(str(table))})["name"].to_list()
+            return Collated(loose=frozenset(loose))
+        found = self.fetch("SELECT sql FROM duckdb_tables() WHERE table_name = $t", {"t": str(table)})
+        if found.height == 0:  # a view: its columns' collations are its query's
+            return Collated()
+        named = _duckdb_collated(found["sql"].to_list())
+        return Collated(loose=named, ordered=named)
+
+
+#: a PostgreSQL table's columns whose collation finds text equal that differs in its bytes
+_PG_NONDETERMINISTIC = (
+    "SELECT a.attname AS name FROM pg_attribute AS a JOIN pg_collation AS c ON c.oid = a.attcollation "
+    "WHERE a.attrelid = CAST(%(t)s AS REGCLASS) AND a.attnum > 0 AND NOT c.collisdeterministic"
+)
+
+
+def _duckdb_collated(statements: list[str]) -> frozenset[str]:
+    """The columns that DuckDB's ``CREATE TABLE`` statements declare with a collation (``COLLATE NOCASE``)."""
+    from sqlglot import exp, parse_one
+
+    return frozenset(
+        column.name
+        for sql in statements
+        for column in parse_one(sql, read="duckdb").find_all(exp.ColumnDef)
+        if any(isinstance(c.kind, exp.CollateColumnConstraint) for c in column.constraints)
+    )
 
 
 def _duckdb() -> Any:
