@@ -99,9 +99,7 @@ def files_spec(root: Path, tables: dict[str, pl.DataFrame], calendar: str, engin
         frame.write_parquet(root / f"{name}.parquet")
     times = {"ads": "ts", "sessions": "ts", "tickets": "created_at"}
     how = "connector: spark, master: 'local[2]'" if engine == "spark" else f"connector: parquet, engine: {engine}"
-    sources = "".join(
-        f"  {n}: {{{how}, path: {n}.parquet, time: {times[n]}{ENTITIES.get(n, '')}}}\n" for n in tables
-    )
+    sources = "".join(f"  {n}: {{{how}, path: {n}.parquet, time: {times[n]}{ENTITIES.get(n, '')}}}\n" for n in tables)
     return write_spec(root, f"version: 1\n{CALENDARS[calendar]}sources:\n{sources}{KPIS}")
 
 
@@ -146,7 +144,9 @@ def test_every_backend_gives_the_polars_numbers(backend, calendar, tables, datab
     else:
         root = sql_spec(tmp_path / "db", databases[backend], calendar)
     catalog = kpi_engine.load(root, allow_outside=True)
-    pushed, reasons = push_plan(catalog.plan(Window(AS_OF)), catalog.registry.connectors, catalog.env, catalog.registry.functions)
+    pushed, reasons = push_plan(
+        catalog.plan(Window(AS_OF)), catalog.registry.connectors, catalog.env, catalog.registry.functions
+    )
     rest = {name: sorted(set(p.rest.values())) for name, p in pushed.items() if p.rest}
     if backend in ("duckdb", "postgres", "parquet-duckdb"):
         assert sorted(pushed) == ["ads", "sessions", "tickets"] and reasons == {} and rest == {}
@@ -179,7 +179,9 @@ def test_pushed_sources_read_no_rows(databases, tables, tmp_path, monkeypatch):
         result = kpi_engine.load(root, allow_outside=True).evaluate(AS_OF)
         assert result["ctr"].height > 20
     root = files_spec(tmp_path / "spark", {"ads": tables["ads"]}, "paris", engine="spark")
-    (root / "kpis.yaml").write_text((root / "kpis.yaml").read_text().split("kpis:")[0] + "kpis:\n" + KPIS.split("kpis:\n")[1].split("  leads:")[0])
+    (root / "kpis.yaml").write_text(
+        (root / "kpis.yaml").read_text().split("kpis:")[0] + "kpis:\n" + KPIS.split("kpis:\n")[1].split("  leads:")[0]
+    )
     assert kpi_engine.load(root).evaluate(AS_OF)["ctr"].height > 20
 
 
@@ -207,14 +209,19 @@ def test_a_group_with_no_sql_form_reads_only_its_columns(databases, tables, tmp_
 
     monkeypatch.setattr(SqlConnector, "scan", recorded)
     catalog = kpi_engine.load(root, allow_outside=True)
-    pushed, reasons = push_plan(catalog.plan(Window(AS_OF)), catalog.registry.connectors, catalog.env, catalog.registry.functions)
+    pushed, reasons = push_plan(
+        catalog.plan(Window(AS_OF)), catalog.registry.connectors, catalog.env, catalog.registry.functions
+    )
     assert reasons == {} and len(pushed["ads"].groups) >= 1
     assert set(pushed["ads"].rest.values()) == {"`window: 28d` periods are computed from the rows"}
     assert same(catalog.evaluate(AS_OF), kpi_engine.load(reference).evaluate(AS_OF)) > 20
     assert scans == [("ads", ("campaign", "ts"))]  # the window's columns (not channel, cost, impressions)
     explained = catalog.explain(Window(AS_OF))
-    assert "reads its rows into polars (columns ['campaign', 'ts']): `window: 28d` periods are computed from the rows" in explained
-    assert "SUM(\"impressions\")" in explained
+    assert (
+        "reads its rows into polars (columns ['campaign', 'ts']): `window: 28d` periods are computed from the rows"
+        in explained
+    )
+    assert 'SUM("impressions")' in explained
 
 
 def test_sqlite_values_of_another_type_are_read_and_checked(tmp_path):
@@ -225,11 +232,18 @@ def test_sqlite_values_of_another_type_are_read_and_checked(tmp_path):
     con.executemany("INSERT INTO t VALUES (?, ?)", [("2026-04-01 10:00:00", 1), (1777593600, 2)])
     con.commit()
     con.close()
-    write_spec(tmp_path, "version: 1\nsources:\n  t: {connector: sql, path: crm.db, table: t, time: ts}\n"
-               "kpis:\n  n: {unit: count, grain: month, formula: sum(t.n)}\n")
+    write_spec(
+        tmp_path,
+        "version: 1\nsources:\n  t: {connector: sql, path: crm.db, table: t, time: ts}\n"
+        "kpis:\n  n: {unit: count, grain: month, formula: sum(t.n)}\n",
+    )
     catalog = kpi_engine.load(tmp_path)
-    pushed, reasons = push_plan(catalog.plan(Window(AS_OF)), catalog.registry.connectors, catalog.env, catalog.registry.functions)
-    assert pushed == {} and reasons == {"t": "column `ts` holds values of another type than declared: its rows are read and checked"}
+    pushed, reasons = push_plan(
+        catalog.plan(Window(AS_OF)), catalog.registry.connectors, catalog.env, catalog.registry.functions
+    )
+    assert pushed == {} and reasons == {
+        "t": "column `ts` holds values of another type than declared: its rows are read and checked"
+    }
     with pytest.raises(kpi_engine.KpiError, match="declared TIMESTAMP but row 2 holds '1777593600'"):
         catalog.evaluate(AS_OF)
 
@@ -320,12 +334,18 @@ kpis:
 def edge_rows() -> pl.DataFrame:
     """Rows at DST changes and local midnights (Europe/Paris), nulls, zero denominators, a null dimension."""
     at = [
-        dt.datetime(2026, 3, 28, 22, 59), dt.datetime(2026, 3, 28, 23, 0),  # 23:59 / 00:00 Paris (UTC+1)
-        dt.datetime(2026, 3, 29, 0, 30), dt.datetime(2026, 3, 29, 1, 0),  # the spring-forward night
-        dt.datetime(2026, 10, 24, 21, 59), dt.datetime(2026, 10, 24, 22, 0),  # 23:59 / 00:00 Paris (UTC+2)
-        dt.datetime(2026, 10, 25, 0, 30), dt.datetime(2026, 10, 25, 1, 30),  # the fall-back night, twice 02:30
-        dt.datetime(2026, 12, 31, 22, 59), dt.datetime(2026, 12, 31, 23, 0),  # the year's last minute in Paris
-        dt.datetime(2026, 12, 31, 22, 59), dt.datetime(2026, 3, 28, 22, 59),  # ties: the greater value is last
+        dt.datetime(2026, 3, 28, 22, 59),
+        dt.datetime(2026, 3, 28, 23, 0),  # 23:59 / 00:00 Paris (UTC+1)
+        dt.datetime(2026, 3, 29, 0, 30),
+        dt.datetime(2026, 3, 29, 1, 0),  # the spring-forward night
+        dt.datetime(2026, 10, 24, 21, 59),
+        dt.datetime(2026, 10, 24, 22, 0),  # 23:59 / 00:00 Paris (UTC+2)
+        dt.datetime(2026, 10, 25, 0, 30),
+        dt.datetime(2026, 10, 25, 1, 30),  # the fall-back night, twice 02:30
+        dt.datetime(2026, 12, 31, 22, 59),
+        dt.datetime(2026, 12, 31, 23, 0),  # the year's last minute in Paris
+        dt.datetime(2026, 12, 31, 22, 59),
+        dt.datetime(2026, 3, 28, 22, 59),  # ties: the greater value is last
     ]
     return pl.DataFrame(
         {
@@ -348,24 +368,42 @@ def test_edge_cases_agree_with_polars(backend, postgres, tmp_path):
     frame.write_parquet(tmp_path / "files" / "e.parquet")
     reference = write_spec(tmp_path / "files", head + "  e: {connector: parquet, path: e.parquet, time: at}\n" + EDGES)
     if backend == "parquet-duckdb":
-        root = write_spec(tmp_path / "files2", head + "  e: {connector: parquet, path: ../files/e.parquet, time: at, engine: duckdb}\n" + EDGES)
+        root = write_spec(
+            tmp_path / "files2",
+            head + "  e: {connector: parquet, path: ../files/e.parquet, time: at, engine: duckdb}\n" + EDGES,
+        )
     elif backend == "spark":
-        root = write_spec(tmp_path / "files2", head + "  e: {connector: spark, path: ../files/e.parquet, time: at, master: 'local[2]'}\n" + EDGES)
+        root = write_spec(
+            tmp_path / "files2",
+            head + "  e: {connector: spark, path: ../files/e.parquet, time: at, master: 'local[2]'}\n" + EDGES,
+        )
     elif backend == "duckdb":
         with duckdb.connect(str(tmp_path / "e.duckdb")) as con:
             con.register("frame", frame.to_arrow())
             con.execute("CREATE TABLE e AS SELECT * FROM frame")
-        root = write_spec(tmp_path / "db", head + f"  e: {{connector: sql, path: {tmp_path / 'e.duckdb'}, table: e, time: at}}\n" + EDGES)
+        root = write_spec(
+            tmp_path / "db",
+            head + f"  e: {{connector: sql, path: {tmp_path / 'e.duckdb'}, table: e, time: at}}\n" + EDGES,
+        )
     else:
         with psycopg.connect(postgres, autocommit=True) as con:
-            con.execute('DROP TABLE IF EXISTS e; CREATE TABLE e ("at" TIMESTAMP, k TEXT, n BIGINT, x DOUBLE PRECISION, y DOUBLE PRECISION)')
+            con.execute(
+                'DROP TABLE IF EXISTS e; CREATE TABLE e ("at" TIMESTAMP, k TEXT, n BIGINT, x DOUBLE PRECISION, y DOUBLE PRECISION)'
+            )
             with con.cursor().copy("COPY e FROM STDIN") as copy:
                 for row in frame.rows():
                     copy.write_row(row)
-        root = write_spec(tmp_path / "db", head + f"  e: {{connector: sql, url: '{postgres}', table: e, time: at}}\n" + EDGES)
+        root = write_spec(
+            tmp_path / "db", head + f"  e: {{connector: sql, url: '{postgres}', table: e, time: at}}\n" + EDGES
+        )
     expected = kpi_engine.load(reference).evaluate(dt.date(2026, 12, 31))
     catalog = kpi_engine.load(root, allow_outside=True)
-    pushed, _ = push_plan(catalog.plan(Window(dt.date(2026, 12, 31))), catalog.registry.connectors, catalog.env, catalog.registry.functions)
+    pushed, _ = push_plan(
+        catalog.plan(Window(dt.date(2026, 12, 31))),
+        catalog.registry.connectors,
+        catalog.env,
+        catalog.registry.functions,
+    )
     assert list(pushed) == ["e"]
     assert same(catalog.evaluate(dt.date(2026, 12, 31)), expected) > 100
     days = {r["start"]: r["value"] for r in expected["total"].iter_rows(named=True) if r["value"]}
@@ -374,8 +412,13 @@ def test_edge_cases_agree_with_polars(backend, postgres, tmp_path):
     assert [r["value"] for r in expected["last_x"].iter_rows(named=True) if r["start"] == dt.date(2026, 12, 1)] == [6.0]
     march = {r["k"]: r["value"] for r in expected["first_y"].iter_rows(named=True) if r["start"] == dt.date(2026, 3, 1)}
     assert march["a"] == 0.5  # 28 Mar 23:59 Paris holds y 2.0 and 0.5 for k a: the smaller is first
-    assert days == {dt.date(2026, 3, 28): 1, dt.date(2026, 3, 29): 2 + 3 + 4, dt.date(2026, 10, 24): 5,
-                    dt.date(2026, 10, 25): 6 + 7 + 8, dt.date(2026, 12, 31): 9}, days  # (1 Jan 2027 is after as-of)
+    assert days == {
+        dt.date(2026, 3, 28): 1,
+        dt.date(2026, 3, 29): 2 + 3 + 4,
+        dt.date(2026, 10, 24): 5,
+        dt.date(2026, 10, 25): 6 + 7 + 8,
+        dt.date(2026, 12, 31): 9,
+    }, days  # (1 Jan 2027 is after as-of)
 
 
 def test_integer_sums_past_64_bits_stop_the_run_on_every_backend(postgres, tmp_path):
@@ -392,10 +435,17 @@ def test_integer_sums_past_64_bits_stop_the_run_on_every_backend(postgres, tmp_p
         with con.cursor().copy("COPY e FROM STDIN") as copy:
             for row in big.rows():
                 copy.write_row(row)
-    for where in ("{connector: parquet, path: e.parquet, time: at}", "{connector: parquet, path: e.parquet, time: at, engine: duckdb}",
-                  "{connector: sql, path: e.duckdb, table: e, time: at}", f"{{connector: sql, url: '{postgres}', table: e, time: at}}"):
+    for where in (
+        "{connector: parquet, path: e.parquet, time: at}",
+        "{connector: parquet, path: e.parquet, time: at, engine: duckdb}",
+        "{connector: sql, path: e.duckdb, table: e, time: at}",
+        f"{{connector: sql, url: '{postgres}', table: e, time: at}}",
+    ):
         root = write_spec(tmp_path, f"version: 1\nsources:\n  e: {where}\n{kpis}")
-        with pytest.raises(kpi_engine.KpiError, match=r"sum\(e.n\) is 9223372036854775808 in 2026-05, past the 64-bit integer range .*KPIs: total"):
+        with pytest.raises(
+            kpi_engine.KpiError,
+            match=r"sum\(e.n\) is 9223372036854775808 in 2026-05, past the 64-bit integer range .*KPIs: total",
+        ):
             kpi_engine.load(root).evaluate(dt.date(2026, 5, 31))
 
 
@@ -428,17 +478,26 @@ def test_connection_errors_are_named(tmp_path, monkeypatch):
     profiles = tmp_path / "profiles.yml"
     profiles.write_text("shop: [unclosed\n")
     monkeypatch.setenv("KPI_PROFILES", str(profiles))
-    for ref, message in (("${profile:shop}", "`${profile:shop}` names no setting"), ("${profile:shop.url}", "cannot read the profiles file")):
+    for ref, message in (
+        ("${profile:shop}", "`${profile:shop}` names no setting"),
+        ("${profile:shop.url}", "cannot read the profiles file"),
+    ):
         with pytest.raises(kpi_engine.KpiError, match=re.escape(message)):
             kpi_engine.load(sql_spec(tmp_path / ref[10:14], f"url: '{ref}'", "utc"))
     for options in ("table: t, path: x.parquet", "master: 'local[1]'"):
-        root = write_spec(tmp_path / f"spark{len(options)}", f"version: 1\nsources:\n  s: {{connector: spark, {options}, time: ts}}\nkpis:\n  n: {{unit: count, grain: day, formula: count(s)}}\n")
+        root = write_spec(
+            tmp_path / f"spark{len(options)}",
+            f"version: 1\nsources:\n  s: {{connector: spark, {options}, time: ts}}\nkpis:\n  n: {{unit: count, grain: day, formula: count(s)}}\n",
+        )
         with pytest.raises(kpi_engine.KpiError, match="source `s` needs exactly one of `table` or `path`"):
             kpi_engine.load(root)
     with sqlite3.connect(tmp_path / "q.db") as con:
         con.execute("CREATE TABLE t (ts TIMESTAMP, n INTEGER)")
         con.execute("INSERT INTO t VALUES ('2026-04-01 10:00:00', 1)")
-    root = write_spec(tmp_path / "q", f"version: 1\nsources:\n  s: {{connector: sql, path: {tmp_path / 'q.db'}, query: 'SELECT ts, n FROM t WHERE n >>> 0 ,', time: ts}}\nkpis:\n  n: {{unit: count, grain: day, formula: sum(s.n)}}\n")
+    root = write_spec(
+        tmp_path / "q",
+        f"version: 1\nsources:\n  s: {{connector: sql, path: {tmp_path / 'q.db'}, query: 'SELECT ts, n FROM t WHERE n >>> 0 ,', time: ts}}\nkpis:\n  n: {{unit: count, grain: day, formula: sum(s.n)}}\n",
+    )
     with pytest.raises(kpi_engine.KpiError) as info:
         kpi_engine.load(root, allow_outside=True).evaluate(AS_OF)
     assert "source `s`" in info.value.render()
@@ -453,19 +512,37 @@ def test_a_missing_driver_says_what_to_install(databases, postgres, tables, tmp_
 
     spark_root = files_spec(tmp_path / "spark", {"ads": tables["ads"]}, "utc", engine="spark")
     spark_spec = (spark_root / "kpis.yaml").read_text().replace("local[2]", "local[1]")  # (a session not made yet)
-    (spark_root / "kpis.yaml").write_text(spark_spec.split("kpis:")[0] + "kpis:\n" + KPIS.split("kpis:\n")[1].split("  spend:")[0])
+    (spark_root / "kpis.yaml").write_text(
+        spark_spec.split("kpis:")[0] + "kpis:\n" + KPIS.split("kpis:\n")[1].split("  spend:")[0]
+    )
     cases = {
-        "duckdb": (sql_spec(tmp_path / "duck", databases["duckdb"], "utc"), "reading a DuckDB database needs the duckdb package", "pip install 'kpi-engine[duckdb]'"),
-        "psycopg": (sql_spec(tmp_path / "pg", databases["postgres"], "utc"), "reading PostgreSQL needs the psycopg driver", "pip install 'kpi-engine[postgres]'"),
+        "duckdb": (
+            sql_spec(tmp_path / "duck", databases["duckdb"], "utc"),
+            "reading a DuckDB database needs the duckdb package",
+            "pip install 'kpi-engine[duckdb]'",
+        ),
+        "psycopg": (
+            sql_spec(tmp_path / "pg", databases["postgres"], "utc"),
+            "reading PostgreSQL needs the psycopg driver",
+            "pip install 'kpi-engine[postgres]'",
+        ),
         "pyspark": (spark_root, "the spark connector needs pyspark", "pip install 'kpi-engine[spark]' (and Java 17)"),
-        "duckdb-engine": (files_spec(tmp_path / "engine", tables, "utc", engine="duckdb"), "says `engine: duckdb`, which needs DuckDB", "pip install 'kpi-engine[duckdb]', or remove `engine: duckdb`"),
+        "duckdb-engine": (
+            files_spec(tmp_path / "engine", tables, "utc", engine="duckdb"),
+            "says `engine: duckdb`, which needs DuckDB",
+            "pip install 'kpi-engine[duckdb]', or remove `engine: duckdb`",
+        ),
     }
     for package, (root, message, hint) in cases.items():
         with monkeypatch.context() as patch:
-            for module in [m for m in sys.modules if m == package.split("-")[0] or m.startswith(package.split("-")[0] + ".")]:
+            for module in [
+                m for m in sys.modules if m == package.split("-")[0] or m.startswith(package.split("-")[0] + ".")
+            ]:
                 patch.setitem(sys.modules, module, None)
             patch.setitem(sys.modules, package.split("-")[0], None)  # `import x` raises ImportError
-            res = CliRunner().invoke(main, ["run", str(root), "--as-of", "2026-06-30", "--kpi", "ctr", "--allow-outside"])
+            res = CliRunner().invoke(
+                main, ["run", str(root), "--as-of", "2026-06-30", "--kpi", "ctr", "--allow-outside"]
+            )
         assert res.exit_code == 2, (package, res.output)
         assert message in res.output and hint in res.output, (package, res.output)
         assert "Traceback" not in res.output
@@ -518,17 +595,53 @@ def test_a_text_time_column_in_a_database_is_read_and_windowed_after_parsing(pos
     """A table whose time column is text: the connector gets no time window to compare it with (a VARCHAR
     against a TIMESTAMP failed the source); the engine parses the times and keeps the window's rows. Text
     days are the spec's days (New York here), as in files."""
-    frame = pl.DataFrame({"at": ["2026-03-02", "2026-03-30T02:00:00", "2026-03-30", "2026-04-02T12:00:00"], "n": [1, 2, 4, 8]})
+    frame = pl.DataFrame(
+        {"at": ["2026-03-02", "2026-03-30T02:00:00", "2026-03-30", "2026-04-02T12:00:00"], "n": [1, 2, 4, 8]}
+    )
     to_duckdb(tmp_path / "t.duckdb", {"t": frame})
     with psycopg.connect(postgres, autocommit=True) as con:
         con.execute("DROP TABLE IF EXISTS t_text")
     to_postgres(postgres, {"t_text": frame})
     kpis = "kpis:\n  n: {unit: count, grain: day, formula: sum(e.n)}\n"
-    for where in (f"{{connector: sql, path: {tmp_path / 't.duckdb'}, table: t, time: at}}",
-                  f"{{connector: sql, url: '{postgres}', table: t_text, time: at}}"):
+    for where in (
+        f"{{connector: sql, path: {tmp_path / 't.duckdb'}, table: t, time: at}}",
+        f"{{connector: sql, url: '{postgres}', table: t_text, time: at}}",
+    ):
         root = write_spec(tmp_path / "spec", f"version: 1\ntimezone: America/New_York\nsources:\n  e: {where}\n{kpis}")
         result = kpi_engine.load(root, allow_outside=True).evaluate(dt.date(2026, 3, 31), start=dt.date(2026, 3, 29))
         days = {r["start"]: r["value"] for r in result["n"].iter_rows(named=True)}
         # 02:00 UTC on 30 March is 22:00 on the 29th in New York; 2 March is before the window, 2 April after
         # as-of (so the data ends on the 30th: the 31st has none)
         assert days == {dt.date(2026, 3, 29): 2, dt.date(2026, 3, 30): 4, dt.date(2026, 3, 31): None}, where
+
+
+def test_a_sqlite_time_column_of_epoch_numbers_or_other_text_keeps_its_rows_in_any_window(tmp_path):
+    """SQLite lets a TIMESTAMP or DATE column hold anything: Unix times (`time_unit`), or text in another
+    format (`time_format`). A window compared with them as ISO text dropped every row (a number sorts
+    before any text, "05/03/2026" before "2026-..."), so `--from` emptied the KPI. Values never depend on
+    the window; numbers with no `time_unit` are an error in any window, never an empty KPI."""
+    days = [dt.datetime(2026, 3, d, 12, tzinfo=dt.UTC) for d in range(1, 11)]
+    cases = {
+        "epoch": ("TIMESTAMP", [int(d.timestamp()) for d in days], ", time_unit: s"),
+        "text": ("DATE", [d.strftime("%d/%m/%Y") for d in days], ", time_format: '%d/%m/%Y'"),
+        "undeclared": ("TIMESTAMP", [int(d.timestamp()) for d in days], ""),
+    }
+    for name, (declared, values, options) in cases.items():
+        path = tmp_path / f"{name}.sqlite"
+        with sqlite3.connect(path) as con:
+            con.execute(f"CREATE TABLE t (ts {declared}, n INTEGER)")
+            con.executemany("INSERT INTO t VALUES (?, ?)", [(v, i + 1) for i, v in enumerate(values)])
+        source = f"{{connector: sql, path: {path}, table: t, time: ts{options}}}"
+        root = write_spec(
+            tmp_path / name,
+            f"version: 1\nsources:\n  e: {source}\nkpis:\n  n: {{unit: count, grain: day, formula: sum(e.n)}}\n",
+        )
+        catalog = kpi_engine.load(root, allow_outside=True)
+        for start in (None, dt.date(2026, 3, 5)):
+            if name == "undeclared":
+                with pytest.raises(kpi_engine.KpiError, match="time_unit"):
+                    catalog.evaluate(dt.date(2026, 3, 10), start=start)
+                continue
+            result = catalog.evaluate(dt.date(2026, 3, 10), start=start)
+            got = {r["start"].day: r["value"] for r in result["n"].iter_rows(named=True)}
+            assert got == {d: d for d in range(start.day if start else 1, 11)}, (name, start)

@@ -164,16 +164,20 @@ class SqlConnector(Connector):
         cols = ", ".join(quote(c) for c in request.columns) or "*"
         sql = f"SELECT {cols} FROM {self._from(source)}"
         params: list[Any] = []
-        if kind != "uri":
+        # SQLite's column may hold Unix times or text in another format whatever its declared type: compared
+        # with an ISO bound they sort apart (a number before any text), so only ISO text is windowed there
+        other = kind == "sqlite" and ("time_unit" in source.options or "time_format" in source.options)
+        if kind != "uri" and not other:
             clauses = []
             day = dt.timedelta(days=1)
             mark = "%s" if kind == "postgres" else "?"
-            if request.start is not None:
-                clauses.append(f"{quote(request.time_column)} >= {mark}")
-                params.append(_sql_time(request.start - day, kind))
-            if request.end is not None:
-                clauses.append(f"{quote(request.time_column)} < {mark}")
-                params.append(_sql_time(request.end + day, kind))
+            column = quote(request.time_column)
+            for bound, op, shift in ((request.start, ">=", -day), (request.end, "<", day)):
+                if bound is None:
+                    continue
+                test = f"{column} {op} {mark}"  # (SQLite: a value that is not text is read, and checked)
+                clauses.append(f"(typeof({column}) <> 'text' OR {test})" if kind == "sqlite" else test)
+                params.append(_sql_time(bound + shift, kind))
             if clauses:
                 sql += " WHERE " + " AND ".join(clauses)
         frame = self._read(source, env, sql, params)
