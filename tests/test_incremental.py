@@ -354,3 +354,30 @@ def test_random_catalogues_and_appends_give_a_full_runs_numbers(tmp_path_factory
         if delete:
             sorted((root / "data").glob("20*.parquet"))[0].unlink(missing_ok=True)
         same_as_full(day)
+
+
+def test_a_late_row_earlier_on_an_entitys_first_day_moves_where_it_was_acquired(tmp_path):
+    """An entity's first row decides the period and channel it is new in. A late row on the day of its
+    stored first row, but earlier that day and from another channel, must move it there: the stored first
+    rows are kept only before the changed day, never on it."""
+    at = lambda day, hour: dt.datetime(2026, 3, day, hour)  # noqa: E731
+    rows = lambda *r: pl.DataFrame(r, schema=["at", "v", "channel"], orient="row")  # noqa: E731
+    (tmp_path / "data").mkdir()
+    rows((at(1, 10), "y", "a"), (at(2, 15), "x", "b"), (at(3, 12), "z", "b")).write_parquet(
+        tmp_path / "data" / "1.parquet"
+    )
+    source = "{connector: parquet, path: 'data/*.parquet', time: at, entities: {visitor: v}}"
+    kpis = "kpis:\n  new: {unit: count, grain: day, dimensions: [channel], formula: count(visitor where new)}\n"
+    (tmp_path / "kpis.yaml").write_text(f"version: 1\nsources:\n  e: {source}\n{kpis}")
+    cache, as_of = Cache(tmp_path / "cache"), dt.date(2026, 3, 3)
+    load(tmp_path).evaluate(as_of, cache=cache)
+    rows(
+        (at(2, 9), "x", "a"),
+    ).write_parquet(tmp_path / "data" / "2.parquet")  # x came through `a` first
+    catalog = load(tmp_path)
+    inc, full = catalog.evaluate(as_of, cache=cache), catalog.evaluate(as_of)
+    day2 = {
+        r["channel"]: r["value"] for r in full["new"].iter_rows(named=True) if r["start"].day == 2 and not r["is_total"]
+    }
+    assert day2 == {"a": 1, "b": 0}
+    assert inc["new"].equals(full["new"])
