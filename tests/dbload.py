@@ -70,3 +70,40 @@ def to_sqlite(path: Path, tables: dict[str, pl.DataFrame]) -> None:
         con.executemany(f'INSERT INTO "{name}" VALUES ({", ".join("?" * len(cols))})', frame.select(exprs).rows())
     con.commit()
     con.close()
+
+
+def case_insensitive_postgres(url: str, tables: dict[str, tuple[str, ...]]) -> None:
+    """Give these text columns ICU's case-insensitive, nondeterministic collation (``"Email" = "email"``)."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as con:
+        con.execute(
+            "DO $$ BEGIN CREATE COLLATION ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);"
+            " EXCEPTION WHEN duplicate_object THEN NULL; END $$"
+        )
+        for table, columns in tables.items():
+            for column in columns:
+                con.execute(f'ALTER TABLE "{table}" ALTER COLUMN "{column}" TYPE TEXT COLLATE ci')
+
+
+def case_insensitive_duckdb(path: Path, tables: dict[str, tuple[str, ...]]) -> None:
+    """Declare these text columns ``COLLATE NOCASE``."""
+    import duckdb
+
+    with duckdb.connect(str(path)) as con:
+        for table, columns in tables.items():
+            for column in columns:
+                con.execute(f'ALTER TABLE "{table}" ALTER COLUMN "{column}" TYPE VARCHAR COLLATE NOCASE')
+
+
+def case_insensitive_sqlite(path: Path, tables: dict[str, tuple[str, ...]]) -> None:
+    """Declare these text columns ``COLLATE NOCASE`` (SQLite cannot alter a column: the tables are made again)."""
+    with sqlite3.connect(path) as con:
+        for table, columns in tables.items():
+            sql = con.execute("SELECT sql FROM sqlite_master WHERE name = ?", (table,)).fetchone()[0]
+            for column in columns:
+                sql = sql.replace(f'"{column}" TEXT', f'"{column}" TEXT COLLATE NOCASE')
+            con.execute(f'ALTER TABLE "{table}" RENAME TO kpi_old')
+            con.execute(sql)
+            con.execute(f'INSERT INTO "{table}" SELECT * FROM kpi_old')
+            con.execute("DROP TABLE kpi_old")

@@ -64,6 +64,7 @@ FORMULAS = [
     'count(e where k in ["a", null]) + sum(e.n where not (k == "b") and x is not null)',
     "previous(sum(e.n), 1 year) + previous(count(e), 2)",
     "mean(days(e.at - e.at)) + mean(e.n / e.x)",
+    'count(e where k < "b") + sum(e.n where k >= "B")',
 ]
 WINDOWS = {"day": ["28d", "month_to_date", "year_to_date", "all_time"], "week": ["28d", "all_time"]}
 UNWINDOWED = ("new", "active", "previous", "over_next")  # (a window does not combine with these)
@@ -78,7 +79,9 @@ instants = st.one_of(
 rows = st.lists(
     st.tuples(
         instants,
-        st.one_of(st.none(), st.sampled_from(["a", "b", "c"])),
+        st.one_of(
+            st.none(), st.sampled_from(["a", "b", "c", "A", "é"])
+        ),  # (the databases ignore case: test_differential)
         st.integers(-5, 40),
         st.one_of(st.none(), st.integers(-8, 8).map(lambda i: i / 4)),
         st.one_of(st.none(), st.sampled_from([0.0, 0.5, 1.0, 2.5, 10.0])),

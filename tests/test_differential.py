@@ -1,6 +1,7 @@
 """Differential tests across backends: random rows and a random catalogue (formulas, grains, dimensions, time
 zone, week start, fiscal year, as-of date) must give the same numbers on polars, on DuckDB (its own file and
-`engine: duckdb` over the Parquet file), on SQLite and on PostgreSQL, to 1e-9 relative.
+`engine: duckdb` over the Parquet file), on SQLite and on PostgreSQL, to 1e-9 relative. The databases sort
+text as English (PostgreSQL) and their text column ignores case, as real ones may: polars compares bytes.
 
 Rows cluster around the instants where bucketing goes wrong: DST changes (including Lord Howe's half-hour
 one), local midnights, month and year ends, and the zones a whole-hour offset misses (Kolkata, Chatham).
@@ -14,7 +15,14 @@ import datetime as dt
 import os
 
 import pytest
-from dbload import to_duckdb, to_postgres, to_sqlite
+from dbload import (
+    case_insensitive_duckdb,
+    case_insensitive_postgres,
+    case_insensitive_sqlite,
+    to_duckdb,
+    to_postgres,
+    to_sqlite,
+)
 from hypothesis import HealthCheck, given, settings
 from randomcat import as_of, calendars, catalogue, frame_of, kpis, rows
 
@@ -36,14 +44,15 @@ RANDOM = settings(
 
 @pytest.fixture(scope="module")
 def postgres(pg_server):
-    return pg_database(pg_server, "differential")
+    """Its text sorts as English, not by bytes, and `k` ignores case (below): the engine must not care."""
+    return pg_database(pg_server, "differential", icu="en")
 
 
 D = dt.datetime
 # what the first runs found, kept as fixed cases: SQLite took 31 March minus 9 months to 1 July (a fiscal
 # quarter too late); a SQLite read with no rows failed; SQL's % took the dividend's sign; round() differed;
 # an entity's SQL sum of nulls was NULL (polars: 0); days() of two DATE columns failed in SQL; PostgreSQL
-# columns with no rows or only NULLs were typed Null
+# columns with no rows or only NULLs were typed Null; text took the database's collation (test_text_order)
 FOUND = [
     (
         [(D(2026, 3, 31, 22, 57), None, 9, -1.25, 2.5, 4)],
@@ -97,6 +106,20 @@ FOUND = [
         ("UTC", "monday", 1),
         dt.date(2026, 1, 15),
     ),
+    (  # text took the database's collation: English order, and "A" was "a" in a case-insensitive column
+        [
+            (D(2026, 5, 4, 9), "A", 1, 0.5, 1.0, 1),
+            (D(2026, 5, 4, 10), "a", 2, 1.0, None, 2),
+            (D(2026, 5, 4, 11), "é", 4, None, 2.5, 1),
+            (D(2026, 5, 4, 12), "b", 8, 2.0, 0.0, 3),
+        ],
+        [
+            ('count(e where k < "b") + sum(e.n where k >= "B")', "day", "[k]"),
+            ("count_distinct(e.k)", "week", "[]"),
+        ],
+        ("UTC", "monday", 1),
+        dt.date(2026, 5, 10),
+    ),
 ]
 
 
@@ -130,6 +153,10 @@ def agree(
     to_sqlite(folder / "e.db", {"e": frame})
     table = f"e_{folder.name.replace('-', '_')}"
     to_postgres(postgres, {table: frame})
+    # the databases find "A" equal to "a", as a case-insensitive column does: the engine compares bytes
+    case_insensitive_duckdb(folder / "e.duckdb", {"e": ("k",)})
+    case_insensitive_sqlite(folder / "e.db", {"e": ("k",)})
+    case_insensitive_postgres(postgres, {table: ("k",)})
     entity = ", entities: {visitor: v}"
     where = {
         "polars": "connector: parquet, path: ../e.parquet",

@@ -15,7 +15,14 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from dbload import to_duckdb, to_postgres, to_sqlite
+from dbload import (
+    case_insensitive_duckdb,
+    case_insensitive_postgres,
+    case_insensitive_sqlite,
+    to_duckdb,
+    to_postgres,
+    to_sqlite,
+)
 
 import kpi_engine
 from kpi_engine.plan import Window
@@ -40,6 +47,8 @@ ROWS = [
     (49, "émail", None, "ann", 128),
     (50, None, "ä", None, 256),
 ]
+#: the case-insensitive columns of each table (the lookup's key too)
+KEYS = {"t": ("channel", "customer"), "people": ("customer",)}
 PEOPLE = [("Ann", "North"), ("bob", "South"), ("Zoë", "West"), ("ANN", "East")]  # "ann" and "Bob" are not in it
 
 KPIS = """
@@ -116,19 +125,10 @@ def test_the_polars_path_compares_bytes(reference):
 def pg_url(pg_server) -> str:
     """A database whose default collation is ICU's English, `channel` and `customer` (and the lookup's key)
     case-insensitive; and `t_det`, the same rows with the database's own (deterministic) collation."""
-    server = pg_server
-    url = pg_database(server, "kpi_text_order")
-    name = url.rsplit("/", 1)[1]
-    with psycopg.connect(server, autocommit=True) as con:
-        con.execute(f'DROP DATABASE "{name}"')
-        con.execute(
-            f"CREATE DATABASE \"{name}\" LOCALE_PROVIDER icu ICU_LOCALE 'en' LOCALE 'C.UTF-8' TEMPLATE template0"
-        )
+    url = pg_database(pg_server, "kpi_text_order", icu="en")
     to_postgres(url, frames())
+    case_insensitive_postgres(url, KEYS)
     with psycopg.connect(url, autocommit=True) as con:
-        con.execute("CREATE COLLATION ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false)")
-        for table, column in (("t", "channel"), ("t", "customer"), ("people", "customer")):
-            con.execute(f'ALTER TABLE "{table}" ALTER COLUMN "{column}" TYPE TEXT COLLATE ci')
         # the database does see the rows its own way: the test would prove nothing otherwise
         assert con.execute("SELECT count(*) FROM t WHERE channel = 'EMAIL'").fetchone()[0] == 3
         assert con.execute("SELECT count(*) FROM t WHERE name >= 'a'").fetchone()[0] == 8
@@ -140,15 +140,8 @@ def pg_url(pg_server) -> str:
 def _sqlite(root: Path) -> str:
     path = root / "shop.sqlite"
     to_sqlite(path, frames())
-    with sqlite3.connect(path) as con:  # SQLite cannot change a column's collation: the tables are made again
-        for table, columns in (("t", ("channel", "customer")), ("people", ("customer",))):
-            sql = con.execute("SELECT sql FROM sqlite_master WHERE name = ?", (table,)).fetchone()[0]
-            for column in columns:
-                sql = sql.replace(f'"{column}" TEXT', f'"{column}" TEXT COLLATE NOCASE')
-            con.execute(f'ALTER TABLE "{table}" RENAME TO old')
-            con.execute(sql)
-            con.execute(f'INSERT INTO "{table}" SELECT * FROM old')
-            con.execute("DROP TABLE old")
+    case_insensitive_sqlite(path, KEYS)
+    with sqlite3.connect(path) as con:
         assert con.execute("SELECT count(*) FROM t WHERE channel = 'EMAIL'").fetchone()[0] == 3
     return f"connector: sql, path: {path}, table: {{table}}"
 
@@ -156,9 +149,8 @@ def _sqlite(root: Path) -> str:
 def _duckdb(root: Path) -> Path:
     path = root / "shop.duckdb"
     to_duckdb(path, frames())
+    case_insensitive_duckdb(path, KEYS)
     with duckdb.connect(str(path)) as con:
-        for table, column in (("t", "channel"), ("t", "customer"), ("people", "customer")):
-            con.execute(f'ALTER TABLE "{table}" ALTER COLUMN "{column}" TYPE VARCHAR COLLATE NOCASE')
         assert con.execute("SELECT count(*) FROM t WHERE channel = 'EMAIL'").fetchone()[0] == 3
     return path
 
