@@ -4,7 +4,9 @@ when a spec or data file changes)."""
 from __future__ import annotations
 
 import datetime as dt
+import queue
 import sys
+import threading
 from pathlib import Path
 
 import click
@@ -138,40 +140,115 @@ def watch_command(
     """Run `kpi alerts` every --every, and at once when a spec or data file changes (until Ctrl-C).
 
     A spec error or an unreachable channel is printed and the watch goes on: the next check tries again.
+    The files are watched from before the first check, so a file that changes while a check runs triggers
+    the next one at once. Only spec files (YAML) and the sources' data count: a log written beside them,
+    or the checks' own history store and cache, never triggers a check.
     """
-    import watchfiles
+    import time
 
+    from .. import history
     from ..errors import KpiError
 
+    store = history_path or history.default_path(path)
+    changes: queue.Queue[set[tuple[object, str]]] = queue.Queue()
+    inputs = _Inputs((str(store), str(store.parent / "cache")))
+    watching: tuple[list[Path], threading.Event] | None = None
     done = 0
-    while runs is None or done < runs:
-        try:
-            check_once(path, now_text, dry_run, history_path, access, cache)
-        except KpiError as exc:
-            click.echo(exc.render(), err=True)
-        done += 1
-        if runs is not None and done >= runs:
-            break
-        try:
-            if on_change:
-                watcher = watchfiles.watch(*_watched(path), rust_timeout=int(every * 1000), yield_on_timeout=True)
-                changed = next(iter(watcher))
-                if changed:
-                    click.echo(f"changed: {', '.join(sorted({Path(p).name for _, p in changed}))}", err=True)
-            else:
-                import time
+    try:
+        while runs is None or done < runs:
+            if on_change:  # (again before each check: a spec edit may add a source, or its folder)
+                inputs.data = _data(path)
+                folders = _watched(path, inputs.data)
+                if watching is None or watching[0] != folders:
+                    if watching is not None:
+                        watching[1].set()
+                    watching = (folders, _follow(folders, inputs, changes))
+            try:
+                check_once(path, now_text, dry_run, history_path, access, cache)
+            except KpiError as exc:
+                click.echo(exc.render(), err=True)
+            done += 1
+            if runs is not None and done >= runs:
+                break
+            try:
+                if on_change:
+                    changed = _changes(changes, every)
+                    if changed:
+                        click.echo(f"changed: {', '.join(sorted({Path(p).name for _, p in changed}))}", err=True)
+                else:
+                    time.sleep(every)
+            except KeyboardInterrupt:
+                break
+    finally:
+        if watching is not None:
+            watching[1].set()
 
-                time.sleep(every)
-        except KeyboardInterrupt:
-            break
+
+class _Inputs:
+    """Which changed paths call for a check: spec files (YAML) and the sources' data (``data``: files,
+    folders or globs, as the specs name them), never the check's ``own`` files."""
+
+    def __init__(self, own: tuple[str, ...]) -> None:
+        import watchfiles
+
+        self.usual = watchfiles.DefaultFilter(
+            ignore_dirs=(*watchfiles.DefaultFilter.ignore_dirs, ".kpi"), ignore_paths=own
+        )
+        self.data: list[Path] = []
+
+    def __call__(self, change: object, path: str) -> bool:
+        import fnmatch
+
+        if not self.usual(change, path):  # type: ignore[arg-type]
+            return False
+        changed = Path(path)
+        if changed.suffix in (".yaml", ".yml"):
+            return True
+        return any(
+            changed == where or where in changed.parents or fnmatch.fnmatch(path, str(where)) for where in self.data
+        )
 
 
-def _watched(path: Path) -> list[Path]:
-    """The spec folder (or file) and the folders of the project's file sources that exist."""
+def _data(path: Path) -> list[Path]:
+    """The sources' data locations (none while the specs do not load: then only a spec fix calls a check)."""
     from ..api import data_locations
 
+    return data_locations(path) or []
+
+
+def _follow(folders: list[Path], inputs: _Inputs, changes: queue.Queue) -> threading.Event:
+    """Watch ``folders`` in a thread of its own, putting each batch of changes that ``inputs`` keeps in
+    ``changes``, until the event returned is set."""
+    import watchfiles
+
+    stop = threading.Event()
+
+    def follow() -> None:
+        for batch in watchfiles.watch(*folders, watch_filter=inputs, stop_event=stop, raise_interrupt=False):
+            changes.put(batch)
+
+    threading.Thread(target=follow, name="kpi-watch", daemon=True).start()
+    return stop
+
+
+def _changes(changes: queue.Queue, seconds: float) -> set:
+    """The changes seen until one arrives or ``seconds`` pass (empty then), with any others already queued."""
+    try:
+        found = set(changes.get(timeout=seconds))
+    except queue.Empty:
+        return set()
+    while True:
+        try:
+            found |= changes.get_nowait()
+        except queue.Empty:
+            return found
+
+
+def _watched(path: Path, data: list[Path]) -> list[Path]:
+    """The spec folder (or file) and the folders of the sources' ``data`` that exist (a broken spec has none:
+    its folder, so that its fix triggers a check)."""
     found = [path]
-    for location in data_locations(path) or ():  # a broken spec: its folder, so that its fix triggers a check
+    for location in data:
         folder = location.parent
         while not folder.exists() and folder != folder.parent:
             folder = folder.parent
