@@ -91,6 +91,12 @@ class Collated:
     loose: frozenset[str] | None = None
     ordered: frozenset[str] | None = None
 
+    def differs(self, name: str, key: bool = False) -> bool:
+        """Whether text column ``name`` may compare otherwise than by bytes: as a ``key`` (grouped, joined),
+        in equality; else in order too. True when unknown."""
+        known = self.loose if key else self.ordered
+        return known is None or name in known
+
     def __or__(self, other: Collated) -> Collated:
         """Both tables' columns (a source and the lookups joined to it): unknown where either is."""
         join = lambda a, b: None if a is None or b is None else a | b  # noqa: E731

@@ -124,7 +124,7 @@ def with_lookups(
         theirs = other.collated()
         key = exp.column(spec.key, table=alias, quoted=True)
         on: exp.Expression = exp.EQ(this=exp.column(spec.key, table=src, quoted=True), expression=key)
-        if schema[spec.key] == pl.String and spec.key in _loose(collated | theirs):  # their bytes, as polars
+        if schema[spec.key] == pl.String and (collated | theirs).differs(spec.key, key=True):  # bytes, as polars
             on = exp.EQ(this=bytewise(db.dialect, on.this), expression=bytewise(db.dialect, key.copy()))
         collated |= theirs
         joins.append((exp.alias_(tables[name].copy(), alias, table=True, quoted=True), on))
@@ -141,25 +141,13 @@ def with_lookups(
     return joined_rows, tables, collated
 
 
-class _Everything(frozenset):
-    """Every column (``Collated``'s None, unknown, as a set)."""
-
-    def __contains__(self, name: object) -> bool:
-        return True
-
-
-def _loose(collated: Collated) -> frozenset[str]:
-    """The columns ``collated`` finds equal text in that differs in its bytes (all of them when unknown)."""
-    return _Everything() if collated.loose is None else collated.loose
-
-
 def repeated_key_query(compiler: SqlCompiler, plan: Plan, name: str, table: exp.Expression) -> Query:
     """The first key of lookup ``name`` held by several of its rows, with their count (no row: unique), as
     ``lookups.lookup_frames`` checks it in memory."""
-    spec, schema = plan.lookups[name]
+    spec = plan.lookups[name][0]  # (its key has the source's type: ``with_lookups``)
     key: exp.Expression = exp.column(spec.key, quoted=True)
-    if schema[spec.key] == pl.String and spec.key in _loose(compiler.collated):  # keys that differ in their
-        key = compiler.bytewise(key)  # bytes only are two keys, as in polars
+    if compiler.by_bytes(spec.key, key=True):  # keys that differ in their bytes only are two keys, as in polars
+        key = compiler.bytewise(key)
     count = exp.Count(this=exp.Star())
     query = (
         exp.select(exp.alias_(key, "value", quoted=True), exp.alias_(count, "n", quoted=True))

@@ -49,14 +49,16 @@ class Query:
     pretty: str = ""  # the same query laid out for reading (``--explain``)
 
 
+def snippet(dialect: str, text: str) -> exp.Expression:
+    """A dialect's SQL snippet with ``:name`` slots, parsed (DuckDB's as PostgreSQL's, whose syntax they share)."""
+    return sqlglot.parse_one(text, read="postgres" if dialect == "duckdb" else dialect)
+
+
 def bytewise(dialect: str, text: exp.Expression) -> exp.Expression:
     """``text`` compared, grouped and counted by its UTF-8 bytes, as in polars, whatever the collation of its
     column or database (``dialects.BYTEWISE``)."""
     form = BYTEWISE.get(dialect)
-    if form is None:
-        return text
-    tree = sqlglot.parse_one(form, read="postgres" if dialect == "duckdb" else dialect)
-    return exp.replace_placeholders(tree, x=text)
+    return text if form is None else exp.replace_placeholders(snippet(dialect, form), x=text)
 
 
 class RowCompiler:
@@ -86,7 +88,7 @@ class RowCompiler:
     def template(self, text: str, **parts: exp.Expression | int | Value) -> exp.Expression:
         """A dialect-specific snippet with ``:name`` slots filled by expressions, engine integers, or values
         (parameters, made only for the slots the snippet has)."""
-        tree = sqlglot.parse_one(text, read="postgres" if self.dialect == "duckdb" else self.dialect)
+        tree = snippet(self.dialect, text)
         filled: dict[str, exp.Expression] = {}
         for name, part in parts.items():
             if f":{name}" not in text:
@@ -139,10 +141,7 @@ class RowCompiler:
         """Whether column ``name`` needs ``bytewise`` in SQL: text, in a dialect that has it, unless the
         database says its collation compares it by bytes already; as a ``key`` (a dimension, an entity), in
         equality only."""
-        if not self.is_text(name) or self.dialect not in BYTEWISE:
-            return False
-        known = self.collated.loose if key else self.collated.ordered
-        return known is None or name in known
+        return self.is_text(name) and self.dialect in BYTEWISE and self.collated.differs(name, key)
 
     # -- time ---------------------------------------------------------------------------------------------
     def local_date(self, t: exp.Expression | None = None) -> exp.Expression:

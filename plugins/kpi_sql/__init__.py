@@ -166,8 +166,8 @@ class SqlConnector(Connector):
         params: list[Any] = []
         # SQLite's column may hold Unix times or text in another format whatever its declared type: compared
         # with an ISO bound they sort apart (a number before any text), so only ISO text is windowed there
-        other = kind == "sqlite" and ("time_unit" in source.options or "time_format" in source.options)
-        if kind != "uri" and not other:
+        not_iso = kind == "sqlite" and ("time_unit" in source.options or "time_format" in source.options)
+        if kind != "uri" and not not_iso:
             clauses = []
             day = dt.timedelta(days=1)
             mark = "%s" if kind == "postgres" else "?"
